@@ -1,0 +1,169 @@
+"""expbook: an experiment tracker and lab notebook for machine-learning training runs.
+
+    import expbook
+
+    with expbook.start_run(name="gru-256", experiment="hidden size", params=cfg) as run:
+        for epoch in range(epochs):
+            run.log({"train/loss": tl, "valid/loss": vl, "valid/acc": va}, step=epoch)
+        run.summary["inference_accuracy"] = 0.2614
+        run.note("GPU utilization around 20%")
+
+    store = expbook.open_store()
+    best = store.runs("metrics.valid/acc > 0.9", sort="-metrics.valid/acc")
+
+``import expbook`` is cheap: the store (SQLAlchemy) loads when the first run starts or the first
+store opens. The module-level functions use one default ``Tracker``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import TYPE_CHECKING, Any
+
+from expbook._version import __version__
+from expbook.errors import (
+    AmbiguousRunError,
+    ExperimentNotFoundError,
+    ExpbookError,
+    FilterSyntaxError,
+    InvalidKeyError,
+    InvalidStepError,
+    InvalidValueError,
+    RunFinishedError,
+    RunNotFoundError,
+    SchemaVersionError,
+    StoreError,
+)
+from expbook.model import (
+    ExperimentRecord,
+    GitInfo,
+    MetricPoint,
+    MetricSummary,
+    Note,
+    RunList,
+    RunRecord,
+    RunStatus,
+    Series,
+)
+
+if TYPE_CHECKING:
+    from expbook.model import RunRecord as _RunRecord
+    from expbook.store import Store
+    from expbook.tracking import Run, Tracker
+
+__all__ = [
+    "AmbiguousRunError",
+    "ExpbookError",
+    "ExperimentNotFoundError",
+    "ExperimentRecord",
+    "FilterSyntaxError",
+    "GitInfo",
+    "InvalidKeyError",
+    "InvalidStepError",
+    "InvalidValueError",
+    "MetricPoint",
+    "MetricSummary",
+    "Note",
+    "Run",
+    "RunFinishedError",
+    "RunList",
+    "RunNotFoundError",
+    "RunRecord",
+    "RunStatus",
+    "SchemaVersionError",
+    "Series",
+    "Store",
+    "StoreError",
+    "Tracker",
+    "__version__",
+    "active_run",
+    "default_tracker",
+    "open_store",
+    "start_run",
+]
+
+_default: dict[str, Tracker] = {}
+_default_lock = threading.Lock()
+
+
+def default_tracker() -> Tracker:
+    """The tracker behind ``expbook.start_run``; its store is ``EXPBOOK_STORE`` or the default."""
+    with _default_lock:
+        tracker = _default.get("tracker")
+        if tracker is None:
+            from expbook.tracking import Tracker
+
+            tracker = _default["tracker"] = Tracker()
+        return tracker
+
+
+def start_run(
+    name: str | None = None,
+    *,
+    experiment: str | None = None,
+    params: Any = None,
+    tags: list[str] | tuple[str, ...] = (),
+    parent: Run | _RunRecord | str | int | None = None,
+    kind: str = "train",
+    store: Store | str | os.PathLike[str] | None = None,
+    capture: bool = True,
+) -> Run:
+    """Create a run and start recording it.
+
+    Args:
+        name: a label; defaults to the script's name. Names need not be unique.
+        experiment: the experiment (a question under study) the run belongs to; created if new.
+        params: the configuration: a mapping (nested ones are flattened to ``a.b`` keys), a
+            dataclass, a pydantic model or an ``argparse.Namespace``.
+        tags: labels to filter by (``tags has 'gru'``).
+        parent: the run this one derives from (a baseline, the training run an evaluation
+            belongs to): a ``Run``, a ``RunRecord``, a number, a UUID prefix or a name.
+        kind: ``train``, ``eval``, ``sweep-trial``... free text.
+        store: where to record (default: the default tracker's store).
+        capture: record git state, host, GPUs and installed packages (on the writer thread).
+
+    Returns:
+        The live ``Run``; use it as a context manager or call ``finish()``.
+
+    Raises:
+        InvalidKeyError, InvalidValueError: a param key or value cannot be stored.
+        RunNotFoundError: ``parent`` names no run.
+        StoreError: the store cannot be opened or written.
+    """
+    return default_tracker().start_run(
+        name,
+        experiment=experiment,
+        params=params,
+        tags=tags,
+        parent=parent,
+        kind=kind,
+        store=store,
+        capture=capture,
+    )
+
+
+def active_run() -> Run | None:
+    """The most recent run started with ``start_run`` that has not finished."""
+    return default_tracker().active_run()
+
+
+def open_store(
+    location: str | os.PathLike[str] | None = None, *, auto_upgrade: bool | None = None
+) -> Store:
+    """Open a store for reading and editing runs. See ``expbook.store.open_store``."""
+    from expbook.store import open_store as _open
+
+    return _open(location, auto_upgrade=auto_upgrade)
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("Run", "Tracker"):
+        import expbook.tracking
+
+        return getattr(expbook.tracking, name)
+    if name == "Store":
+        from expbook.store.base import Store
+
+        return Store
+    raise AttributeError(f"module 'expbook' has no attribute {name!r}")

@@ -1,0 +1,102 @@
+"""``expbook note``, ``tag``, ``set-metric``, ``rm`` and ``db``."""
+
+from __future__ import annotations
+
+import math
+import re
+import sys
+
+import click
+
+from expbook.cli.common import open_cli_store
+from expbook.cli.output import console, fmt_metric
+from expbook.errors import InvalidValueError
+from expbook.store import migrate
+from expbook.store.base import RunQuery
+from expbook.store.engine import display_url
+
+_NUMBER_WITH_UNIT = re.compile(r"^\s*([-+]?(?:nan|inf(?:inity)?|[0-9.]+(?:[eE][-+]?\d+)?))\s*(%?)\s*$", re.I)
+
+
+def note(*, run: str, text: str, store: str | None) -> None:
+    if text == "-":
+        text = sys.stdin.read()
+    with open_cli_store(store) as opened:
+        record = opened.run(run)
+        opened.add_note(record, text)
+    console().print(f"noted on #{record.number} {record.name}")
+
+
+def tag(*, run: str, tags: tuple[str, ...], remove: bool, store: str | None) -> None:
+    with open_cli_store(store) as opened:
+        record = opened.run(run)
+        if remove:
+            opened.remove_tags(record, *tags)
+        else:
+            opened.add_tags(record, *tags)
+        now = opened.run(record.id).tags
+    console().print(f"#{record.number} tags: {', '.join(now) if now else '(none)'}")
+
+
+def parse_metric_value(text: str) -> tuple[float, str | None]:
+    """``0.94`` → (0.94, None); ``55.46%`` → (55.46, '%'); ``nan``/``inf`` accepted."""
+    match = _NUMBER_WITH_UNIT.match(text)
+    if match is None:
+        raise InvalidValueError(f"VALUE {text!r} is not a number (e.g. 0.9421, 55.46%, nan)")
+    try:
+        value = float(match.group(1))
+    except ValueError:
+        raise InvalidValueError(f"VALUE {text!r} is not a number") from None
+    return value, (match.group(2) or None)
+
+
+def set_metric(*, run: str, key: str, value: str, unit: str | None, store: str | None) -> None:
+    number, parsed_unit = parse_metric_value(value)
+    unit = unit or parsed_unit
+    with open_cli_store(store) as opened:
+        record = opened.run(run)
+        opened.set_metric(record, key, number, unit=unit)
+    shown = fmt_metric(number, unit, digits=6)
+    note_nan = " (not a number)" if math.isnan(number) else ""
+    console().print(f"#{record.number} {key} = {shown}{note_nan}")
+
+
+def rm(*, runs: tuple[str, ...], yes: bool, store: str | None) -> None:
+    with open_cli_store(store) as opened:
+        records = [opened.run(ref) for ref in runs]
+        unique = {record.id: record for record in records}
+        listing = ", ".join(f"#{r.number} {r.name} ({r.status})" for r in unique.values())
+        if not yes:
+            if not sys.stdin.isatty():
+                raise click.UsageError(
+                    f"refusing to delete {listing} without --yes (no terminal to ask)"
+                )
+            click.confirm(f"Delete {listing}?", abort=True)
+        deleted = opened.delete_runs(list(unique))
+    console().print(f"deleted {deleted} run{'s' if deleted != 1 else ''}: {listing}")
+
+
+def db_status(*, store: str | None) -> None:
+    with open_cli_store(store) as opened:
+        version = opened.schema_version()
+        count = opened.count_runs(RunQuery())
+    out = console()
+    out.print(f"store    {display_url(opened.url)}")
+    out.print(f"schema   {version} (this expbook: {migrate.HEAD})")
+    out.print(f"runs     {count}")
+
+
+def db_upgrade(*, store: str | None) -> None:
+    from expbook.cli.common import resolve_url
+    from expbook.store.engine import make_engine
+
+    url = resolve_url(store)
+    engine = make_engine(url)
+    try:
+        old, new = migrate.upgrade(engine)
+    finally:
+        engine.dispose()
+    if old == new:
+        console().print(f"{display_url(url)} is already at schema {new}")
+    else:
+        console().print(f"upgraded {display_url(url)} from schema {old or '(empty)'} to {new}")

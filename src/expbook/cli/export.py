@@ -1,0 +1,213 @@
+"""``expbook export``: the runs table or every metric point, as CSV, JSON or Parquet."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import datetime as _dt
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from typing import IO, Any
+
+from expbook.cli.common import open_cli_store, selection_query
+from expbook.cli.output import to_json
+from expbook.errors import ExpbookError
+from expbook.model import RunRecord
+from expbook.store.base import Store
+
+POINT_COLUMNS = ("run_number", "run_id", "run_name", "key", "step", "epoch", "value", "time")
+
+
+def export(
+    *,
+    experiments: tuple[str, ...],
+    statuses: tuple[str, ...],
+    where: str | None,
+    sort: str | None,
+    fmt: str,
+    points: bool,
+    keys: tuple[str, ...],
+    limit: int,
+    out: str | None,
+    store: str | None,
+) -> None:
+    if fmt == "parquet" and not out:
+        raise ExpbookError("parquet is binary: pass --out FILE")
+    if keys and not points:
+        raise ExpbookError("--key selects metric keys for --metrics exports; add --metrics")
+    query = selection_query(
+        experiments=experiments, statuses=statuses, where=where, sort=sort, limit=limit
+    )
+    with open_cli_store(store) as opened:
+        runs = opened.find_runs(query)
+        if points:
+            _export_points(opened, runs, keys, fmt, out)
+        else:
+            _export_runs(runs, fmt, out)
+    if out:
+        what = "metric points" if points else "runs"
+        print(f"exported {what} of {len(runs)} runs to {out}", file=sys.stderr)
+
+
+def run_rows(runs: Sequence[RunRecord]) -> tuple[list[str], list[dict[str, Any]]]:
+    """The flat runs table: identity columns, ``params.K``, then ``metrics.K`` with
+    ``min(metrics.K)`` and ``max(metrics.K)`` (column names are valid filter fields)."""
+    param_keys = sorted({key for run in runs for key in run.params})
+    metric_keys = sorted({key for run in runs for key in run.metrics})
+    columns = [
+        "number", "id", "name", "experiment", "status", "kind", "parent", "started_at",
+        "ended_at", "duration_s", "commit", "branch", "dirty", "host", "tags",
+    ]  # fmt: skip
+    columns += [f"params.{key}" for key in param_keys]
+    for key in metric_keys:
+        columns += [f"metrics.{key}", f"min(metrics.{key})", f"max(metrics.{key})"]
+    rows = []
+    for run in runs:
+        row: dict[str, Any] = {
+            "number": run.number,
+            "id": run.id,
+            "name": run.name,
+            "experiment": run.experiment,
+            "status": run.status.value,
+            "kind": run.kind,
+            "parent": run.parent_number,
+            "started_at": _iso(run.started_at),
+            "ended_at": _iso(run.ended_at),
+            "duration_s": run.duration,
+            "commit": run.git.commit,
+            "branch": run.git.branch,
+            "dirty": run.git.dirty,
+            "host": run.hostname,
+            "tags": ";".join(run.tags),
+        }
+        for key, value in run.params.items():
+            row[f"params.{key}"] = value
+        for key, summary in run.metrics.items():
+            row[f"metrics.{key}"] = summary.value
+            row[f"min(metrics.{key})"] = summary.min
+            row[f"max(metrics.{key})"] = summary.max
+        rows.append(row)
+    return columns, rows
+
+
+def _iso(epoch: float | None) -> str | None:
+    if epoch is None:
+        return None
+    return _dt.datetime.fromtimestamp(epoch, _dt.UTC).isoformat()
+
+
+@contextlib.contextmanager
+def _output(out: str | None, binary: bool = False) -> Iterator[IO[Any]]:
+    if out is None:
+        yield sys.stdout.buffer if binary else sys.stdout
+        return
+    mode = "wb" if binary else "w"
+    with open(out, mode, **({} if binary else {"newline": "", "encoding": "utf-8"})) as handle:
+        yield handle
+
+
+def _export_runs(runs: Sequence[RunRecord], fmt: str, out: str | None) -> None:
+    if fmt == "json":
+        with _output(out) as handle:
+            handle.write(to_json([run.to_dict() for run in runs]) + "\n")
+        return
+    columns, rows = run_rows(runs)
+    if fmt == "csv":
+        with _output(out) as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows({k: _csv_cell(v) for k, v in row.items()} for row in rows)
+        return
+    pyarrow = _pyarrow()
+    table = pyarrow.Table.from_pylist(
+        [{c: _parquet_cell(row.get(c)) for c in columns} for row in rows]
+    )
+    _write_parquet(pyarrow, table, out)
+
+
+def _csv_cell(value: Any) -> Any:
+    if isinstance(value, list | dict):
+        return json.dumps(value)
+    return value
+
+
+def _parquet_cell(value: Any) -> Any:
+    # Parquet columns need one type: params that are lists/objects become JSON text.
+    if isinstance(value, list | dict):
+        return json.dumps(value)
+    return value
+
+
+def _pyarrow() -> Any:
+    try:
+        import pyarrow
+        import pyarrow.parquet  # noqa: F401
+    except ModuleNotFoundError:
+        raise ExpbookError("parquet export needs pyarrow: pip install 'expbook[parquet]'") from None
+    return pyarrow
+
+
+def _write_parquet(pyarrow: Any, table: Any, out: str | None) -> None:
+    pyarrow.parquet.write_table(table, out)
+
+
+def _export_points(
+    store: Store, runs: Sequence[RunRecord], keys: Sequence[str], fmt: str, out: str | None
+) -> None:
+    def series() -> Iterator[tuple[RunRecord, Any]]:
+        for run in runs:
+            wanted = keys or store.series_keys(run.id)
+            for key in wanted:
+                yield run, store.get_series(run.id, key)
+
+    if fmt == "parquet":
+        _points_parquet(series(), out)
+        return
+    with _output(out) as handle:
+        if fmt == "csv":
+            writer = csv.writer(handle)
+            writer.writerow(POINT_COLUMNS)
+            for run, points in series():
+                for point in points:
+                    writer.writerow(
+                        (run.number, run.id, run.name, points.key, point.step,
+                         "" if point.epoch is None else point.epoch, point.value, point.time)
+                    )  # fmt: skip
+            return
+        handle.write("[")
+        first = True
+        for run, points in series():
+            for point in points:
+                record = dict(zip(POINT_COLUMNS, (run.number, run.id, run.name, points.key,
+                                                  point.step, point.epoch, point.value,
+                                                  point.time), strict=True))  # fmt: skip
+                handle.write(("\n" if first else ",\n") + to_json(record, indent=None))
+                first = False
+        handle.write("\n]\n")
+
+
+def _points_parquet(series: Iterator[tuple[RunRecord, Any]], out: str | None) -> None:
+    pyarrow = _pyarrow()
+    tables = []
+    for run, points in series:
+        n = len(points)
+        tables.append(
+            pyarrow.table(
+                {
+                    "run_number": pyarrow.array([run.number] * n, pyarrow.int64()),
+                    "run_id": pyarrow.array([run.id] * n, pyarrow.string()),
+                    "run_name": pyarrow.array([run.name] * n, pyarrow.string()),
+                    "key": pyarrow.array([points.key] * n, pyarrow.string()),
+                    "step": pyarrow.array(points.steps, pyarrow.int64()),
+                    "epoch": pyarrow.array(points.epochs, pyarrow.float64(), from_pandas=True),
+                    "value": pyarrow.array(points.values, pyarrow.float64()),
+                    "time": pyarrow.array(points.times, pyarrow.float64()),
+                }
+            )
+        )
+    if tables:
+        table = pyarrow.concat_tables(tables)
+    else:
+        table = pyarrow.table({c: pyarrow.array([], pyarrow.string()) for c in POINT_COLUMNS})
+    _write_parquet(pyarrow, table, out)

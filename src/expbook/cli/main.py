@@ -1,0 +1,337 @@
+"""The ``expbook`` command line: declarations only.
+
+Each command parses its options and calls an implementation module imported inside the function,
+so ``expbook --help`` stays fast. Every error reaches the user as one line on stderr with a
+non-zero exit status: 1 for errors, 2 for usage mistakes, 130 for Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from expbook._version import __version__
+
+STATUSES = ("running", "finished", "failed", "interrupted", "crashed")
+
+
+def store_option(function: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--store",
+        envvar="EXPBOOK_STORE",
+        metavar="PATH|URL",
+        help="Store to use: a SQLite file path or postgresql://... "
+        "[default: $EXPBOOK_STORE, else .expbook/expbook.db at the git root or here]",
+    )(function)
+
+
+def selection_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """The run-selection options shared by ``ls`` and ``export``."""
+    decorators = [
+        click.option(
+            "--experiment", "-e", "experiments", multiple=True, metavar="NAME",
+            help="Only runs of this experiment (repeatable).",
+        ),
+        click.option(
+            "--status", "-s", "statuses", multiple=True, type=click.Choice(STATUSES),
+            help="Only runs with this status (repeatable).",
+        ),
+        click.option(
+            "--where", "-w", metavar="EXPR",
+            help="Filter expression, e.g. \"params.lr < 1e-3 and metrics.valid/acc > 0.9\".",
+        ),
+        click.option(
+            "--sort", metavar="EXPR",
+            help="Sort expression, e.g. \"-metrics.valid/acc, number\" ('-' = descending). "
+            "[default: newest first]",
+        ),
+    ]  # fmt: skip
+    for decorator in reversed(decorators):
+        function = decorator(function)
+    return function
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "--version", prog_name="expbook")
+def cli() -> None:
+    """expbook: an experiment tracker and lab notebook for ML training runs.
+
+    \b
+    Log from Python:   with expbook.start_run(params=cfg) as run: run.log({...}, step=epoch)
+    List runs:         expbook ls --where "metrics.valid/acc > 0.9" --sort -metrics.valid/acc
+    Inspect:           expbook show 12        Compare: expbook diff 11 12
+    Try it:            expbook demo
+
+    A RUN is a number (12 or #12), a UUID prefix, or a unique run name.
+    """
+
+
+@cli.command("ls")
+@selection_options
+@click.option("--limit", "-n", type=click.IntRange(min=0), default=50, show_default=True,
+              help="Show at most this many runs (0 = all).")  # fmt: skip
+@click.option("--metrics", "-m", "metric_keys", multiple=True, metavar="KEYS",
+              help="Metric columns, comma-separated (repeatable). "
+              "[default: the most common keys]")  # fmt: skip
+@click.option("--params", "-p", "param_keys", multiple=True, metavar="KEYS",
+              help="Param columns, comma-separated (repeatable). [default: params that vary]")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON.")
+@store_option
+def ls_command(**options: Any) -> None:
+    """List runs: number, name, status, duration, the params that vary and key metrics.
+
+    \b
+    Examples:
+      expbook ls
+      expbook ls -e "hidden size" --sort -metrics.valid/acc
+      expbook ls --where "params.lr < 1e-3 and tags has 'gru'" -m valid/acc,train/loss
+      expbook ls --status failed --status crashed
+    """
+    from expbook.cli import runs
+
+    runs.ls(**options)
+
+
+@cli.command("show")
+@click.argument("run")
+@click.option("--diff", "show_diff", is_flag=True, help="Also print the git diff the run started from.")
+@click.option("--packages", "show_packages", is_flag=True, help="Also list installed packages.")
+@click.option("--json", "as_json", is_flag=True, help="Print everything as JSON.")
+@store_option
+def show_command(**options: Any) -> None:
+    """Show everything about RUN: params, metric summary, git, host, notes.
+
+    \b
+    Examples:
+      expbook show 12
+      expbook show gru-256 --diff
+    """
+    from expbook.cli import runs
+
+    runs.show(**options)
+
+
+@cli.command("diff")
+@click.argument("run_a", metavar="A")
+@click.argument("run_b", metavar="B")
+@click.option("--all", "show_all", is_flag=True, help="Also list params that are equal.")
+@click.option("--json", "as_json", is_flag=True, help="Print the differences as JSON.")
+@store_option
+def diff_command(**options: Any) -> None:
+    """Compare two runs: params that differ, git state, metric deltas (B - A).
+
+    \b
+    Example:
+      expbook diff 4 5
+    """
+    from expbook.cli import runs
+
+    runs.diff(**options)
+
+
+@cli.command("note")
+@click.argument("run")
+@click.argument("text")
+@store_option
+def note_command(**options: Any) -> None:
+    """Add a note (markdown) to RUN. TEXT '-' reads the note from stdin.
+
+    \b
+    Example:
+      expbook note 12 "GPU utilization around 20%; data loading is the bottleneck"
+    """
+    from expbook.cli import edit
+
+    edit.note(**options)
+
+
+@cli.command("tag")
+@click.argument("run")
+@click.argument("tags", nargs=-1, required=True)
+@click.option("--remove", "-r", is_flag=True, help="Remove the tags instead of adding them.")
+@store_option
+def tag_command(**options: Any) -> None:
+    """Add (or with --remove, remove) tags on RUN.
+
+    \b
+    Examples:
+      expbook tag 12 baseline gru
+      expbook tag 12 --remove baseline
+    """
+    from expbook.cli import edit
+
+    edit.tag(**options)
+
+
+@cli.command("set-metric")
+@click.argument("run")
+@click.argument("key")
+@click.argument("value")
+@click.option("--unit", metavar="UNIT", help="Unit to show with the value, e.g. '%'.")
+@store_option
+def set_metric_command(**options: Any) -> None:
+    """Record a result obtained later, e.g. a manual validation score.
+
+    VALUE is a number (nan and inf are accepted); a trailing % sets the unit.
+
+    \b
+    Examples:
+      expbook set-metric 77 manual/valid_acc 0.9421
+      expbook set-metric 77 valid/acc 55.46%
+    """
+    from expbook.cli import edit
+
+    edit.set_metric(**options)
+
+
+@cli.command("rm")
+@click.argument("runs", nargs=-1, required=True, metavar="RUN...")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@store_option
+def rm_command(**options: Any) -> None:
+    """Delete runs with all their metrics, notes and attachments.
+
+    \b
+    Example:
+      expbook rm 13 14 --yes
+    """
+    from expbook.cli import edit
+
+    edit.rm(**options)
+
+
+@cli.command("export")
+@selection_options
+@click.option("--format", "-f", "fmt", type=click.Choice(["csv", "json", "parquet"]),
+              default="csv", show_default=True, help="Output format.")  # fmt: skip
+@click.option("--metrics", "points", is_flag=True,
+              help="Export every metric point (run, key, step, epoch, value, time) "
+              "instead of the runs table.")  # fmt: skip
+@click.option("--key", "-k", "keys", multiple=True, metavar="KEY",
+              help="With --metrics: only these metric keys (repeatable).")  # fmt: skip
+@click.option("--limit", "-n", type=click.IntRange(min=0), default=0, help="At most this many runs (0 = all).")
+@click.option("--out", "-o", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
+              help="Write to FILE instead of stdout (required for parquet).")  # fmt: skip
+@store_option
+def export_command(**options: Any) -> None:
+    """Export the runs table (params and metric summaries) or all metric points.
+
+    \b
+    Examples:
+      expbook export --format csv -o runs.csv
+      expbook export -e "hidden size" --format json
+      expbook export --metrics --format parquet -o points.parquet
+    """
+    from expbook.cli import export
+
+    export.export(**options)
+
+
+@cli.command("demo")
+@click.option("--epochs", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Epochs per configuration.")  # fmt: skip
+@click.option("--experiment", default="demo: hidden size x learning rate", show_default=True,
+              help="Experiment to record the demo runs in.")  # fmt: skip
+@store_option
+def demo_command(**options: Any) -> None:
+    """Train a small MLP on scikit-learn's digits over a grid of configurations, log every
+    epoch, and print the runs table.
+
+    \b
+    Example:
+      expbook demo && expbook ls
+    """
+    from expbook import demo
+
+    demo.main(**options)
+
+
+@cli.group("db")
+def db_group() -> None:
+    """Inspect or upgrade the store's database schema."""
+
+
+@db_group.command("status")
+@store_option
+def db_status_command(**options: Any) -> None:
+    """Print the store location, its schema version and how many runs it holds."""
+    from expbook.cli import edit
+
+    edit.db_status(**options)
+
+
+@db_group.command("upgrade")
+@store_option
+def db_upgrade_command(**options: Any) -> None:
+    """Upgrade the store's schema to this version of expbook (PostgreSQL stores are never
+    upgraded implicitly).
+
+    \b
+    Example:
+      expbook db upgrade --store postgresql://tracker@db.internal/expbook
+    """
+    from expbook.cli import edit
+
+    edit.db_upgrade(**options)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: run the CLI, turn every error into one line."""
+    sys.exit(run_cli(argv))
+
+
+def run_cli(argv: list[str] | None = None) -> int:
+    from expbook.errors import ExpbookError
+
+    try:
+        result = cli.main(args=argv, prog_name="expbook", standalone_mode=False)
+        return result if isinstance(result, int) else 0
+    except click.exceptions.Abort:
+        _error("aborted")
+        return 1
+    except click.UsageError as exc:
+        command = exc.ctx.command_path if exc.ctx else "expbook"
+        _error(f"{_one_line(exc.format_message())} (see '{command} --help')")
+        return 2
+    except click.ClickException as exc:
+        _error(_one_line(exc.format_message()))
+        return exc.exit_code
+    except ExpbookError as exc:
+        _error(_one_line(str(exc)))
+        return 1
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return 130
+    except BrokenPipeError:
+        _quiet_broken_pipe()
+        return 0
+    except Exception as exc:  # a bug: still one line, with a way to see more
+        if os.environ.get("EXPBOOK_DEBUG"):
+            raise
+        _error(
+            f"internal error: {type(exc).__name__}: {_one_line(str(exc))} "
+            "(set EXPBOOK_DEBUG=1 to see the traceback)"
+        )
+        return 1
+
+
+def _one_line(text: str) -> str:
+    return " ".join(part.strip() for part in text.strip().splitlines() if part.strip())
+
+
+def _error(message: str) -> None:
+    try:
+        sys.stderr.write(f"error: {message}\n")
+        sys.stderr.flush()
+    except BrokenPipeError:  # pragma: no cover
+        pass
+
+
+def _quiet_broken_pipe() -> None:
+    # stdout's reader went away (expbook ls | head): exit quietly.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())

@@ -1,0 +1,66 @@
+"""Exceptions raised by expbook.
+
+Every exception is named after the condition it reports and its message names the offending key,
+value or reference, so a user can act on it without a traceback. The CLI prints ``str(error)`` on
+one line.
+"""
+
+from __future__ import annotations
+
+
+class ExpbookError(Exception):
+    """Base class of every error expbook raises on purpose."""
+
+
+class InvalidKeyError(ExpbookError, ValueError):
+    """A metric, param or summary key is not a valid key."""
+
+
+class InvalidValueError(ExpbookError, ValueError):
+    """A metric or param value cannot be stored (for example a string as a metric)."""
+
+
+class InvalidStepError(ExpbookError, ValueError):
+    """A step is negative or not an integer."""
+
+
+class RunFinishedError(ExpbookError, RuntimeError):
+    """Something was logged to a run that has already finished."""
+
+
+class StoreError(ExpbookError):
+    """The store cannot be opened, read or written."""
+
+
+class SchemaVersionError(StoreError):
+    """The store's schema is older or newer than this version of expbook understands."""
+
+
+class RunNotFoundError(ExpbookError, LookupError):
+    """No run matches the given reference."""
+
+
+class AmbiguousRunError(ExpbookError, LookupError):
+    """A run reference (UUID prefix or name) matches more than one run."""
+
+
+class ExperimentNotFoundError(ExpbookError, LookupError):
+    """No experiment has the given name or id."""
+
+
+class FilterSyntaxError(ExpbookError, ValueError):
+    """A filter or sort expression could not be parsed.
+
+    Attributes:
+        text: the whole expression.
+        position: 0-based character offset of the problem.
+        reason: what was wrong, without the position.
+    """
+
+    def __init__(self, reason: str, text: str, position: int) -> None:
+        self.reason = reason
+        self.text = text
+        self.position = position
+        near = text[position : position + 12]
+        where = f"at column {position + 1}" + (f" (near {near!r})" if near else " (at the end)")
+        super().__init__(f"{reason} {where} in {text!r}")

@@ -1,0 +1,266 @@
+"""The data model: plain, frozen value objects returned by every store.
+
+Records never change after they are returned; a later write to the store produces new records.
+Live handles (``expbook.tracking.Run``) are separate: they write, records are read.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import time
+from array import array
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    import pandas
+
+
+class RunStatus(enum.StrEnum):
+    """Where a run is in its life.
+
+    ``crashed`` is never written by a client: a store reports a ``running`` run as crashed once its
+    heartbeat is stale (the process died without saying so, e.g. ``kill -9`` or a lost machine).
+    """
+
+    RUNNING = "running"
+    FINISHED = "finished"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+    CRASHED = "crashed"
+
+    def is_terminal(self) -> bool:
+        """True for every status but ``running``."""
+        return self is not RunStatus.RUNNING
+
+
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSummary:
+    """Per-key summary of a run's metric: the "Learner Summary" row.
+
+    ``value`` is the latest value (logged or set directly); ``min``/``max`` ignore NaN and carry
+    the step and epoch where they occurred. ``count`` is the number of logged points (a value set
+    directly with ``run.summary[...]`` or ``expbook set-metric`` is not a point).
+    """
+
+    key: str
+    value: float
+    step: int | None = None
+    epoch: float | None = None
+    time: float | None = None
+    min: float | None = None
+    min_step: int | None = None
+    min_epoch: float | None = None
+    max: float | None = None
+    max_step: int | None = None
+    max_epoch: float | None = None
+    count: int = 0
+    unit: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """A timestamped markdown note on a run."""
+
+    id: int
+    created_at: float
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class GitInfo:
+    """The git state of the working tree a run started from."""
+
+    commit: str | None = None
+    branch: str | None = None
+    remote: str | None = None
+    dirty: bool | None = None
+
+    @property
+    def short_commit(self) -> str | None:
+        return self.commit[:8] if self.commit else None
+
+
+@dataclass(frozen=True, slots=True)
+class ExperimentRecord:
+    """A question under study, with its runs' conclusion."""
+
+    id: int
+    name: str
+    description: str | None = None
+    hypothesis: str | None = None
+    conclusion: str | None = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    run_count: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """Everything a store knows about one run, frozen at the time it was read."""
+
+    id: str
+    number: int
+    name: str
+    status: RunStatus
+    started_at: float
+    experiment: str | None = None
+    kind: str = "train"
+    parent_id: str | None = None
+    parent_number: int | None = None
+    ended_at: float | None = None
+    heartbeat_at: float | None = None
+    exit_code: int | None = None
+    error: str | None = None
+    command: tuple[str, ...] = ()
+    cwd: str | None = None
+    pid: int | None = None
+    hostname: str | None = None
+    git: GitInfo = field(default_factory=GitInfo)
+    host: Mapping[str, Any] = field(default_factory=dict)
+    params: Mapping[str, Any] = field(default_factory=dict)
+    tags: tuple[str, ...] = ()
+    metrics: Mapping[str, MetricSummary] = field(default_factory=dict)
+    notes: tuple[Note, ...] = ()
+
+    @property
+    def ref(self) -> str:
+        """The short reference people use: ``#12``."""
+        return f"#{self.number}"
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from start to end; for a running run, to now; for a crashed run, to its last
+        heartbeat."""
+        if self.ended_at is not None:
+            end = self.ended_at
+        elif self.status is RunStatus.RUNNING:
+            end = time.time()
+        else:
+            end = self.heartbeat_at
+        return None if end is None else max(0.0, end - self.started_at)
+
+    def metric(self, key: str, default: float | None = None) -> float | None:
+        """The summary value of ``key`` (its latest value), or ``default``."""
+        summary = self.metrics.get(key)
+        return default if summary is None else summary.value
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (JSON types, NaN kept as float) for exports and APIs."""
+        return {
+            "id": self.id,
+            "number": self.number,
+            "name": self.name,
+            "status": self.status.value,
+            "experiment": self.experiment,
+            "kind": self.kind,
+            "parent_id": self.parent_id,
+            "parent_number": self.parent_number,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "heartbeat_at": self.heartbeat_at,
+            "duration": self.duration,
+            "exit_code": self.exit_code,
+            "error": self.error,
+            "command": list(self.command),
+            "cwd": self.cwd,
+            "pid": self.pid,
+            "hostname": self.hostname,
+            "git": {
+                "commit": self.git.commit,
+                "branch": self.git.branch,
+                "remote": self.git.remote,
+                "dirty": self.git.dirty,
+            },
+            "host": dict(self.host),
+            "params": dict(self.params),
+            "tags": list(self.tags),
+            "metrics": {
+                key: {
+                    "value": s.value, "step": s.step, "epoch": s.epoch, "time": s.time,
+                    "min": s.min, "min_step": s.min_step, "min_epoch": s.min_epoch,
+                    "max": s.max, "max_step": s.max_step, "max_epoch": s.max_epoch,
+                    "count": s.count, "unit": s.unit,
+                }  # fmt: skip
+                for key, s in self.metrics.items()
+            },
+            "notes": [{"id": n.id, "created_at": n.created_at, "text": n.text} for n in self.notes],
+        }
+
+
+class RunList(tuple[RunRecord, ...]):
+    """A tuple of runs with a ``to_pandas()`` helper."""
+
+    __slots__ = ()
+
+    def to_pandas(self) -> pandas.DataFrame:
+        """One row per run: identity columns, then ``params.<key>`` and ``metrics.<key>``."""
+        import pandas
+
+        rows = []
+        for run in self:
+            row: dict[str, Any] = {
+                "number": run.number,
+                "id": run.id,
+                "name": run.name,
+                "experiment": run.experiment,
+                "status": str(run.status),
+                "kind": run.kind,
+                "started_at": pandas.Timestamp(run.started_at, unit="s"),
+                "duration": run.duration,
+                "commit": run.git.commit,
+            }
+            row.update({f"params.{k}": v for k, v in run.params.items()})
+            row.update({f"metrics.{k}": s.value for k, s in run.metrics.items()})
+            rows.append(row)
+        return pandas.DataFrame(rows)
+
+
+class MetricPoint(NamedTuple):
+    """One logged value of a metric."""
+
+    step: int
+    value: float
+    epoch: float | None
+    time: float
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Series:
+    """All points of one metric of one run, ordered by step (then by the order they were logged).
+
+    The columns are ``array.array`` objects, so ``numpy.asarray(series.values)`` is a zero-copy
+    view. ``epochs`` holds NaN where no epoch was logged.
+    """
+
+    run_id: str
+    key: str
+    steps: array = field(default_factory=lambda: array("q"))
+    values: array = field(default_factory=lambda: array("d"))
+    times: array = field(default_factory=lambda: array("d"))
+    epochs: array = field(default_factory=lambda: array("d"))
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def __iter__(self) -> Iterator[MetricPoint]:
+        for step, value, epoch, t in zip(self.steps, self.values, self.epochs, self.times):
+            yield MetricPoint(step, value, None if math.isnan(epoch) else epoch, t)
+
+    def to_pandas(self) -> pandas.DataFrame:
+        """Columns ``step``, ``epoch``, ``value``, ``time`` (a UTC timestamp)."""
+        import numpy
+        import pandas
+
+        return pandas.DataFrame(
+            {
+                "step": numpy.asarray(self.steps),
+                "epoch": numpy.asarray(self.epochs),
+                "value": numpy.asarray(self.values),
+                "time": pandas.to_datetime(numpy.asarray(self.times), unit="s", utc=True),
+            }
+        )

@@ -1,0 +1,370 @@
+"""The store contract.
+
+A ``Store`` is one database of experiments and runs. Every backend follows these rules:
+
+- **One write primitive.** All changes to a run go through ``write(run_id, batch)``: points,
+  params, tags, notes, summary values, attachments, column updates and heartbeats, applied
+  atomically (all or nothing). Convenience writers (``add_note``, ``set_metric``...) build a batch.
+- **Frozen results.** Reads return value objects from ``expbook.model`` that later writes never
+  change.
+- **Thread and process safety.** A store object may be used from several threads; many processes
+  may write one store at once. Transient contention (SQLite's lock, a PostgreSQL serialization
+  failure) is retried inside the store and never reaches the caller.
+- **Derived status.** A run whose status is ``running`` but whose heartbeat is older than four
+  heartbeat intervals is reported as ``crashed``; nothing writes ``crashed``.
+- **Summaries kept by the writer.** Writing points updates the per-key summary (last value,
+  min/max with their step and epoch, count) in the same transaction, so listing and filtering runs
+  never reads series.
+
+IDs are run UUIDs (32 hex characters); ``resolve_run`` turns what a user types (``#12``, ``12``,
+a UUID prefix, a unique name) into one.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from expbook.errors import InvalidValueError
+from expbook.model import ExperimentRecord, RunList, RunRecord, RunStatus, Series
+from expbook.store.chunks import Points
+from expbook.validation import check_key, flatten_params
+
+STALE_HEARTBEATS = 4
+"""A running run is crashed after this many heartbeat intervals without a heartbeat."""
+
+
+@dataclass(slots=True)
+class RunSpec:
+    """What is known about a run when it is created."""
+
+    name: str | None = None
+    experiment: str | None = None
+    parent: str | None = None
+    kind: str = "train"
+    params: Mapping[str, Any] = field(default_factory=dict)
+    tags: Sequence[str] = ()
+    command: Sequence[str] = ()
+    cwd: str | None = None
+    pid: int | None = None
+    hostname: str | None = None
+    started_at: float = field(default_factory=time.time)
+    heartbeat_interval: float = 5.0
+
+
+@dataclass(slots=True)
+class SummaryValue:
+    """A summary value set directly (not a logged point)."""
+
+    value: float
+    unit: str | None
+    time: float
+
+
+RUN_COLUMNS = frozenset(
+    {
+        "name", "status", "ended_at", "exit_code", "error", "kind", "git_commit", "git_branch",
+        "git_remote", "git_dirty", "host", "command", "cwd",
+    }
+)  # fmt: skip
+
+
+@dataclass(slots=True)
+class WriteBatch:
+    """Changes to one run, applied atomically by ``Store.write``.
+
+    ``update`` holds run columns (see ``RUN_COLUMNS``), plus ``experiment`` (a name, or None to
+    detach). Later values win when batches are merged.
+    """
+
+    points: dict[str, Points] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    tags_add: set[str] = field(default_factory=set)
+    tags_remove: set[str] = field(default_factory=set)
+    notes: list[tuple[float, str]] = field(default_factory=list)
+    summary: dict[str, SummaryValue] = field(default_factory=dict)
+    attachments: dict[str, bytes] = field(default_factory=dict)
+    update: dict[str, Any] = field(default_factory=dict)
+    heartbeat: float | None = None
+
+    def is_empty(self) -> bool:
+        return not (
+            self.points or self.params or self.tags_add or self.tags_remove or self.notes
+            or self.summary or self.attachments or self.update or self.heartbeat is not None
+        )  # fmt: skip
+
+    def point_count(self) -> int:
+        return sum(len(p) for p in self.points.values())
+
+    def merge(self, later: WriteBatch) -> None:
+        """Fold a later batch into this one (used when a write must be retried)."""
+        for key, points in later.points.items():
+            mine = self.points.get(key)
+            if mine is None:
+                self.points[key] = points
+            else:
+                mine.extend(points)
+        self.params.update(later.params)
+        self.tags_add = (self.tags_add - later.tags_remove) | later.tags_add
+        self.tags_remove = (self.tags_remove - later.tags_add) | later.tags_remove
+        self.notes.extend(later.notes)
+        self.summary.update(later.summary)
+        self.attachments.update(later.attachments)
+        self.update.update(later.update)
+        if later.heartbeat is not None:
+            self.heartbeat = later.heartbeat
+
+
+@dataclass(frozen=True, slots=True)
+class RunQuery:
+    """Which runs to read, in which order.
+
+    ``where`` is a filter expression (see docs/filter.md); ``sort`` a sort expression such as
+    ``"-metrics.valid/acc, number"``. Without ``sort``, newest runs (highest number) come first.
+    """
+
+    where: str | None = None
+    sort: str | None = None
+    experiments: tuple[str, ...] = ()
+    statuses: tuple[RunStatus, ...] = ()
+    ids: tuple[str, ...] = ()
+    limit: int | None = None
+    offset: int = 0
+
+
+class Store(abc.ABC):
+    """One database of runs and experiments. See the module docstring for the contract."""
+
+    url: str
+
+    # --- primitives every backend implements -------------------------------------------------
+
+    @abc.abstractmethod
+    def create_run(self, spec: RunSpec) -> RunRecord:
+        """Create a ``running`` run with the next number.
+
+        Raises:
+            RunNotFoundError: ``spec.parent`` names no run.
+        """
+
+    @abc.abstractmethod
+    def write(self, run_id: str, batch: WriteBatch) -> None:
+        """Apply ``batch`` to run ``run_id`` atomically.
+
+        Raises:
+            RunNotFoundError: the run does not exist (it may have been deleted).
+        """
+
+    @abc.abstractmethod
+    def find_runs(self, query: RunQuery) -> RunList:
+        """Runs matching ``query``.
+
+        Raises:
+            FilterSyntaxError: ``query.where`` or ``query.sort`` cannot be parsed.
+        """
+
+    @abc.abstractmethod
+    def count_runs(self, query: RunQuery) -> int:
+        """How many runs match ``query`` (ignoring limit and offset)."""
+
+    @abc.abstractmethod
+    def resolve_run(self, ref: str | int) -> str:
+        """The UUID of the run ``ref`` names: ``12``/``#12``, a UUID prefix or a unique name.
+
+        Raises:
+            RunNotFoundError: nothing matches.
+            AmbiguousRunError: a prefix or name matches several runs.
+        """
+
+    @abc.abstractmethod
+    def get_series(
+        self, run_id: str, key: str, *, step_min: int | None = None, step_max: int | None = None
+    ) -> Series:
+        """All points of ``key`` in run ``run_id`` (within the step range, if given)."""
+
+    @abc.abstractmethod
+    def series_keys(self, run_id: str) -> list[str]:
+        """Keys that have logged points in run ``run_id``, sorted."""
+
+    @abc.abstractmethod
+    def get_attachment(self, run_id: str, name: str) -> bytes | None:
+        """The content of attachment ``name`` of the run (e.g. ``git.diff``), or None."""
+
+    @abc.abstractmethod
+    def list_attachments(self, run_id: str) -> dict[str, int]:
+        """Attachment names of the run with their sizes in bytes."""
+
+    @abc.abstractmethod
+    def delete_runs(self, run_ids: Sequence[str]) -> int:
+        """Delete runs and everything they own; children keep existing without a parent.
+        Returns how many were deleted."""
+
+    @abc.abstractmethod
+    def create_experiment(
+        self, name: str, *, description: str | None = None, hypothesis: str | None = None
+    ) -> ExperimentRecord:
+        """Create an experiment, or return the existing one of that name unchanged."""
+
+    @abc.abstractmethod
+    def get_experiment(self, name: str) -> ExperimentRecord:
+        """Raises ExperimentNotFoundError when no experiment has that name."""
+
+    @abc.abstractmethod
+    def list_experiments(self) -> list[ExperimentRecord]:
+        """All experiments, oldest first."""
+
+    @abc.abstractmethod
+    def update_experiment(self, name: str, **fields: str | None) -> ExperimentRecord:
+        """Set ``name``, ``description``, ``hypothesis`` or ``conclusion`` of an experiment."""
+
+    @abc.abstractmethod
+    def schema_version(self) -> str | None:
+        """The schema revision of the database (None for an empty database)."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections. The store must not be used afterwards."""
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- conveniences built on the primitives -------------------------------------------------
+
+    def runs(
+        self,
+        where: str | None = None,
+        *,
+        sort: str | None = None,
+        experiment: str | Sequence[str] | None = None,
+        status: str | Sequence[str] | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> RunList:
+        """Runs matching a filter expression, newest first unless ``sort`` says otherwise."""
+        return self.find_runs(
+            RunQuery(
+                where=where,
+                sort=sort,
+                experiments=_names(experiment),
+                statuses=tuple(RunStatus(s) for s in _names(status)),
+                limit=limit,
+                offset=offset,
+            )
+        )
+
+    def run(self, ref: str | int) -> RunRecord:
+        """The run ``ref`` names (``12``, ``"#12"``, a UUID prefix or a unique name)."""
+        run_id = self.resolve_run(ref)
+        return self.find_runs(RunQuery(ids=(run_id,)))[0]
+
+    def series(
+        self,
+        run: str | int | RunRecord,
+        key: str,
+        *,
+        step_min: int | None = None,
+        step_max: int | None = None,
+    ) -> Series:
+        """The points of metric ``key`` of ``run``."""
+        return self.get_series(self._id(run), key, step_min=step_min, step_max=step_max)
+
+    def add_note(self, run: str | int | RunRecord, text: str) -> None:
+        if not text.strip():
+            raise InvalidValueError("a note needs some text")
+        self.write(self._id(run), WriteBatch(notes=[(time.time(), text)]))
+
+    def add_tags(self, run: str | int | RunRecord, *tags: str) -> None:
+        self.write(self._id(run), WriteBatch(tags_add={check_tag(t) for t in tags}))
+
+    def remove_tags(self, run: str | int | RunRecord, *tags: str) -> None:
+        self.write(self._id(run), WriteBatch(tags_remove=set(tags)))
+
+    def set_params(self, run: str | int | RunRecord, params: Mapping[str, Any]) -> None:
+        self.write(self._id(run), WriteBatch(params=flatten_params(params)))
+
+    def set_metric(
+        self, run: str | int | RunRecord, key: str, value: float, *, unit: str | None = None
+    ) -> None:
+        """Set a summary value directly: a result obtained after the run (a manual validation
+        score, an evaluation on another machine)."""
+        check_key(key)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise InvalidValueError(f"metric {key!r}: value {value!r} is not a number")
+        summary = {key: SummaryValue(float(value), unit, time.time())}
+        self.write(self._id(run), WriteBatch(summary=summary))
+
+    def update_run(self, run: str | int | RunRecord, **columns: Any) -> None:
+        """Change run columns such as ``name`` or ``experiment`` (a name, or None)."""
+        unknown = set(columns) - RUN_COLUMNS - {"experiment"}
+        if unknown:
+            raise InvalidValueError(f"cannot update run field(s): {', '.join(sorted(unknown))}")
+        self.write(self._id(run), WriteBatch(update=dict(columns)))
+
+    def delete_run(self, run: str | int | RunRecord) -> None:
+        self.delete_runs([self._id(run)])
+
+    def _id(self, run: str | int | RunRecord) -> str:
+        if isinstance(run, RunRecord):
+            return run.id
+        return self.resolve_run(run)
+
+
+def check_tag(tag: object) -> str:
+    """A tag is a non-empty string without surrounding whitespace or control characters."""
+    if not isinstance(tag, str) or not tag.strip() or tag != tag.strip():
+        raise InvalidValueError(f"invalid tag {tag!r}: tags are non-empty, trimmed strings")
+    if any(ord(c) < 32 for c in tag):
+        raise InvalidValueError(f"invalid tag {tag!r}: it contains control characters")
+    return tag
+
+
+def _names(value: str | Sequence[str] | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    return tuple(value)
+
+
+def summarize(points: Points) -> dict[str, Any]:
+    """The summary of one batch of points (in the order they were logged), in
+    ``metric_summaries`` columns. The last point logged gives the value; min and max skip NaN."""
+    values, steps, epochs, times = points.values, points.steps, points.epochs, points.times
+    last = len(values) - 1
+    finite = [i for i, v in enumerate(values) if v == v]
+    row: dict[str, Any] = {
+        "value": _nan_to_none(values[last]),
+        "step": steps[last],
+        "epoch": _nan_to_none(epochs[last]),
+        "time": times[last],
+        "count": len(values),
+        "min_value": None,
+        "min_step": None,
+        "min_epoch": None,
+        "max_value": None,
+        "max_step": None,
+        "max_epoch": None,
+    }
+    if finite:
+        lo = min(finite, key=values.__getitem__)
+        hi = max(finite, key=values.__getitem__)
+        row.update(
+            min_value=values[lo], min_step=steps[lo], min_epoch=_nan_to_none(epochs[lo]),
+            max_value=values[hi], max_step=steps[hi], max_epoch=_nan_to_none(epochs[hi]),
+        )  # fmt: skip
+    return row
+
+
+def _nan_to_none(value: float) -> float | None:
+    return None if math.isnan(value) else value
+
+
+def iter_chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

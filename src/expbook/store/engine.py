@@ -1,0 +1,167 @@
+"""Store locations, SQLAlchemy engines and retrying transactions.
+
+SQLite: WAL journal (readers never block the writer), ``synchronous=NORMAL`` (a committed
+transaction survives the process being killed; only an OS crash or power loss can lose the last
+ones), foreign keys on, a 60 s busy timeout, and ``BEGIN IMMEDIATE`` for every write transaction
+so two writers queue on the lock instead of failing on a read-to-write upgrade. Whatever still
+comes back as "database is locked" is retried with backoff by ``retrying``.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+
+from expbook.errors import StoreError
+
+T = TypeVar("T")
+
+DEFAULT_DIR = ".expbook"
+DEFAULT_FILE = "expbook.db"
+RETRY_SECONDS = 300.0
+
+
+def default_location(cwd: str | os.PathLike[str] | None = None) -> Path:
+    """``.expbook/expbook.db`` at the root of the git work tree containing ``cwd``, else in
+    ``cwd``. No ``git`` process is started: the root is the nearest directory with ``.git``."""
+    start = Path(cwd or os.getcwd()).resolve()
+    for directory in (start, *start.parents):
+        if (directory / ".git").exists():
+            return directory / DEFAULT_DIR / DEFAULT_FILE
+    return start / DEFAULT_DIR / DEFAULT_FILE
+
+
+def resolve_url(location: str | os.PathLike[str] | None = None) -> str:
+    """A SQLAlchemy URL for a store location: the argument, else ``EXPBOOK_STORE``, else the
+    default. A location is a file path (a directory means ``DIR/expbook.db``), ``sqlite:///...``,
+    or ``postgresql://...``."""
+    if location is None or str(location) == "":
+        location = os.environ.get("EXPBOOK_STORE") or default_location()
+    text = os.fspath(location)
+    if text.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + text.split("://", 1)[1]
+    if text.startswith("postgresql+"):
+        return text
+    if text.startswith("sqlite:"):
+        return text
+    if text.startswith(("http://", "https://")):
+        raise StoreError(
+            f"store {text!r}: tracking-server stores are not supported by this version; "
+            "use a file path or postgresql://"
+        )
+    if "://" in text:
+        raise StoreError(
+            f"store {text!r}: unknown scheme; use a file path, sqlite:///PATH or postgresql://"
+        )
+    path = Path(text).expanduser()
+    if path.is_dir():
+        path = path / DEFAULT_FILE
+    return f"sqlite:///{path.resolve()}"
+
+
+def display_url(url: str) -> str:
+    """The URL without a password, for messages."""
+    try:
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return url
+
+
+def make_engine(url: str) -> Engine:
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(parsed)
+    if parsed.get_backend_name() == "postgresql":
+        try:
+            return sa.create_engine(parsed, pool_pre_ping=True, pool_size=4, max_overflow=8)
+        except ModuleNotFoundError as exc:
+            raise StoreError(
+                "PostgreSQL stores need psycopg: pip install 'expbook[postgres]'"
+            ) from exc
+    raise StoreError(f"store {display_url(url)!r}: unsupported database {parsed.drivername!r}")
+
+
+def _sqlite_engine(url: sa.URL) -> Engine:
+    database = url.database or ""
+    if database and database != ":memory:":
+        directory = Path(database).parent
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the store directory {directory}: {exc}") from exc
+    engine = sa.create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+        dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        try:
+            mode = cursor.execute("PRAGMA journal_mode").fetchone()[0]
+            if mode != "wal":
+                cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        mode = "IMMEDIATE" if connection.get_execution_options().get("expbook_write") else ""
+        connection.exec_driver_sql(f"BEGIN {mode}".strip())
+
+    return engine
+
+
+def is_transient(error: BaseException) -> bool:
+    """True for errors worth retrying: a locked/busy SQLite file, a PostgreSQL serialization
+    failure or deadlock, a dropped connection."""
+    if not isinstance(error, sa.exc.DBAPIError):
+        return False
+    if error.connection_invalidated:
+        return True
+    text = str(error.orig).lower() if error.orig is not None else str(error).lower()
+    if "database is locked" in text or "database is busy" in text or "database table is locked" in text:
+        return True
+    code = getattr(error.orig, "sqlstate", None)
+    if code in ("40001", "40P01", "55P03", "57P01", "08006", "08003", "08001"):
+        return True
+    return isinstance(error, sa.exc.OperationalError) and "server closed the connection" in text
+
+
+def retrying(
+    action: Callable[[], T],
+    *,
+    deadline: float = RETRY_SECONDS,
+    retry_on: Callable[[BaseException], bool] = is_transient,
+) -> T:
+    """Call ``action`` until it succeeds, retrying transient errors with jittered exponential
+    backoff for up to ``deadline`` seconds."""
+    give_up = time.monotonic() + deadline
+    delay = 0.005
+    while True:
+        try:
+            return action()
+        except Exception as exc:
+            if not retry_on(exc) or time.monotonic() + delay > give_up:
+                raise
+        time.sleep(delay * (0.5 + random.random()))
+        delay = min(delay * 2, 1.0)
+
+
+@contextmanager
+def transaction(engine: Engine, *, write: bool) -> Iterator[Connection]:
+    """A connection inside one transaction; writes take SQLite's lock at BEGIN."""
+    with engine.connect() as connection:
+        if write:
+            connection = connection.execution_options(expbook_write=True)
+        with connection.begin():
+            yield connection

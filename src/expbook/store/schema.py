@@ -1,0 +1,155 @@
+"""The SQL schema (SQLAlchemy Core), shared by SQLite and PostgreSQL.
+
+Conventions:
+- times are float seconds since the Unix epoch (UTC), so durations and staleness are arithmetic
+  that every dialect does the same way;
+- a metric value of NaN is stored as NULL in ``metric_summaries`` (SQLite cannot store NaN, and
+  NULL gives every backend the same comparison semantics: NaN matches no ``<``/``>`` filter);
+  series chunks keep NaN bit-exact inside their arrays;
+- series are stored as chunks: packed little-endian arrays of up to ``CHUNK_POINTS`` points per
+  (run, key), see ``expbook.store.chunks``.
+
+The Alembic migrations in ``expbook/store/migrations`` must produce exactly this schema; a test
+compares them.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = sa.MetaData(naming_convention=NAMING)
+
+Json = sa.JSON().with_variant(JSONB(), "postgresql")
+Float = sa.Double()
+
+
+def _run_fk() -> sa.ForeignKey:
+    return sa.ForeignKey("runs.id", ondelete="CASCADE")
+
+
+experiments = sa.Table(
+    "experiments",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False, unique=True),
+    sa.Column("description", sa.Text),
+    sa.Column("hypothesis", sa.Text),
+    sa.Column("conclusion", sa.Text),
+    sa.Column("created_at", Float, nullable=False),
+    sa.Column("updated_at", Float, nullable=False),
+)
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("uuid", sa.String(32), nullable=False, unique=True),
+    sa.Column("number", sa.Integer, nullable=False, unique=True),
+    sa.Column("name", sa.Text, nullable=False, index=True),
+    sa.Column(
+        "experiment_id",
+        sa.Integer,
+        sa.ForeignKey("experiments.id", ondelete="SET NULL"),
+        index=True,
+    ),
+    sa.Column("parent_id", sa.Integer, sa.ForeignKey("runs.id", ondelete="SET NULL"), index=True),
+    sa.Column("kind", sa.Text, nullable=False, server_default="train"),
+    sa.Column("status", sa.Text, nullable=False, index=True),
+    sa.Column("started_at", Float, nullable=False, index=True),
+    sa.Column("ended_at", Float),
+    sa.Column("heartbeat_at", Float),
+    sa.Column("heartbeat_interval", Float),
+    sa.Column("exit_code", sa.Integer),
+    sa.Column("error", sa.Text),
+    sa.Column("command", Json),
+    sa.Column("cwd", sa.Text),
+    sa.Column("pid", sa.Integer),
+    sa.Column("hostname", sa.Text),
+    sa.Column("git_commit", sa.Text),
+    sa.Column("git_branch", sa.Text),
+    sa.Column("git_remote", sa.Text),
+    sa.Column("git_dirty", sa.Boolean),
+    sa.Column("host", Json),
+)
+
+params = sa.Table(
+    "params",
+    metadata,
+    sa.Column("run_id", sa.Integer, _run_fk(), primary_key=True),
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("value_json", sa.Text, nullable=False),
+    sa.Column("value_num", Float),
+    sa.Column("value_text", sa.Text),
+    sa.Index(None, "key", "value_num"),
+)
+
+tags = sa.Table(
+    "tags",
+    metadata,
+    sa.Column("run_id", sa.Integer, _run_fk(), primary_key=True),
+    sa.Column("tag", sa.Text, primary_key=True, index=True),
+)
+
+notes = sa.Table(
+    "notes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("run_id", sa.Integer, _run_fk(), nullable=False, index=True),
+    sa.Column("created_at", Float, nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+)
+
+metric_summaries = sa.Table(
+    "metric_summaries",
+    metadata,
+    sa.Column("run_id", sa.Integer, _run_fk(), primary_key=True),
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("value", Float),
+    sa.Column("step", sa.BigInteger),
+    sa.Column("epoch", Float),
+    sa.Column("time", Float, nullable=False),
+    sa.Column("min_value", Float),
+    sa.Column("min_step", sa.BigInteger),
+    sa.Column("min_epoch", Float),
+    sa.Column("max_value", Float),
+    sa.Column("max_step", sa.BigInteger),
+    sa.Column("max_epoch", Float),
+    sa.Column("count", sa.BigInteger, nullable=False),
+    sa.Column("unit", sa.Text),
+    sa.Index(None, "key", "value"),
+)
+
+chunks = sa.Table(
+    "chunks",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("run_id", sa.Integer, _run_fk(), nullable=False),
+    sa.Column("key", sa.Text, nullable=False),
+    sa.Column("n", sa.Integer, nullable=False),
+    sa.Column("step_min", sa.BigInteger, nullable=False),
+    sa.Column("step_max", sa.BigInteger, nullable=False),
+    sa.Column("codec", sa.Text, nullable=False),
+    sa.Column("steps", sa.LargeBinary, nullable=False),
+    sa.Column("vals", sa.LargeBinary, nullable=False),
+    sa.Column("times", sa.LargeBinary, nullable=False),
+    sa.Column("epochs", sa.LargeBinary),
+    sa.Index(None, "run_id", "key", "step_min"),
+)
+
+attachments = sa.Table(
+    "attachments",
+    metadata,
+    sa.Column("run_id", sa.Integer, _run_fk(), primary_key=True),
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("encoding", sa.Text, nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+)

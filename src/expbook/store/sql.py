@@ -1,0 +1,756 @@
+"""``SqlStore``: the Store contract on SQLite (embedded default) and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+import uuid
+import zlib
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from expbook.errors import (
+    AmbiguousRunError,
+    ExperimentNotFoundError,
+    InvalidValueError,
+    RunNotFoundError,
+    StoreError,
+)
+from expbook.model import (
+    ExperimentRecord,
+    GitInfo,
+    MetricSummary,
+    Note,
+    RunList,
+    RunRecord,
+    RunStatus,
+    Series,
+)
+from expbook.query import parse_filter, parse_sort
+from expbook.store import chunks as chunk_codec
+from expbook.store import migrate
+from expbook.store.base import (
+    RunQuery,
+    RunSpec,
+    Store,
+    SummaryValue,
+    WriteBatch,
+    check_tag,
+    iter_chunks,
+    summarize,
+)
+from expbook.store.chunks import ChunkPlan, ChunkStack, Points, merge_sorted
+from expbook.store.engine import display_url, make_engine, retrying, transaction
+from expbook.store.schema import (
+    attachments,
+    chunks,
+    experiments,
+    metric_summaries,
+    notes,
+    params,
+    runs,
+    tags,
+)
+from expbook.store.sqlquery import compile_filter, compile_sort, status_expr
+from expbook.validation import param_columns
+
+_IN_BATCH = 5000
+_HEX = re.compile(r"[0-9a-f]{4,32}")
+_parent = runs.alias("parent")
+
+
+class SqlStore(Store):
+    """A store in a SQLite file or a PostgreSQL database.
+
+    Args:
+        url: a SQLAlchemy URL (``sqlite:///path``, ``postgresql+psycopg://...``); use
+            ``expbook.open_store`` to pass paths and environment defaults.
+        auto_upgrade: upgrade an older schema on open. Default: yes for SQLite, no for
+            PostgreSQL (see ``expbook.store.migrate``).
+    """
+
+    def __init__(self, url: str, *, auto_upgrade: bool | None = None) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        self.dialect = self.engine.dialect.name
+        if auto_upgrade is None:
+            auto_upgrade = self.dialect == "sqlite"
+        try:
+            migrate.ensure_schema(self.engine, auto_upgrade=auto_upgrade)
+        except sa.exc.DBAPIError as exc:
+            self.engine.dispose()
+            raise StoreError(f"cannot open store {display_url(url)}: {_reason(exc)}") from exc
+        except Exception:
+            self.engine.dispose()
+            raise
+        self._stacks: dict[tuple[int, str], ChunkStack] = {}
+        self._stacks_lock = threading.Lock()
+        self._run_pks: dict[str, int] = {}
+
+    def __repr__(self) -> str:
+        return f"SqlStore({display_url(self.url)!r})"
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def schema_version(self) -> str | None:
+        with self._read() as connection:
+            return migrate.current_version(connection)
+
+    # --- transactions ---------------------------------------------------------------------------
+
+    def _read(self):  # type: ignore[no-untyped-def]
+        return transaction(self.engine, write=False)
+
+    def _write(self, action):  # type: ignore[no-untyped-def]
+        def attempt():  # type: ignore[no-untyped-def]
+            with transaction(self.engine, write=True) as connection:
+                return action(connection)
+
+        try:
+            return retrying(attempt)
+        except sa.exc.DBAPIError as exc:
+            raise StoreError(f"store {display_url(self.url)}: {_reason(exc)}") from exc
+
+    def _query(self, action):  # type: ignore[no-untyped-def]
+        def attempt():  # type: ignore[no-untyped-def]
+            with self._read() as connection:
+                return action(connection)
+
+        try:
+            return retrying(attempt)
+        except sa.exc.DBAPIError as exc:
+            raise StoreError(f"store {display_url(self.url)}: {_reason(exc)}") from exc
+
+    def _insert(self, table: sa.Table):  # type: ignore[no-untyped-def]
+        if self.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        return insert(table)
+
+    # --- creating runs --------------------------------------------------------------------------
+
+    def create_run(self, spec: RunSpec) -> RunRecord:
+        run_uuid = uuid.uuid4().hex
+        tag_set = sorted({check_tag(t) for t in spec.tags})
+
+        def create(connection: Connection) -> RunRecord:
+            experiment_id = (
+                self._experiment_id(connection, spec.experiment) if spec.experiment else None
+            )
+            parent_pk, parent_number = None, None
+            if spec.parent:
+                row = connection.execute(
+                    sa.select(runs.c.id, runs.c.number).where(runs.c.uuid == spec.parent)
+                ).first()
+                if row is None:
+                    raise RunNotFoundError(f"parent run {spec.parent!r} does not exist")
+                parent_pk, parent_number = row
+            number = connection.scalar(sa.select(sa.func.coalesce(sa.func.max(runs.c.number), 0)))
+            number += 1
+            name = spec.name or "run"
+            pk = connection.execute(
+                runs.insert()
+                .values(
+                    uuid=run_uuid,
+                    number=number,
+                    name=name,
+                    experiment_id=experiment_id,
+                    parent_id=parent_pk,
+                    kind=spec.kind,
+                    status=RunStatus.RUNNING.value,
+                    started_at=spec.started_at,
+                    heartbeat_at=spec.started_at,
+                    heartbeat_interval=spec.heartbeat_interval,
+                    command=list(spec.command),
+                    cwd=spec.cwd,
+                    pid=spec.pid,
+                    hostname=spec.hostname,
+                )
+                .returning(runs.c.id)
+            ).scalar_one()
+            self._write_params(connection, pk, dict(spec.params))
+            if tag_set:
+                connection.execute(tags.insert(), [{"run_id": pk, "tag": t} for t in tag_set])
+            return RunRecord(
+                id=run_uuid,
+                number=number,
+                name=name,
+                status=RunStatus.RUNNING,
+                started_at=spec.started_at,
+                experiment=spec.experiment,
+                kind=spec.kind,
+                parent_id=spec.parent,
+                parent_number=parent_number,
+                heartbeat_at=spec.started_at,
+                command=tuple(spec.command),
+                cwd=spec.cwd,
+                pid=spec.pid,
+                hostname=spec.hostname,
+                params=dict(spec.params),
+                tags=tuple(tag_set),
+            )
+
+        def create_retrying_numbers() -> RunRecord:
+            # Two PostgreSQL clients can pick the same number; the unique index tells us.
+            for _ in range(50):
+                try:
+                    return self._write(create)
+                except StoreError as exc:
+                    if not isinstance(exc.__cause__, sa.exc.IntegrityError):
+                        raise
+            raise StoreError("could not allocate a run number after 50 attempts")
+
+        return create_retrying_numbers()
+
+    def _experiment_id(self, connection: Connection, name: str) -> int:
+        existing = connection.scalar(sa.select(experiments.c.id).where(experiments.c.name == name))
+        if existing is not None:
+            return existing
+        now = time.time()
+        connection.execute(
+            self._insert(experiments)
+            .values(name=name, created_at=now, updated_at=now)
+            .on_conflict_do_nothing(index_elements=["name"])
+        )
+        return connection.scalar(sa.select(experiments.c.id).where(experiments.c.name == name))
+
+    # --- writing --------------------------------------------------------------------------------
+
+    def write(self, run_id: str, batch: WriteBatch) -> None:
+        if batch.is_empty():
+            return
+        logged = {key: points for key, points in batch.points.items() if len(points)}
+        summaries = {key: summarize(points) for key, points in logged.items()}
+        ordered = {key: points.sorted() for key, points in logged.items()}
+        done: list[tuple[ChunkStack, ChunkPlan, int | None]] = []
+
+        def apply(connection: Connection) -> int:
+            done.clear()
+            pk = self._run_pk(connection, run_id)
+            if batch.update:
+                self._update_run(connection, pk, dict(batch.update))
+            if batch.params:
+                self._write_params(connection, pk, batch.params)
+            self._write_tags(connection, pk, batch)
+            if batch.notes:
+                connection.execute(
+                    notes.insert(),
+                    [{"run_id": pk, "created_at": t, "text": text} for t, text in batch.notes],
+                )
+            rows = [{"run_id": pk, "key": k, "unit": None, **s} for k, s in summaries.items()]
+            rows += [_summary_row(pk, k, v) for k, v in batch.summary.items()]
+            if rows:
+                self._upsert_summaries(connection, rows)
+            for key, points in ordered.items():
+                done.append(self._write_chunks(connection, pk, key, points))
+            if batch.attachments:
+                self._write_attachments(connection, pk, batch.attachments)
+            if batch.heartbeat is not None:
+                connection.execute(
+                    runs.update().where(runs.c.id == pk).values(heartbeat_at=batch.heartbeat)
+                )
+            return pk
+
+        pk = self._write(apply)
+        with self._stacks_lock:
+            for stack, plan, top_id in done:
+                stack.commit(plan, top_id)
+            status = batch.update.get("status")
+            if status is not None and RunStatus(status).is_terminal():
+                for stack_key in [k for k in self._stacks if k[0] == pk]:
+                    del self._stacks[stack_key]
+
+    def _run_pk(self, connection: Connection, run_id: str) -> int:
+        pk = self._run_pks.get(run_id)
+        if pk is not None:
+            return pk
+        pk = connection.scalar(sa.select(runs.c.id).where(runs.c.uuid == run_id))
+        if pk is None:
+            raise RunNotFoundError(f"run {run_id} does not exist (was it deleted?)")
+        self._run_pks[run_id] = pk
+        return pk
+
+    def _update_run(self, connection: Connection, pk: int, values: dict[str, Any]) -> None:
+        if "experiment" in values:
+            name = values.pop("experiment")
+            values["experiment_id"] = self._experiment_id(connection, name) if name else None
+        if "status" in values:
+            values["status"] = RunStatus(values["status"]).value
+        if "name" in values and not (isinstance(values["name"], str) and values["name"].strip()):
+            raise InvalidValueError(f"invalid run name {values['name']!r}")
+        if values:
+            connection.execute(runs.update().where(runs.c.id == pk).values(**values))
+
+    def _write_params(self, connection: Connection, pk: int, values: dict[str, Any]) -> None:
+        if not values:
+            return
+        rows = []
+        for key, value in values.items():
+            text, number, string = param_columns(value)
+            rows.append(
+                {
+                    "run_id": pk,
+                    "key": key,
+                    "value_json": text,
+                    "value_num": number,
+                    "value_text": string,
+                }
+            )
+        statement = self._insert(params)
+        statement = statement.on_conflict_do_update(
+            index_elements=["run_id", "key"],
+            set_={
+                "value_json": statement.excluded.value_json,
+                "value_num": statement.excluded.value_num,
+                "value_text": statement.excluded.value_text,
+            },
+        )
+        connection.execute(statement, rows)
+
+    def _write_tags(self, connection: Connection, pk: int, batch: WriteBatch) -> None:
+        if batch.tags_add:
+            connection.execute(
+                self._insert(tags).on_conflict_do_nothing(index_elements=["run_id", "tag"]),
+                [{"run_id": pk, "tag": tag} for tag in sorted(batch.tags_add)],
+            )
+        if batch.tags_remove:
+            connection.execute(
+                tags.delete().where(tags.c.run_id == pk, tags.c.tag.in_(batch.tags_remove))
+            )
+
+    def _upsert_summaries(self, connection: Connection, rows: list[dict[str, Any]]) -> None:
+        statement = self._insert(metric_summaries)
+        new, old = statement.excluded, metric_summaries.c
+        newer = new.time >= old.time
+        lower = sa.or_(old.min_value.is_(None), new.min_value < old.min_value)
+        higher = sa.or_(old.max_value.is_(None), new.max_value > old.max_value)
+
+        def pick(condition: Any, column: str) -> Any:
+            return sa.case((condition, new[column]), else_=old[column])
+
+        statement = statement.on_conflict_do_update(
+            index_elements=["run_id", "key"],
+            set_={
+                **{c: pick(newer, c) for c in ("value", "step", "epoch", "time")},
+                **{c: pick(lower, c) for c in ("min_value", "min_step", "min_epoch")},
+                **{c: pick(higher, c) for c in ("max_value", "max_step", "max_epoch")},
+                "count": old.count + new.count,
+                "unit": sa.func.coalesce(new.unit, old.unit),
+            },
+        )
+        connection.execute(statement, rows)
+
+    def _write_chunks(
+        self, connection: Connection, pk: int, key: str, points: Points
+    ) -> tuple[ChunkStack, ChunkPlan, int | None]:
+        with self._stacks_lock:
+            stack = self._stacks.setdefault((pk, key), ChunkStack())
+        plan = stack.plan(points)
+        top_id = None
+        if plan.inserts:
+            rows = [{"run_id": pk, "key": key, **chunk_codec.encode(p)} for p in plan.inserts]
+            if plan.keep_top and plan.update is None:
+                if len(rows) > 1:
+                    connection.execute(chunks.insert(), rows[:-1])
+                top_id = connection.execute(
+                    chunks.insert().values(**rows[-1]).returning(chunks.c.id)
+                ).scalar_one()
+            else:
+                connection.execute(chunks.insert(), rows)
+        if plan.update is not None:
+            top_id = plan.update.id
+            connection.execute(
+                chunks.update()
+                .where(chunks.c.id == top_id)
+                .values(**chunk_codec.encode(plan.update.points))
+            )
+        if plan.deletes:
+            connection.execute(chunks.delete().where(chunks.c.id.in_(plan.deletes)))
+        return stack, plan, top_id
+
+    def _write_attachments(
+        self, connection: Connection, pk: int, files: dict[str, bytes]
+    ) -> None:
+        rows = [
+            {
+                "run_id": pk,
+                "name": name,
+                "encoding": "zlib",
+                "size": len(data),
+                "data": zlib.compress(data, 6),
+            }
+            for name, data in files.items()
+        ]
+        statement = self._insert(attachments)
+        statement = statement.on_conflict_do_update(
+            index_elements=["run_id", "name"],
+            set_={c: statement.excluded[c] for c in ("encoding", "size", "data")},
+        )
+        connection.execute(statement, rows)
+
+    # --- reading runs ---------------------------------------------------------------------------
+
+    def _run_filter(self, query: RunQuery, now: float) -> sa.ColumnElement[bool]:
+        conditions = [compile_filter(parse_filter(query.where), now)]
+        if query.experiments:
+            conditions.append(
+                runs.c.experiment_id.in_(
+                    sa.select(experiments.c.id).where(experiments.c.name.in_(query.experiments))
+                )
+            )
+        if query.statuses:
+            conditions.append(status_expr(now).in_([s.value for s in query.statuses]))
+        if query.ids:
+            conditions.append(runs.c.uuid.in_(query.ids))
+        return sa.and_(*conditions)
+
+    def find_runs(self, query: RunQuery) -> RunList:
+        now = time.time()
+        order = compile_sort(parse_sort(query.sort), now)
+        statement = (
+            sa.select(
+                runs,
+                status_expr(now).label("reported_status"),
+                experiments.c.name.label("experiment_name"),
+                _parent.c.uuid.label("parent_uuid"),
+                _parent.c.number.label("parent_number"),
+            )
+            .select_from(
+                runs.outerjoin(experiments, experiments.c.id == runs.c.experiment_id).outerjoin(
+                    _parent, _parent.c.id == runs.c.parent_id
+                )
+            )
+            .where(self._run_filter(query, now))
+            .order_by(*order)
+        )
+        if query.limit is not None:
+            statement = statement.limit(query.limit)
+        if query.offset:
+            statement = statement.offset(query.offset)
+
+        def read(connection: Connection) -> RunList:
+            rows = connection.execute(statement).mappings().all()
+            pks = [row["id"] for row in rows]
+            details = self._details(connection, pks)
+            return RunList(_run_record(row, *(d.get(row["id"]) for d in details)) for row in rows)
+
+        return self._query(read)
+
+    def count_runs(self, query: RunQuery) -> int:
+        now = time.time()
+        statement = sa.select(sa.func.count()).select_from(runs).where(self._run_filter(query, now))
+        return self._query(lambda connection: connection.scalar(statement))
+
+    def _details(self, connection: Connection, pks: list[int]) -> tuple[dict[int, Any], ...]:
+        param_map: dict[int, dict[str, Any]] = {}
+        tag_map: dict[int, list[str]] = {}
+        metric_map: dict[int, dict[str, MetricSummary]] = {}
+        note_map: dict[int, list[Note]] = {}
+        for batch in iter_chunks(pks, _IN_BATCH):
+            for run_pk, key, text in connection.execute(
+                sa.select(params.c.run_id, params.c.key, params.c.value_json)
+                .where(params.c.run_id.in_(batch))
+                .order_by(params.c.run_id, params.c.key)
+            ):
+                param_map.setdefault(run_pk, {})[key] = json.loads(text)
+            for run_pk, tag in connection.execute(
+                sa.select(tags.c.run_id, tags.c.tag)
+                .where(tags.c.run_id.in_(batch))
+                .order_by(tags.c.run_id, tags.c.tag)
+            ):
+                tag_map.setdefault(run_pk, []).append(tag)
+            for row in connection.execute(
+                sa.select(metric_summaries)
+                .where(metric_summaries.c.run_id.in_(batch))
+                .order_by(metric_summaries.c.run_id, metric_summaries.c.key)
+            ).mappings():
+                metric_map.setdefault(row["run_id"], {})[row["key"]] = _summary(row)
+            for row in connection.execute(
+                sa.select(notes).where(notes.c.run_id.in_(batch)).order_by(notes.c.id)
+            ).mappings():
+                note = Note(row["id"], row["created_at"], row["text"])
+                note_map.setdefault(row["run_id"], []).append(note)
+        return param_map, tag_map, metric_map, note_map
+
+    def resolve_run(self, ref: str | int) -> str:
+        def resolve(connection: Connection) -> str:
+            return _resolve(connection, ref)
+
+        return self._query(resolve)
+
+    # --- series ---------------------------------------------------------------------------------
+
+    def get_series(
+        self, run_id: str, key: str, *, step_min: int | None = None, step_max: int | None = None
+    ) -> Series:
+        def read(connection: Connection) -> list[Any]:
+            pk = self._run_pk(connection, run_id)
+            statement = sa.select(
+                chunks.c.codec, chunks.c.steps, chunks.c.vals, chunks.c.times, chunks.c.epochs
+            ).where(chunks.c.run_id == pk, chunks.c.key == key)
+            if step_min is not None:
+                statement = statement.where(chunks.c.step_max >= step_min)
+            if step_max is not None:
+                statement = statement.where(chunks.c.step_min <= step_max)
+            return connection.execute(statement.order_by(chunks.c.step_min, chunks.c.id)).all()
+
+        parts = [chunk_codec.decode(*row) for row in self._query(read)]
+        points = merge_sorted(parts)
+        if step_min is not None or step_max is not None:
+            points = _step_range(points, step_min, step_max)
+        return Series(run_id, key, points.steps, points.values, points.times, points.epochs)
+
+    def series_keys(self, run_id: str) -> list[str]:
+        def read(connection: Connection) -> list[str]:
+            pk = self._run_pk(connection, run_id)
+            statement = (
+                sa.select(chunks.c.key).where(chunks.c.run_id == pk).distinct().order_by(chunks.c.key)
+            )
+            return list(connection.scalars(statement))
+
+        return self._query(read)
+
+    # --- attachments, deletion ------------------------------------------------------------------
+
+    def get_attachment(self, run_id: str, name: str) -> bytes | None:
+        def read(connection: Connection) -> Any:
+            pk = self._run_pk(connection, run_id)
+            return connection.execute(
+                sa.select(attachments.c.encoding, attachments.c.data).where(
+                    attachments.c.run_id == pk, attachments.c.name == name
+                )
+            ).first()
+
+        row = self._query(read)
+        if row is None:
+            return None
+        encoding, data = row
+        return zlib.decompress(data) if encoding == "zlib" else bytes(data)
+
+    def list_attachments(self, run_id: str) -> dict[str, int]:
+        def read(connection: Connection) -> dict[str, int]:
+            pk = self._run_pk(connection, run_id)
+            statement = (
+                sa.select(attachments.c.name, attachments.c.size)
+                .where(attachments.c.run_id == pk)
+                .order_by(attachments.c.name)
+            )
+            return {name: size for name, size in connection.execute(statement)}
+
+        return self._query(read)
+
+    def delete_runs(self, run_ids: Sequence[str]) -> int:
+        ids = list(dict.fromkeys(run_ids))
+
+        def delete(connection: Connection) -> int:
+            count = 0
+            for batch in iter_chunks(ids, _IN_BATCH):
+                count += connection.execute(runs.delete().where(runs.c.uuid.in_(batch))).rowcount
+            return count
+
+        count = self._write(delete)
+        for run_id in ids:
+            self._run_pks.pop(run_id, None)
+        return count
+
+    # --- experiments ----------------------------------------------------------------------------
+
+    def create_experiment(
+        self, name: str, *, description: str | None = None, hypothesis: str | None = None
+    ) -> ExperimentRecord:
+        if not isinstance(name, str) or not name.strip():
+            raise InvalidValueError(f"invalid experiment name {name!r}")
+
+        def create(connection: Connection) -> None:
+            now = time.time()
+            connection.execute(
+                self._insert(experiments)
+                .values(
+                    name=name,
+                    description=description,
+                    hypothesis=hypothesis,
+                    created_at=now,
+                    updated_at=now,
+                )
+                .on_conflict_do_nothing(index_elements=["name"])
+            )
+
+        self._write(create)
+        return self.get_experiment(name)
+
+    def _experiments(self, where: sa.ColumnElement[bool] | None) -> list[ExperimentRecord]:
+        counts = (
+            sa.select(sa.func.count())
+            .where(runs.c.experiment_id == experiments.c.id)
+            .scalar_subquery()
+        )
+        statement = sa.select(experiments, counts.label("run_count")).order_by(experiments.c.id)
+        if where is not None:
+            statement = statement.where(where)
+
+        def read(connection: Connection) -> list[ExperimentRecord]:
+            return [ExperimentRecord(**row) for row in connection.execute(statement).mappings()]
+
+        return self._query(read)
+
+    def get_experiment(self, name: str) -> ExperimentRecord:
+        found = self._experiments(experiments.c.name == name)
+        if not found:
+            raise ExperimentNotFoundError(f"no experiment named {name!r}")
+        return found[0]
+
+    def list_experiments(self) -> list[ExperimentRecord]:
+        return self._experiments(None)
+
+    def update_experiment(self, name: str, **fields: str | None) -> ExperimentRecord:
+        allowed = {"name", "description", "hypothesis", "conclusion"}
+        unknown = set(fields) - allowed
+        if unknown:
+            raise InvalidValueError(f"cannot update experiment field(s): {', '.join(sorted(unknown))}")
+
+        def update(connection: Connection) -> None:
+            result = connection.execute(
+                experiments.update()
+                .where(experiments.c.name == name)
+                .values(**fields, updated_at=time.time())
+            )
+            if result.rowcount == 0:
+                raise ExperimentNotFoundError(f"no experiment named {name!r}")
+
+        self._write(update)
+        return self.get_experiment(fields.get("name") or name)
+
+
+# --- row mapping ----------------------------------------------------------------------------------
+
+
+def _reason(exc: sa.exc.DBAPIError) -> str:
+    text = str(exc.orig) if exc.orig is not None else str(exc)
+    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+
+
+def _summary_row(pk: int, key: str, value: SummaryValue) -> dict[str, Any]:
+    finite = value.value if value.value == value.value else None
+    return {
+        "run_id": pk,
+        "key": key,
+        "value": finite,
+        "step": None,
+        "epoch": None,
+        "time": value.time,
+        "min_value": finite,
+        "min_step": None,
+        "min_epoch": None,
+        "max_value": finite,
+        "max_step": None,
+        "max_epoch": None,
+        "count": 0,
+        "unit": value.unit,
+    }
+
+
+def _nan(value: float | None) -> float:
+    return float("nan") if value is None else value
+
+
+def _summary(row: Any) -> MetricSummary:
+    return MetricSummary(
+        key=row["key"],
+        value=_nan(row["value"]),
+        step=row["step"],
+        epoch=row["epoch"],
+        time=row["time"],
+        min=row["min_value"],
+        min_step=row["min_step"],
+        min_epoch=row["min_epoch"],
+        max=row["max_value"],
+        max_step=row["max_step"],
+        max_epoch=row["max_epoch"],
+        count=row["count"],
+        unit=row["unit"],
+    )
+
+
+def _run_record(
+    row: Any,
+    run_params: dict[str, Any] | None,
+    run_tags: list[str] | None,
+    metrics: dict[str, MetricSummary] | None,
+    run_notes: list[Note] | None,
+) -> RunRecord:
+    return RunRecord(
+        id=row["uuid"],
+        number=row["number"],
+        name=row["name"],
+        status=RunStatus(row["reported_status"]),
+        started_at=row["started_at"],
+        experiment=row["experiment_name"],
+        kind=row["kind"],
+        parent_id=row["parent_uuid"],
+        parent_number=row["parent_number"],
+        ended_at=row["ended_at"],
+        heartbeat_at=row["heartbeat_at"],
+        exit_code=row["exit_code"],
+        error=row["error"],
+        command=tuple(row["command"] or ()),
+        cwd=row["cwd"],
+        pid=row["pid"],
+        hostname=row["hostname"],
+        git=GitInfo(row["git_commit"], row["git_branch"], row["git_remote"], row["git_dirty"]),
+        host=row["host"] or {},
+        params=run_params or {},
+        tags=tuple(run_tags or ()),
+        metrics=metrics or {},
+        notes=tuple(run_notes or ()),
+    )
+
+
+def _step_range(points: Points, step_min: int | None, step_max: int | None) -> Points:
+    import bisect
+
+    lo = 0 if step_min is None else bisect.bisect_left(points.steps, step_min)
+    hi = len(points) if step_max is None else bisect.bisect_right(points.steps, step_max)
+    return points.slice(lo, hi)
+
+
+def _resolve(connection: Connection, ref: str | int) -> str:
+    text = str(ref).strip()
+    by_number = text[1:] if text.startswith("#") else text
+    if by_number.isdigit():
+        found = connection.scalar(sa.select(runs.c.uuid).where(runs.c.number == int(by_number)))
+        if found is not None:
+            return found
+        if text.startswith("#"):
+            raise RunNotFoundError(f"no run #{by_number}")
+    candidates: Iterable[Any] = ()
+    lowered = text.lower()
+    if _HEX.fullmatch(lowered):
+        candidates = connection.execute(
+            sa.select(runs.c.uuid, runs.c.number, runs.c.name)
+            .where(runs.c.uuid.like(lowered + "%"))
+            .limit(6)
+        ).all()
+    if not candidates:
+        candidates = connection.execute(
+            sa.select(runs.c.uuid, runs.c.number, runs.c.name)
+            .where(runs.c.name == text)
+            .order_by(runs.c.number)
+            .limit(6)
+        ).all()
+    candidates = list(candidates)
+    if len(candidates) == 1:
+        return candidates[0][0]
+    if not candidates:
+        raise RunNotFoundError(
+            f"no run matches {text!r} (use a number like 12 or #12, a UUID prefix or a unique name)"
+        )
+    listed = ", ".join(f"#{number} ({name})" for _, number, name in candidates[:5])
+    more = " and more" if len(candidates) > 5 else ""
+    raise AmbiguousRunError(f"{text!r} matches several runs: {listed}{more}; use a number")

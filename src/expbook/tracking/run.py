@@ -1,0 +1,249 @@
+"""``Run``: the live handle user code logs to.
+
+``log()`` is the hot path: it checks each key once per run (a set lookup afterwards), accepts
+plain ``float``/``int`` values without a call, copies the dict and appends one tuple to the
+writer's deque. No I/O, no lock, no thread switch. Everything else is queued for the writer too.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Iterable, Mapping
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from expbook.errors import InvalidValueError, RunFinishedError
+from expbook.model import RunRecord, RunStatus
+from expbook.store.base import Store, SummaryValue, WriteBatch, check_tag
+from expbook.validation import check_epoch, check_key, check_step, coerce_metric, flatten_params
+
+if TYPE_CHECKING:
+    from expbook.tracking.tracker import Tracker
+    from expbook.tracking.writer import Writer
+
+
+class Run:
+    """A run being recorded. Use it as a context manager, or call ``finish()``.
+
+    Created by ``expbook.start_run`` (or ``Tracker.start_run``); do not instantiate directly.
+    """
+
+    def __init__(self, tracker: Tracker, store: Store, record: RunRecord, writer: Writer) -> None:
+        self._tracker = tracker
+        self._store = store
+        self._record = record
+        self._writer = writer
+        self._points = writer.points
+        self._high_water = writer.high_water
+        self._known: set[str] = set()
+        self._next_step = 0
+        self._status: RunStatus | None = None
+        self.summary = Summary(self)
+
+    def __repr__(self) -> str:
+        state = self._status or "running"
+        return f"<expbook.Run #{self.number} {self.name!r} ({state}) in {self._store!r}>"
+
+    # --- identity -------------------------------------------------------------------------------
+
+    @property
+    def id(self) -> str:
+        """The run's UUID (32 hex characters)."""
+        return self._record.id
+
+    @property
+    def number(self) -> int:
+        """The run's sequential number in its store (``#12``)."""
+        return self._record.number
+
+    @property
+    def name(self) -> str:
+        return self._record.name
+
+    @property
+    def experiment(self) -> str | None:
+        return self._record.experiment
+
+    @property
+    def store(self) -> Store:
+        return self._store
+
+    @property
+    def status(self) -> RunStatus:
+        return self._status or RunStatus.RUNNING
+
+    # --- logging --------------------------------------------------------------------------------
+
+    def log(
+        self, metrics: Mapping[str, Any], step: int | None = None, *, epoch: float | None = None
+    ) -> None:
+        """Record metric values at ``step`` (default: one more than the previous step).
+
+        Values are numbers (NaN and infinities included); keys look like ``train/loss``.
+
+        Raises:
+            InvalidKeyError: a key is not a valid metric key.
+            InvalidValueError: a value is not a number, or ``epoch`` is not.
+            InvalidStepError: ``step`` is negative or not an integer.
+            RunFinishedError: the run has finished.
+        """
+        if self._status is not None:
+            raise RunFinishedError(f"run #{self.number} has finished ({self._status}); "
+                                   "start a new run to log more")  # fmt: skip
+        if step is None:
+            step = self._next_step
+        elif type(step) is not int or step < 0:
+            step = check_step(step)
+        if epoch is not None:
+            epoch = check_epoch(epoch)
+        known = self._known
+        values = dict(metrics)
+        for key, value in values.items():
+            if key not in known:
+                known.add(check_key(key))
+            kind = type(value)
+            if kind is not float and kind is not int:
+                values[key] = coerce_metric(key, value)
+        self._next_step = step + 1
+        points = self._points
+        points.append((step, epoch, time.time(), values))
+        if len(points) >= self._high_water:
+            self._writer.wake()
+
+    def log_params(self, params: Mapping[str, Any] | Any) -> None:
+        """Add or change params (nested mappings are flattened to dotted keys)."""
+        self._submit(WriteBatch(params=flatten_params(params)))
+
+    def note(self, text: str) -> None:
+        """Add a timestamped markdown note."""
+        if not isinstance(text, str) or not text.strip():
+            raise InvalidValueError(f"a note needs some text, got {text!r}")
+        self._submit(WriteBatch(notes=[(time.time(), text)]))
+
+    def tag(self, *tags: str) -> None:
+        self._submit(WriteBatch(tags_add={check_tag(t) for t in tags}))
+
+    def untag(self, *tags: str) -> None:
+        self._submit(WriteBatch(tags_remove=set(tags)))
+
+    def set_name(self, name: str) -> None:
+        if not isinstance(name, str) or not name.strip():
+            raise InvalidValueError(f"invalid run name {name!r}")
+        self._submit(WriteBatch(update={"name": name}))
+
+    def attach(self, name: str, data: bytes | str) -> None:
+        """Store a small file with the run (kept compressed in the database)."""
+        payload = data.encode() if isinstance(data, str) else bytes(data)
+        self._submit(WriteBatch(attachments={name: payload}))
+
+    def _submit(self, batch: WriteBatch) -> None:
+        if self._status is not None:
+            raise RunFinishedError(f"run #{self.number} has finished ({self._status})")
+        self._writer.submit(batch)
+
+    # --- life cycle -----------------------------------------------------------------------------
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Block until everything logged so far is in the store (True), or ``timeout`` passed."""
+        if not self._writer.is_alive():
+            return self._status is not None
+        return self._writer.flush(timeout)
+
+    def record(self) -> RunRecord:
+        """The run as the store has it now (after a flush)."""
+        self.flush()
+        return self._store.run(self.id)
+
+    def finish(
+        self,
+        status: RunStatus | str = RunStatus.FINISHED,
+        *,
+        error: str | None = None,
+        exit_code: int | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        """Flush everything and mark the run ended with ``status``. Calling it again is a no-op."""
+        if self._status is not None:
+            if self._writer.is_alive():
+                self._writer.close(timeout)
+            return
+        final = RunStatus(status)
+        if not final.is_terminal() or final is RunStatus.CRASHED:
+            raise InvalidValueError(f"cannot finish a run as {final.value!r}")
+        self._status = final
+        update: dict[str, Any] = {"status": final.value, "ended_at": time.time()}
+        if error is not None:
+            update["error"] = error
+        if exit_code is not None:
+            update["exit_code"] = exit_code
+        self._writer.submit(WriteBatch(update=update))
+        self._tracker._forget(self)
+        self._writer.close(timeout)
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        status, error, code = outcome(exc_type, exc, tb)
+        self.finish(status, error=error, exit_code=code)
+
+
+def outcome(
+    exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+) -> tuple[RunStatus, str | None, int | None]:
+    """The status, error text and exit code that an exception (or none) means for a run."""
+    if exc_type is None:
+        return RunStatus.FINISHED, None, None
+    if issubclass(exc_type, KeyboardInterrupt):
+        return RunStatus.INTERRUPTED, "KeyboardInterrupt", None
+    if issubclass(exc_type, SystemExit):
+        code = getattr(exc, "code", None)
+        if code is None or code == 0:
+            return RunStatus.FINISHED, None, 0
+        if isinstance(code, int):
+            return RunStatus.FAILED, f"SystemExit({code})", code
+        return RunStatus.FAILED, f"SystemExit({code!r})", 1
+    text = "".join(traceback.format_exception(exc_type, exc, tb))
+    return RunStatus.FAILED, text, None
+
+
+class Summary:
+    """Summary values set directly: ``run.summary["inference_accuracy"] = 0.2614``.
+
+    A value set here becomes the key's latest value (``expbook ls`` shows it) without being a
+    point of the series. Reading returns values set through this object in this process.
+    """
+
+    def __init__(self, run: Run) -> None:
+        self._run = run
+        self._values: dict[str, float] = {}
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.set(key, value)
+
+    def __getitem__(self, key: str) -> float:
+        return self._values[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._values
+
+    def __repr__(self) -> str:
+        return f"Summary({self._values!r})"
+
+    def set(self, key: str, value: Any, *, unit: str | None = None) -> None:
+        """Set ``key`` to ``value`` (a number), optionally with a unit such as ``"%"``."""
+        check_key(key)
+        number = coerce_metric(key, value)
+        self._values[key] = number
+        self._run._submit(WriteBatch(summary={key: SummaryValue(number, unit, time.time())}))
+
+    def update(self, values: Mapping[str, Any] | Iterable[tuple[str, Any]] = (), **more: Any) -> None:
+        for key, value in dict(values, **more).items():
+            self.set(key, value)
+

@@ -1,0 +1,282 @@
+"""``Tracker``: starts runs on a store and ends them however the process ends.
+
+How each ending is recorded:
+
+- the ``with`` block exits normally, or ``run.finish()``: ``finished``;
+- an exception escapes the ``with`` block: ``failed`` with the traceback;
+  ``KeyboardInterrupt`` (Ctrl-C, SIGINT): ``interrupted``; ``SystemExit(n)``: failed with exit
+  code ``n`` (finished for 0);
+- the interpreter exits with runs still open (no ``with``): an ``atexit`` hook finishes them,
+  ``failed``/``interrupted`` if an uncaught exception is ending the process;
+- SIGTERM or SIGHUP: the handler flushes, marks open runs ``interrupted``, then lets the signal do
+  what it did before (the previous handler, or the default: the process dies by that signal);
+- ``kill -9``, a power cut: whatever was flushed stays; the store reports the run as ``crashed``
+  once its heartbeat is four intervals old.
+
+A forked child (``multiprocessing``, ``DataLoader`` workers) inherits handles it cannot flush: its
+copies stop recording instead of buffering forever. Start a run in the child to log from it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import socket
+import sys
+import threading
+import weakref
+from collections import deque
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import Any
+
+from expbook.errors import InvalidValueError
+from expbook.model import RunRecord, RunStatus
+from expbook.store import open_store, resolve_url
+from expbook.store.base import RunSpec, Store, WriteBatch
+from expbook.tracking.run import Run, outcome
+from expbook.tracking.writer import Writer
+from expbook.validation import flatten_params
+
+DEFAULT_FLUSH_INTERVAL = 0.5
+DEFAULT_HEARTBEAT_INTERVAL = 5.0
+SIGNAL_FLUSH_TIMEOUT = 10.0
+
+
+def _env_seconds(name: str, default: float) -> float:
+    text = os.environ.get(name)
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise InvalidValueError(f"{name}={text!r} is not a number of seconds") from None
+    if not value > 0:
+        raise InvalidValueError(f"{name}={text!r} must be a positive number of seconds")
+    return value
+
+
+class Tracker:
+    """Starts runs on one default store.
+
+    Args:
+        store: a ``Store``, or a location for ``expbook.open_store`` (default: ``EXPBOOK_STORE``
+            or ``.expbook/expbook.db`` at the git root). Opened on first use.
+    """
+
+    def __init__(self, store: Store | str | os.PathLike[str] | None = None) -> None:
+        self._location = None if isinstance(store, Store) else store
+        self._stores: dict[str, Store] = {}
+        if isinstance(store, Store):
+            self._stores[store.url] = store
+            self._location = store.url
+        self._active: list[Run] = []
+        self._lock = threading.Lock()
+        _TRACKERS.add(self)
+
+    def store(self, location: Store | str | os.PathLike[str] | None = None) -> Store:
+        """The store at ``location`` (default: this tracker's), opened once and cached."""
+        if isinstance(location, Store):
+            return location
+        url = resolve_url(location if location is not None else self._location)
+        with self._lock:
+            store = self._stores.get(url)
+            if store is None:
+                store = self._stores[url] = open_store(url)
+            return store
+
+    def active_run(self) -> Run | None:
+        """The most recently started run that has not finished, or None."""
+        with self._lock:
+            return self._active[-1] if self._active else None
+
+    def start_run(
+        self,
+        name: str | None = None,
+        *,
+        experiment: str | None = None,
+        params: Any = None,
+        tags: list[str] | tuple[str, ...] = (),
+        parent: Run | RunRecord | str | int | None = None,
+        kind: str = "train",
+        store: Store | str | os.PathLike[str] | None = None,
+        capture: bool = True,
+    ) -> Run:
+        """Create a run and start recording it. See ``expbook.start_run``."""
+        flat = flatten_params(params) if params is not None else {}
+        target = self.store(store)
+        heartbeat = _env_seconds("EXPBOOK_HEARTBEAT_INTERVAL", DEFAULT_HEARTBEAT_INTERVAL)
+        flush = _env_seconds("EXPBOOK_FLUSH_INTERVAL", DEFAULT_FLUSH_INTERVAL)
+        spec = RunSpec(
+            name=name or default_run_name(),
+            experiment=experiment,
+            parent=_parent_id(target, parent),
+            kind=kind,
+            params=flat,
+            tags=list(tags),
+            command=list(getattr(sys, "orig_argv", sys.argv)),
+            cwd=os.getcwd(),
+            pid=os.getpid(),
+            hostname=socket.gethostname(),
+            heartbeat_interval=heartbeat,
+        )
+        _install_process_hooks()
+        record = target.create_run(spec)
+        writer = Writer(
+            target,
+            record.id,
+            flush_interval=flush,
+            heartbeat_interval=heartbeat,
+            prepare=capture_context if capture else None,
+        )
+        run = Run(self, target, record, writer)
+        with self._lock:
+            self._active.append(run)
+        _LIVE.append(run)
+        writer.start()
+        return run
+
+    def _forget(self, run: Run) -> None:
+        with self._lock:
+            if run in self._active:
+                self._active.remove(run)
+        if run in _LIVE:
+            _LIVE.remove(run)
+
+    def _after_fork_in_child(self) -> None:
+        self._active.clear()
+        self._lock = threading.Lock()
+        for store in self._stores.values():
+            engine = getattr(store, "engine", None)
+            if engine is not None:
+                engine.dispose(close=False)  # the parent's connections are not ours to close
+
+
+def default_run_name() -> str:
+    """The script's name: ``train`` for ``python train.py``, the package for ``python -m pkg``."""
+    argv0 = sys.argv[0] if sys.argv else ""
+    if not argv0 or argv0 in ("-c", "-m", "-"):
+        return "run"
+    path = Path(argv0)
+    if path.stem == "__main__":
+        return path.parent.name or "run"
+    if path.stem == "ipykernel_launcher":
+        return "notebook"
+    return path.stem or "run"
+
+
+def _parent_id(store: Store, parent: Run | RunRecord | str | int | None) -> str | None:
+    if parent is None:
+        return None
+    if isinstance(parent, Run | RunRecord):
+        return parent.id
+    return store.resolve_run(parent)
+
+
+def capture_context() -> WriteBatch:
+    """Git state, host, GPUs and installed packages, as a batch (run on the writer thread)."""
+    from expbook.tracking.capture import capture_git, capture_host, capture_packages
+
+    batch = WriteBatch()
+    git = capture_git(os.getcwd())
+    if git is not None:
+        batch.update.update(
+            git_commit=git.commit, git_branch=git.branch, git_remote=git.remote,
+            git_dirty=git.dirty,
+        )  # fmt: skip
+        if git.diff:
+            batch.attachments["git.diff"] = git.diff.encode("utf-8", "replace")
+        if git.untracked:
+            batch.attachments["git.untracked"] = "\n".join(git.untracked).encode()
+    batch.update["host"] = capture_host()
+    batch.attachments["packages.txt"] = "\n".join(capture_packages()).encode()
+    return batch
+
+
+# --- process-wide hooks ---------------------------------------------------------------------------
+
+_LIVE: list[Run] = []
+"""Open runs of every tracker in this process, oldest first (what the hooks must end)."""
+_TRACKERS: weakref.WeakSet[Tracker] = weakref.WeakSet()
+_state = {"installed": False, "signals": False}
+_uncaught: list[tuple[type[BaseException], BaseException, TracebackType | None]] = []
+_previous: dict[int, Any] = {}
+
+
+def _install_process_hooks() -> None:
+    if not _state["installed"]:
+        _state["installed"] = True
+        atexit.register(_at_exit)
+        previous_hook = sys.excepthook
+
+        def excepthook(kind, value, tb):  # type: ignore[no-untyped-def]
+            _uncaught.append((kind, value, tb))
+            previous_hook(kind, value, tb)
+
+        sys.excepthook = excepthook
+        os.register_at_fork(after_in_child=_after_fork_in_child)
+    if not _state["signals"] and threading.current_thread() is threading.main_thread():
+        _state["signals"] = True
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            previous = signal.getsignal(signum)
+            if previous is signal.SIG_IGN:
+                continue  # the process ignores it: so do we
+            _previous[signum] = previous
+            signal.signal(signum, _on_signal)
+
+
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    name = signal.Signals(signum).name
+    for run in list(reversed(_LIVE)):
+        run.finish(RunStatus.INTERRUPTED, error=f"received {name}", timeout=SIGNAL_FLUSH_TIMEOUT)
+    previous = _previous.get(signum)
+    if callable(previous):
+        previous(signum, frame)
+        return
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
+def _at_exit() -> None:
+    if not _LIVE:
+        return
+    if _uncaught:
+        status, error, code = outcome(*_uncaught[-1])
+    else:
+        status, error, code = RunStatus.FINISHED, None, None
+    for run in list(reversed(_LIVE)):
+        run.finish(status, error=error, exit_code=code)
+
+
+class _Detached:
+    """Stands in for the writer of a run inherited through fork: records nothing."""
+
+    points: deque[Any] = deque(maxlen=0)
+    high_water = 1 << 62
+
+    def submit(self, batch: WriteBatch) -> None:
+        pass
+
+    def wake(self) -> None:
+        pass
+
+    def flush(self, timeout: float | None = None) -> bool:
+        return True
+
+    def close(self, timeout: float | None = None) -> bool:
+        return True
+
+    def is_alive(self) -> bool:
+        return False
+
+
+def _after_fork_in_child() -> None:
+    for run in _LIVE:
+        run._writer = _Detached()  # type: ignore[assignment]
+        run._points = _Detached.points
+    _LIVE.clear()
+    _uncaught.clear()
+    for tracker in _TRACKERS:
+        tracker._after_fork_in_child()
+
