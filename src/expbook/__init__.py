@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 from expbook._version import __version__
 from expbook.errors import (
     AmbiguousRunError,
-    ExperimentNotFoundError,
     ExpbookError,
+    ExperimentNotFoundError,
     FilterSyntaxError,
     InvalidKeyError,
     InvalidStepError,

@@ -27,7 +27,9 @@ def load_data() -> dict[str, Any]:
         from sklearn.datasets import load_digits
         from sklearn.model_selection import train_test_split
     except ModuleNotFoundError:
-        raise ExpbookError("expbook demo needs scikit-learn: pip install 'expbook[demo]'") from None
+        raise ExpbookError(
+            "expbook demo needs scikit-learn: pip install 'expbook[demo]'"
+        ) from None
     features, labels = load_digits(return_X_y=True)
     features = features / 16.0
     x_train, x_rest, y_train, y_rest = train_test_split(
@@ -107,4 +109,8 @@ def main(*, epochs: int, experiment: str, store: str | None) -> None:
         out.print(f"  #{run.number} {name}: test/acc {test_acc:.4f} ({took})")
     runs = target.runs(f"number >= {min(numbers)} and number <= {max(numbers)}")
     out.print(runs_table(runs, title=f"Runs of {experiment!r}"))
-    out.print("Next: expbook show " + str(max(numbers)) + f"   expbook diff {min(numbers)} {max(numbers)}")
+    out.print(
+        "Next: expbook show "
+        + str(max(numbers))
+        + f"   expbook diff {min(numbers)} {max(numbers)}"
+    )

@@ -6,6 +6,7 @@ Live handles (``expbook.tracking.Run``) are separate: they write, records are re
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import math
 import time
@@ -34,8 +35,6 @@ class RunStatus(enum.StrEnum):
     def is_terminal(self) -> bool:
         """True for every status but ``running``."""
         return self is not RunStatus.RUNNING
-
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,17 +178,17 @@ class RunRecord:
             "host": dict(self.host),
             "params": dict(self.params),
             "tags": list(self.tags),
-            "metrics": {
-                key: {
-                    "value": s.value, "step": s.step, "epoch": s.epoch, "time": s.time,
-                    "min": s.min, "min_step": s.min_step, "min_epoch": s.min_epoch,
-                    "max": s.max, "max_step": s.max_step, "max_epoch": s.max_epoch,
-                    "count": s.count, "unit": s.unit,
-                }  # fmt: skip
-                for key, s in self.metrics.items()
-            },
-            "notes": [{"id": n.id, "created_at": n.created_at, "text": n.text} for n in self.notes],
+            "metrics": {key: _summary_dict(s) for key, s in self.metrics.items()},
+            "notes": [
+                {"id": n.id, "created_at": n.created_at, "text": n.text} for n in self.notes
+            ],
         }
+
+
+def _summary_dict(summary: MetricSummary) -> dict[str, Any]:
+    data = dataclasses.asdict(summary)
+    del data["key"]
+    return data
 
 
 class RunList(tuple[RunRecord, ...]):
@@ -248,7 +247,9 @@ class Series:
         return len(self.steps)
 
     def __iter__(self) -> Iterator[MetricPoint]:
-        for step, value, epoch, t in zip(self.steps, self.values, self.epochs, self.times):
+        for step, value, epoch, t in zip(
+            self.steps, self.values, self.epochs, self.times, strict=True
+        ):
             yield MetricPoint(step, value, None if math.isnan(epoch) else epoch, t)
 
     def to_pandas(self) -> pandas.DataFrame:

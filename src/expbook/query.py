@@ -170,7 +170,9 @@ def tokenize(text: str) -> list[Token]:
             key = next(g for g in key_match.groups() if g is not None)
             if key_match.group(2) or key_match.group(3):
                 key = _unescape(key)
-            tokens.append(Token("key", text[pos : key_match.end()], (_SCOPES[token_text.lower()], key), pos))
+            tokens.append(
+                Token("key", text[pos : key_match.end()], (_SCOPES[token_text.lower()], key), pos)
+            )
             pos = key_match.end()
             continue
         if kind != "space":
@@ -266,16 +268,16 @@ class _Parser:
             self.advance()
             scope, name = token.value
             return Field(scope, name, "last", token.pos)
-        if token.kind == "word" and token.text.lower() in AGGREGATES:
-            if self.tokens[self.i + 1].kind == "lparen":
-                self.advance()
-                self.advance()
-                inner = self.tok
-                if inner.kind != "key" or inner.value[0] != "metric":
-                    raise self.error(f"{token.text}() takes a metric, like metrics.valid/acc")
-                self.advance()
-                self.expect("rparen", "')'")
-                return Field("metric", inner.value[1], token.text.lower(), token.pos)
+        is_call = token.kind != "end" and self.tokens[self.i + 1].kind == "lparen"
+        if token.kind == "word" and token.text.lower() in AGGREGATES and is_call:
+            self.advance()
+            self.advance()
+            inner = self.tok
+            if inner.kind != "key" or inner.value[0] != "metric":
+                raise self.error(f"{token.text}() takes a metric, like metrics.valid/acc")
+            self.advance()
+            self.expect("rparen", "')'")
+            return Field("metric", inner.value[1], token.text.lower(), token.pos)
         if token.kind == "word" and token.text.lower() in ATTRIBUTES:
             self.advance()
             return Field("attr", token.text.lower(), "last", token.pos)
@@ -294,11 +296,15 @@ class _Parser:
             self.advance()
             value_token = self.tok
             value = self.value()
-            return Compare(field, token.value, _check(self, field, token.value, value, value_token), token.pos)
+            return Compare(
+                field, token.value, _check(self, field, token.value, value, value_token), token.pos
+            )
         if self.is_word("in"):
             return self.in_list(field, negated=False)
-        if self.is_word("not") and self.tokens[self.i + 1].kind == "word" and (
-            self.tokens[self.i + 1].text.lower() == "in"
+        if (
+            self.is_word("not")
+            and self.tokens[self.i + 1].kind == "word"
+            and (self.tokens[self.i + 1].text.lower() == "in")
         ):
             self.advance()
             return self.in_list(field, negated=True)
@@ -314,7 +320,9 @@ class _Parser:
             return IsNull(field, negated)
         if token.kind == "end":
             raise self.error(f"expected an operator after {field.label()!r}")
-        raise self.error(f"expected an operator (=, !=, <, <=, >, >=, ~, in, is) after {field.label()!r}")
+        raise self.error(
+            f"expected an operator (=, !=, <, <=, >, >=, ~, in, is) after {field.label()!r}"
+        )
 
     def in_list(self, field: Field, negated: bool) -> Node:
         start = self.advance()
@@ -364,7 +372,7 @@ def _check(parser: _Parser, field: Field, op: str, value: Any, token: Token) -> 
         if op not in ("=", "!="):
             raise parser.error("null only compares with = or != (or use 'is null')", token)
         return value
-    if kind == "number" and (isinstance(value, str) or isinstance(value, bool)) and op not in ("~", "!~"):
+    if kind == "number" and isinstance(value, str | bool) and op not in ("~", "!~"):
         raise parser.error(f"{field.label()} compares to numbers, not {value!r}", token)
     if kind == "bool" and not isinstance(value, bool):
         raise parser.error(f"{field.label()} compares to true or false", token)

@@ -59,8 +59,10 @@ def coerce_metric(key: str, value: object) -> float:
 
     NaN and infinities are valid and kept. Anything else raises InvalidValueError naming the key.
     """
-    if isinstance(value, numbers.Real):
-        return float(value)
+    if isinstance(value, numbers.Real) or (
+        isinstance(value, numbers.Number) and not isinstance(value, numbers.Complex)
+    ):  # Decimal registers only as a Number
+        return float(value)  # type: ignore[arg-type]
     item = getattr(value, "item", None)
     if callable(item) and not isinstance(value, str | bytes):
         try:
@@ -81,7 +83,7 @@ def coerce_metric(key: str, value: object) -> float:
 
 def check_step(step: object) -> int:
     """Return ``step`` as an int if it is a non-negative integer, else raise InvalidStepError."""
-    if isinstance(step, bool) or isinstance(step, float):
+    if isinstance(step, bool | float):
         raise InvalidStepError(
             f"step {step!r} is a {type(step).__name__}; steps are integers >= 0 "
             "(pass epoch= for fractional epochs)"

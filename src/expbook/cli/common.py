@@ -12,18 +12,17 @@ from expbook.store import Store, open_store, resolve_url
 from expbook.store.base import RunQuery
 
 
-def open_cli_store(location: str | None, *, create: bool = False) -> Store:
-    """Open the store for a command; reading commands do not create a missing SQLite file."""
+def open_cli_store(location: str | None) -> Store:
+    """Open the store for a command; a missing SQLite file is an error, not a new store."""
     url = resolve_url(location)
-    if not create:
-        parsed = sa.make_url(url)
-        database = parsed.database
-        if parsed.get_backend_name() == "sqlite" and database and database != ":memory:":
-            if not Path(database).exists():
-                raise StoreError(
-                    f"no store at {database} (runs create it; pass --store or set EXPBOOK_STORE "
-                    "to use another)"
-                )
+    parsed = sa.make_url(url)
+    database = parsed.database
+    is_file = parsed.get_backend_name() == "sqlite" and database and database != ":memory:"
+    if is_file and not Path(database).exists():
+        raise StoreError(
+            f"no store at {database} (runs create it; pass --store or set EXPBOOK_STORE "
+            "to use another)"
+        )
     return open_store(url)
 
 

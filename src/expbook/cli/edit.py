@@ -15,7 +15,9 @@ from expbook.store import migrate
 from expbook.store.base import RunQuery
 from expbook.store.engine import display_url
 
-_NUMBER_WITH_UNIT = re.compile(r"^\s*([-+]?(?:nan|inf(?:inity)?|[0-9.]+(?:[eE][-+]?\d+)?))\s*(%?)\s*$", re.I)
+_NUMBER_WITH_UNIT = re.compile(
+    r"^\s*([-+]?(?:nan|inf(?:inity)?|[0-9.]+(?:[eE][-+]?\d+)?))\s*(%?)\s*$", re.I
+)
 
 
 def note(*, run: str, text: str, store: str | None) -> None:

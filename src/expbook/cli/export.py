@@ -142,9 +142,11 @@ def _parquet_cell(value: Any) -> Any:
 def _pyarrow() -> Any:
     try:
         import pyarrow
-        import pyarrow.parquet  # noqa: F401
+        import pyarrow.parquet
     except ModuleNotFoundError:
-        raise ExpbookError("parquet export needs pyarrow: pip install 'expbook[parquet]'") from None
+        raise ExpbookError(
+            "parquet export needs pyarrow: pip install 'expbook[parquet]'"
+        ) from None
     return pyarrow
 
 

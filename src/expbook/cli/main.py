@@ -78,7 +78,8 @@ def cli() -> None:
               help="Metric columns, comma-separated (repeatable). "
               "[default: the most common keys]")  # fmt: skip
 @click.option("--params", "-p", "param_keys", multiple=True, metavar="KEYS",
-              help="Param columns, comma-separated (repeatable). [default: params that vary]")  # fmt: skip
+              help="Param columns, comma-separated (repeatable). "
+              "[default: params that vary]")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON.")
 @store_option
 def ls_command(**options: Any) -> None:
@@ -98,7 +99,9 @@ def ls_command(**options: Any) -> None:
 
 @cli.command("show")
 @click.argument("run")
-@click.option("--diff", "show_diff", is_flag=True, help="Also print the git diff the run started from.")
+@click.option(
+    "--diff", "show_diff", is_flag=True, help="Also print the git diff the run started from."
+)
 @click.option("--packages", "show_packages", is_flag=True, help="Also list installed packages.")
 @click.option("--json", "as_json", is_flag=True, help="Print everything as JSON.")
 @store_option
@@ -213,7 +216,13 @@ def rm_command(**options: Any) -> None:
               "instead of the runs table.")  # fmt: skip
 @click.option("--key", "-k", "keys", multiple=True, metavar="KEY",
               help="With --metrics: only these metric keys (repeatable).")  # fmt: skip
-@click.option("--limit", "-n", type=click.IntRange(min=0), default=0, help="At most this many runs (0 = all).")
+@click.option(
+    "--limit",
+    "-n",
+    type=click.IntRange(min=0),
+    default=0,
+    help="At most this many runs (0 = all).",
+)
 @click.option("--out", "-o", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
               help="Write to FILE instead of stdout (required for parquet).")  # fmt: skip
 @store_option

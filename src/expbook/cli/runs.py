@@ -91,9 +91,7 @@ def varying_params(runs: Sequence[RunRecord]) -> list[str]:
 
 def common_metrics(runs: Sequence[RunRecord], limit: int = DEFAULT_METRIC_COLUMNS) -> list[str]:
     """The metric keys most runs have (system metrics left out), alphabetically."""
-    counts = Counter(
-        key for run in runs for key in run.metrics if not key.startswith("system/")
-    )
+    counts = Counter(key for run in runs for key in run.metrics if not key.startswith("system/"))
     chosen = [key for key, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]]
     return sorted(chosen)
 
@@ -130,8 +128,15 @@ def runs_table(
             cells.append(run.experiment or "—")
         if show_kind:
             cells.append(run.kind)
-        cells += [status_text(run.status.value), fmt_time(run.started_at), fmt_duration(run.duration)]
-        cells += [fmt_value(run.params.get(key), width=24) if key in run.params else "—" for key in params]
+        cells += [
+            status_text(run.status.value),
+            fmt_time(run.started_at),
+            fmt_duration(run.duration),
+        ]
+        cells += [
+            fmt_value(run.params.get(key), width=24) if key in run.params else "—"
+            for key in params
+        ]
         for key in metrics:
             summary = run.metrics.get(key)
             cells.append("—" if summary is None else fmt_metric(summary.value, summary.unit))
@@ -233,7 +238,7 @@ def describe_host(run: RunRecord) -> str:
     gpus = host.get("gpus") or []
     if gpus:
         names = Counter(str(gpu.get("name", "GPU")) for gpu in gpus)
-        parts.append("GPUs: " + ", ".join(f"{n}× {name}" for name, n in names.items()))
+        parts.append("GPUs: " + ", ".join(f"{n} x {name}" for name, n in names.items()))
     return " · ".join(parts)
 
 

@@ -21,7 +21,7 @@ import heapq
 import math
 import sys
 from array import array
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 CHUNK_POINTS = 2048
@@ -93,14 +93,17 @@ def merge_sorted(parts: list[Points]) -> Points:
         for part in parts:
             out.extend(part)
         return out
-    keyed = (
-        ((step, n, i) for i, step in enumerate(part.steps)) for n, part in enumerate(parts)
-    )
     out = Points()
-    for _, n, i in heapq.merge(*keyed):
+    for _, n, i in heapq.merge(*(_keyed(part, n) for n, part in enumerate(parts))):
         part = parts[n]
         out.append(part.steps[i], part.values[i], part.times[i], part.epochs[i])
     return out
+
+
+def _keyed(part: Points, n: int) -> Iterator[tuple[int, int, int]]:
+    """(step, part number, index) for a stable k-way merge by step."""
+    for i, step in enumerate(part.steps):
+        yield step, n, i
 
 
 def _pack(values: array) -> bytes:
@@ -138,8 +141,8 @@ def decode(codec: str, steps: bytes, vals: bytes, times: bytes, epochs: bytes | 
     if codec != CODEC:
         raise ValueError(f"unknown chunk codec {codec!r}; upgrade expbook")
     step_array = _unpack("q", steps)
-    epoch_array = _unpack("d", epochs) if epochs is not None else array("d", [_NAN]) * len(
-        step_array
+    epoch_array = (
+        _unpack("d", epochs) if epochs is not None else array("d", [_NAN]) * len(step_array)
     )
     return Points(step_array, _unpack("d", vals), _unpack("d", times), epoch_array)
 
@@ -184,8 +187,10 @@ class ChunkStack:
             return ChunkPlan(inserts, None, [], keep_top=False, remaining=[])
         top = new
         merged: list[OpenChunk] = []
-        while stack and len(stack[-1].points) <= len(top) and (
-            len(stack[-1].points) + len(top) <= CHUNK_POINTS
+        while (
+            stack
+            and len(stack[-1].points) <= len(top)
+            and (len(stack[-1].points) + len(top) <= CHUNK_POINTS)
         ):
             below = stack.pop()
             merged.append(below)

@@ -129,7 +129,11 @@ def is_transient(error: BaseException) -> bool:
     if error.connection_invalidated:
         return True
     text = str(error.orig).lower() if error.orig is not None else str(error).lower()
-    if "database is locked" in text or "database is busy" in text or "database table is locked" in text:
+    if (
+        "database is locked" in text
+        or "database is busy" in text
+        or "database table is locked" in text
+    ):
         return True
     code = getattr(error.orig, "sqlstate", None)
     if code in ("40001", "40P01", "55P03", "57P01", "08006", "08003", "08001"):

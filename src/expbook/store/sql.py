@@ -375,9 +375,7 @@ class SqlStore(Store):
             connection.execute(chunks.delete().where(chunks.c.id.in_(plan.deletes)))
         return stack, plan, top_id
 
-    def _write_attachments(
-        self, connection: Connection, pk: int, files: dict[str, bytes]
-    ) -> None:
+    def _write_attachments(self, connection: Connection, pk: int, files: dict[str, bytes]) -> None:
         rows = [
             {
                 "run_id": pk,
@@ -445,7 +443,9 @@ class SqlStore(Store):
 
     def count_runs(self, query: RunQuery) -> int:
         now = time.time()
-        statement = sa.select(sa.func.count()).select_from(runs).where(self._run_filter(query, now))
+        statement = (
+            sa.select(sa.func.count()).select_from(runs).where(self._run_filter(query, now))
+        )
         return self._query(lambda connection: connection.scalar(statement))
 
     def _details(self, connection: Connection, pks: list[int]) -> tuple[dict[int, Any], ...]:
@@ -511,7 +511,10 @@ class SqlStore(Store):
         def read(connection: Connection) -> list[str]:
             pk = self._run_pk(connection, run_id)
             statement = (
-                sa.select(chunks.c.key).where(chunks.c.run_id == pk).distinct().order_by(chunks.c.key)
+                sa.select(chunks.c.key)
+                .where(chunks.c.run_id == pk)
+                .distinct()
+                .order_by(chunks.c.key)
             )
             return list(connection.scalars(statement))
 
@@ -613,7 +616,9 @@ class SqlStore(Store):
         allowed = {"name", "description", "hypothesis", "conclusion"}
         unknown = set(fields) - allowed
         if unknown:
-            raise InvalidValueError(f"cannot update experiment field(s): {', '.join(sorted(unknown))}")
+            raise InvalidValueError(
+                f"cannot update experiment field(s): {', '.join(sorted(unknown))}"
+            )
 
         def update(connection: Connection) -> None:
             result = connection.execute(
@@ -628,7 +633,7 @@ class SqlStore(Store):
         return self.get_experiment(fields.get("name") or name)
 
 
-# --- row mapping ----------------------------------------------------------------------------------
+# --- row mapping --------------------------------------------------------------------------------
 
 
 def _reason(exc: sa.exc.DBAPIError) -> str:
@@ -749,7 +754,8 @@ def _resolve(connection: Connection, ref: str | int) -> str:
         return candidates[0][0]
     if not candidates:
         raise RunNotFoundError(
-            f"no run matches {text!r} (use a number like 12 or #12, a UUID prefix or a unique name)"
+            f"no run matches {text!r} "
+            "(use a number like 12 or #12, a UUID prefix or a unique name)"
         )
     listed = ", ".join(f"#{number} ({name})" for _, number, name in candidates[:5])
     more = " and more" if len(candidates) > 5 else ""

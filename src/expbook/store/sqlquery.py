@@ -12,8 +12,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
-from expbook.query import Compare, Field, HasTag, In, IsNull, Node, SortKey
 from expbook.query import And as AndNode
+from expbook.query import Compare, Field, HasTag, In, IsNull, Node, SortKey
 from expbook.query import Not as NotNode
 from expbook.query import Or as OrNode
 from expbook.store.base import STALE_HEARTBEATS
@@ -51,12 +51,14 @@ def _attr_column(name: str, now: float) -> ColumnElement[Any]:
         "name": lambda: runs.c.name,
         "status": lambda: status_expr(now),
         "kind": lambda: runs.c.kind,
-        "experiment": lambda: sa.select(experiment.c.name)
-        .where(experiment.c.id == runs.c.experiment_id)
-        .scalar_subquery(),
-        "parent": lambda: sa.select(parent.c.number)
-        .where(parent.c.id == runs.c.parent_id)
-        .scalar_subquery(),
+        "experiment": lambda: (
+            sa.select(experiment.c.name)
+            .where(experiment.c.id == runs.c.experiment_id)
+            .scalar_subquery()
+        ),
+        "parent": lambda: (
+            sa.select(parent.c.number).where(parent.c.id == runs.c.parent_id).scalar_subquery()
+        ),
         "duration": lambda: duration_expr(now),
         "started": lambda: runs.c.started_at,
         "ended": lambda: runs.c.ended_at,

@@ -243,7 +243,8 @@ class Summary:
         self._values[key] = number
         self._run._submit(WriteBatch(summary={key: SummaryValue(number, unit, time.time())}))
 
-    def update(self, values: Mapping[str, Any] | Iterable[tuple[str, Any]] = (), **more: Any) -> None:
+    def update(
+        self, values: Mapping[str, Any] | Iterable[tuple[str, Any]] = (), **more: Any
+    ) -> None:
         for key, value in dict(values, **more).items():
             self.set(key, value)
-

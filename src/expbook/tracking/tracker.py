@@ -194,7 +194,7 @@ def capture_context() -> WriteBatch:
     return batch
 
 
-# --- process-wide hooks ---------------------------------------------------------------------------
+# --- process-wide hooks -------------------------------------------------------------------------
 
 _LIVE: list[Run] = []
 """Open runs of every tracker in this process, oldest first (what the hooks must end)."""
@@ -279,4 +279,3 @@ def _after_fork_in_child() -> None:
     _uncaught.clear()
     for tracker in _TRACKERS:
         tracker._after_fork_in_child()
-

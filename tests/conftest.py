@@ -1,0 +1,99 @@
+"""Shared fixtures: real stores on SQLite files and on the real PostgreSQL server.
+
+``store`` is parametrized over both backends, so every test that takes it is a contract test run
+on each. PostgreSQL tests get a fresh schema each (through ``search_path``); when the server is
+unreachable they are skipped, except with ``CI=true`` where that is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import expbook
+from expbook.store import Store
+
+POSTGRES_URL = os.environ.get(
+    "EXPBOOK_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _postgres_problem() -> str | None:
+    try:
+        import psycopg
+
+        with psycopg.connect(
+            POSTGRES_URL.replace("postgresql+psycopg", "postgresql"), connect_timeout=3
+        ):
+            return None
+    except Exception as exc:
+        return f"PostgreSQL at {POSTGRES_URL} is not reachable: {exc}"
+
+
+_PROBLEM: list[str | None] = []
+
+
+def postgres_available() -> None:
+    """Skip (or, with CI=true, fail) when PostgreSQL is unreachable."""
+    if not _PROBLEM:
+        _PROBLEM.append(_postgres_problem())
+    problem = _PROBLEM[0]
+    if problem is None:
+        return
+    if IN_CI:
+        pytest.fail(f"{problem} (CI=true: PostgreSQL is required)")
+    pytest.skip(problem)
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A URL whose ``search_path`` is a new, empty schema, dropped afterwards."""
+    postgres_available()
+    import psycopg
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = POSTGRES_URL.replace("postgresql+psycopg", "postgresql")
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f'CREATE SCHEMA "{schema}"')
+    separator = "&" if "?" in POSTGRES_URL else "?"
+    yield f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return str(tmp_path / "store" / "expbook.db")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The location of an empty store on each backend."""
+    if request.param == "sqlite":
+        return str(tmp_path / "store" / "expbook.db")
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    opened = expbook.open_store(store_url)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def tracker(store: Store) -> expbook.Tracker:
+    return expbook.Tracker(store)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No test reads the developer's store or writes into the repository."""
+    monkeypatch.delenv("EXPBOOK_STORE", raising=False)
+    monkeypatch.delenv("EXPBOOK_RUN_ID", raising=False)
+    monkeypatch.setenv("EXPBOOK_FLUSH_INTERVAL", "0.1")

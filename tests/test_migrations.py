@@ -1,0 +1,114 @@
+"""Schema versions: migrations match the schema, old stores open, newer stores are refused.
+
+``tests/data/stores/<revision>.db`` holds a store written by each schema revision. Every one of
+them must open with the current code: once a revision is no longer the head, that test is the
+upgrade test for it (and checks the backup made before upgrading).
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+import expbook
+from expbook import RunStatus, SchemaVersionError, StoreError
+from expbook.store import migrate
+from expbook.store.engine import make_engine
+from expbook.store.schema import metadata
+
+FIXTURES = Path(__file__).parent / "data" / "stores"
+
+
+def test_revisions_match_the_alembic_scripts() -> None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", "expbook.store:migrations")
+    scripts = ScriptDirectory.from_config(config)
+    chain = [rev.revision for rev in reversed(list(scripts.walk_revisions()))]
+    assert tuple(chain) == migrate.REVISIONS
+    assert scripts.get_current_head() == migrate.HEAD
+
+
+def test_migrations_build_exactly_the_schema(store_url: str) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    expbook.open_store(store_url).close()  # runs every migration
+    engine = make_engine(expbook.store.resolve_url(store_url))
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        differences = compare_metadata(context, metadata)
+    engine.dispose()
+    assert differences == []
+
+
+@pytest.mark.parametrize("fixture", sorted(FIXTURES.glob("*.db")), ids=lambda p: p.stem)
+def test_stores_from_every_revision_open_and_read(fixture: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "old.db"
+    shutil.copy(fixture, copy)
+    store = expbook.open_store(copy)
+    assert store.schema_version() == migrate.HEAD
+    if fixture.stem != migrate.HEAD:
+        assert (tmp_path / f"old.db.bak-{fixture.stem}").exists()  # upgraded, with a backup
+    run = store.run("gru-256")
+    assert run.status is RunStatus.FINISHED and run.experiment == "hidden size"
+    assert run.params == {"model.hidden": 256, "lr": 0.001, "tags": ["a"]}
+    assert run.tags == ("gru",) and run.notes[0].text == "first note"
+    assert run.git.commit == "a" * 40 and run.git.dirty is True
+    assert run.metrics["train/loss"].count == 100 and run.metrics["train/loss"].min_step == 99
+    assert run.metrics["manual/acc"].unit == "%"
+    series = store.series(run.id, "train/loss")
+    assert list(series.steps) == list(range(100)) and series.epochs[10] == 1.0
+    assert store.get_attachment(run.id, "git.diff") == b"+x\n"
+    child = store.run(2)
+    assert child.parent_number == 1 and child.status is RunStatus.FAILED and child.exit_code == 2
+    run_id = store.create_run(expbook.store.RunSpec(name="new")).id  # and it takes writes
+    assert store.run(run_id).number == 3
+
+
+def _set_version(url: str, version: str) -> None:
+    engine = make_engine(expbook.store.resolve_url(url))
+    with engine.begin() as connection:
+        connection.execute(sa.text("UPDATE alembic_version SET version_num = :v"), {"v": version})
+    engine.dispose()
+
+
+def test_a_newer_store_is_refused(store_url: str) -> None:
+    expbook.open_store(store_url).close()
+    _set_version(store_url, "9999")
+    with pytest.raises(SchemaVersionError, match=r"schema 9999, newer than this expbook"):
+        expbook.open_store(store_url)
+
+
+def test_an_older_postgresql_store_says_what_to_run(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    expbook.open_store(postgres_url).close()
+    _set_version(postgres_url, "0000")
+    # pretend this expbook knows a revision before 0001, so "0000" reads as older, not newer
+    monkeypatch.setattr(migrate, "REVISIONS", ("0000", *migrate.REVISIONS))
+    with pytest.raises(SchemaVersionError) as error:
+        expbook.open_store(postgres_url)
+    assert "has schema 0000; this expbook needs 0001" in str(error.value)
+    assert "Run: expbook db upgrade --store postgresql" in str(error.value)
+
+
+def test_foreign_databases_are_not_touched(tmp_path: Path) -> None:
+    path = tmp_path / "other.db"
+    with sqlite3.connect(path) as connection:
+        connection.execute("CREATE TABLE runs (x INTEGER)")
+    with pytest.raises(StoreError, match="has a 'runs' table but no expbook schema version"):
+        expbook.open_store(path)
+
+
+def test_unwritable_location_is_a_store_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(StoreError, match="cannot create the store directory"):
+        expbook.open_store(blocker / "sub" / "expbook.db")
