@@ -131,7 +131,7 @@ def test_blank_filters_are_none() -> None:
     ("text", "position", "reason"),
     [
         ("params.lr <", 11, "expected a value"),
-        ("params.lr < and tags has 'x'", 12, "expected a value"),
+        ("params.lr < and tags has 'x'", 12, "expected a value (a number"),
         ("params.lr 0.1", 10, "expected an operator"),
         ("(params.lr < 1", 14, "expected ')'"),
         ("params.lr < 1)", 13, "expected 'and', 'or' or the end"),

@@ -317,3 +317,45 @@ def test_bad_flush_interval_setting_is_a_clear_error(
     monkeypatch.setenv("EXPBOOK_FLUSH_INTERVAL", "soon")
     with pytest.raises(InvalidValueError, match="EXPBOOK_FLUSH_INTERVAL='soon'"):
         tracker.start_run()
+
+
+def test_deleting_a_running_run_stops_its_writer(
+    tracker: expbook.Tracker, store: Store, capfd: pytest.CaptureFixture[str]
+) -> None:
+    run = tracker.start_run()
+    run.log({"x": 1.0})
+    run.flush()
+    store.delete_run(run.id)
+    run.log({"x": 2.0})
+    deadline = time.monotonic() + 5
+    while run._writer.is_alive() and time.monotonic() < deadline:  # gives up at once
+        time.sleep(0.05)
+    assert not run._writer.is_alive()
+    run._high_water = 100
+    for step in range(1000):  # logging on does not grow memory without bound
+        run.log({"x": float(step)})
+    assert len(run._points) < 100
+    run.finish()
+    err = capfd.readouterr().err
+    assert f"giving up on run {run.id[:8]}" in err and "does not exist" in err
+    assert err.count("expbook:") == 1
+    with pytest.raises(expbook.RunNotFoundError):
+        store.run(run.id)
+
+
+def test_to_pandas_helpers(tracker: expbook.Tracker, store: Store) -> None:
+    pandas = pytest.importorskip("pandas")
+    for lr in (0.1, 0.01):
+        with tracker.start_run(params={"lr": lr}, experiment="lr") as run:
+            run.log({"loss": 1.0, "acc": float("nan")}, step=0, epoch=0.5)
+            run.log({"loss": 0.5}, step=1)
+    frame = store.runs(experiment="lr").to_pandas()
+    assert list(frame["params.lr"]) == [0.01, 0.1]
+    assert list(frame["metrics.loss"]) == [0.5, 0.5]
+    assert frame["metrics.acc"].isna().all()
+    assert str(frame["started_at"].dt.tz) == "UTC"
+    series = store.series(run.id, "loss").to_pandas()
+    assert list(series.columns) == ["step", "epoch", "value", "time"]
+    assert list(series["step"]) == [0, 1] and series["epoch"].iloc[0] == 0.5
+    assert pandas.isna(series["epoch"].iloc[1])
+    assert str(series["time"].dt.tz) == "UTC"

@@ -209,7 +209,7 @@ class RunList(tuple[RunRecord, ...]):
                 "experiment": run.experiment,
                 "status": str(run.status),
                 "kind": run.kind,
-                "started_at": pandas.Timestamp(run.started_at, unit="s"),
+                "started_at": pandas.Timestamp(run.started_at, unit="s", tz="UTC"),
                 "duration": run.duration,
                 "commit": run.git.commit,
             }

@@ -46,6 +46,7 @@ ATTRIBUTES = {
 AGGREGATES = ("last", "min", "max", "count")
 OPERATORS = ("=", "!=", "<", "<=", ">", ">=", "~", "!~")
 _DURATION_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_KEYWORDS = frozenset({"and", "or", "not", "in", "is", "has", "asc", "desc"})
 
 # --- AST ----------------------------------------------------------------------------------------
 
@@ -357,7 +358,8 @@ class _Parser:
                 self.advance()
                 value = constants[word]
                 return value * sign if word == "inf" else value
-            raise self.error(f"expected a value; quote text like '{token.text}'")
+            if word not in _KEYWORDS:
+                raise self.error(f"expected a value; quote text like '{token.text}'")
         raise self.error("expected a value (a number, a 'quoted string', true, false or null)")
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import math
-import os
 import sys
 from typing import Any
 
@@ -25,7 +24,7 @@ def console(stderr: bool = False) -> Console:
     """A console that never truncates when output goes to a file or a pipe."""
     stream = sys.stderr if stderr else sys.stdout
     interactive = stream.isatty()
-    width = None if interactive else int(os.environ.get("COLUMNS") or 0) or 10_000
+    width = None if interactive else 10_000  # tables grow only as wide as their content
     return Console(file=stream, width=width, highlight=False, soft_wrap=not interactive)
 
 

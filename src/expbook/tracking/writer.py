@@ -18,10 +18,14 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from expbook.errors import RunNotFoundError
 from expbook.store.base import Store, WriteBatch
 from expbook.store.chunks import Points
 
 Item = tuple[int, float | None, float, dict[str, float]]
+
+STOP_ATTEMPTS = 5
+"""Writes tried after the run ended before giving up (backoff 0.5 s, 1 s, 2 s, 4 s, 8 s)."""
 
 
 class Writer:
@@ -51,6 +55,7 @@ class Writer:
         self._requested = 0
         self._completed = 0
         self._warned = False
+        self._deleted = False
         self.dropped_points = 0
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._loop, name=f"expbook-writer-{run_id[:8]}")
@@ -60,7 +65,13 @@ class Writer:
         self._thread.start()
 
     def wake(self) -> None:
-        self._wake.set()
+        """Ask for a flush now (the buffer is large). If the thread has stopped (it gave up on
+        the store), drop what is buffered instead, so memory stays bounded."""
+        if self._thread.is_alive():
+            self._wake.set()
+        else:
+            self.dropped_points += len(self.points)
+            self.points.clear()
 
     def submit(self, batch: WriteBatch) -> None:
         """Queue non-point changes; they are written with the next flush."""
@@ -114,7 +125,7 @@ class Writer:
                     self._flushed.notify_all()
                 if stopping and not self.points and not self._ops:
                     return
-            elif stopping and failures >= 3:
+            elif self._deleted or (stopping and failures >= STOP_ATTEMPTS):
                 self._give_up(pending)
                 return
             delay = min(self._flush_interval * (2**failures), 30.0)
@@ -146,6 +157,10 @@ class Writer:
         try:
             self.store.write(self.run_id, batch)
             return True
+        except RunNotFoundError as exc:  # deleted while running: retrying cannot help
+            self.error = exc
+            self._deleted = True
+            return False
         except Exception as exc:
             self.error = exc
             if not self._warned:
