@@ -71,7 +71,7 @@ def sqlite_url(tmp_path: Path) -> str:
     return str(tmp_path / "store" / "expbook.db")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The location of an empty store on each backend."""
     if request.param == "sqlite":

@@ -116,6 +116,16 @@ def test_bad_input_names_the_key_or_value(
     assert set(store.run(run.id).metrics) == {"ok"}
 
 
+def test_log_needs_a_mapping(tracker: expbook.Tracker) -> None:
+    with tracker.start_run() as run:
+        with pytest.raises(
+            InvalidValueError, match="mapping of metric keys to numbers, not float"
+        ):
+            run.log(0.5)  # type: ignore[arg-type]
+        with pytest.raises(InvalidValueError, match="not NoneType"):
+            run.log(None)  # type: ignore[arg-type]
+
+
 def test_numpy_arrays_with_many_elements_are_rejected(tracker: expbook.Tracker) -> None:
     numpy = pytest.importorskip("numpy")
     with (
@@ -199,9 +209,11 @@ def test_finished_runs_refuse_more_data(tracker: expbook.Tracker) -> None:
 
 
 def test_log_does_no_io_and_a_flush_follows_within_a_second(
-    tracker: expbook.Tracker, store_url: str
+    tracker: expbook.Tracker, store_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.delenv("EXPBOOK_FLUSH_INTERVAL")  # the default interval, not the tests' 0.1 s
     run = tracker.start_run()
+    run.flush()  # the writer has started and captured the context
     run.log({"loss": 1.0}, step=0)
     assert len(run._points) == 1  # buffered on the caller's thread, not written
     reader = expbook.open_store(store_url)
@@ -213,6 +225,14 @@ def test_log_does_no_io_and_a_flush_follows_within_a_second(
     assert reader.run(run.id).metrics["loss"].value == 1.0
     reader.close()
     run.finish()
+
+
+def test_default_crash_detection_is_within_30_seconds() -> None:
+    from expbook.store.base import STALE_HEARTBEATS
+    from expbook.tracking.tracker import DEFAULT_FLUSH_INTERVAL, DEFAULT_HEARTBEAT_INTERVAL
+
+    assert DEFAULT_HEARTBEAT_INTERVAL * STALE_HEARTBEATS <= 30
+    assert DEFAULT_FLUSH_INTERVAL <= 1
 
 
 def test_explicit_flush_and_record(tracker: expbook.Tracker) -> None:

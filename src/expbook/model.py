@@ -148,6 +148,35 @@ class RunRecord:
         summary = self.metrics.get(key)
         return default if summary is None else summary.value
 
+    def to_row(self) -> dict[str, Any]:
+        """The run as one flat row: identity columns, ``params.KEY`` per param, and per metric
+        ``metrics.KEY`` (latest value), ``min(metrics.KEY)`` and ``max(metrics.KEY)`` — column
+        names that are valid filter fields. Times are Unix seconds, ``tags`` a list."""
+        row: dict[str, Any] = {
+            "number": self.number,
+            "id": self.id,
+            "name": self.name,
+            "experiment": self.experiment,
+            "status": self.status.value,
+            "kind": self.kind,
+            "parent": self.parent_number,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "duration_s": self.duration,
+            "commit": self.git.commit,
+            "branch": self.git.branch,
+            "dirty": self.git.dirty,
+            "host": self.hostname,
+            "tags": list(self.tags),
+        }
+        for key, value in self.params.items():
+            row[f"params.{key}"] = value
+        for key, summary in self.metrics.items():
+            row[f"metrics.{key}"] = summary.value
+            row[f"min(metrics.{key})"] = summary.min
+            row[f"max(metrics.{key})"] = summary.max
+        return row
+
     def to_dict(self) -> dict[str, Any]:
         """Plain data (JSON types, NaN kept as float) for exports and APIs."""
         return {
@@ -197,26 +226,15 @@ class RunList(tuple[RunRecord, ...]):
     __slots__ = ()
 
     def to_pandas(self) -> pandas.DataFrame:
-        """One row per run: identity columns, then ``params.<key>`` and ``metrics.<key>``."""
+        """One row per run (``RunRecord.to_row``), with ``started_at``/``ended_at`` as UTC
+        timestamps."""
         import pandas
 
-        rows = []
-        for run in self:
-            row: dict[str, Any] = {
-                "number": run.number,
-                "id": run.id,
-                "name": run.name,
-                "experiment": run.experiment,
-                "status": str(run.status),
-                "kind": run.kind,
-                "started_at": pandas.Timestamp(run.started_at, unit="s", tz="UTC"),
-                "duration": run.duration,
-                "commit": run.git.commit,
-            }
-            row.update({f"params.{k}": v for k, v in run.params.items()})
-            row.update({f"metrics.{k}": s.value for k, s in run.metrics.items()})
-            rows.append(row)
-        return pandas.DataFrame(rows)
+        frame = pandas.DataFrame([run.to_row() for run in self])
+        for column in ("started_at", "ended_at"):
+            if column in frame:
+                frame[column] = pandas.to_datetime(frame[column], unit="s", utc=True)
+        return frame
 
 
 class MetricPoint(NamedTuple):

@@ -51,43 +51,21 @@ def export(
 
 
 def run_rows(runs: Sequence[RunRecord]) -> tuple[list[str], list[dict[str, Any]]]:
-    """The flat runs table: identity columns, ``params.K``, then ``metrics.K`` with
-    ``min(metrics.K)`` and ``max(metrics.K)`` (column names are valid filter fields)."""
-    param_keys = sorted({key for run in runs for key in run.params})
-    metric_keys = sorted({key for run in runs for key in run.metrics})
-    columns = [
-        "number", "id", "name", "experiment", "status", "kind", "parent", "started_at",
-        "ended_at", "duration_s", "commit", "branch", "dirty", "host", "tags",
-    ]  # fmt: skip
-    columns += [f"params.{key}" for key in param_keys]
-    for key in metric_keys:
+    """The flat runs table (``RunRecord.to_row``): columns in a stable order, times in ISO 8601
+    (UTC), tags joined with ``;``."""
+    rows = [run.to_row() for run in runs]
+    per_key = ("params.", "metrics.", "min(metrics.", "max(metrics.")
+    columns = [c for c in rows[0] if not c.startswith(per_key)] if rows else []
+    params = sorted({c for row in rows for c in row if c.startswith("params.")})
+    metrics = sorted(
+        {c[len("metrics.") :] for row in rows for c in row if c.startswith("metrics.")}
+    )
+    columns += params
+    for key in metrics:
         columns += [f"metrics.{key}", f"min(metrics.{key})", f"max(metrics.{key})"]
-    rows = []
-    for run in runs:
-        row: dict[str, Any] = {
-            "number": run.number,
-            "id": run.id,
-            "name": run.name,
-            "experiment": run.experiment,
-            "status": run.status.value,
-            "kind": run.kind,
-            "parent": run.parent_number,
-            "started_at": _iso(run.started_at),
-            "ended_at": _iso(run.ended_at),
-            "duration_s": run.duration,
-            "commit": run.git.commit,
-            "branch": run.git.branch,
-            "dirty": run.git.dirty,
-            "host": run.hostname,
-            "tags": ";".join(run.tags),
-        }
-        for key, value in run.params.items():
-            row[f"params.{key}"] = value
-        for key, summary in run.metrics.items():
-            row[f"metrics.{key}"] = summary.value
-            row[f"min(metrics.{key})"] = summary.min
-            row[f"max(metrics.{key})"] = summary.max
-        rows.append(row)
+    for row in rows:
+        row.update(started_at=_iso(row["started_at"]), ended_at=_iso(row["ended_at"]))
+        row["tags"] = ";".join(row["tags"])
     return columns, rows
 
 

@@ -248,8 +248,8 @@ class SqlStore(Store):
             rows += [_summary_row(pk, k, v) for k, v in batch.summary.items()]
             if rows:
                 self._upsert_summaries(connection, rows)
-            for key, points in ordered.items():
-                done.append(self._write_chunks(connection, pk, key, points))
+            if ordered:
+                done.extend(self._write_chunks(connection, pk, ordered))
             if batch.attachments:
                 self._write_attachments(connection, pk, batch.attachments)
             if batch.heartbeat is not None:
@@ -348,32 +348,44 @@ class SqlStore(Store):
         connection.execute(statement, rows)
 
     def _write_chunks(
-        self, connection: Connection, pk: int, key: str, points: Points
-    ) -> tuple[ChunkStack, ChunkPlan, int | None]:
+        self, connection: Connection, pk: int, ordered: dict[str, Points]
+    ) -> list[tuple[ChunkStack, ChunkPlan, int | None]]:
+        """Write every key's new points with at most one INSERT, one UPDATE and one DELETE
+        statement (executemany), returning what to commit to each key's stack."""
+        planned = []
         with self._stacks_lock:
-            stack = self._stacks.setdefault((pk, key), ChunkStack())
-        plan = stack.plan(points)
-        top_id = None
-        if plan.inserts:
-            rows = [{"run_id": pk, "key": key, **chunk_codec.encode(p)} for p in plan.inserts]
-            if plan.keep_top and plan.update is None:
-                if len(rows) > 1:
-                    connection.execute(chunks.insert(), rows[:-1])
-                top_id = connection.execute(
-                    chunks.insert().values(**rows[-1]).returning(chunks.c.id)
-                ).scalar_one()
-            else:
-                connection.execute(chunks.insert(), rows)
-        if plan.update is not None:
-            top_id = plan.update.id
-            connection.execute(
-                chunks.update()
-                .where(chunks.c.id == top_id)
-                .values(**chunk_codec.encode(plan.update.points))
-            )
-        if plan.deletes:
-            connection.execute(chunks.delete().where(chunks.c.id.in_(plan.deletes)))
-        return stack, plan, top_id
+            for key, points in ordered.items():
+                stack = self._stacks.setdefault((pk, key), ChunkStack())
+                planned.append((key, stack, stack.plan(points)))
+        inserts = [
+            {"run_id": pk, "key": key, **chunk_codec.encode(piece)}
+            for key, _, plan in planned
+            for piece in plan.inserts
+        ]
+        ids: list[int] = []
+        if inserts:
+            statement = chunks.insert().returning(chunks.c.id, sort_by_parameter_order=True)
+            ids = list(connection.execute(statement, inserts).scalars())
+        updates = [
+            {"chunk_id": plan.update.id, **chunk_codec.encode(plan.update.points)}
+            for _, _, plan in planned
+            if plan.update is not None
+        ]
+        if updates:
+            statement = chunks.update().where(chunks.c.id == sa.bindparam("chunk_id"))
+            connection.execute(statement, updates)
+        deletes = [row_id for _, _, plan in planned for row_id in plan.deletes]
+        if deletes:
+            connection.execute(chunks.delete().where(chunks.c.id.in_(deletes)))
+        done = []
+        position = 0
+        for _, stack, plan in planned:
+            position += len(plan.inserts)
+            top_id = plan.update.id if plan.update is not None else None
+            if plan.update is None and plan.inserts:
+                top_id = ids[position - 1]  # the last insert of this key
+            done.append((stack, plan, top_id))
+        return done
 
     def _write_attachments(self, connection: Connection, pk: int, files: dict[str, bytes]) -> None:
         rows = [

@@ -98,7 +98,12 @@ class Run:
         if epoch is not None:
             epoch = check_epoch(epoch)
         known = self._known
-        values = dict(metrics)
+        try:
+            values = dict(metrics)
+        except (TypeError, ValueError):
+            raise InvalidValueError(
+                f"log() takes a mapping of metric keys to numbers, not {type(metrics).__name__}"
+            ) from None
         for key, value in values.items():
             if key not in known:
                 known.add(check_key(key))
