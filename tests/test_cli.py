@@ -218,6 +218,15 @@ def test_export_metric_points(filled: str, tmp_path: Path) -> None:
         (("export", "-k", "loss"), 1, "add --metrics"),
         (("diff", "1", "nobody"), 1, "no run matches 'nobody'"),
         (("frobnicate",), 2, "No such command"),
+        (("ls", "--where", "name = 3"), 1, "name compares to text; quote it: '3'"),
+        (("ls", "--store", "sqlite:"), 1, "give the SQLite file"),
+        (("db", "upgrade", "--store", "/nonexistent/typo.db"), 1, "no store at /nonexistent"),
+        (("export", "-o", "/nonexistent/dir/x.csv"), 1, "cannot write /nonexistent/dir/x.csv"),
+        (
+            ("ls", "--store", "postgresql://nobody@127.0.0.1:1/x"),
+            1,
+            "cannot open store postgresql://nobody@127.0.0.1:1/x",
+        ),
     ],
 )
 def test_errors_are_one_line_with_an_exit_code(filled: str, args, code, message) -> None:
@@ -264,9 +273,11 @@ def test_help_and_version() -> None:
 
 
 def test_db_status_and_upgrade(filled: str) -> None:
+    from expbook.store.migrate import HEAD
+
     out = ok("db", "status", store=filled)
-    assert "schema   0001" in out and "runs     3" in out
-    assert "already at schema 0001" in ok("db", "upgrade", store=filled)
+    assert f"schema   {HEAD}" in out and "runs     3" in out
+    assert f"already at schema {HEAD}" in ok("db", "upgrade", store=filled)
 
 
 @pytest.mark.postgres
@@ -275,3 +286,41 @@ def test_the_cli_on_postgresql(postgres_url: str) -> None:
     out = ok("ls", "--where", "metrics.valid/acc > 0.94", store=postgres_url)
     assert "gru-256-2" in out and "gru-128-2" in out and "gru-128-1" not in out
     assert "Run #2" in ok("show", "gru-128-2", store=postgres_url)
+
+
+def test_user_text_is_never_read_as_markup(sqlite_url: str) -> None:
+    store = expbook.open_store(sqlite_url)
+    run = store.create_run(RunSpec(name="exp[/b]", params={"note": "[bold]x[/bold]"}))
+    store.create_run(RunSpec(name="exp[bs=32]", params={"note": "plain"}))
+    store.add_note(run, "checkpoint written to [/ckpt/epoch10]")
+    store.write(run.id, WriteBatch(update={"status": "finished"}))
+    out = ok("ls", store=sqlite_url)
+    assert "exp[/b]" in out and "exp[bs=32]" in out and "[bold]x[/bold]" in out
+    assert "checkpoint written to [/ckpt/epoch10]" in ok("show", "1", store=sqlite_url)
+    assert "noted on #1 exp[/b]" in ok("note", "1", "[red]n[/red]", store=sqlite_url)
+
+
+def test_rm_refuses_a_running_run_without_force(sqlite_url: str) -> None:
+    store = expbook.open_store(sqlite_url)
+    store.create_run(RunSpec(name="live", heartbeat_interval=60))
+    line = fails("rm", "1", "--yes", store=sqlite_url)
+    assert "#1 is still running; stop it first, or pass --force" in line
+    assert "deleted 1 run" in ok("rm", "1", "--yes", "--force", store=sqlite_url)
+
+
+def test_set_metric_takes_negative_values(filled: str) -> None:
+    assert "#1 delta/loss = -0.31" in ok("set-metric", "1", "delta/loss", "-0.31", store=filled)
+    assert expbook.open_store(filled).run(1).metrics["delta/loss"].value == -0.31
+
+
+def test_parquet_export_with_a_param_of_mixed_types(sqlite_url: str, tmp_path: Path) -> None:
+    pandas = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    store = expbook.open_store(sqlite_url)
+    for lr in (0.001, "auto", 3):
+        store.create_run(RunSpec(params={"lr": lr, "layers": 2 if lr != 3 else 2.5}))
+    target = tmp_path / "mixed.parquet"
+    ok("export", "-f", "parquet", "-o", str(target), store=sqlite_url)
+    frame = pandas.read_parquet(target)
+    assert list(frame["params.lr"]) == ["3", "auto", "0.001"]  # text stays text
+    assert list(frame["params.layers"]) == [2.5, 2.0, 2.0]

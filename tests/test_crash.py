@@ -17,7 +17,8 @@ from expbook import RunStatus
 pytestmark = pytest.mark.slow
 
 CHILD = """
-import sys, expbook
+import faulthandler, signal, sys, expbook
+faulthandler.register(signal.SIGUSR1, all_threads=True)  # stacks on demand, if it ever hangs
 store, mode = sys.argv[1], sys.argv[2]
 run = expbook.start_run(name="child", store=store, capture=False)
 print("RUN", run.id, flush=True)
@@ -61,6 +62,18 @@ def start_child(store: str, mode: str, heartbeat: float = 0.2) -> subprocess.Pop
     )
 
 
+def wait(child: subprocess.Popen[str], timeout: float = 30) -> int:
+    """The child's exit status; if it hangs, fail with the stacks of all its threads."""
+    try:
+        return child.wait(timeout)
+    except subprocess.TimeoutExpired:
+        child.send_signal(signal.SIGUSR1)
+        time.sleep(1)
+        child.kill()
+        stacks = child.stderr.read() if child.stderr else ""
+        pytest.fail(f"child still running after {timeout} s; its threads:\n{stacks}")
+
+
 def wait_for_flushes(child: subprocess.Popen[str], count: int) -> tuple[str, int]:
     """Read the child's run id and the last step it confirmed flushed after ``count`` flushes."""
     run_id, flushed, seen = "", -1, 0
@@ -89,7 +102,7 @@ def test_sigkill_keeps_flushed_points_and_reads_as_crashed(tmp_path: Path) -> No
     child = start_child(location, "loop", heartbeat=0.2)
     run_id, flushed = wait_for_flushes(child, 3)
     child.send_signal(signal.SIGKILL)
-    assert child.wait(30) == -signal.SIGKILL
+    assert wait(child) == -signal.SIGKILL
     store = expbook.open_store(location)
     assert_contiguous(store, run_id, "loss", flushed)
     assert_contiguous(store, run_id, "acc", flushed)
@@ -107,7 +120,7 @@ def test_sigterm_flushes_everything_and_marks_interrupted(tmp_path: Path, mode: 
     child = start_child(location, mode)
     run_id, flushed = wait_for_flushes(child, 2)
     child.send_signal(signal.SIGTERM)
-    code = child.wait(30)
+    code = wait(child)
     assert code == -signal.SIGTERM  # the process still dies by SIGTERM, as without expbook
     store = expbook.open_store(location)
     record = store.run(run_id)
@@ -123,8 +136,7 @@ def test_sigint_in_a_with_block_marks_interrupted(tmp_path: Path) -> None:
     child = start_child(location, "with")
     run_id, flushed = wait_for_flushes(child, 2)
     child.send_signal(signal.SIGINT)
-    child.wait(30)
-    assert child.returncode != 0
+    assert wait(child) != 0
     store = expbook.open_store(location)
     assert store.run(run_id).status is RunStatus.INTERRUPTED
     assert_contiguous(store, run_id, "loss", flushed)
@@ -135,7 +147,7 @@ def test_sigint_without_a_with_block_marks_interrupted(tmp_path: Path) -> None:
     child = start_child(location, "loop")
     run_id, flushed = wait_for_flushes(child, 2)
     child.send_signal(signal.SIGINT)
-    child.wait(30)
+    wait(child)
     store = expbook.open_store(location)
     assert store.run(run_id).status is RunStatus.INTERRUPTED
     assert_contiguous(store, run_id, "loss", flushed)
@@ -211,3 +223,71 @@ run.finish()
     record = store.runs()[0]
     assert record.status is RunStatus.FINISHED
     assert list(store.series(record.id, "x").values) == [1.0, 2.0]
+
+
+LOCKER = """
+import sqlite3, sys
+connection = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)
+connection.execute("BEGIN IMMEDIATE")
+print("LOCKED", flush=True)
+sys.stdin.readline()
+connection.execute("COMMIT")
+"""
+
+
+def test_sigterm_while_a_ctrl_c_flush_waits_for_the_store(tmp_path: Path) -> None:
+    location = str(tmp_path / "busy.db")
+    child = start_child(location, "with")
+    run_id, flushed = wait_for_flushes(child, 2)
+    locker = subprocess.Popen(
+        [sys.executable, "-c", LOCKER, location], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    assert locker.stdout is not None and locker.stdout.readline().strip() == "LOCKED"
+    child.send_signal(signal.SIGINT)  # the run finishes; its final flush waits for the lock
+    time.sleep(0.5)
+    child.send_signal(signal.SIGTERM)  # must wait for that flush too, not drop it
+    time.sleep(0.5)
+    assert child.poll() is None  # still flushing, not killed half-way
+    locker.communicate("go\n", timeout=30)
+    assert wait(child) == -signal.SIGTERM
+    store = expbook.open_store(location)
+    record = store.run(run_id)
+    assert record.status is RunStatus.INTERRUPTED
+    total = assert_contiguous(store, run_id, "loss", flushed)
+    assert record.metrics["loss"].count == total
+
+
+def test_a_program_that_handles_sigterm_itself_keeps_logging(tmp_path: Path) -> None:
+    code = """
+import signal, sys, time, expbook
+stop = []
+signal.signal(signal.SIGTERM, lambda signum, frame: stop.append(signum))
+with expbook.start_run(store=sys.argv[1], capture=False) as run:
+    step = 0
+    print("READY", flush=True)
+    while not stop:
+        run.log({"loss": 1.0}, step=step)
+        step += 1
+        time.sleep(0.001)
+    run.log({"loss": 0.5}, step=step)          # the last epoch's metrics after the signal
+    run.summary["checkpoint_step"] = step      # and a checkpoint
+print("CLEAN EXIT", flush=True)
+"""
+    location = str(tmp_path / "preempt.db")
+    child = subprocess.Popen(
+        [sys.executable, "-c", code, location], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    assert child.stdout is not None and child.stdout.readline().strip() == "READY"
+    time.sleep(0.3)
+    child.send_signal(signal.SIGTERM)
+    out, err = child.communicate(timeout=30)
+    assert child.returncode == 0, err
+    assert out.strip() == "CLEAN EXIT"
+    store = expbook.open_store(location)
+    record = store.runs()[0]
+    assert record.status is RunStatus.INTERRUPTED and record.error == "received SIGTERM"
+    last = int(record.metrics["checkpoint_step"].value)
+    assert record.metrics["loss"].value == 0.5 and record.metrics["loss"].step == last
+    assert list(store.series(record.id, "loss").steps) == list(range(last + 1))

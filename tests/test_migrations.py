@@ -19,6 +19,7 @@ from expbook import RunStatus, SchemaVersionError, StoreError
 from expbook.store import migrate
 from expbook.store.engine import make_engine
 from expbook.store.schema import metadata
+from tests.helpers import run_cli
 
 FIXTURES = Path(__file__).parent / "data" / "stores"
 
@@ -68,6 +69,8 @@ def test_stores_from_every_revision_open_and_read(fixture: Path, tmp_path: Path)
     assert store.get_attachment(run.id, "git.diff") == b"+x\n"
     child = store.run(2)
     assert child.parent_number == 1 and child.status is RunStatus.FAILED and child.exit_code == 2
+    if fixture.stem >= "0002":
+        assert [chunk.text for chunk in store.get_output(run.id)] == ["epoch 1 loss=0.5\n"]
     run_id = store.create_run(expbook.store.RunSpec(name="new")).id  # and it takes writes
     assert store.run(run_id).number == 3
 
@@ -86,17 +89,50 @@ def test_a_newer_store_is_refused(store_url: str) -> None:
         expbook.open_store(store_url)
 
 
-def test_an_older_postgresql_store_says_what_to_run(
-    postgres_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    expbook.open_store(postgres_url).close()
-    _set_version(postgres_url, "0000")
-    # pretend this expbook knows a revision before 0001, so "0000" reads as older, not newer
-    monkeypatch.setattr(migrate, "REVISIONS", ("0000", *migrate.REVISIONS))
+def _build_at(url: str, revision: str) -> None:
+    """A store created by an older expbook: the migrations up to ``revision`` only."""
+    from alembic import command
+    from alembic.config import Config
+
+    engine = make_engine(expbook.store.resolve_url(url))
+    with engine.begin() as connection:
+        config = Config()
+        config.set_main_option("script_location", "expbook.store:migrations")
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+        connection.execute(
+            sa.text(
+                "INSERT INTO runs (uuid, number, name, kind, status, started_at) "
+                "VALUES (:uuid, 1, 'old-run', 'train', 'finished', 1790000000)"
+            ),
+            {"uuid": "a" * 32},
+        )
+    engine.dispose()
+
+
+def test_an_older_postgresql_store_says_what_to_run_and_upgrades(postgres_url: str) -> None:
+    _build_at(postgres_url, "0001")
     with pytest.raises(SchemaVersionError) as error:
         expbook.open_store(postgres_url)
-    assert "has schema 0000; this expbook needs 0001" in str(error.value)
+    assert f"has schema 0001; this expbook needs {migrate.HEAD}" in str(error.value)
     assert "Run: expbook db upgrade --store postgresql" in str(error.value)
+    assert "secret" not in str(error.value)
+    result = run_cli("db", "upgrade", "--store", postgres_url)
+    assert result.returncode == 0, result.stderr
+    assert f"from schema 0001 to {migrate.HEAD}" in result.stdout
+    store = expbook.open_store(postgres_url)
+    assert store.schema_version() == migrate.HEAD
+    assert store.run("old-run").number == 1
+
+
+def test_an_older_sqlite_store_is_upgraded_on_open_with_a_backup(tmp_path: Path) -> None:
+    location = str(tmp_path / "old.db")
+    _build_at(location, "0001")
+    store = expbook.open_store(location)
+    assert store.schema_version() == migrate.HEAD
+    assert store.run("old-run").number == 1
+    with pytest.raises(SchemaVersionError, match="has schema 0001"):  # the backup is untouched
+        expbook.open_store(tmp_path / "old.db.bak-0001", auto_upgrade=False)
 
 
 def test_foreign_databases_are_not_touched(tmp_path: Path) -> None:

@@ -429,3 +429,119 @@ def test_records_are_frozen(store: Store) -> None:
     run = store.run(new_run(store, name="a"))
     with pytest.raises(AttributeError):
         run.name = "b"  # type: ignore[misc]
+
+
+# --- edge cases found in review -----------------------------------------------------------------
+
+
+def test_a_deleted_runs_key_is_never_written_through(store: Store) -> None:
+    old = store.create_run(RunSpec(name="old"))
+    store.write(old.id, WriteBatch(points={"loss": points([1.0])}))
+    store.delete_runs([old.id])
+    new = store.create_run(RunSpec(name="new"))  # SQLite may give it the deleted run's key
+    with pytest.raises(RunNotFoundError):
+        store.write(old.id, WriteBatch(points={"loss": points([2.0], start=1)}, update={
+            "status": "finished"}))  # fmt: skip
+    record = store.run(new.id)
+    assert record.status is RunStatus.RUNNING and record.metrics == {}
+
+
+def test_equal_steps_keep_the_order_they_were_logged_across_chunks(store: Store) -> None:
+    run_id = new_run(store)
+    first = points([1.0] * CHUNK_POINTS, start=100)  # steps 100..2147, logged first
+    store.write(run_id, WriteBatch(points={"x": first}))
+    store.write(run_id, WriteBatch(points={"x": points([2.0] * 200, start=0)}))  # a restart
+    series = store.series(run_id, "x", step_min=100, step_max=100)
+    assert list(series.values) == [1.0, 2.0]
+
+
+def test_set_value_counts_for_min_max_only_without_points(store: Store) -> None:
+    run_id = new_run(store)
+    store.set_metric(run_id, "acc", 0.5)
+    assert store.run(run_id).metrics["acc"].max == 0.5
+    store.write(run_id, WriteBatch(points={"acc": points([0.7, 0.8])}))
+    summary = store.run(run_id).metrics["acc"]
+    assert (summary.min, summary.max, summary.count) == (0.7, 0.8, 2)  # points decide now
+    store.set_metric(run_id, "acc", 0.99)
+    summary = store.run(run_id).metrics["acc"]
+    assert (summary.value, summary.min, summary.max) == (0.99, 0.7, 0.8)
+
+
+def test_reported_extremes_from_a_summary_table(store: Store) -> None:
+    from expbook.store import SummaryValue
+
+    run_id = new_run(store)
+    table = SummaryValue(0.032, None, time.time(), step=53, epoch=53.0, min=0.032, min_step=53,
+                         min_epoch=53.0, max=0.106, max_step=1, max_epoch=1.0)  # fmt: skip
+    store.write(run_id, WriteBatch(summary={"train/loss": table}))
+    summary = store.run(run_id).metrics["train/loss"]
+    assert (summary.min, summary.min_epoch, summary.max, summary.max_epoch) == (
+        0.032,
+        53.0,
+        0.106,
+        1.0,
+    )
+    assert (summary.value, summary.step, summary.count) == (0.032, 53, 0)
+
+
+def test_api_input_errors_name_the_problem(store: Store) -> None:
+    numpy = pytest.importorskip("numpy")
+    from expbook import MetricNotFoundError
+
+    run = store.create_run(RunSpec(name="r"))
+    store.set_metric(run, "acc", numpy.float32(0.5))
+    assert store.run(run.id).metrics["acc"].value == 0.5
+    with pytest.raises(InvalidValueError, match="unknown run status 'done'; one of running"):
+        store.runs(status="done")
+    with pytest.raises(InvalidValueError, match="'crashed' is worked out from the heartbeat"):
+        store.update_run(run, status="crashed")
+    with pytest.raises(InvalidValueError, match="invalid run kind None"):
+        store.create_run(RunSpec(kind=None))  # type: ignore[arg-type]
+    with pytest.raises(InvalidValueError, match="tags must be a list of strings, not str"):
+        store.create_run(RunSpec(tags="baseline"))  # type: ignore[arg-type]
+    with pytest.raises(
+        MetricNotFoundError, match=r"run #1 has no metric 'typo' \(its metrics: acc\)"
+    ):
+        store.series(run, "typo")
+    with pytest.raises(TypeError):
+        store.run(run.id).params["x"] = 1  # type: ignore[index]
+    with pytest.raises(InvalidValueError, match="NUL"):
+        store.add_note(run, "a\x00b")
+
+
+def test_text_that_postgresql_refuses_is_cleaned(store: Store) -> None:
+    from expbook.store.base import OutputText
+
+    run_id = new_run(store, params={"p": "a\x00b"})
+    store.write(run_id, WriteBatch(output=[OutputText("stdout", 1.0, "x\x00y\n")],
+                                   update={"error": "bad\x00"}))  # fmt: skip
+    assert store.get_output(run_id)[0].text == "x\ufffdy\n"
+    assert store.run(run_id).params["p"] == "a\x00b"  # the JSON form keeps it exactly
+
+
+def test_text_sorts_and_compares_bytewise_on_both_backends(store: Store) -> None:
+    for name in ("adam", "B", "Zeta", "b-run"):
+        store.create_run(RunSpec(name=name, params={"opt": name}))
+    assert [r.name for r in store.runs(sort="name")] == ["B", "Zeta", "adam", "b-run"]
+    assert [r.name for r in store.runs(sort="params.opt")] == ["B", "Zeta", "adam", "b-run"]
+    assert [r.name for r in store.runs("params.opt < 'a'", sort="name")] == ["B", "Zeta"]
+    assert [r.name for r in store.runs("name >= 'a'", sort="name")] == ["adam", "b-run"]
+
+
+def test_nan_finds_diverged_runs(store: Store) -> None:
+    diverged = new_run(store, name="diverged", params={"init": float("nan")})
+    healthy = new_run(store, name="healthy", params={"init": 0.1})
+    store.write(diverged, WriteBatch(points={"loss": points([1.0, float("nan")])}))
+    store.write(healthy, WriteBatch(points={"loss": points([1.0, 0.5])}))
+    assert [r.name for r in store.runs("metrics.loss = nan")] == ["diverged"]
+    assert [r.name for r in store.runs("metrics.loss != nan")] == ["healthy"]
+    assert [r.name for r in store.runs("params.init = nan")] == ["diverged"]
+
+
+def test_iter_series_reads_many_runs_at_once(store: Store) -> None:
+    ids = [new_run(store) for _ in range(3)]
+    for n, run_id in enumerate(ids):
+        store.write(run_id, WriteBatch(points={"a": points([float(n)] * 3), "b": points([1.0])}))
+    got = [(s.run_id, s.key, list(s.values)) for s in store.iter_series(ids[::-1], ["a"])]
+    assert got == [(ids[2], "a", [2.0] * 3), (ids[1], "a", [1.0] * 3), (ids[0], "a", [0.0] * 3)]
+    assert len(list(store.iter_series(ids))) == 6

@@ -321,14 +321,11 @@ def test_default_store_is_at_the_git_root(tmp_path: Path, monkeypatch: pytest.Mo
 
     (tmp_path / "project" / ".git").mkdir(parents=True)
     (tmp_path / "project" / "src" / "deep").mkdir(parents=True)
-    assert default_location(tmp_path / "project" / "src" / "deep") == (
-        (tmp_path / "project" / ".expbook" / "expbook.db").resolve()
-    )
+    expected = (tmp_path / "project" / ".expbook" / "expbook.db").resolve()
+    assert default_location(tmp_path / "project" / "src" / "deep") == str(expected)
     (tmp_path / "plain").mkdir()
-    assert (
-        default_location(tmp_path / "plain")
-        == (tmp_path / "plain" / ".expbook" / "expbook.db").resolve()
-    )
+    plain = (tmp_path / "plain" / ".expbook" / "expbook.db").resolve()
+    assert default_location(tmp_path / "plain") == str(plain)
 
 
 def test_bad_flush_interval_setting_is_a_clear_error(
@@ -379,3 +376,76 @@ def test_to_pandas_helpers(tracker: expbook.Tracker, store: Store) -> None:
     assert list(series["step"]) == [0, 1] and series["epoch"].iloc[0] == 0.5
     assert pandas.isna(series["epoch"].iloc[1])
     assert str(series["time"].dt.tz) == "UTC"
+
+
+# --- edge cases found in review -----------------------------------------------------------------
+
+
+def test_params_nested_in_lists_are_converted_on_the_callers_thread(
+    tracker: expbook.Tracker, store: Store
+) -> None:
+    numpy = pytest.importorskip("numpy")
+    with tracker.start_run(params={"aug": [{"root": Path("/d"), "p": numpy.float32(0.5)}]}) as run:
+        run.log_params({"big": 10**400, "deep": [[[{"x": (1, 2)}]]]})
+        run.log({"loss": 1.0})
+    record = store.run(run.id)
+    assert record.params["aug"] == [{"root": "/d", "p": 0.5}]
+    assert record.params["big"] == 10**400 and record.params["deep"] == [[[{"x": [1, 2]}]]]
+    assert record.status is RunStatus.FINISHED and record.metrics["loss"].count == 1
+
+
+def test_a_part_the_store_refuses_is_dropped_and_the_metrics_kept(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    import sqlite3
+
+    location = tmp_path / "s.db"
+    expbook.open_store(location).close()
+    with sqlite3.connect(location) as connection:  # a real database refusal
+        connection.execute(
+            "CREATE TRIGGER no_notes BEFORE INSERT ON notes "
+            "BEGIN SELECT RAISE(ABORT, 'notes are read-only here'); END"
+        )
+    connection.close()
+    tracker = expbook.Tracker(location)
+    with tracker.start_run(capture=False) as run:
+        for step in range(5):
+            run.log({"loss": 1.0 / (step + 1)}, step=step)
+        run.note("this note cannot be stored")
+        assert run.flush(timeout=30)
+        run.log({"loss": 0.1}, step=5)
+    record = expbook.open_store(location).run(run.id)
+    assert record.status is RunStatus.FINISHED
+    assert record.metrics["loss"].count == 6 and record.notes == ()
+    err = capfd.readouterr().err
+    assert "could not save notes" in err and "notes are read-only here" in err
+
+
+def test_numbers_the_store_cannot_hold_are_refused_at_the_call(
+    tracker: expbook.Tracker, store: Store
+) -> None:
+    with tracker.start_run() as run:
+        run.log({"ok": 1.0}, step=0)
+        with pytest.raises(InvalidStepError, match=r"larger than 9223372036854775807"):
+            run.log({"ok": 2.0}, step=2**63)
+        with pytest.raises(InvalidValueError, match=r"metric 'c': value .* too large for a float"):
+            run.log({"c": 10**400})
+        run.log({"ok": 3.0, "n": 2**62}, step=1)
+    assert list(store.series(run.id, "ok").values) == [1.0, 3.0]
+    assert store.run(run.id).metrics["n"].value == float(2**62)
+    assert store.run(run.id).status is RunStatus.FINISHED
+
+
+def test_heartbeats_keep_up_with_a_slow_flush_interval(
+    tracker: expbook.Tracker, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EXPBOOK_FLUSH_INTERVAL", "3")
+    monkeypatch.setenv("EXPBOOK_HEARTBEAT_INTERVAL", "0.2")
+    run = tracker.start_run(capture=False)
+    statuses = set()
+    deadline = time.monotonic() + 2.5
+    while time.monotonic() < deadline:
+        statuses.add(store.run(run.id).status)
+        time.sleep(0.05)
+    run.finish()
+    assert statuses == {RunStatus.RUNNING}

@@ -18,8 +18,6 @@ store opens. The module-level functions use one default ``Tracker``.
 from __future__ import annotations
 
 import os
-import threading
-from typing import TYPE_CHECKING, Any
 
 from expbook._version import __version__
 from expbook.errors import (
@@ -30,27 +28,49 @@ from expbook.errors import (
     InvalidKeyError,
     InvalidStepError,
     InvalidValueError,
+    MetricNotFoundError,
     RunFinishedError,
     RunNotFoundError,
     SchemaVersionError,
     StoreError,
-)
-from expbook.model import (
-    ExperimentRecord,
-    GitInfo,
-    MetricPoint,
-    MetricSummary,
-    Note,
-    RunList,
-    RunRecord,
-    RunStatus,
-    Series,
+    Terminated,
 )
 
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs 10 ms
 if TYPE_CHECKING:
-    from expbook.model import RunRecord as _RunRecord
+    from typing import Any
+
+    from expbook.model import (
+        ExperimentRecord,
+        GitInfo,
+        MetricPoint,
+        MetricSummary,
+        Note,
+        OutputChunk,
+        RunList,
+        RunRecord,
+        RunStatus,
+        Series,
+    )
     from expbook.store import Store
     from expbook.tracking import Run, Tracker
+
+_LAZY = {
+    "ExperimentRecord": "expbook.model",
+    "GitInfo": "expbook.model",
+    "MetricPoint": "expbook.model",
+    "MetricSummary": "expbook.model",
+    "Note": "expbook.model",
+    "OutputChunk": "expbook.model",
+    "RunList": "expbook.model",
+    "RunRecord": "expbook.model",
+    "RunStatus": "expbook.model",
+    "Series": "expbook.model",
+    "Run": "expbook.tracking",
+    "Tracker": "expbook.tracking",
+    "Store": "expbook.store.base",
+}
+"""Public names loaded on first use, so ``import expbook`` costs almost nothing."""
 
 __all__ = [
     "AmbiguousRunError",
@@ -62,9 +82,11 @@ __all__ = [
     "InvalidKeyError",
     "InvalidStepError",
     "InvalidValueError",
+    "MetricNotFoundError",
     "MetricPoint",
     "MetricSummary",
     "Note",
+    "OutputChunk",
     "Run",
     "RunFinishedError",
     "RunList",
@@ -75,6 +97,7 @@ __all__ = [
     "Series",
     "Store",
     "StoreError",
+    "Terminated",
     "Tracker",
     "__version__",
     "active_run",
@@ -84,18 +107,16 @@ __all__ = [
 ]
 
 _default: dict[str, Tracker] = {}
-_default_lock = threading.Lock()
 
 
 def default_tracker() -> Tracker:
     """The tracker behind ``expbook.start_run``; its store is ``EXPBOOK_STORE`` or the default."""
-    with _default_lock:
-        tracker = _default.get("tracker")
-        if tracker is None:
-            from expbook.tracking import Tracker
+    tracker = _default.get("tracker")
+    if tracker is None:
+        from expbook.tracking import Tracker
 
-            tracker = _default["tracker"] = Tracker()
-        return tracker
+        tracker = _default.setdefault("tracker", Tracker())
+    return tracker
 
 
 def start_run(
@@ -104,7 +125,7 @@ def start_run(
     experiment: str | None = None,
     params: Any = None,
     tags: list[str] | tuple[str, ...] = (),
-    parent: Run | _RunRecord | str | int | None = None,
+    parent: Run | RunRecord | str | int | None = None,
     kind: str = "train",
     store: Store | str | os.PathLike[str] | None = None,
     capture: bool = True,
@@ -158,12 +179,15 @@ def open_store(
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("Run", "Tracker"):
-        import expbook.tracking
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'expbook' has no attribute {name!r}")
+    import importlib
 
-        return getattr(expbook.tracking, name)
-    if name == "Store":
-        from expbook.store.base import Store
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
-        return Store
-    raise AttributeError(f"module 'expbook' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

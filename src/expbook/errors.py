@@ -44,8 +44,25 @@ class AmbiguousRunError(ExpbookError, LookupError):
     """A run reference (UUID prefix or name) matches more than one run."""
 
 
+class MetricNotFoundError(ExpbookError, LookupError):
+    """A run has no metric of the given key."""
+
+
 class ExperimentNotFoundError(ExpbookError, LookupError):
     """No experiment has the given name or id."""
+
+
+class Terminated(BaseException):
+    """Raised in the main thread when SIGTERM or SIGHUP arrives while runs are open.
+
+    Like ``KeyboardInterrupt`` for Ctrl-C: the program unwinds (``finally`` blocks and context
+    managers run, open runs are flushed and marked ``interrupted``), and when the interpreter
+    exits expbook re-sends the signal, so the process still dies by it.
+    """
+
+    def __init__(self, signum: int, name: str) -> None:
+        super().__init__(f"received {name}")
+        self.signum = signum
 
 
 class FilterSyntaxError(ExpbookError, ValueError):

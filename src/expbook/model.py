@@ -71,6 +71,17 @@ class Note:
 
 
 @dataclass(frozen=True, slots=True)
+class OutputChunk:
+    """Lines a run's program printed, as stored: ``id`` orders chunks; ``text`` ends in a
+    newline; ``stream`` is ``stdout`` or ``stderr``."""
+
+    id: int
+    stream: str
+    time: float
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class GitInfo:
     """The git state of the working tree a run started from."""
 

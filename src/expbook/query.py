@@ -353,7 +353,9 @@ class _Parser:
             return token.value * sign if token.kind == "number" else token.value
         if token.kind == "word":
             word = token.text.lower()
-            constants = {"true": True, "false": False, "null": None, "inf": math.inf}
+            constants = {
+                "true": True, "false": False, "null": None, "inf": math.inf, "nan": math.nan,
+            }  # fmt: skip
             if word in constants:
                 self.advance()
                 value = constants[word]
@@ -363,31 +365,42 @@ class _Parser:
         raise self.error("expected a value (a number, a 'quoted string', true, false or null)")
 
 
+_STATUSES = ("running", "finished", "failed", "interrupted", "crashed")
+
+
 def _check(parser: _Parser, field: Field, op: str, value: Any, token: Token) -> Any:
-    """Type-check a literal against its field; turn times into epoch seconds."""
-    kind = {"param": "any", "metric": "number", "tags": "text"}.get(field.scope) or ATTRIBUTES[
-        field.name
-    ]
-    if op in ("~", "!~") and not isinstance(value, str):
-        raise parser.error("'~' matches text against a 'glob*' pattern; quote it", token)
+    """Type-check a literal against its field; turn times into epoch seconds.
+
+    Every comparison that passes means the same on SQLite and PostgreSQL: text fields compare to
+    text, number fields to numbers, ``~`` works on text only, NaN only with ``=``/``!=``.
+    """
+    kind = {"param": "any", "metric": "number"}.get(field.scope) or ATTRIBUTES[field.name]
+    label = field.label()
+    if op in ("~", "!~"):
+        if kind not in ("text", "any"):
+            raise parser.error(f"'~' matches text; {label} is not text", token)
+        if not isinstance(value, str):
+            raise parser.error("'~' matches text against a 'glob*' pattern; quote it", token)
+        return value
     if value is None:
         if op not in ("=", "!="):
             raise parser.error("null only compares with = or != (or use 'is null')", token)
         return value
-    if kind == "number" and isinstance(value, str | bool) and op not in ("~", "!~"):
-        raise parser.error(f"{field.label()} compares to numbers, not {value!r}", token)
+    if isinstance(value, float) and math.isnan(value):
+        if op not in ("=", "!=") or kind not in ("number", "any"):
+            raise parser.error("nan only compares with = or != on params and metrics", token)
+        return value
+    if kind == "number" and isinstance(value, str | bool):
+        raise parser.error(f"{label} compares to numbers, not {value!r}", token)
+    if kind == "text" and not isinstance(value, str):
+        raise parser.error(f"{label} compares to text; quote it: '{value}'", token)
     if kind == "bool" and not isinstance(value, bool):
-        raise parser.error(f"{field.label()} compares to true or false", token)
+        raise parser.error(f"{label} compares to true or false", token)
     if kind == "time":
         return _to_epoch(parser, value, token)
-    if field.scope == "attr" and field.name == "status" and isinstance(value, str):
-        from expbook.model import RunStatus
-
-        if op in ("=", "!=") and value not in {s.value for s in RunStatus}:
-            raise parser.error(
-                f"unknown status {value!r}; one of " + ", ".join(s.value for s in RunStatus),
-                token,
-            )
+    is_status = field.scope == "attr" and field.name == "status"
+    if is_status and op in ("=", "!=") and value not in _STATUSES:
+        raise parser.error(f"unknown status {value!r}; one of {', '.join(_STATUSES)}", token)
     return value
 
 

@@ -19,6 +19,7 @@ from typing import Any
 from expbook.errors import InvalidKeyError, InvalidStepError, InvalidValueError
 
 MAX_KEY_LENGTH = 250
+MAX_STEP = 2**63 - 1  # steps are stored as 64-bit integers
 _FORBIDDEN_KEY_CHARS = frozenset("\"'`") | {chr(c) for c in range(32)} | {"\x7f"}
 
 JSONScalar = None | bool | int | float | str
@@ -59,10 +60,17 @@ def coerce_metric(key: str, value: object) -> float:
 
     NaN and infinities are valid and kept. Anything else raises InvalidValueError naming the key.
     """
+    if type(value) is int and -1e308 < value < 1e308:  # the common case, first
+        return float(value)
     if isinstance(value, numbers.Real) or (
         isinstance(value, numbers.Number) and not isinstance(value, numbers.Complex)
     ):  # Decimal registers only as a Number
-        return float(value)  # type: ignore[arg-type]
+        try:
+            return float(value)  # type: ignore[arg-type]
+        except OverflowError:
+            raise InvalidValueError(
+                f"metric {key!r}: value {_short_repr(value)} is too large for a float"
+            ) from None
     item = getattr(value, "item", None)
     if callable(item) and not isinstance(value, str | bytes):
         try:
@@ -96,6 +104,8 @@ def check_step(step: object) -> int:
         ) from None
     if index < 0:
         raise InvalidStepError(f"step {index} is negative; steps are integers >= 0")
+    if index > MAX_STEP:
+        raise InvalidStepError(f"step {_short_repr(index)} is larger than {MAX_STEP} (2**63 - 1)")
     return index
 
 
@@ -109,6 +119,22 @@ def check_epoch(epoch: object) -> float | None:
     if not math.isfinite(value):
         raise InvalidValueError(f"epoch {value!r} is not finite")
     return value
+
+
+def check_run_fields(*, name: object = None, kind: object = "train", tags: object = ()) -> None:
+    """Check the simple fields of a new run, naming the bad one."""
+    if name is not None and (not isinstance(name, str) or not name.strip() or _control(name)):
+        raise InvalidValueError(f"invalid run name {name!r}: a name is non-empty text")
+    if not isinstance(kind, str) or not kind.strip() or _control(kind):
+        raise InvalidValueError(f"invalid run kind {kind!r}: e.g. 'train' or 'eval'")
+    if isinstance(tags, str | bytes) or not isinstance(tags, list | tuple | set | frozenset):
+        raise InvalidValueError(
+            f"tags must be a list of strings, not {type(tags).__name__} {tags!r}"
+        )
+
+
+def _control(text: str) -> bool:
+    return any(ord(c) < 32 for c in text)
 
 
 def flatten_params(params: object, prefix: str = "") -> dict[str, Any]:
@@ -151,9 +177,14 @@ def _as_mapping(value: object) -> Mapping[str, Any] | None:
     return None
 
 
-def _json_value(key: str, value: object) -> Any:
+def _json_value(key: str, value: object, depth: int = 0) -> Any:
+    """A JSON-serialisable form of a param value, converted all the way down (lists of
+    mappings of numpy scalars and paths included), so nothing can fail later on the writer
+    thread. Structures nested deeper than 32 levels (or cyclic) become their ``str()``."""
+    if depth > 32:
+        return str(value)
     if isinstance(value, enum.Enum):
-        return _json_value(key, value.value)
+        return _json_value(key, value.value, depth + 1)
     if value is None or isinstance(value, bool):
         return value
     if isinstance(value, str):
@@ -164,18 +195,24 @@ def _json_value(key: str, value: object) -> Any:
         return float(value)
     if isinstance(value, os.PathLike):
         return os.fspath(value)
+    mapping = _as_mapping(value)
+    if mapping is not None:
+        return {str(k): _json_value(key, v, depth + 1) for k, v in mapping.items()}
     if isinstance(value, list | tuple | set | frozenset):
         items = sorted(value, key=repr) if isinstance(value, set | frozenset) else value
-        return [_json_value(key, v) if _as_mapping(v) is None else _as_mapping(v) for v in items]
+        return [_json_value(key, v, depth + 1) for v in items]
     item = getattr(value, "item", None)
     if callable(item):
         try:
-            return _json_value(key, item())
-        except (ValueError, RuntimeError):
+            return _json_value(key, item(), depth + 1)
+        except (ValueError, RuntimeError, TypeError):
             pass
     tolist = getattr(value, "tolist", None)
     if callable(tolist):
-        return _json_value(key, tolist())
+        try:
+            return _json_value(key, tolist(), depth + 1)
+        except (ValueError, RuntimeError, TypeError):
+            pass
     return str(value)
 
 
@@ -187,7 +224,10 @@ def param_columns(value: Any) -> tuple[str, float | None, str | None]:
     """
     text = json.dumps(value, allow_nan=True, separators=(",", ":"), ensure_ascii=False)
     if isinstance(value, bool | int | float):
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an int beyond float range: comparable as JSON text only
+            return text, None, None
         return text, None if math.isnan(number) else number, None
     if isinstance(value, str):
         return text, None, value

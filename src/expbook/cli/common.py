@@ -4,26 +4,30 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import sqlalchemy as sa
-
 from expbook.errors import StoreError
+from expbook.locations import sqlite_path
 from expbook.model import RunStatus
 from expbook.store import Store, open_store, resolve_url
 from expbook.store.base import RunQuery
 
 
-def open_cli_store(location: str | None) -> Store:
-    """Open the store for a command; a missing SQLite file is an error, not a new store."""
+def existing_store_url(location: str | None) -> str:
+    """The store's URL; a SQLite file that does not exist is an error, not a new store."""
     url = resolve_url(location)
-    parsed = sa.make_url(url)
-    database = parsed.database
-    is_file = parsed.get_backend_name() == "sqlite" and database and database != ":memory:"
-    if is_file and not Path(database).exists():
+    database = sqlite_path(url)
+    if database is None and url.startswith("sqlite"):
+        raise StoreError(f"store {location!r}: give the SQLite file, as sqlite:///PATH or a path")
+    if database is not None and not Path(database).exists():
         raise StoreError(
             f"no store at {database} (runs create it; pass --store or set EXPBOOK_STORE "
             "to use another)"
         )
-    return open_store(url)
+    return url
+
+
+def open_cli_store(location: str | None) -> Store:
+    """Open the store for a command (see ``existing_store_url``)."""
+    return open_store(existing_store_url(location))
 
 
 def selection_query(

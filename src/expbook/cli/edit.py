@@ -8,9 +8,10 @@ import sys
 
 import click
 
-from expbook.cli.common import open_cli_store
+from expbook.cli.common import existing_store_url, open_cli_store
 from expbook.cli.output import console, fmt_metric
-from expbook.errors import InvalidValueError
+from expbook.errors import ExpbookError, InvalidValueError
+from expbook.model import RunStatus
 from expbook.store import migrate
 from expbook.store.base import RunQuery
 from expbook.store.engine import display_url
@@ -63,10 +64,17 @@ def set_metric(*, run: str, key: str, value: str, unit: str | None, store: str |
     console().print(f"#{record.number} {key} = {shown}{note_nan}")
 
 
-def rm(*, runs: tuple[str, ...], yes: bool, store: str | None) -> None:
+def rm(*, runs: tuple[str, ...], yes: bool, force: bool, store: str | None) -> None:
     with open_cli_store(store) as opened:
         records = [opened.run(ref) for ref in runs]
         unique = {record.id: record for record in records}
+        running = [r for r in unique.values() if r.status is RunStatus.RUNNING]
+        if running and not force:
+            listed = ", ".join(f"#{r.number}" for r in running)
+            raise ExpbookError(
+                f"{listed} {'is' if len(running) == 1 else 'are'} still running; stop "
+                f"{'it' if len(running) == 1 else 'them'} first, or pass --force"
+            )
         listing = ", ".join(f"#{r.number} {r.name} ({r.status})" for r in unique.values())
         if not yes:
             if not sys.stdin.isatty():
@@ -89,10 +97,9 @@ def db_status(*, store: str | None) -> None:
 
 
 def db_upgrade(*, store: str | None) -> None:
-    from expbook.cli.common import resolve_url
     from expbook.store.engine import make_engine
 
-    url = resolve_url(store)
+    url = existing_store_url(store)
     engine = make_engine(url)
     try:
         old, new = migrate.upgrade(engine)

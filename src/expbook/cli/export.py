@@ -81,7 +81,11 @@ def _output(out: str | None, binary: bool = False) -> Iterator[IO[Any]]:
         yield sys.stdout.buffer if binary else sys.stdout
         return
     mode = "wb" if binary else "w"
-    with open(out, mode, **({} if binary else {"newline": "", "encoding": "utf-8"})) as handle:
+    try:
+        handle = open(out, mode, **({} if binary else {"newline": "", "encoding": "utf-8"}))  # noqa: SIM115
+    except OSError as exc:
+        raise ExpbookError(f"cannot write {out}: {exc.strerror or exc}") from None
+    with handle:
         yield handle
 
 
@@ -98,10 +102,8 @@ def _export_runs(runs: Sequence[RunRecord], fmt: str, out: str | None) -> None:
             writer.writerows({k: _csv_cell(v) for k, v in row.items()} for row in rows)
         return
     pyarrow = _pyarrow()
-    table = pyarrow.Table.from_pylist(
-        [{c: _parquet_cell(row.get(c)) for c in columns} for row in rows]
-    )
-    _write_parquet(pyarrow, table, out)
+    data = {column: _parquet_column([row.get(column) for row in rows]) for column in columns}
+    _write_parquet(pyarrow, pyarrow.table(data), out)
 
 
 def _csv_cell(value: Any) -> Any:
@@ -110,11 +112,17 @@ def _csv_cell(value: Any) -> Any:
     return value
 
 
-def _parquet_cell(value: Any) -> Any:
-    # Parquet columns need one type: params that are lists/objects become JSON text.
-    if isinstance(value, list | dict):
-        return json.dumps(value)
-    return value
+def _parquet_column(values: list[Any]) -> list[Any]:
+    """Parquet columns have one type: ints mixed with floats become floats; any other mix
+    (a param that is 0.001 in one run and 'auto' in another), and lists, become JSON text."""
+    kinds = {type(v) for v in values if v is not None}
+    if kinds <= {int, float} and len(kinds) == 2:
+        return [None if v is None else float(v) for v in values]
+    if len(kinds) > 1 or kinds & {list, dict}:
+        return [
+            None if v is None else (v if isinstance(v, str) else json.dumps(v)) for v in values
+        ]
+    return values
 
 
 def _pyarrow() -> Any:
@@ -129,17 +137,19 @@ def _pyarrow() -> Any:
 
 
 def _write_parquet(pyarrow: Any, table: Any, out: str | None) -> None:
-    pyarrow.parquet.write_table(table, out)
+    try:
+        pyarrow.parquet.write_table(table, out)
+    except OSError as exc:
+        raise ExpbookError(f"cannot write {out}: {exc}") from None
 
 
 def _export_points(
     store: Store, runs: Sequence[RunRecord], keys: Sequence[str], fmt: str, out: str | None
 ) -> None:
     def series() -> Iterator[tuple[RunRecord, Any]]:
-        for run in runs:
-            wanted = keys or store.series_keys(run.id)
-            for key in wanted:
-                yield run, store.get_series(run.id, key)
+        by_id = {run.id: run for run in runs}
+        for points in store.iter_series(list(by_id), list(keys) or None):
+            yield by_id[points.run_id], points
 
     if fmt == "parquet":
         _points_parquet(series(), out)

@@ -170,7 +170,7 @@ def tag_command(**options: Any) -> None:
     edit.tag(**options)
 
 
-@cli.command("set-metric")
+@cli.command("set-metric", context_settings={"ignore_unknown_options": True})
 @click.argument("run")
 @click.argument("key")
 @click.argument("value")
@@ -179,12 +179,13 @@ def tag_command(**options: Any) -> None:
 def set_metric_command(**options: Any) -> None:
     """Record a result obtained later, e.g. a manual validation score.
 
-    VALUE is a number (nan and inf are accepted); a trailing % sets the unit.
+    VALUE is a number (negative numbers, nan and inf are accepted); a trailing % sets the unit.
 
     \b
     Examples:
       expbook set-metric 77 manual/valid_acc 0.9421
       expbook set-metric 77 valid/acc 55.46%
+      expbook set-metric 77 delta/loss -0.31
     """
     from expbook.cli import edit
 
@@ -194,9 +195,11 @@ def set_metric_command(**options: Any) -> None:
 @cli.command("rm")
 @click.argument("runs", nargs=-1, required=True, metavar="RUN...")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--force", is_flag=True, help="Also delete runs that are still running.")
 @store_option
 def rm_command(**options: Any) -> None:
-    """Delete runs with all their metrics, notes and attachments.
+    """Delete runs with all their metrics, notes and attachments. A running run is refused
+    unless --force is given (its program would go on writing into nothing).
 
     \b
     Example:

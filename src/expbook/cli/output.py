@@ -21,11 +21,24 @@ STATUS_STYLES = {
 
 
 def console(stderr: bool = False) -> Console:
-    """A console that never truncates when output goes to a file or a pipe."""
+    """A console that never truncates when output goes to a file or a pipe, and never reads
+    text as markup: run names, notes and params are printed as they are (styles come from
+    ``Text`` objects)."""
     stream = sys.stderr if stderr else sys.stdout
     interactive = stream.isatty()
     width = None if interactive else 10_000  # tables grow only as wide as their content
-    return Console(file=stream, width=width, highlight=False, soft_wrap=not interactive)
+    return Console(
+        file=stream, width=width, highlight=False, markup=False, soft_wrap=not interactive
+    )
+
+
+def dim(text: str) -> Text:
+    return Text(text, style="dim")
+
+
+def print_json(text: str) -> None:
+    """Machine-readable output: the JSON text, nothing else."""
+    sys.stdout.write(text + "\n")
 
 
 def fmt_number(value: Any, digits: int = 4) -> str:

@@ -17,12 +17,14 @@ from rich.text import Text
 from expbook.cli.common import open_cli_store, selection_query
 from expbook.cli.output import (
     console,
+    dim,
     fmt_bytes,
     fmt_duration,
     fmt_metric,
     fmt_number,
     fmt_time,
     fmt_value,
+    print_json,
     status_text,
     to_json,
 )
@@ -58,7 +60,7 @@ def ls(
             total = opened.count_runs(query)
     out = console()
     if as_json:
-        out.print_json(to_json([run.to_dict() for run in found]))
+        print_json(to_json([run.to_dict() for run in found]))
         return
     if not found:
         filtered = experiments or statuses or where
@@ -66,7 +68,7 @@ def ls(
         return
     out.print(runs_table(found, metric_keys=_split(metric_keys), param_keys=_split(param_keys)))
     if total > len(found):
-        out.print(f"[dim]{len(found)} of {total} runs shown; use --limit 0 to see all[/dim]")
+        out.print(dim(f"{len(found)} of {total} runs shown; use --limit 0 to see all"))
 
 
 def _split(values: Sequence[str]) -> list[str]:
@@ -163,7 +165,7 @@ def show(
             data["git"]["diff"] = diff_text.decode("utf-8", "replace")
         if packages is not None:
             data["packages"] = packages.decode().splitlines()
-        out.print_json(to_json(data))
+        print_json(to_json(data))
         return
     out.print(_header(record))
     out.print(_facts(record, files))
@@ -174,7 +176,7 @@ def show(
     if record.notes:
         out.print(Text("Notes", style="bold"))
         for note in record.notes:
-            out.print(f"  [dim]{fmt_time(note.created_at)}[/dim]  {note.text}")
+            out.print(Text.assemble("  ", dim(fmt_time(note.created_at)), "  ", note.text))
     if record.error:
         out.print(Text("Error", style="bold red"))
         out.print(Text(record.error.rstrip()))
@@ -344,7 +346,7 @@ def diff(*, run_a: str, run_b: str, show_all: bool, as_json: bool, store: str | 
     result = compare_runs(a, b)
     out = console()
     if as_json:
-        out.print_json(
+        print_json(
             to_json(
                 {
                     "a": {"id": a.id, "number": a.number},
@@ -381,7 +383,7 @@ def diff(*, run_a: str, run_b: str, show_all: bool, as_json: bool, store: str | 
                                Text(fmt_value(value), style="dim"))  # fmt: skip
         out.print(params)
     else:
-        out.print("[dim]params: identical[/dim]")
+        out.print(dim("params: identical"))
     if result.metrics:
         metrics = Table(box=box.SIMPLE_HEAD, title="Metrics (last value)", title_justify="left",
                         pad_edge=False)  # fmt: skip

@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from expbook.errors import InvalidValueError
-from expbook.model import ExperimentRecord, RunList, RunRecord, RunStatus, Series
+from expbook.model import ExperimentRecord, OutputChunk, RunList, RunRecord, RunStatus, Series
 from expbook.store.chunks import Points
-from expbook.validation import check_key, flatten_params
+from expbook.validation import check_key, coerce_metric, flatten_params
 
 STALE_HEARTBEATS = 4
 """A running run is crashed after this many heartbeat intervals without a heartbeat."""
@@ -40,8 +40,13 @@ STALE_HEARTBEATS = 4
 
 @dataclass(slots=True)
 class RunSpec:
-    """What is known about a run when it is created."""
+    """What is known about a run when it is created.
 
+    With ``id`` set, creating is idempotent: if a run with that UUID exists, it is returned as it
+    is (``expbook run``'s recorder and the program it runs may both create the run they share).
+    """
+
+    id: str | None = None
     name: str | None = None
     experiment: str | None = None
     parent: str | None = None
@@ -58,17 +63,39 @@ class RunSpec:
 
 @dataclass(slots=True)
 class SummaryValue:
-    """A summary value set directly (not a logged point)."""
+    """A summary value set directly (not a logged point).
+
+    It becomes the key's latest value. ``min``/``max`` (with their step and epoch) are for
+    sources that report extremes, like a training framework's final summary table; when not
+    given, the value itself counts for the key's min and max.
+    """
 
     value: float
     unit: str | None
     time: float
+    step: int | None = None
+    epoch: float | None = None
+    min: float | None = None
+    min_step: int | None = None
+    min_epoch: float | None = None
+    max: float | None = None
+    max_step: int | None = None
+    max_epoch: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutputText:
+    """Lines a program printed: ``text`` is whole lines, each ending in a newline."""
+
+    stream: str
+    time: float
+    text: str
 
 
 RUN_COLUMNS = frozenset(
     {
         "name", "status", "ended_at", "exit_code", "error", "kind", "git_commit", "git_branch",
-        "git_remote", "git_dirty", "host", "command", "cwd",
+        "git_remote", "git_dirty", "host", "command", "cwd", "pid", "hostname",
     }
 )  # fmt: skip
 
@@ -78,7 +105,7 @@ class WriteBatch:
     """Changes to one run, applied atomically by ``Store.write``.
 
     ``update`` holds run columns (see ``RUN_COLUMNS``), plus ``experiment`` (a name, or None to
-    detach). Later values win when batches are merged.
+    detach) and ``parent`` (a run UUID, or None). Later values win when batches are merged.
     """
 
     points: dict[str, Points] = field(default_factory=dict)
@@ -88,13 +115,15 @@ class WriteBatch:
     notes: list[tuple[float, str]] = field(default_factory=list)
     summary: dict[str, SummaryValue] = field(default_factory=dict)
     attachments: dict[str, bytes] = field(default_factory=dict)
+    output: list[OutputText] = field(default_factory=list)
     update: dict[str, Any] = field(default_factory=dict)
     heartbeat: float | None = None
 
     def is_empty(self) -> bool:
         return not (
             self.points or self.params or self.tags_add or self.tags_remove or self.notes
-            or self.summary or self.attachments or self.update or self.heartbeat is not None
+            or self.summary or self.attachments or self.output or self.update
+            or self.heartbeat is not None
         )  # fmt: skip
 
     def point_count(self) -> int:
@@ -114,6 +143,7 @@ class WriteBatch:
         self.notes.extend(later.notes)
         self.summary.update(later.summary)
         self.attachments.update(later.attachments)
+        self.output.extend(later.output)
         self.update.update(later.update)
         if later.heartbeat is not None:
             self.heartbeat = later.heartbeat
@@ -152,11 +182,16 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
-    def write(self, run_id: str, batch: WriteBatch) -> None:
+    def write(self, run_id: str, batch: WriteBatch, *, timeout: float | None = None) -> None:
         """Apply ``batch`` to run ``run_id`` atomically.
+
+        Args:
+            timeout: how long to keep retrying transient contention (a locked SQLite file, a
+                dropped connection) before raising; default: the store's own limit (5 minutes).
 
         Raises:
             RunNotFoundError: the run does not exist (it may have been deleted).
+            StoreError: the store could not be written.
         """
 
     @abc.abstractmethod
@@ -184,7 +219,18 @@ class Store(abc.ABC):
     def get_series(
         self, run_id: str, key: str, *, step_min: int | None = None, step_max: int | None = None
     ) -> Series:
-        """All points of ``key`` in run ``run_id`` (within the step range, if given)."""
+        """All points of ``key`` in run ``run_id`` (within the step range, if given).
+
+        Raises:
+            MetricNotFoundError: the run has neither points nor a summary value for ``key``.
+        """
+
+    @abc.abstractmethod
+    def iter_series(
+        self, run_ids: Sequence[str], keys: Sequence[str] | None = None
+    ) -> Iterator[Series]:
+        """Every series of the runs (only ``keys``, if given), run by run, keys sorted; reads
+        in bulk, for exports."""
 
     @abc.abstractmethod
     def series_keys(self, run_id: str) -> list[str]:
@@ -197,6 +243,10 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def list_attachments(self, run_id: str) -> dict[str, int]:
         """Attachment names of the run with their sizes in bytes."""
+
+    @abc.abstractmethod
+    def get_output(self, run_id: str, *, after: int = 0) -> list[OutputChunk]:
+        """What the run's program printed (``expbook run``), in order, from chunk ``after`` on."""
 
     @abc.abstractmethod
     def delete_runs(self, run_ids: Sequence[str]) -> int:
@@ -252,7 +302,7 @@ class Store(abc.ABC):
                 where=where,
                 sort=sort,
                 experiments=_names(experiment),
-                statuses=tuple(RunStatus(s) for s in _names(status)),
+                statuses=tuple(parse_status(s) for s in _names(status)),
                 limit=limit,
                 offset=offset,
             )
@@ -275,8 +325,7 @@ class Store(abc.ABC):
         return self.get_series(self._id(run), key, step_min=step_min, step_max=step_max)
 
     def add_note(self, run: str | int | RunRecord, text: str) -> None:
-        if not text.strip():
-            raise InvalidValueError("a note needs some text")
+        check_note(text)
         self.write(self._id(run), WriteBatch(notes=[(time.time(), text)]))
 
     def add_tags(self, run: str | int | RunRecord, *tags: str) -> None:
@@ -294,25 +343,53 @@ class Store(abc.ABC):
         """Set a summary value directly: a result obtained after the run (a manual validation
         score, an evaluation on another machine)."""
         check_key(key)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise InvalidValueError(f"metric {key!r}: value {value!r} is not a number")
-        summary = {key: SummaryValue(float(value), unit, time.time())}
+        summary = {key: SummaryValue(coerce_metric(key, value), unit, time.time())}
         self.write(self._id(run), WriteBatch(summary=summary))
 
     def update_run(self, run: str | int | RunRecord, **columns: Any) -> None:
         """Change run columns such as ``name`` or ``experiment`` (a name, or None)."""
-        unknown = set(columns) - RUN_COLUMNS - {"experiment"}
+        unknown = set(columns) - RUN_COLUMNS - {"experiment", "parent"}
         if unknown:
             raise InvalidValueError(f"cannot update run field(s): {', '.join(sorted(unknown))}")
+        if "status" in columns:
+            columns["status"] = parse_status(columns["status"], terminal=True).value
         self.write(self._id(run), WriteBatch(update=dict(columns)))
 
     def delete_run(self, run: str | int | RunRecord) -> None:
         self.delete_runs([self._id(run)])
 
     def _id(self, run: str | int | RunRecord) -> str:
-        if isinstance(run, RunRecord):
-            return run.id
-        return self.resolve_run(run)
+        """A run UUID from a reference, a ``RunRecord`` or a live ``Run`` handle."""
+        if isinstance(run, str | int):
+            return self.resolve_run(run)
+        run_id = getattr(run, "id", None)
+        if isinstance(run_id, str):
+            return run_id
+        raise InvalidValueError(f"expected a run (number, name, UUID or record), not {run!r}")
+
+
+def parse_status(value: object, *, terminal: bool = False) -> RunStatus:
+    """A ``RunStatus`` from its name; with ``terminal``, only a status a client may write."""
+    try:
+        status = RunStatus(value)
+    except ValueError:
+        names = ", ".join(s.value for s in RunStatus)
+        raise InvalidValueError(f"unknown run status {value!r}; one of {names}") from None
+    if terminal and (not status.is_terminal() or status is RunStatus.CRASHED):
+        raise InvalidValueError(
+            f"a run cannot be set to {status.value!r}: 'crashed' is worked out from the "
+            "heartbeat; use finished, failed or interrupted"
+        )
+    return status
+
+
+def check_note(text: object) -> str:
+    """A note is markdown text: not empty, no NUL characters."""
+    if not isinstance(text, str) or not text.strip():
+        raise InvalidValueError(f"a note needs some text, got {text!r}")
+    if "\x00" in text:
+        raise InvalidValueError("a note cannot contain NUL characters")
+    return text
 
 
 def check_tag(tag: object) -> str:

@@ -9,8 +9,8 @@ comes back as "database is locked" is retried with backoff by ``retrying``.
 
 from __future__ import annotations
 
-import os
 import random
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,58 +22,22 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 from expbook.errors import StoreError
+from expbook.locations import default_location, resolve_url  # noqa: F401 - re-exported
 
 T = TypeVar("T")
 
-DEFAULT_DIR = ".expbook"
-DEFAULT_FILE = "expbook.db"
 RETRY_SECONDS = 300.0
-
-
-def default_location(cwd: str | os.PathLike[str] | None = None) -> Path:
-    """``.expbook/expbook.db`` at the root of the git work tree containing ``cwd``, else in
-    ``cwd``. No ``git`` process is started: the root is the nearest directory with ``.git``."""
-    start = Path(cwd or os.getcwd()).resolve()
-    for directory in (start, *start.parents):
-        if (directory / ".git").exists():
-            return directory / DEFAULT_DIR / DEFAULT_FILE
-    return start / DEFAULT_DIR / DEFAULT_FILE
-
-
-def resolve_url(location: str | os.PathLike[str] | None = None) -> str:
-    """A SQLAlchemy URL for a store location: the argument, else ``EXPBOOK_STORE``, else the
-    default. A location is a file path (a directory means ``DIR/expbook.db``), ``sqlite:///...``,
-    or ``postgresql://...``."""
-    if location is None or str(location) == "":
-        location = os.environ.get("EXPBOOK_STORE") or default_location()
-    text = os.fspath(location)
-    if text.startswith(("postgresql://", "postgres://")):
-        return "postgresql+psycopg://" + text.split("://", 1)[1]
-    if text.startswith("postgresql+"):
-        return text
-    if text.startswith("sqlite:"):
-        return text
-    if text.startswith(("http://", "https://")):
-        raise StoreError(
-            f"store {text!r}: tracking-server stores are not supported by this version; "
-            "use a file path or postgresql://"
-        )
-    if "://" in text:
-        raise StoreError(
-            f"store {text!r}: unknown scheme; use a file path, sqlite:///PATH or postgresql://"
-        )
-    path = Path(text).expanduser()
-    if path.is_dir():
-        path = path / DEFAULT_FILE
-    return f"sqlite:///{path.resolve()}"
+BUSY_SECONDS = 5.0
+MIN_SQLITE = (3, 35)  # RETURNING; NULLS LAST needs 3.30
 
 
 def display_url(url: str) -> str:
-    """The URL without a password, for messages."""
+    """The URL as users write it (no password, no driver name), for messages."""
     try:
-        return sa.make_url(url).render_as_string(hide_password=True)
+        shown = sa.make_url(url).render_as_string(hide_password=True)
     except sa.exc.ArgumentError:
         return url
+    return shown.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
 def make_engine(url: str) -> Engine:
@@ -91,6 +55,11 @@ def make_engine(url: str) -> Engine:
 
 
 def _sqlite_engine(url: sa.URL) -> Engine:
+    if sqlite3.sqlite_version_info < MIN_SQLITE:
+        need = ".".join(map(str, MIN_SQLITE))
+        raise StoreError(
+            f"expbook needs SQLite {need} or newer; this Python has {sqlite3.sqlite_version}"
+        )
     database = url.database or ""
     if database and database != ":memory:":
         directory = Path(database).parent
@@ -98,7 +67,10 @@ def _sqlite_engine(url: sa.URL) -> Engine:
             directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"cannot create the store directory {directory}: {exc}") from exc
-    engine = sa.create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+    # A short busy timeout: waiting longer is `retrying`'s job, which honours callers' deadlines.
+    engine = sa.create_engine(
+        url, connect_args={"timeout": BUSY_SECONDS, "check_same_thread": False}
+    )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record):  # type: ignore[no-untyped-def]

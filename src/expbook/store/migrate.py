@@ -15,8 +15,9 @@ Alembic is imported only when a migration actually runs.
 
 from __future__ import annotations
 
+import os
 import sqlite3
-from pathlib import Path
+from contextlib import closing
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -24,7 +25,7 @@ from sqlalchemy.engine import Connection, Engine
 from expbook.errors import SchemaVersionError, StoreError
 from expbook.store.engine import display_url, retrying, transaction
 
-REVISIONS = ("0001",)
+REVISIONS = ("0001", "0002")
 """Every schema revision, oldest first; the last is the head. A test checks it against Alembic."""
 HEAD = REVISIONS[-1]
 _PG_LOCK_ID = 0x657870626F6F6B  # "expbook"
@@ -44,18 +45,28 @@ def ensure_schema(engine: Engine, *, auto_upgrade: bool) -> None:
         SchemaVersionError: the store is newer, or older and ``auto_upgrade`` is off.
     """
 
-    def check() -> str | None:
-        with transaction(engine, write=False) as connection:
-            return current_version(connection)
-
-    if retrying(check) == HEAD:
+    version = _read_version(engine)
+    if version == HEAD:
         return
+    if auto_upgrade and version in REVISIONS:
+        _backup_sqlite(engine, version)
     retrying(lambda: _migrate(engine, auto_upgrade=auto_upgrade))
 
 
 def upgrade(engine: Engine) -> tuple[str | None, str]:
     """Upgrade the store to the head revision now; returns (old revision, new revision)."""
+    version = _read_version(engine)
+    if version in REVISIONS and version != HEAD:
+        _backup_sqlite(engine, version)
     return retrying(lambda: _migrate(engine, auto_upgrade=True))
+
+
+def _read_version(engine: Engine) -> str | None:
+    def check() -> str | None:
+        with transaction(engine, write=False) as connection:
+            return current_version(connection)
+
+    return retrying(check)
 
 
 def _migrate(engine: Engine, *, auto_upgrade: bool) -> tuple[str | None, str]:
@@ -79,23 +90,29 @@ def _migrate(engine: Engine, *, auto_upgrade: bool) -> tuple[str | None, str]:
                 f"store {url} has schema {version}; this expbook needs {HEAD}. "
                 f"Run: expbook db upgrade --store {url}"
             )
-        else:
-            _backup_sqlite(connection, version)
         _run_alembic(connection)
         return version, HEAD
 
 
-def _backup_sqlite(connection: Connection, version: str) -> None:
-    if connection.dialect.name != "sqlite":
-        return
-    database = connection.engine.url.database
+def _backup_sqlite(engine: Engine, version: str) -> None:
+    """Copy a SQLite store to ``<file>.bak-<version>`` before upgrading it.
+
+    Done before the migration's write transaction, on connections of its own: SQLite's backup
+    reports LOCKED forever when its source connection is itself in a write transaction.
+    """
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
     if not database or database == ":memory:":
         return
-    target = Path(f"{database}.bak-{version}")
-    source = connection.connection.dbapi_connection
-    with sqlite3.connect(target) as copy:
-        source.backup(copy)  # type: ignore[union-attr]
-    copy.close()
+    target = f"{database}.bak-{version}"
+    if os.path.exists(target):
+        return
+    partial = f"{target}.{os.getpid()}.partial"
+    with (
+        closing(sqlite3.connect(database, timeout=60)) as source,
+        closing(sqlite3.connect(partial)) as copy,
+    ):
+        source.backup(copy)
+    os.replace(partial, target)
 
 
 def _run_alembic(connection: Connection) -> None:

@@ -144,6 +144,21 @@ chunks = sa.Table(
     sa.Index(None, "run_id", "key", "step_min"),
 )
 
+outputs = sa.Table(
+    "outputs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("run_id", sa.Integer, _run_fk(), nullable=False),
+    sa.Column("stream", sa.Text, nullable=False),
+    sa.Column("time", Float, nullable=False),
+    sa.Column("lines", sa.Integer, nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+    sa.Index(None, "run_id", "id"),
+)
+"""Captured program output (``expbook run``): zlib-compressed UTF-8 text, whole lines each ending
+in a newline, in the order they were printed; ``stream`` is ``stdout`` or ``stderr``."""
+
 attachments = sa.Table(
     "attachments",
     metadata,

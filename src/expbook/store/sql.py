@@ -8,7 +8,8 @@ import threading
 import time
 import uuid
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from types import MappingProxyType
 from typing import Any
 
 import sqlalchemy as sa
@@ -18,6 +19,7 @@ from expbook.errors import (
     AmbiguousRunError,
     ExperimentNotFoundError,
     InvalidValueError,
+    MetricNotFoundError,
     RunNotFoundError,
     StoreError,
 )
@@ -26,6 +28,7 @@ from expbook.model import (
     GitInfo,
     MetricSummary,
     Note,
+    OutputChunk,
     RunList,
     RunRecord,
     RunStatus,
@@ -35,6 +38,7 @@ from expbook.query import parse_filter, parse_sort
 from expbook.store import chunks as chunk_codec
 from expbook.store import migrate
 from expbook.store.base import (
+    OutputText,
     RunQuery,
     RunSpec,
     Store,
@@ -45,19 +49,26 @@ from expbook.store.base import (
     summarize,
 )
 from expbook.store.chunks import ChunkPlan, ChunkStack, Points, merge_sorted
-from expbook.store.engine import display_url, make_engine, retrying, transaction
+from expbook.store.engine import (
+    RETRY_SECONDS,
+    display_url,
+    make_engine,
+    retrying,
+    transaction,
+)
 from expbook.store.schema import (
     attachments,
     chunks,
     experiments,
     metric_summaries,
     notes,
+    outputs,
     params,
     runs,
     tags,
 )
-from expbook.store.sqlquery import compile_filter, compile_sort, status_expr
-from expbook.validation import param_columns
+from expbook.store.sqlquery import SqlCompiler, status_expr
+from expbook.validation import check_run_fields, param_columns
 
 _IN_BATCH = 5000
 _HEX = re.compile(r"[0-9a-f]{4,32}")
@@ -88,9 +99,10 @@ class SqlStore(Store):
         except Exception:
             self.engine.dispose()
             raise
-        self._stacks: dict[tuple[int, str], ChunkStack] = {}
+        # Open chunks this process is filling, per (run UUID, key). Keyed by UUID, not the
+        # integer key: a deleted run's integer key can be handed to a new run.
+        self._stacks: dict[tuple[str, str], ChunkStack] = {}
         self._stacks_lock = threading.Lock()
-        self._run_pks: dict[str, int] = {}
 
     def __repr__(self) -> str:
         return f"SqlStore({display_url(self.url)!r})"
@@ -98,22 +110,28 @@ class SqlStore(Store):
     def close(self) -> None:
         self.engine.dispose()
 
+    def after_fork(self) -> None:
+        """In a forked child: drop the parent's connections (without closing them: they are
+        the parent's) and the parent's half-filled chunks."""
+        self.engine.dispose(close=False)
+        self._stacks = {}
+        self._stacks_lock = threading.Lock()
+
     def schema_version(self) -> str | None:
-        with self._read() as connection:
-            return migrate.current_version(connection)
+        return self._query(migrate.current_version)
 
     # --- transactions ---------------------------------------------------------------------------
 
     def _read(self):  # type: ignore[no-untyped-def]
         return transaction(self.engine, write=False)
 
-    def _write(self, action):  # type: ignore[no-untyped-def]
+    def _write(self, action, timeout: float | None = None):  # type: ignore[no-untyped-def]
         def attempt():  # type: ignore[no-untyped-def]
             with transaction(self.engine, write=True) as connection:
                 return action(connection)
 
         try:
-            return retrying(attempt)
+            return retrying(attempt, deadline=RETRY_SECONDS if timeout is None else timeout)
         except sa.exc.DBAPIError as exc:
             raise StoreError(f"store {display_url(self.url)}: {_reason(exc)}") from exc
 
@@ -137,21 +155,21 @@ class SqlStore(Store):
     # --- creating runs --------------------------------------------------------------------------
 
     def create_run(self, spec: RunSpec) -> RunRecord:
-        run_uuid = uuid.uuid4().hex
+        check_run_fields(name=spec.name, kind=spec.kind, tags=spec.tags)
+        run_uuid = spec.id or uuid.uuid4().hex
         tag_set = sorted({check_tag(t) for t in spec.tags})
 
-        def create(connection: Connection) -> RunRecord:
+        def create(connection: Connection) -> RunRecord | None:
+            if spec.id is not None:
+                existing = connection.scalar(sa.select(runs.c.id).where(runs.c.uuid == spec.id))
+                if existing is not None:
+                    return None  # created by another process: read it after the transaction
             experiment_id = (
                 self._experiment_id(connection, spec.experiment) if spec.experiment else None
             )
-            parent_pk, parent_number = None, None
-            if spec.parent:
-                row = connection.execute(
-                    sa.select(runs.c.id, runs.c.number).where(runs.c.uuid == spec.parent)
-                ).first()
-                if row is None:
-                    raise RunNotFoundError(f"parent run {spec.parent!r} does not exist")
-                parent_pk, parent_number = row
+            parent_pk, parent_number = (
+                self._parent(connection, spec.parent) if spec.parent else (None, None)
+            )
             number = connection.scalar(sa.select(sa.func.coalesce(sa.func.max(runs.c.number), 0)))
             number += 1
             name = spec.name or "run"
@@ -198,16 +216,27 @@ class SqlStore(Store):
             )
 
         def create_retrying_numbers() -> RunRecord:
-            # Two PostgreSQL clients can pick the same number; the unique index tells us.
+            # Two PostgreSQL clients can pick the same number (or create the same UUID); the
+            # unique indexes tell us, and the next attempt sees the other's run.
             for _ in range(50):
                 try:
-                    return self._write(create)
+                    created = self._write(create)
                 except StoreError as exc:
                     if not isinstance(exc.__cause__, sa.exc.IntegrityError):
                         raise
+                    continue
+                return created if created is not None else self.run(run_uuid)
             raise StoreError("could not allocate a run number after 50 attempts")
 
         return create_retrying_numbers()
+
+    def _parent(self, connection: Connection, parent: str) -> tuple[int, int]:
+        row = connection.execute(
+            sa.select(runs.c.id, runs.c.number).where(runs.c.uuid == parent)
+        ).first()
+        if row is None:
+            raise RunNotFoundError(f"parent run {parent!r} does not exist")
+        return row[0], row[1]
 
     def _experiment_id(self, connection: Connection, name: str) -> int:
         existing = connection.scalar(sa.select(experiments.c.id).where(experiments.c.name == name))
@@ -223,7 +252,7 @@ class SqlStore(Store):
 
     # --- writing --------------------------------------------------------------------------------
 
-    def write(self, run_id: str, batch: WriteBatch) -> None:
+    def write(self, run_id: str, batch: WriteBatch, *, timeout: float | None = None) -> None:
         if batch.is_empty():
             return
         logged = {key: points for key, points in batch.points.items() if len(points)}
@@ -249,40 +278,53 @@ class SqlStore(Store):
             if rows:
                 self._upsert_summaries(connection, rows)
             if ordered:
-                done.extend(self._write_chunks(connection, pk, ordered))
+                done.extend(self._write_chunks(connection, pk, run_id, ordered))
             if batch.attachments:
                 self._write_attachments(connection, pk, batch.attachments)
+            if batch.output:
+                connection.execute(outputs.insert(), [_output_row(pk, o) for o in batch.output])
             if batch.heartbeat is not None:
                 connection.execute(
                     runs.update().where(runs.c.id == pk).values(heartbeat_at=batch.heartbeat)
                 )
             return pk
 
-        pk = self._write(apply)
+        try:
+            self._write(apply, timeout)
+        except RunNotFoundError:
+            self._forget_stacks(run_id)
+            raise
         with self._stacks_lock:
             for stack, plan, top_id in done:
                 stack.commit(plan, top_id)
-            status = batch.update.get("status")
-            if status is not None and RunStatus(status).is_terminal():
-                for stack_key in [k for k in self._stacks if k[0] == pk]:
-                    del self._stacks[stack_key]
+        status = batch.update.get("status")
+        if status is not None and RunStatus(status).is_terminal():
+            self._forget_stacks(run_id)
+
+    def _forget_stacks(self, run_id: str) -> None:
+        with self._stacks_lock:
+            for stack_key in [k for k in self._stacks if k[0] == run_id]:
+                del self._stacks[stack_key]
 
     def _run_pk(self, connection: Connection, run_id: str) -> int:
-        pk = self._run_pks.get(run_id)
-        if pk is not None:
-            return pk
+        """The run's integer key, looked up in this transaction (never cached: a deleted run's
+        key can be reused by SQLite for the next run)."""
         pk = connection.scalar(sa.select(runs.c.id).where(runs.c.uuid == run_id))
         if pk is None:
             raise RunNotFoundError(f"run {run_id} does not exist (was it deleted?)")
-        self._run_pks[run_id] = pk
         return pk
 
     def _update_run(self, connection: Connection, pk: int, values: dict[str, Any]) -> None:
         if "experiment" in values:
             name = values.pop("experiment")
             values["experiment_id"] = self._experiment_id(connection, name) if name else None
+        if "parent" in values:
+            parent = values.pop("parent")
+            values["parent_id"] = self._parent(connection, parent)[0] if parent else None
         if "status" in values:
             values["status"] = RunStatus(values["status"]).value
+        if values.get("error"):
+            values["error"] = _clean(values["error"])
         if "name" in values and not (isinstance(values["name"], str) and values["name"].strip()):
             raise InvalidValueError(f"invalid run name {values['name']!r}")
         if values:
@@ -300,7 +342,7 @@ class SqlStore(Store):
                     "key": key,
                     "value_json": text,
                     "value_num": number,
-                    "value_text": string,
+                    "value_text": _clean(string),
                 }
             )
         statement = self._insert(params)
@@ -329,8 +371,18 @@ class SqlStore(Store):
         statement = self._insert(metric_summaries)
         new, old = statement.excluded, metric_summaries.c
         newer = new.time >= old.time
-        lower = sa.or_(old.min_value.is_(None), new.min_value < old.min_value)
-        higher = sa.or_(old.max_value.is_(None), new.max_value > old.max_value)
+
+        # A value set directly (count 0) decides min/max only while the key has no logged
+        # points; once it has, only points do. Between points the smaller min wins (NaN is
+        # stored as NULL and never wins).
+        lower = sa.or_(
+            old.count == 0,
+            sa.and_(new.count > 0, sa.or_(old.min_value.is_(None), new.min_value < old.min_value)),
+        )
+        higher = sa.or_(
+            old.count == 0,
+            sa.and_(new.count > 0, sa.or_(old.max_value.is_(None), new.max_value > old.max_value)),
+        )
 
         def pick(condition: Any, column: str) -> Any:
             return sa.case((condition, new[column]), else_=old[column])
@@ -348,14 +400,14 @@ class SqlStore(Store):
         connection.execute(statement, rows)
 
     def _write_chunks(
-        self, connection: Connection, pk: int, ordered: dict[str, Points]
+        self, connection: Connection, pk: int, run_id: str, ordered: dict[str, Points]
     ) -> list[tuple[ChunkStack, ChunkPlan, int | None]]:
         """Write every key's new points with at most one INSERT, one UPDATE and one DELETE
         statement (executemany), returning what to commit to each key's stack."""
         planned = []
         with self._stacks_lock:
             for key, points in ordered.items():
-                stack = self._stacks.setdefault((pk, key), ChunkStack())
+                stack = self._stacks.setdefault((run_id, key), ChunkStack())
                 planned.append((key, stack, stack.plan(points)))
         inserts = [
             {"run_id": pk, "key": key, **chunk_codec.encode(piece)}
@@ -372,11 +424,15 @@ class SqlStore(Store):
             if plan.update is not None
         ]
         if updates:
-            statement = chunks.update().where(chunks.c.id == sa.bindparam("chunk_id"))
+            statement = chunks.update().where(
+                chunks.c.id == sa.bindparam("chunk_id"), chunks.c.run_id == pk
+            )
             connection.execute(statement, updates)
         deletes = [row_id for _, _, plan in planned for row_id in plan.deletes]
         if deletes:
-            connection.execute(chunks.delete().where(chunks.c.id.in_(deletes)))
+            connection.execute(
+                chunks.delete().where(chunks.c.id.in_(deletes), chunks.c.run_id == pk)
+            )
         done = []
         position = 0
         for _, stack, plan in planned:
@@ -408,7 +464,8 @@ class SqlStore(Store):
     # --- reading runs ---------------------------------------------------------------------------
 
     def _run_filter(self, query: RunQuery, now: float) -> sa.ColumnElement[bool]:
-        conditions = [compile_filter(parse_filter(query.where), now)]
+        compiler = SqlCompiler(now, self.dialect)
+        conditions = [compiler.filter(parse_filter(query.where))]
         if query.experiments:
             conditions.append(
                 runs.c.experiment_id.in_(
@@ -423,7 +480,7 @@ class SqlStore(Store):
 
     def find_runs(self, query: RunQuery) -> RunList:
         now = time.time()
-        order = compile_sort(parse_sort(query.sort), now)
+        order = SqlCompiler(now, self.dialect).order_by(parse_sort(query.sort))
         statement = (
             sa.select(
                 runs,
@@ -504,20 +561,49 @@ class SqlStore(Store):
     ) -> Series:
         def read(connection: Connection) -> list[Any]:
             pk = self._run_pk(connection, run_id)
-            statement = sa.select(
-                chunks.c.codec, chunks.c.steps, chunks.c.vals, chunks.c.times, chunks.c.epochs
-            ).where(chunks.c.run_id == pk, chunks.c.key == key)
+            statement = sa.select(*_CHUNK_COLUMNS).where(
+                chunks.c.run_id == pk, chunks.c.key == key
+            )
             if step_min is not None:
                 statement = statement.where(chunks.c.step_max >= step_min)
             if step_max is not None:
                 statement = statement.where(chunks.c.step_min <= step_max)
-            return connection.execute(statement.order_by(chunks.c.step_min, chunks.c.id)).all()
+            # chunk ids follow the order points were logged: equal steps keep that order
+            rows = connection.execute(statement.order_by(chunks.c.id)).all()
+            if not rows:
+                _check_metric_exists(connection, pk, key)
+            return rows
 
-        parts = [chunk_codec.decode(*row) for row in self._query(read)]
-        points = merge_sorted(parts)
+        points = merge_sorted([chunk_codec.decode(*row) for row in self._query(read)])
         if step_min is not None or step_max is not None:
             points = _step_range(points, step_min, step_max)
         return Series(run_id, key, points.steps, points.values, points.times, points.epochs)
+
+    def iter_series(
+        self, run_ids: Sequence[str], keys: Sequence[str] | None = None
+    ) -> Iterator[Series]:
+        ids = list(run_ids)
+        for batch in iter_chunks(ids, 200):
+
+            def read(connection: Connection, batch: Sequence[str] = batch) -> list[Any]:
+                statement = (
+                    sa.select(runs.c.uuid, chunks.c.key, *_CHUNK_COLUMNS)
+                    .join(runs, runs.c.id == chunks.c.run_id)
+                    .where(runs.c.uuid.in_(batch))
+                )
+                if keys:
+                    statement = statement.where(chunks.c.key.in_(list(keys)))
+                return connection.execute(statement.order_by(chunks.c.id)).all()
+
+            grouped: dict[tuple[str, str], list[Points]] = {}
+            for run_uuid, key, *row in self._query(read):
+                grouped.setdefault((run_uuid, key), []).append(chunk_codec.decode(*row))
+            order = {run_id: n for n, run_id in enumerate(batch)}
+            for run_uuid, key in sorted(grouped, key=lambda rk: (order[rk[0]], rk[1])):
+                points = merge_sorted(grouped[(run_uuid, key)])
+                yield Series(
+                    run_uuid, key, points.steps, points.values, points.times, points.epochs
+                )
 
     def series_keys(self, run_id: str) -> list[str]:
         def read(connection: Connection) -> list[str]:
@@ -549,6 +635,21 @@ class SqlStore(Store):
         encoding, data = row
         return zlib.decompress(data) if encoding == "zlib" else bytes(data)
 
+    def get_output(self, run_id: str, *, after: int = 0) -> list[OutputChunk]:
+        def read(connection: Connection) -> list[OutputChunk]:
+            pk = self._run_pk(connection, run_id)
+            statement = (
+                sa.select(outputs.c.id, outputs.c.stream, outputs.c.time, outputs.c.data)
+                .where(outputs.c.run_id == pk, outputs.c.id > after)
+                .order_by(outputs.c.id)
+            )
+            return [
+                OutputChunk(row_id, stream, at, zlib.decompress(data).decode("utf-8", "replace"))
+                for row_id, stream, at, data in connection.execute(statement)
+            ]
+
+        return self._query(read)
+
     def list_attachments(self, run_id: str) -> dict[str, int]:
         def read(connection: Connection) -> dict[str, int]:
             pk = self._run_pk(connection, run_id)
@@ -572,7 +673,7 @@ class SqlStore(Store):
 
         count = self._write(delete)
         for run_id in ids:
-            self._run_pks.pop(run_id, None)
+            self._forget_stacks(run_id)
         return count
 
     # --- experiments ----------------------------------------------------------------------------
@@ -648,6 +749,36 @@ class SqlStore(Store):
 # --- row mapping --------------------------------------------------------------------------------
 
 
+_CHUNK_COLUMNS = (chunks.c.codec, chunks.c.steps, chunks.c.vals, chunks.c.times, chunks.c.epochs)
+
+
+def _check_metric_exists(connection: Connection, pk: int, key: str) -> None:
+    """Raise MetricNotFoundError unless the run has a summary (a set value) for ``key``."""
+    found = connection.scalar(
+        sa.select(metric_summaries.c.key).where(
+            metric_summaries.c.run_id == pk, metric_summaries.c.key == key
+        )
+    )
+    if found is not None:
+        return
+    number = connection.scalar(sa.select(runs.c.number).where(runs.c.id == pk))
+    known = list(
+        connection.scalars(
+            sa.select(metric_summaries.c.key)
+            .where(metric_summaries.c.run_id == pk)
+            .order_by(metric_summaries.c.key)
+            .limit(8)
+        )
+    )
+    listed = ", ".join(known) if known else "none"
+    raise MetricNotFoundError(f"run #{number} has no metric {key!r} (its metrics: {listed})")
+
+
+def _clean(text: str | None) -> str | None:
+    """Text PostgreSQL accepts: NUL characters become U+FFFD."""
+    return text.replace("\x00", "\ufffd") if text and "\x00" in text else text
+
+
 def _reason(exc: sa.exc.DBAPIError) -> str:
     text = str(exc.orig) if exc.orig is not None else str(exc)
     return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
@@ -655,21 +786,34 @@ def _reason(exc: sa.exc.DBAPIError) -> str:
 
 def _summary_row(pk: int, key: str, value: SummaryValue) -> dict[str, Any]:
     finite = value.value if value.value == value.value else None
+    reported = value.min is not None or value.max is not None
     return {
         "run_id": pk,
         "key": key,
         "value": finite,
-        "step": None,
-        "epoch": None,
+        "step": value.step,
+        "epoch": value.epoch,
         "time": value.time,
-        "min_value": finite,
-        "min_step": None,
-        "min_epoch": None,
-        "max_value": finite,
-        "max_step": None,
-        "max_epoch": None,
+        "min_value": value.min if reported else finite,
+        "min_step": value.min_step if reported else value.step,
+        "min_epoch": value.min_epoch if reported else value.epoch,
+        "max_value": value.max if reported else finite,
+        "max_step": value.max_step if reported else value.step,
+        "max_epoch": value.max_epoch if reported else value.epoch,
         "count": 0,
         "unit": value.unit,
+    }
+
+
+def _output_row(pk: int, output: OutputText) -> dict[str, Any]:
+    data = _clean(output.text).encode("utf-8", "replace")
+    return {
+        "run_id": pk,
+        "stream": output.stream,
+        "time": output.time,
+        "lines": output.text.count("\n"),
+        "size": len(data),
+        "data": zlib.compress(data, 6),
     }
 
 
@@ -721,10 +865,10 @@ def _run_record(
         pid=row["pid"],
         hostname=row["hostname"],
         git=GitInfo(row["git_commit"], row["git_branch"], row["git_remote"], row["git_dirty"]),
-        host=row["host"] or {},
-        params=run_params or {},
+        host=MappingProxyType(row["host"] or {}),
+        params=MappingProxyType(run_params or {}),
         tags=tuple(run_tags or ()),
-        metrics=metrics or {},
+        metrics=MappingProxyType(metrics or {}),
         notes=tuple(run_notes or ()),
     )
 

@@ -13,10 +13,25 @@ from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from expbook.errors import InvalidValueError, RunFinishedError
+from expbook.errors import InvalidValueError, RunFinishedError, Terminated
 from expbook.model import RunRecord, RunStatus
-from expbook.store.base import Store, SummaryValue, WriteBatch, check_tag
-from expbook.validation import check_epoch, check_key, check_step, coerce_metric, flatten_params
+from expbook.store.base import (
+    Store,
+    SummaryValue,
+    WriteBatch,
+    check_note,
+    check_tag,
+    parse_status,
+)
+from expbook.validation import (
+    MAX_STEP,
+    check_epoch,
+    check_key,
+    check_run_fields,
+    check_step,
+    coerce_metric,
+    flatten_params,
+)
 
 if TYPE_CHECKING:
     from expbook.tracking.tracker import Tracker
@@ -39,6 +54,7 @@ class Run:
         self._known: set[str] = set()
         self._next_step = 0
         self._status: RunStatus | None = None
+        self._signal: str | None = None  # a signal the program chose to handle itself
         self.summary = Summary(self)
 
     def __repr__(self) -> str:
@@ -93,7 +109,7 @@ class Run:
                                    "start a new run to log more")  # fmt: skip
         if step is None:
             step = self._next_step
-        elif type(step) is not int or step < 0:
+        elif type(step) is not int or step < 0 or step > MAX_STEP:
             step = check_step(step)
         if epoch is not None:
             epoch = check_epoch(epoch)
@@ -107,9 +123,8 @@ class Run:
         for key, value in values.items():
             if key not in known:
                 known.add(check_key(key))
-            kind = type(value)
-            if kind is not float and kind is not int:
-                values[key] = coerce_metric(key, value)
+            if type(value) is not float:
+                values[key] = coerce_metric(key, value)  # ints too: 10**400 must fail here
         self._next_step = step + 1
         points = self._points
         points.append((step, epoch, time.time(), values))
@@ -122,9 +137,7 @@ class Run:
 
     def note(self, text: str) -> None:
         """Add a timestamped markdown note."""
-        if not isinstance(text, str) or not text.strip():
-            raise InvalidValueError(f"a note needs some text, got {text!r}")
-        self._submit(WriteBatch(notes=[(time.time(), text)]))
+        self._submit(WriteBatch(notes=[(time.time(), check_note(text))]))
 
     def tag(self, *tags: str) -> None:
         self._submit(WriteBatch(tags_add={check_tag(t) for t in tags}))
@@ -133,8 +146,7 @@ class Run:
         self._submit(WriteBatch(tags_remove=set(tags)))
 
     def set_name(self, name: str) -> None:
-        if not isinstance(name, str) or not name.strip():
-            raise InvalidValueError(f"invalid run name {name!r}")
+        check_run_fields(name=name)
         self._submit(WriteBatch(update={"name": name}))
 
     def attach(self, name: str, data: bytes | str) -> None:
@@ -168,23 +180,33 @@ class Run:
         exit_code: int | None = None,
         timeout: float | None = None,
     ) -> None:
-        """Flush everything and mark the run ended with ``status``. Calling it again is a no-op."""
-        if self._status is not None:
-            if self._writer.is_alive():
-                self._writer.close(timeout)
-            return
-        final = RunStatus(status)
-        if not final.is_terminal() or final is RunStatus.CRASHED:
-            raise InvalidValueError(f"cannot finish a run as {final.value!r}")
-        self._status = final
-        update: dict[str, Any] = {"status": final.value, "ended_at": time.time()}
-        if error is not None:
-            update["error"] = error
-        if exit_code is not None:
-            update["exit_code"] = exit_code
-        self._writer.submit(WriteBatch(update=update))
-        self._tracker._forget(self)
+        """Flush everything and mark the run ended with ``status`` (``finished``, ``failed`` or
+        ``interrupted``). Calling it again waits for the first call's flush; it changes nothing.
+
+        Raises:
+            InvalidValueError: ``status`` is not one a run can be finished with.
+        """
+        if self._status is None:
+            final = parse_status(status, terminal=True)
+            if final is RunStatus.FINISHED and self._signal is not None:
+                final, error = RunStatus.INTERRUPTED, error or f"received {self._signal}"
+            self._status = final
+            update: dict[str, Any] = {"status": final.value, "ended_at": time.time()}
+            if error is not None:
+                update["error"] = error
+            if exit_code is not None:
+                update["exit_code"] = exit_code
+            self._writer.submit(WriteBatch(update=update))
+        # Closing may wait on the store; the run stays known to the signal and exit hooks
+        # until its data is written, so a second Ctrl-C or a SIGTERM meanwhile still waits.
         self._writer.close(timeout)
+        if not self._writer.is_alive():
+            self._tracker._forget(self)
+
+    def _note_signal(self, name: str) -> None:
+        """The program received signal ``name`` and handles it itself: the run ends as
+        interrupted whenever it ends. Called from a signal handler: takes no lock."""
+        self._signal = name
 
     def __enter__(self) -> Run:
         return self
@@ -207,6 +229,8 @@ def outcome(
         return RunStatus.FINISHED, None, None
     if issubclass(exc_type, KeyboardInterrupt):
         return RunStatus.INTERRUPTED, "KeyboardInterrupt", None
+    if issubclass(exc_type, Terminated):
+        return RunStatus.INTERRUPTED, str(exc), None
     if issubclass(exc_type, SystemExit):
         code = getattr(exc, "code", None)
         if code is None or code == 0:

@@ -7,9 +7,13 @@ How each ending is recorded:
   ``KeyboardInterrupt`` (Ctrl-C, SIGINT): ``interrupted``; ``SystemExit(n)``: failed with exit
   code ``n`` (finished for 0);
 - the interpreter exits with runs still open (no ``with``): an ``atexit`` hook finishes them,
-  ``failed``/``interrupted`` if an uncaught exception is ending the process;
-- SIGTERM or SIGHUP: the handler flushes, marks open runs ``interrupted``, then lets the signal do
-  what it did before (the previous handler, or the default: the process dies by that signal);
+  ``failed``/``interrupted`` if an uncaught exception is ending the process (a plain
+  ``sys.exit(3)`` outside a ``with`` block is not seen: it reads as finished);
+- SIGTERM or SIGHUP with the default action: ``Terminated`` is raised in the main thread (as
+  Ctrl-C raises ``KeyboardInterrupt``); runs end ``interrupted`` as it unwinds, and at exit the
+  process re-sends itself the signal, so it dies by it as it would have;
+- SIGTERM or SIGHUP that the program handles itself (graceful preemption): the handler flushes
+  and calls the program's handler; runs go on and end ``interrupted`` whenever they end;
 - ``kill -9``, a power cut: whatever was flushed stays; the store reports the run as ``crashed``
   once its heartbeat is four intervals old.
 
@@ -27,17 +31,18 @@ import sys
 import threading
 import weakref
 from collections import deque
+from functools import partial
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
 
-from expbook.errors import InvalidValueError
+from expbook.errors import InvalidValueError, Terminated
 from expbook.model import RunRecord, RunStatus
 from expbook.store import open_store, resolve_url
 from expbook.store.base import RunSpec, Store, WriteBatch
 from expbook.tracking.run import Run, outcome
 from expbook.tracking.writer import Writer
-from expbook.validation import flatten_params
+from expbook.validation import check_run_fields, flatten_params
 
 DEFAULT_FLUSH_INTERVAL = 0.5
 DEFAULT_HEARTBEAT_INTERVAL = 5.0
@@ -72,7 +77,9 @@ class Tracker:
             self._stores[store.url] = store
             self._location = store.url
         self._active: list[Run] = []
-        self._lock = threading.Lock()
+        # Re-entrant: the signal handler runs on the main thread and may need it while the
+        # interrupted code holds it.
+        self._lock = threading.RLock()
         _TRACKERS.add(self)
 
     def store(self, location: Store | str | os.PathLike[str] | None = None) -> Store:
@@ -82,9 +89,14 @@ class Tracker:
         url = resolve_url(location if location is not None else self._location)
         with self._lock:
             store = self._stores.get(url)
-            if store is None:
-                store = self._stores[url] = open_store(url)
+        if store is not None:
             return store
+        opened = open_store(url)  # slow (a connection, maybe a migration): not under the lock
+        with self._lock:
+            store = self._stores.setdefault(url, opened)
+        if store is not opened:
+            opened.close()
+        return store
 
     def active_run(self) -> Run | None:
         """The most recently started run that has not finished, or None."""
@@ -104,6 +116,7 @@ class Tracker:
         capture: bool = True,
     ) -> Run:
         """Create a run and start recording it. See ``expbook.start_run``."""
+        check_run_fields(name=name, kind=kind, tags=tags)
         flat = flatten_params(params) if params is not None else {}
         target = self.store(store)
         heartbeat = _env_seconds("EXPBOOK_HEARTBEAT_INTERVAL", DEFAULT_HEARTBEAT_INTERVAL)
@@ -128,7 +141,7 @@ class Tracker:
             record.id,
             flush_interval=flush,
             heartbeat_interval=heartbeat,
-            prepare=capture_context if capture else None,
+            prepare=partial(capture_context, spec.cwd) if capture else None,
         )
         run = Run(self, target, record, writer)
         with self._lock:
@@ -146,11 +159,11 @@ class Tracker:
 
     def _after_fork_in_child(self) -> None:
         self._active.clear()
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         for store in self._stores.values():
-            engine = getattr(store, "engine", None)
-            if engine is not None:
-                engine.dispose(close=False)  # the parent's connections are not ours to close
+            reset = getattr(store, "after_fork", None)
+            if reset is not None:
+                reset()
 
 
 def default_run_name() -> str:
@@ -174,12 +187,12 @@ def _parent_id(store: Store, parent: Run | RunRecord | str | int | None) -> str 
     return store.resolve_run(parent)
 
 
-def capture_context() -> WriteBatch:
+def capture_context(cwd: str | None = None) -> WriteBatch:
     """Git state, host, GPUs and installed packages, as a batch (run on the writer thread)."""
     from expbook.tracking.capture import capture_git, capture_host, capture_packages
 
     batch = WriteBatch()
-    git = capture_git(os.getcwd())
+    git = capture_git(cwd or os.getcwd())
     if git is not None:
         batch.update.update(
             git_commit=git.commit, git_branch=git.branch, git_remote=git.remote,
@@ -199,7 +212,7 @@ def capture_context() -> WriteBatch:
 _LIVE: list[Run] = []
 """Open runs of every tracker in this process, oldest first (what the hooks must end)."""
 _TRACKERS: weakref.WeakSet[Tracker] = weakref.WeakSet()
-_state = {"installed": False, "signals": False}
+_state: dict[str, Any] = {"installed": False, "signals": False}
 _uncaught: list[tuple[type[BaseException], BaseException, TracebackType | None]] = []
 _previous: dict[int, Any] = {}
 
@@ -212,7 +225,8 @@ def _install_process_hooks() -> None:
 
         def excepthook(kind, value, tb):  # type: ignore[no-untyped-def]
             _uncaught.append((kind, value, tb))
-            previous_hook(kind, value, tb)
+            if not issubclass(kind, Terminated):  # dying by a signal prints nothing
+                previous_hook(kind, value, tb)
 
         sys.excepthook = excepthook
         os.register_at_fork(after_in_child=_after_fork_in_child)
@@ -227,26 +241,46 @@ def _install_process_hooks() -> None:
 
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM/SIGHUP. A Python signal handler runs on the main thread between two bytecodes
+    of whatever it interrupted — possibly inside a lock it would need — so it does no work
+    itself: it raises ``Terminated`` (the code unwinds, releasing locks, and the run ends in
+    ``__exit__`` or at exit), or notes the signal and calls the program's own handler."""
     name = signal.Signals(signum).name
-    for run in list(reversed(_LIVE)):
-        run.finish(RunStatus.INTERRUPTED, error=f"received {name}", timeout=SIGNAL_FLUSH_TIMEOUT)
     previous = _previous.get(signum)
     if callable(previous):
+        # The program handles this signal itself (checkpoint, then exit; or stop at the end of
+        # the epoch): its runs end as interrupted whenever they end.
+        for run in list(_LIVE):
+            run._note_signal(name)
         previous(signum, frame)
         return
+    if _state.get("exiting"):
+        _state["signal"] = signum  # already flushing at exit: die by it once that is done
+        return
+    if not _LIVE:
+        _die(signum)
+    raise Terminated(signum, name)
+
+
+def _die(signum: int) -> None:
+    """End the process by ``signum`` with its default action, as it would without expbook."""
     signal.signal(signum, signal.SIG_DFL)
     os.kill(os.getpid(), signum)
 
 
 def _at_exit() -> None:
-    if not _LIVE:
-        return
+    _state["exiting"] = True
+    status, error, code = RunStatus.FINISHED, None, None
     if _uncaught:
         status, error, code = outcome(*_uncaught[-1])
-    else:
-        status, error, code = RunStatus.FINISHED, None, None
+        terminated = _uncaught[-1][1]
+        if isinstance(terminated, Terminated):
+            _state.setdefault("signal", terminated.signum)
+    timeout = SIGNAL_FLUSH_TIMEOUT if "signal" in _state else None
     for run in list(reversed(_LIVE)):
-        run.finish(status, error=error, exit_code=code)
+        run.finish(status, error=error, exit_code=code, timeout=timeout)
+    if "signal" in _state:
+        _die(int(_state["signal"]))
 
 
 class _Detached:

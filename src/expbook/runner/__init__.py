@@ -1,0 +1,1 @@
+"""`expbook run`: record any program without changing its code."""
