@@ -31,6 +31,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).parent))
+from common import compile_package
+
 STEPS = 20_000
 KEYS = ("train/loss", "valid/loss", "valid/acc", "lr")
 SCALARS = STEPS * len(KEYS)
@@ -228,6 +231,7 @@ def main() -> None:
         print(json.dumps(CHILDREN[args.child](Path(args.tmp))))
         return
 
+    compile_package()
     repeats = 3 if args.quick else 7
     has_mlflow = not args.no_mlflow and _importable("mlflow")
     results: dict[str, dict[str, float]] = {}

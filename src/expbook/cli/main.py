@@ -243,6 +243,96 @@ def export_command(**options: Any) -> None:
     export.export(**options)
 
 
+def run_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Options shared by ``run`` and ``rerun`` (``expbook.runner.launch.OPTIONS`` mirrors
+    them for the fast path; a test checks they agree)."""
+    decorators = [
+        click.option("--name", metavar="NAME", help="Run name [default: the script's name]."),
+        click.option("--experiment", "-e", metavar="NAME", help="Experiment to record it in."),
+        click.option("--kind", metavar="KIND", help="train, eval, ... [default: train]."),
+        click.option("--tag", "-t", "tags", multiple=True, metavar="TAG", help="Repeatable."),
+        click.option("--note", metavar="TEXT", help="A note to add to the run."),
+        click.option("--quiet", "-q", is_flag=True, help="No summary line at the end."),
+        click.option("--no-capture", is_flag=True,
+                     help="Do not record git state, host and packages."),
+    ]  # fmt: skip
+    for decorator in reversed(decorators):
+        function = decorator(function)
+    return function
+
+
+@cli.command(
+    "run",
+    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+)
+@run_options
+@click.option("--parent", metavar="RUN", help="The run this one derives from (eval of...).")
+@store_option
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def run_command(command: tuple[str, ...], **options: Any) -> None:
+    """Run COMMAND and record it: command line, params from its flags and config files, git
+    state, host, duration, exit status, its output, and the metrics it prints.
+
+    The program runs as without expbook: output streamed live (on a pseudo-terminal when
+    stdout is a terminal, so colours and progress bars stay), stdin passed through, Ctrl-C and
+    SIGTERM forwarded, its exit status returned. A Python program that calls
+    expbook.start_run() records into this run.
+
+    \b
+    Examples:
+      expbook run -- python train.py --lr 1e-3 --epochs 16
+      expbook run -e "sequence length" --tag gru -- cargo run --release -- --model-epochs 16
+      expbook run --kind eval --parent 12 -- python eval.py --ckpt runs/12/model.pt
+    """
+    from expbook.cli import running
+
+    sys.exit(running.run(list(command), options))
+
+
+@cli.command("logs")
+@click.argument("run")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new output until the run ends.")
+@click.option("--tail", "-n", type=click.IntRange(min=0), metavar="N", help="The last N lines.")
+@click.option("--stream", type=click.Choice(["stdout", "stderr"]), help="Only this stream.")
+@click.option("--color/--no-color", default=None,
+              help="Keep the program's colours [default: when stdout is a terminal].")  # fmt: skip
+@store_option
+def logs_command(**options: Any) -> None:
+    """Print what RUN's program printed (runs started with expbook run).
+
+    \b
+    Examples:
+      expbook logs 12
+      expbook logs 12 --tail 50
+      expbook logs 12 --follow
+    """
+    from expbook.cli import running
+
+    running.logs(**options)
+
+
+@cli.command("rerun", context_settings={"ignore_unknown_options": True})
+@click.argument("run")
+@click.option("--set", "assignments", multiple=True, metavar="FLAG=VALUE",
+              help="Change a flag of the command (repeatable).")  # fmt: skip
+@run_options
+@click.option("--dry-run", is_flag=True, help="Print the command instead of running it.")
+@store_option
+def rerun_command(**options: Any) -> None:
+    """Run RUN's command again, with some flags changed; the new run records RUN as its
+    parent, so `expbook diff` shows exactly what changed. Warns when the code's git commit
+    differs from RUN's.
+
+    \b
+    Examples:
+      expbook rerun 12 --set lr=3e-4
+      expbook rerun 12 --set model-epochs=32 --set features="cli ml_train"
+    """
+    from expbook.cli import running
+
+    sys.exit(running.rerun(**options))
+
+
 @cli.command("demo")
 @click.option("--epochs", type=click.IntRange(min=1), default=20, show_default=True,
               help="Epochs per configuration.")  # fmt: skip

@@ -414,7 +414,6 @@ def summarize(points: Points) -> dict[str, Any]:
     ``metric_summaries`` columns. The last point logged gives the value; min and max skip NaN."""
     values, steps, epochs, times = points.values, points.steps, points.epochs, points.times
     last = len(values) - 1
-    finite = [i for i, v in enumerate(values) if v == v]
     row: dict[str, Any] = {
         "value": _nan_to_none(values[last]),
         "step": steps[last],
@@ -428,14 +427,24 @@ def summarize(points: Points) -> dict[str, Any]:
         "max_step": None,
         "max_epoch": None,
     }
-    if finite:
-        lo = min(finite, key=values.__getitem__)
-        hi = max(finite, key=values.__getitem__)
+    extremes = _extremes(values)
+    if extremes is not None:
+        lo, hi = extremes
         row.update(
             min_value=values[lo], min_step=steps[lo], min_epoch=_nan_to_none(epochs[lo]),
             max_value=values[hi], max_step=steps[hi], max_epoch=_nan_to_none(epochs[hi]),
         )  # fmt: skip
     return row
+
+
+def _extremes(values: Sequence[float]) -> tuple[int, int] | None:
+    """Positions of the first minimum and the first maximum, NaN skipped (None if all NaN)."""
+    if not any(map(math.isnan, values)):  # the usual case, at C speed
+        return values.index(min(values)), values.index(max(values))
+    finite = [i for i, v in enumerate(values) if v == v]
+    if not finite:
+        return None
+    return min(finite, key=values.__getitem__), max(finite, key=values.__getitem__)
 
 
 def _nan_to_none(value: float) -> float | None:

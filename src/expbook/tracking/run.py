@@ -44,8 +44,17 @@ class Run:
     Created by ``expbook.start_run`` (or ``Tracker.start_run``); do not instantiate directly.
     """
 
-    def __init__(self, tracker: Tracker, store: Store, record: RunRecord, writer: Writer) -> None:
+    def __init__(
+        self,
+        tracker: Tracker,
+        store: Store,
+        record: RunRecord,
+        writer: Writer,
+        *,
+        owner: bool = True,
+    ) -> None:
         self._tracker = tracker
+        self._owner = owner  # False under `expbook run`: the wrapper records how the run ends
         self._store = store
         self._record = record
         self._writer = writer
@@ -178,10 +187,12 @@ class Run:
         *,
         error: str | None = None,
         exit_code: int | None = None,
+        ended_at: float | None = None,
         timeout: float | None = None,
     ) -> None:
         """Flush everything and mark the run ended with ``status`` (``finished``, ``failed`` or
-        ``interrupted``). Calling it again waits for the first call's flush; it changes nothing.
+        ``interrupted``) at ``ended_at`` (default: now). Calling it again waits for the first
+        call's flush; it changes nothing.
 
         Raises:
             InvalidValueError: ``status`` is not one a run can be finished with.
@@ -191,17 +202,26 @@ class Run:
             if final is RunStatus.FINISHED and self._signal is not None:
                 final, error = RunStatus.INTERRUPTED, error or f"received {self._signal}"
             self._status = final
-            update: dict[str, Any] = {"status": final.value, "ended_at": time.time()}
-            if error is not None:
-                update["error"] = error
+            update: dict[str, Any] = {"status": final.value, "ended_at": ended_at or time.time()}
             if exit_code is not None:
                 update["exit_code"] = exit_code
+            if not self._owner:  # the wrapper writes the status; a traceback still helps
+                update = {}
+            if error is not None and final is not RunStatus.FINISHED:
+                update["error"] = error
             self._writer.submit(WriteBatch(update=update))
         # Closing may wait on the store; the run stays known to the signal and exit hooks
         # until its data is written, so a second Ctrl-C or a SIGTERM meanwhile still waits.
         self._writer.close(timeout)
         if not self._writer.is_alive():
             self._tracker._forget(self)
+
+    def _abandon(self) -> None:
+        """Stop recording without saying how the run ended: it reads as crashed once its
+        heartbeat is stale (the recorder uses this when ``expbook run`` itself was killed)."""
+        self._status = RunStatus.CRASHED
+        self._writer.close()
+        self._tracker._forget(self)
 
     def _note_signal(self, name: str) -> None:
         """The program received signal ``name`` and handles it itself: the run ends as

@@ -24,6 +24,7 @@ copies stop recording instead of buffering forever. Start a run in the child to 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import signal
 import socket
@@ -38,6 +39,7 @@ from typing import Any
 
 from expbook.errors import InvalidValueError, Terminated
 from expbook.model import RunRecord, RunStatus
+from expbook.runner.spool import read_json
 from expbook.store import open_store, resolve_url
 from expbook.store.base import RunSpec, Store, WriteBatch
 from expbook.tracking.run import Run, outcome
@@ -115,12 +117,15 @@ class Tracker:
         store: Store | str | os.PathLike[str] | None = None,
         capture: bool = True,
     ) -> Run:
-        """Create a run and start recording it. See ``expbook.start_run``."""
+        """Create a run and start recording it. See ``expbook.start_run``.
+
+        Under ``expbook run`` (``EXPBOOK_RUN_ID`` set), the first run started on the wrapper's
+        store records into the wrapper's run instead of creating a second one; later ones get
+        it as their default parent.
+        """
         check_run_fields(name=name, kind=kind, tags=tags)
         flat = flatten_params(params) if params is not None else {}
         target = self.store(store)
-        heartbeat = _env_seconds("EXPBOOK_HEARTBEAT_INTERVAL", DEFAULT_HEARTBEAT_INTERVAL)
-        flush = _env_seconds("EXPBOOK_FLUSH_INTERVAL", DEFAULT_FLUSH_INTERVAL)
         spec = RunSpec(
             name=name or default_run_name(),
             experiment=experiment,
@@ -132,18 +137,46 @@ class Tracker:
             cwd=os.getcwd(),
             pid=os.getpid(),
             hostname=socket.gethostname(),
-            heartbeat_interval=heartbeat,
         )
+        wrapper = _wrapper_run(target)
+        if wrapper is None:
+            if spec.parent is None and _state.get("attached"):
+                spec.parent = _state["attached"]
+            return self.begin(spec, store=target, capture=capture)
+        _state["attached"] = spec.id = wrapper
+        run = self.begin(spec, store=target, capture=False, owner=False)
+        run._submit(_fields_for_wrapper(spec, name=name, experiment=experiment, kind=kind))
+        return run
+
+    def begin(
+        self,
+        spec: RunSpec,
+        *,
+        store: Store | str | os.PathLike[str] | None = None,
+        capture: bool = True,
+        packages: bool = True,
+        owner: bool = True,
+    ) -> Run:
+        """Start recording the run ``spec`` describes on ``store`` (default: this tracker's):
+        created, or found if ``spec.id`` names an existing run. ``capture``: git state and
+        host (and, with ``packages``, this interpreter's installed packages). With
+        ``owner=False`` another process decides how the run ends (``expbook run``); this handle
+        only adds data."""
+        spec.heartbeat_interval = _env_seconds(
+            "EXPBOOK_HEARTBEAT_INTERVAL", DEFAULT_HEARTBEAT_INTERVAL
+        )
+        flush = _env_seconds("EXPBOOK_FLUSH_INTERVAL", DEFAULT_FLUSH_INTERVAL)
+        target = self.store(store)
         _install_process_hooks()
         record = target.create_run(spec)
         writer = Writer(
             target,
             record.id,
             flush_interval=flush,
-            heartbeat_interval=heartbeat,
-            prepare=partial(capture_context, spec.cwd) if capture else None,
+            heartbeat_interval=spec.heartbeat_interval,
+            prepare=partial(capture_context, spec.cwd, packages=packages) if capture else None,
         )
-        run = Run(self, target, record, writer)
+        run = Run(self, target, record, writer, owner=owner)
         with self._lock:
             self._active.append(run)
         _LIVE.append(run)
@@ -164,6 +197,38 @@ class Tracker:
             reset = getattr(store, "after_fork", None)
             if reset is not None:
                 reset()
+
+
+def _wrapper_run(store: Store) -> str | None:
+    """The run of the ``expbook run`` this process was started by, if this is the first run
+    started on that run's store in this process."""
+    run_id = os.environ.get("EXPBOOK_RUN_ID")
+    if not run_id or _state.get("attached") or store.url != resolve_url(None):
+        return None
+    spool = os.environ.get("EXPBOOK_SPOOL")
+    if spool:  # tell the recorder: metrics now come from the API, not parsed output
+        with contextlib.suppress(OSError), open(os.path.join(spool, "attached"), "w"):
+            pass
+    return run_id
+
+
+def _fields_for_wrapper(
+    spec: RunSpec, *, name: str | None, experiment: str | None, kind: str
+) -> WriteBatch:
+    """What the program's ``start_run`` adds to the wrapper's run: its params and tags, and
+    the name, experiment and kind it gives — unless ``expbook run``'s command line gave them
+    (the command line wins)."""
+    spool = os.environ.get("EXPBOOK_SPOOL")
+    meta = read_json(os.path.join(spool, "meta.json")) if spool else None
+    given = (meta or {}).get("options", {})
+    update: dict[str, Any] = {}
+    if name and not given.get("name"):
+        update["name"] = name
+    if experiment and not given.get("experiment"):
+        update["experiment"] = experiment
+    if kind != "train" and not given.get("kind"):
+        update["kind"] = kind
+    return WriteBatch(params=dict(spec.params), tags_add=set(spec.tags), update=update)
 
 
 def default_run_name() -> str:
@@ -187,7 +252,7 @@ def _parent_id(store: Store, parent: Run | RunRecord | str | int | None) -> str 
     return store.resolve_run(parent)
 
 
-def capture_context(cwd: str | None = None) -> WriteBatch:
+def capture_context(cwd: str | None = None, *, packages: bool = True) -> WriteBatch:
     """Git state, host, GPUs and installed packages, as a batch (run on the writer thread)."""
     from expbook.tracking.capture import capture_git, capture_host, capture_packages
 
@@ -203,7 +268,8 @@ def capture_context(cwd: str | None = None) -> WriteBatch:
         if git.untracked:
             batch.attachments["git.untracked"] = "\n".join(git.untracked).encode()
     batch.update["host"] = capture_host()
-    batch.attachments["packages.txt"] = "\n".join(capture_packages()).encode()
+    if packages:
+        batch.attachments["packages.txt"] = "\n".join(capture_packages()).encode()
     return batch
 
 

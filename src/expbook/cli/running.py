@@ -1,0 +1,141 @@
+"""``expbook run`` (through click), ``expbook logs`` and ``expbook rerun``."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+import time
+from typing import Any
+
+from expbook.cli.common import open_cli_store
+from expbook.errors import ExpbookError
+from expbook.locations import resolve_url
+from expbook.runner.launch import Launch
+from expbook.runner.text import strip_ansi
+
+FOLLOW_POLL_SECONDS = 0.5
+
+
+def run(command: list[str], options: dict[str, Any]) -> int:
+    """``expbook run`` when it comes through click (``expbook run --help``, tests in-process);
+    the console script normally takes the fast path in ``expbook.runner.launch``."""
+    launch_options = {**options, "tags": list(options.get("tags") or ())}
+    url = resolve_url(launch_options.pop("store", None))
+    return Launch(launch_options, command, url).run()
+
+
+def logs(
+    *,
+    run: str,
+    follow: bool,
+    tail: int | None,
+    stream: str | None,
+    color: bool | None,
+    store: str | None,
+) -> None:
+    keep_color = sys.stdout.isatty() if color is None else color
+    with open_cli_store(store) as opened:
+        record = opened.run(run)
+        chunks = opened.get_output(record.id)
+        if not chunks and not follow and record.status.is_terminal():
+            raise ExpbookError(
+                f"run #{record.number} has no recorded output (only runs started with "
+                "expbook run have)"
+            )
+        text = "".join(c.text for c in chunks if stream is None or c.stream == stream)
+        if tail is not None:
+            lines = text.splitlines(keepends=True)
+            text = "".join(lines[-tail:]) if tail else ""
+        _write(text, keep_color)
+        if follow:
+            last = chunks[-1].id if chunks else 0
+            try:
+                _follow(opened, record.id, last, stream, keep_color)
+            except KeyboardInterrupt:
+                return
+
+
+def _follow(store: Any, run_id: str, last: int, stream: str | None, keep_color: bool) -> None:
+    """Print output as it arrives until the run has ended and nothing more comes."""
+    while True:
+        ended = store.run(run_id).status.is_terminal()
+        chunks = store.get_output(run_id, after=last)
+        for chunk in chunks:
+            if stream is None or chunk.stream == stream:
+                _write(chunk.text, keep_color)
+            last = chunk.id
+        if ended and not chunks:
+            return
+        time.sleep(FOLLOW_POLL_SECONDS)
+
+
+def _write(text: str, keep_color: bool) -> None:
+    sys.stdout.write(text if keep_color else strip_ansi(text))
+    sys.stdout.flush()
+
+
+def rerun(
+    *,
+    run: str,
+    assignments: tuple[str, ...],
+    name: str | None,
+    experiment: str | None,
+    kind: str | None,
+    tags: tuple[str, ...],
+    note: str | None,
+    quiet: bool,
+    no_capture: bool,
+    dry_run: bool,
+    store: str | None,
+) -> int:
+    from expbook.runner.argv import with_flags
+
+    with open_cli_store(store) as opened:
+        record = opened.run(run)
+        url = opened.url
+    if not record.command:
+        raise ExpbookError(f"run #{record.number} has no recorded command to run again")
+    command = with_flags(record.command, assignments)
+    cwd = record.cwd if record.cwd and os.path.isdir(record.cwd) else os.getcwd()
+    if dry_run:
+        print(f"cd {shlex.quote(cwd)} && {shlex.join(command)}")
+        return 0
+    if record.cwd and cwd != record.cwd:
+        _warn(f"run #{record.number} ran in {record.cwd}, which is gone; running here")
+    _check_commit(record, cwd)
+    options = {
+        "name": name or record.name,
+        "experiment": experiment or record.experiment,
+        "kind": kind or record.kind,
+        "parent": record.id,
+        "tags": [*record.tags, *(t for t in tags if t not in record.tags)],
+        "note": note,
+        "quiet": quiet,
+        "no_capture": no_capture,
+    }
+    os.chdir(cwd)
+    return Launch(options, command, url).run()
+
+
+def _check_commit(record: Any, cwd: str) -> None:
+    """Warn unless the code here is the same clean commit the run used."""
+    from expbook.tracking.capture import capture_git
+
+    if not record.git.commit:
+        return
+    now = capture_git(cwd)
+    same = now is not None and now.commit == record.git.commit
+    if same and not now.dirty and not record.git.dirty:
+        return
+    here = "no git repository" if now is None else _describe(now.commit, now.dirty)
+    then = _describe(record.git.commit, record.git.dirty)
+    _warn(f"the code here is at {here}; run #{record.number} ran at {then}")
+
+
+def _describe(commit: str | None, dirty: bool | None) -> str:
+    return f"{(commit or 'no commit')[:8]}{' with uncommitted changes' if dirty else ''}"
+
+
+def _warn(message: str) -> None:
+    sys.stderr.write(f"expbook: warning: {message}\n")

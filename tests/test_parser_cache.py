@@ -1,0 +1,97 @@
+"""The parser's shape caches change speed only: cached and uncached parsers agree, line by line."""
+
+from __future__ import annotations
+
+import math
+import random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from expbook.runner.parsers import OutputParser, Point, Summary
+from tests.test_parsers import BURN_SUMMARY, HF_LOG, KERAS_LOG
+
+
+def same(a: list[Point | Summary], b: list[Point | Summary]) -> bool:
+    """Equal, NaN equal to NaN."""
+    return repr(a).replace("nan", "NaN") == repr(b).replace("nan", "NaN") if a or b else True
+
+
+def assert_agree(lines: list[str]) -> None:
+    cached, plain = OutputParser(), OutputParser(cache=False)
+    for n, line in enumerate(lines):
+        got, expected = cached.feed(line), plain.feed(line)
+        assert same(got, expected), f"line {n} {line!r}: {got} != {expected}"
+    assert same(cached.close(), plain.close())
+
+
+def realistic_log(seed: int, lines: int = 3000) -> list[str]:
+    """Progress lines, Keras bars, log messages, dicts and summaries with random numbers."""
+    rng = random.Random(seed)
+    r, n = rng.random, rng.randint
+    out: list[str] = []
+    step = 0
+    for i in range(lines):
+        kind = r()
+        number = rng.choice([n(0, 9), n(10, 99999), r() * 10 ** n(-6, 6)])
+        lr = rng.choice(["1e-4", "0.001", "3e-05"])
+        if kind < 0.25:
+            step += rng.choice([1, 10, 100])
+            out.append(f"step {step} loss: {r():.{n(1, 6)}f} acc: {r():.4f} lr: {lr}")
+        elif kind < 0.35:
+            out.append(f"Epoch {n(1, 20)}/{rng.choice([10, 20])}")
+        elif kind < 0.45:
+            done = rng.choice([625, n(1, 625)])
+            timing = f"{n(1, 9)}s {n(1, 99)}ms/step"
+            metrics = f"loss: {r():.4f} - accuracy: {r():.4f}"
+            out.append(f"{done}/625 [{'=' * 10}] - {timing} - {metrics}")
+        elif kind < 0.55:
+            when = f"2026-11-21 12:{n(0, 59):02d}:{n(0, 59):02d},{n(0, 999):03d}"
+            out.append(f"{when} INFO data.py:{n(1, 999)} loaded batch {i} of shard {number}")
+        elif kind < 0.6:
+            out.append(f"{{'loss': {r()}, 'learning_rate': {r() / 1e4}, 'epoch': {n(0, 30) / 4}}}")
+        elif kind < 0.65:
+            out.append(f"Test accuracy: {r() * 100:.2f}%")
+        elif kind < 0.7:
+            loss = rng.choice(["nan", "inf", "0.5", "-1e-3"])
+            out.append(f"[Epoch {n(1, 9)}/10] step {step} | loss: {loss} | lr: 1e-4")
+        elif kind < 0.75:
+            out.append(f"iter {step} loss {r():.3f} time {r() * 100:.1f}ms")
+        elif kind < 0.8:
+            out.append(f"Processed {number} samples in {r():.2f}s ({n(1, 100)} it/s)")
+        else:
+            out.append(f"checkpoint saved to /ckpt/model-{step}.pt after {number} steps")
+    return out
+
+
+def test_the_shared_corpora_agree() -> None:
+    assert_agree(KERAS_LOG.splitlines() * 3)
+    assert_agree(HF_LOG.splitlines() * 3)
+    assert_agree([*BURN_SUMMARY.splitlines(), "epoch 1/3 loss=0.5 acc=0.1"] * 3)
+
+
+def test_randomised_realistic_logs_agree() -> None:
+    for seed in range(12):
+        assert_agree(realistic_log(seed))
+
+
+WORDS = st.sampled_from(
+    ["loss", "acc", "epoch", "step", "lr", "Epoch", "val_loss", "batch", "iter", "it",
+     "train.py", "INFO", "Total params", "Test accuracy", "time", "ETA"]
+)  # fmt: skip
+FLOATS = st.floats(allow_nan=True, allow_infinity=True, width=32)
+NUMBERS = st.one_of(
+    st.integers(-10_000, 10_000_000).map(str),
+    FLOATS.map(lambda x: repr(x) if math.isfinite(x) else str(x)),
+    st.sampled_from(["1e-4", "3.5%", "12:30:45", "9/10", "625/625", "1,234", "0.5s"]),
+)
+SEPARATORS = st.sampled_from([": ", "=", " ", " | ", " - ", ", ", "/", " ["])
+TOKENS = st.one_of(WORDS, NUMBERS, SEPARATORS)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(TOKENS, min_size=1, max_size=14).map("".join), min_size=1, max_size=40))
+def test_generated_lines_agree(lines: list[str]) -> None:
+    # Each line twice with its digits changed, so shapes repeat and the caches are used.
+    varied = [line.translate(str.maketrans("0123456789", "1234567890")) for line in lines]
+    assert_agree(lines + varied + lines)

@@ -1,0 +1,745 @@
+"""OutputParser: metrics from the lines training programs print (pure unit tests)."""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+
+import pytest
+
+from expbook.runner.parsers import (
+    Event,
+    OutputParser,
+    Point,
+    Summary,
+    UserPattern,
+    normalize_key,
+    strip_log_prefix,
+)
+from expbook.runner.text import LineAssembler
+
+ESC = "\x1b"
+
+
+def parse(*lines: str, patterns: tuple[UserPattern, ...] = ()) -> list[Event]:
+    """All events of ``lines`` fed to one fresh parser, then closed."""
+    parser = OutputParser(patterns)
+    events: list[Event] = []
+    for line in lines:
+        events.extend(parser.feed(line))
+    return events + parser.close()
+
+
+def log(text: str) -> list[str]:
+    return text.strip("\n").split("\n")
+
+
+# --- the examples of the spec ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("epoch 3/16 loss=0.12 acc=0.91", Point({"loss": 0.12, "acc": 0.91}, 3, 3.0)),
+        (
+            "Epoch 3: train_loss 0.12 valid_loss 0.15 valid_acc 0.93",
+            Point({"train_loss": 0.12, "valid_loss": 0.15, "valid_acc": 0.93}, 3, 3.0),
+        ),
+        (
+            "[Epoch 2/10] step 500 | loss: 0.5 | lr: 1e-4",
+            Point({"loss": 0.5, "lr": 1e-4}, 500, 2.0),
+        ),
+        ("Step 1200: loss=2.31, ppl=10.1", Point({"loss": 2.31, "ppl": 10.1}, 1200)),
+        ("iter 40 loss 1.234 time 12.3ms", Point({"loss": 1.234}, 40)),
+        ("Train Epoch: 1 [0/60000 (0%)]\tLoss: 2.305", Point({"loss": 2.305}, 1, 1.0)),
+        ("loss=0.5,acc=0.9", Point({"loss": 0.5, "acc": 0.9}, None)),
+        ("epoch 1 acc: 91.2% loss: 0.3", Point({"acc": 91.2, "loss": 0.3}, 1, 1.0)),
+        ("step 7 reward: -12.5 loss=-0.25", Point({"reward": -12.5, "loss": -0.25}, 7)),
+        ("epoch=3 step=10 loss=0.1", Point({"loss": 0.1}, 10, 3.0)),
+        ("global_step: 99 loss: 1.5e+00", Point({"loss": 1.5}, 99)),
+        ("Iteration 12: samples: 1,024 loss: 0.5", Point({"samples": 1024.0, "loss": 0.5}, 12)),
+    ],
+)
+def test_progress_lines(line: str, expected: Point) -> None:
+    assert parse(line) == [expected]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "epoch 3 loss=0.1",
+        "Epoch 3/16 loss=0.1",
+        "epoch=3 loss=0.1",
+        "epoch: 3 loss=0.1",
+        "[Epoch 3/16] loss=0.1",
+        "Epoch [3/16] loss=0.1",
+        "EPOCH 3 - loss: 0.1",
+        "ep 3 loss=0.1",
+    ],
+)
+def test_epoch_counter_forms(line: str) -> None:
+    assert parse(line) == [Point({"loss": 0.1}, 3, 3.0)]
+
+
+def test_space_separated_pairs_need_a_metric_word() -> None:
+    assert parse("epoch 2 Processed 500 samples loss 0.5") == [Point({"loss": 0.5}, 2, 2.0)]
+    assert parse("epoch 2 valAcc 0.8 top1_acc 0.7 rougeL 0.3") == [
+        Point({"valacc": 0.8, "top1_acc": 0.7, "rougel": 0.3}, 2, 2.0)
+    ]
+    assert parse("Processed 500 samples") == []
+
+
+def test_values_with_units_times_and_fractions_are_not_metrics() -> None:
+    assert parse("epoch 1 loss=0.5 time=12.3ms eta: 1:23 at 12:30:45 acc=9890/10000") == [
+        Point({"loss": 0.5}, 1, 1.0)
+    ]
+
+
+def test_nan_and_infinite_values() -> None:
+    (point,) = parse("epoch 2 loss=nan grad=inf neg=-inf big: NaN")
+    assert isinstance(point, Point)
+    assert (point.step, point.epoch) == (2, 2.0)
+    assert list(point.values) == ["loss", "grad", "neg", "big"]
+    assert math.isnan(point.values["loss"]) and math.isnan(point.values["big"])
+    assert point.values["grad"] == math.inf and point.values["neg"] == -math.inf
+
+
+def test_one_pair_without_a_counter_is_not_a_progress_line() -> None:
+    assert parse("Loading data, seed=42 and more") == []
+
+
+def test_keras_epoch_line_sets_the_step_of_the_next_line() -> None:
+    bar = (
+        "625/625 [==============================] - 2s 3ms/step - loss: 0.1234 - accuracy: 0.9012"
+        " - val_loss: 0.2100 - val_accuracy: 0.9300"
+    )
+    assert parse("Epoch 3/16") == []
+    assert parse("Epoch 3/16", bar) == [
+        Point({"loss": 0.1234, "accuracy": 0.9012, "val_loss": 0.21, "val_accuracy": 0.93}, 3, 3.0)
+    ]
+
+
+def test_lines_without_a_counter_use_the_step_context() -> None:
+    assert parse("loss=0.5 acc=0.9") == [Point({"loss": 0.5, "acc": 0.9}, None)]
+    assert parse("=== Epoch 4 ===", "loss=0.5 acc=0.9", "val_loss=0.6 val_acc=0.8") == [
+        Point({"loss": 0.5, "acc": 0.9}, 4, 4.0),
+        Point({"val_loss": 0.6, "val_acc": 0.8}, 4, 4.0),
+    ]
+    assert parse("Step 1200: loss=2.31", "eval_loss=2.0 eval_ppl=7.4") == [
+        Point({"loss": 2.31}, 1200),
+        Point({"eval_loss": 2.0, "eval_ppl": 7.4}, 1200),
+    ]
+
+
+def test_step_lines_inherit_the_epoch_of_the_context() -> None:
+    assert parse("Epoch 2/10", "step 500 loss: 0.5") == [Point({"loss": 0.5}, 500, 2.0)]
+
+
+def test_batch_counters() -> None:
+    assert parse("batch 7 loss=0.3") == [Point({"loss": 0.3}, 7)]
+    # a batch number inside an epoch is not a global step: the step is left automatic
+    assert parse("Epoch 1 Batch 100/938 loss 0.5") == [Point({"loss": 0.5}, None, 1.0)]
+
+
+def test_a_fractional_epoch_leaves_the_step_automatic() -> None:
+    assert parse("epoch 2.5 loss=0.3") == [Point({"loss": 0.3}, None, 2.5)]
+
+
+def test_lightning_progress_bar_without_its_version_number() -> None:
+    line = (
+        "Epoch 1: 100%|██████████| 938/938 [00:15<00:00, 60.12it/s, loss=0.123, v_num=0, "
+        "val_loss=0.2, val_acc=0.91]"
+    )
+    assert parse(line) == [Point({"loss": 0.123, "val_loss": 0.2, "val_acc": 0.91}, 1, 1.0)]
+
+
+def test_colour_codes_are_stripped_before_parsing() -> None:
+    line = f"{ESC}[1mEpoch 2{ESC}[0m loss={ESC}[32m0.5{ESC}[0m acc={ESC}[32m0.75{ESC}[0m"
+    assert parse(line) == [Point({"loss": 0.5, "acc": 0.75}, 2, 2.0)]
+
+
+# --- logging prefixes -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "2026-11-21 12:30:01,123 - INFO - epoch 3 loss=0.5 acc=0.9",
+        "2026-11-21 12:30:01,123 - __main__ - INFO - epoch 3 loss=0.5 acc=0.9",
+        "[2026-11-21 12:30:01] INFO: epoch 3 loss=0.5 acc=0.9",
+        "2026-11-21T12:30:01.123456Z  INFO train: epoch 3 loss=0.5 acc=0.9",
+        "INFO:root:epoch 3 loss=0.5 acc=0.9",
+        "[INFO] epoch 3 loss=0.5 acc=0.9",
+        "12:30:01 WARNING epoch 3 loss=0.5 acc=0.9",
+        "2026-11-21 12:30:01.123 | INFO     | __main__:train:42 - epoch 3 loss=0.5 acc=0.9",
+        "I1121 12:30:01.123456 140123 train.py:123] epoch 3 loss=0.5 acc=0.9",
+    ],
+)
+def test_logging_prefixes_are_not_metrics(line: str) -> None:
+    assert parse(line) == [Point({"loss": 0.5, "acc": 0.9}, 3, 3.0)]
+
+
+def test_strip_log_prefix() -> None:
+    assert strip_log_prefix("INFO:__main__:Test accuracy: 0.9") == "Test accuracy: 0.9"
+    assert strip_log_prefix("2026-11-21 12:30:01 INFO loading data") == "loading data"
+    assert strip_log_prefix("Epoch 3/16") == "Epoch 3/16"
+    assert strip_log_prefix("123 apples") == "123 apples"
+
+
+# --- JSON and Python dicts ------------------------------------------------------------------
+
+
+def test_json_line() -> None:
+    assert parse('{"loss": 0.5, "step": 10}') == [Point({"loss": 0.5}, 10)]
+
+
+def test_hugging_face_trainer_dicts() -> None:
+    assert parse("{'loss': 0.4123, 'learning_rate': 4.5e-05, 'epoch': 0.5}") == [
+        Point({"loss": 0.4123, "learning_rate": 4.5e-05}, None, 0.5)
+    ]
+    assert parse("{'eval_loss': 0.38, 'eval_accuracy': 0.91, 'epoch': 1.0}") == [
+        Point({"eval_loss": 0.38, "eval_accuracy": 0.91}, None, 1.0)
+    ]
+
+
+def test_dict_lines_ignore_non_numeric_values_and_give_no_event_without_numbers() -> None:
+    line = '{"loss": 0.5, "name": "run-1", "tags": [1, 2], "done": true, "x": null, "iter": 3}'
+    assert parse(line) == [Point({"loss": 0.5}, 3)]
+    assert parse("{'flag': True, 'global_step': 7}") == []
+    assert parse('{"event": "start"}') == []
+
+
+def test_dict_step_keys_and_nested_dicts() -> None:
+    assert parse('{"train": {"loss": 0.5, "Top 1": 0.25}, "global_step": 3, "epoch": 1}') == [
+        Point({"train/loss": 0.5, "train/top_1": 0.25}, 3, 1.0)
+    ]
+    assert parse("{'iteration': 4.0, 'loss': 1}") == [Point({"loss": 1.0}, 4)]
+
+
+def test_dict_nan_inf_and_wrapped_scalars() -> None:
+    (first,) = parse("{'loss': nan, 'grad': inf, 'neg': -inf, 'step': 2}")
+    assert isinstance(first, Point) and first.step == 2
+    assert math.isnan(first.values["loss"])
+    assert (first.values["grad"], first.values["neg"]) == (math.inf, -math.inf)
+    (second,) = parse('{"loss": NaN, "acc": Infinity}')
+    assert isinstance(second, Point) and math.isnan(second.values["loss"])
+    assert second.values["acc"] == math.inf
+    line = "{'loss': np.float64(0.5), 'grad_norm': tensor(1.25, device='cuda:0'), 'n': 'a, b'}"
+    assert parse(line) == [Point({"loss": 0.5, "grad_norm": 1.25}, None)]
+
+
+def test_dict_lines_are_never_evaluated() -> None:
+    assert parse("{'a': __import__('os').getpid()}") == []
+    assert parse("{'loss': (lambda: 1)()}") == []
+
+
+def test_dict_like_text_that_is_not_a_dict_goes_on_to_the_other_parsers() -> None:
+    assert parse("{loss: 0.5} epoch 2 acc=0.5") == [Point({"loss": 0.5, "acc": 0.5}, 2, 2.0)]
+
+
+# --- burn's learner summary and parameter counts --------------------------------------------
+
+BURN_SUMMARY = """
+======================== Learner Summary ========================
+Model:
+RegressionModel {
+  input_layer: Linear {d_input: 13, d_output: 64, bias: true, params: 896}
+  output_layer: Linear {d_input: 64, d_output: 1, bias: true, params: 65}
+  activation: Relu
+  params: 961
+}
+Total Epochs: 16
+
+
+| Split | Metric   | Min.     | Epoch    | Max.     | Epoch    |
+|-------|----------|----------|----------|----------|----------|
+| Train | Loss     | 0.032    | 53       | 0.106    | 1        |
+| Train | Accuracy | 80.500   | 1        | 98.122   | 53       |
+| Valid | Loss     | 0.041    | 50       | 0.130    | 1        |
+"""
+
+BURN_EXPECTED = [
+    Summary("model.params", 961.0),
+    Summary("total_epochs", 16.0),
+    Summary("train/loss", 0.032, None, 53, 53.0, 0.032, 53, 53.0, 0.106, 1, 1.0),
+    Summary("train/accuracy", 98.122, None, 53, 53.0, 80.5, 1, 1.0, 98.122, 53, 53.0),
+    Summary("valid/loss", 0.041, None, 50, 50.0, 0.041, 50, 50.0, 0.13, 1, 1.0),
+]
+
+
+def test_burn_learner_summary() -> None:
+    assert parse(*log(BURN_SUMMARY)) == BURN_EXPECTED
+
+
+def test_burn_training_log_with_its_per_epoch_output() -> None:
+    preamble = """
+   Compiling burn-train v0.16.0
+   Compiling regression v0.1.0 (/home/me/regression)
+    Finished `release` profile [optimized] target(s) in 1m 02s
+     Running `target/release/regression`
+Starting training for 16 epochs.
+Starting split 'train' with 404 items.
+TrainingProgress { progress: Progress { items_processed: 64, items_total: 404 }, epoch: 1, epoch_total: 16, iteration: 2 }
+[crates/burn-train/src/renderer/cli.rs:27:9] item = TrainingProgress {
+    progress: Progress {
+        items_processed: 32,
+        items_total: 404,
+    },
+    epoch: 1,
+    epoch_total: 16,
+    iteration: 1,
+}
+2026-11-21T12:30:01.123456Z  INFO burn_train::learner::epoch: Executing training step for epoch 1 on devices [Cuda(0)]
+Split ended.
+Training ended.
+"""  # noqa: E501
+    assert parse(*log(preamble), *log(BURN_SUMMARY), "Inference accuracy: 26.14%") == [
+        *BURN_EXPECTED,
+        Summary("inference_accuracy", 26.14, "%"),
+    ]
+
+
+def test_summary_table_variants() -> None:
+    table = """
+Metric | Min. | Epoch | Max. | Epoch
+-------|------|-------|------|------
+Loss | 0.5 | 3 | 0.9 | 1
+Learning Rate | 1e-4 | 3 | 2e-4 | 3
+| Valid | NaN | 2 | NaN | 2 |
+done 5
+"""
+    events = parse(*log(table))
+    assert events[:2] == [
+        Summary("loss", 0.5, None, 3, 3.0, 0.5, 3, 3.0, 0.9, 1, 1.0),
+        Summary("learning_rate", 2e-4, None, 3, 3.0, 1e-4, 3, 3.0, 2e-4, 3, 3.0),  # tie: max
+    ]
+    assert len(events) == 3 and math.isnan(events[2].value)  # type: ignore[union-attr]
+
+
+def test_a_non_table_line_ends_the_table() -> None:
+    table = "| Split | Metric | Min. | Epoch | Max. | Epoch |\n| Train | Loss | 1 | 1 | 2 | 2 |"
+    assert parse(*table.split("\n"), "epoch 9 loss=0.5", "| Train | Acc | 1 | 1 | 2 | 2 |") == [
+        Summary("train/loss", 2.0, None, 2, 2.0, 1.0, 1, 1.0, 2.0, 2, 2.0),
+        Point({"loss": 0.5}, 9, 9.0),
+    ]
+
+
+def test_nested_model_blocks_give_only_the_top_level_params() -> None:
+    model = """
+Model {
+  conv: ConvBlock {
+    conv: Conv2d {stride: [1, 1], kernel_size: [3, 3], params: 80}
+    norm: BatchNorm {num_features: 8, params: 32}
+    params: 112
+  }
+  fc: Linear {d_input: 8, d_output: 2, bias: true, params: 18}
+  params: 130
+}
+"""
+    assert parse(*log(model)) == [Summary("model.params", 130.0)]
+
+
+def test_a_model_block_still_open_at_the_end_is_closed_by_close() -> None:
+    parser = OutputParser()
+    for line in ("Net {", "  fc: Linear {params: 18}", "  params: 18"):
+        assert parser.feed(line) == []
+    assert parser.close() == [Summary("model.params", 18.0)]
+
+
+def test_a_params_line_not_followed_by_the_closing_brace_is_not_the_total() -> None:
+    assert parse("Net {", "  params: 18", "  fc: Linear {params: 18}", "}") == []
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("Total params: 1,234,567", Summary("model.params", 1234567.0)),
+        ("Trainable params: 1,234,567 (4.71 MB)", Summary("model.trainable_params", 1234567.0)),
+        ("Non-trainable params: 0 (0.00 B)", Summary("model.non_trainable_params", 0.0)),
+        (" Total params: 101,770 (397.54 KB)", Summary("model.params", 101770.0)),
+        ("Total params: 961", Summary("model.params", 961.0)),
+        ("2.0 M     Total params", Summary("model.params", 2_000_000.0)),
+        ("1.5 K     Trainable params", Summary("model.trainable_params", 1500.0)),
+    ],
+)
+def test_parameter_counts(line: str, expected: Summary) -> None:
+    assert parse(line) == [expected]
+
+
+# --- summary lines --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("Inference accuracy: 26.14%", Summary("inference_accuracy", 26.14, "%")),
+        ("Test accuracy = 0.9421", Summary("test_accuracy", 0.9421)),
+        (
+            "Accuracey over the entire ~3M dataset: 0.048536944850279914",
+            Summary("accuracey_over_the_entire_3m_dataset", 0.048536944850279914),
+        ),
+        ("Total Epochs: 16", Summary("total_epochs", 16.0)),
+        ("INFO:root:Test loss: -0.25", Summary("test_loss", -0.25)),
+        ("  Num examples = 25,000", Summary("num_examples", 25000.0)),
+        ("Throughput (samples/s): 1,234.5", Summary("throughput_samples/s", 1234.5)),
+        ("Valid Acc: 91 %", Summary("valid_acc", 91.0, "%")),
+    ],
+)
+def test_summary_lines(line: str, expected: Summary) -> None:
+    assert parse(line) == [expected]
+
+
+def test_summary_of_nan_without_a_digit() -> None:
+    (summary,) = parse("Final loss: nan")
+    assert isinstance(summary, Summary) and summary.key == "final_loss"
+    assert math.isnan(summary.value)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "2026-11-21 12:30:01 INFO loading data",
+        "Using device: cuda:0",
+        "Step 5: 0.3",
+        "Version: 2.13.0",
+        "ETA: 1:23",
+        "Serving on localhost:8080",
+    ],
+)
+def test_not_summaries(line: str) -> None:
+    assert parse(line) == []
+
+
+# --- noise ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "2026-11-21 12:30:45,123 - INFO - Loading shard 12 of 100 from /data/part-00012",
+        "12:30:45",
+        "[12:30:45] started",
+        "/data/bbs_20u7_model4/model.ckpt-99327",
+        "Restoring parameters from /data/bbs_20u7_model4/model.ckpt-99327",
+        "torch 2.13.0",
+        "Python 3.11.7 (main, May  9 2026, 07:35:25) [GCC 12.2.0]",
+        "transformers==4.40.0",
+        "Saving checkpoint to ckpt-500",
+        "Saving model checkpoint to output/checkpoint-500",
+        "https://example.com:8080/train?lr=0.1&bs=32",
+        "Connecting to 192.168.0.12:29500",
+        "MASTER_ADDR=10.0.0.1 MASTER_PORT=29500",
+        "Processed 500 samples",
+        "Downloading model.safetensors: 100%|██████████| 548M/548M [00:12<00:00, 45.2MB/s]",
+        "100%|██████████| 9375/9375 [05:00<00:00, 31.20it/s]",
+        "Namespace(lr=0.001, batch_size=64, epochs=10, seed=1)",
+        "  (fc1): Linear(in_features=9216, out_features=128, bias=True)",
+        " dense (Dense)               (None, 128)               100480",
+        "Epoch 1, saving checkpoint at step 500",
+        "  --> src/main.rs:12:5",
+        "INFO: Elapsed time: 0.523s, Critical Path: 0.02s",
+        "INFO: Analyzed target //train:train (0 packages loaded, 0 targets configured).",
+        "warning: unused variable: `x` at line 3",
+        "",
+    ],
+)
+def test_noise_lines_yield_nothing(line: str) -> None:
+    assert parse(line) == []
+
+
+def test_cargo_build_preamble_yields_nothing() -> None:
+    preamble = f"""
+{ESC}[1m{ESC}[32m   Compiling{ESC}[0m libc v0.2.155
+{ESC}[1m{ESC}[32m   Compiling{ESC}[0m foo v0.1.0 (/home/me/foo)
+    Finished release [optimized] target(s) in 12.34s
+    Finished `release` profile [optimized] target(s) in 12.34s
+     Running `target/release/train`
+     Running target/release/train
+"""
+    assert parse(*log(preamble)) == []
+
+
+# --- realistic logs -------------------------------------------------------------------------
+
+KERAS_LOG = """
+Model: "sequential"
+_________________________________________________________________
+ Layer (type)                Output Shape              Param #
+=================================================================
+ flatten (Flatten)           (None, 784)               0
+
+ dense (Dense)               (None, 128)               100480
+
+ dense_1 (Dense)             (None, 10)                1290
+
+=================================================================
+Total params: 101,770
+Trainable params: 101,770
+Non-trainable params: 0
+_________________________________________________________________
+Epoch 1/2
+1875/1875 [==============================] - 3s 1ms/step - loss: 0.2587 - accuracy: 0.9262 - val_loss: 0.1416 - val_accuracy: 0.9577
+Epoch 2/2
+ 100/1875 [>.............................] - ETA: 2s - loss: 0.1200 - accuracy: 0.9600
+1875/1875 [==============================] - 2s 1ms/step - loss: 0.1135 - accuracy: 0.9663 - val_loss: 0.0985 - val_accuracy: 0.9697
+313/313 [==============================] - 0s 763us/step - loss: 0.0985 - accuracy: 0.9697
+Test accuracy: 0.9697
+"""  # noqa: E501
+
+
+def test_realistic_keras_log() -> None:
+    assert parse(*log(KERAS_LOG)) == [
+        Summary("model.params", 101770.0),
+        Summary("model.trainable_params", 101770.0),
+        Summary("model.non_trainable_params", 0.0),
+        Point(
+            {"loss": 0.2587, "accuracy": 0.9262, "val_loss": 0.1416, "val_accuracy": 0.9577},
+            1,
+            1.0,
+        ),
+        Point(
+            {"loss": 0.1135, "accuracy": 0.9663, "val_loss": 0.0985, "val_accuracy": 0.9697},
+            2,
+            2.0,
+        ),
+        Point({"loss": 0.0985, "accuracy": 0.9697}, None),  # model.evaluate(): not epoch 2
+        Summary("test_accuracy", 0.9697),
+    ]
+
+
+def test_keras_3_log_through_a_terminal() -> None:
+    raw = (
+        "Epoch 1/2\r\n"
+        f"\r{ESC}[1m 10/625{ESC}[0m {ESC}[32m━{ESC}[0m{ESC}[37m━━━━{ESC}[0m {ESC}[1m3s{ESC}[0m "
+        "5ms/step - accuracy: 0.5000 - loss: 1.2000"
+        f"\r{ESC}[1m625/625{ESC}[0m {ESC}[32m━━━━━{ESC}[0m {ESC}[1m2s{ESC}[0m 3ms/step - "
+        "accuracy: 0.9012 - loss: 0.1234\r\n"
+    ).encode()
+    assembler = LineAssembler()
+    lines = assembler.feed(raw) + assembler.flush()
+    assert parse(*lines) == [Point({"accuracy": 0.9012, "loss": 0.1234}, 1, 1.0)]
+
+
+HF_LOG = """
+***** Running training *****
+  Num examples = 25,000
+  Num Epochs = 3
+  Instantaneous batch size per device = 8
+  Gradient Accumulation steps = 1
+  Total optimization steps = 9,375
+  Number of trainable parameters = 66,955,010
+  0%|          | 0/9375 [00:00<?, ?it/s]
+{'loss': 0.4123, 'grad_norm': 5.25, 'learning_rate': 4.5e-05, 'epoch': 0.16}
+{'eval_loss': 0.38, 'eval_accuracy': 0.91, 'eval_runtime': 12.5, 'eval_samples_per_second': 200.0, 'eval_steps_per_second': 25.0, 'epoch': 1.0}
+Saving model checkpoint to out/checkpoint-3125
+{'train_runtime': 300.5, 'train_samples_per_second': 249.6, 'train_steps_per_second': 31.2, 'train_loss': 0.35, 'epoch': 3.0}
+100%|██████████| 9375/9375 [05:00<00:00, 31.20it/s]
+"""  # noqa: E501
+
+
+def test_realistic_hugging_face_trainer_log() -> None:
+    assert parse(*log(HF_LOG)) == [
+        Summary("num_examples", 25000.0),
+        Summary("num_epochs", 3.0),
+        Summary("instantaneous_batch_size_per_device", 8.0),
+        Summary("gradient_accumulation_steps", 1.0),
+        Summary("total_optimization_steps", 9375.0),
+        Summary("number_of_trainable_parameters", 66955010.0),
+        Point({"loss": 0.4123, "grad_norm": 5.25, "learning_rate": 4.5e-05}, None, 0.16),
+        Point(
+            {
+                "eval_loss": 0.38,
+                "eval_accuracy": 0.91,
+                "eval_runtime": 12.5,
+                "eval_samples_per_second": 200.0,
+                "eval_steps_per_second": 25.0,
+            },
+            None,
+            1.0,
+        ),
+        Point(
+            {
+                "train_runtime": 300.5,
+                "train_samples_per_second": 249.6,
+                "train_steps_per_second": 31.2,
+                "train_loss": 0.35,
+            },
+            None,
+            3.0,
+        ),
+    ]
+
+
+# --- keys -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "key"),
+    [
+        ("Valid Acc", "valid_acc"),
+        ("val_loss", "val_loss"),
+        ("valid/acc", "valid/acc"),
+        ("Accuracy over the entire ~3M dataset", "accuracy_over_the_entire_3m_dataset"),
+        ("acc@1", "acc@1"),
+        ("gpu.0.util", "gpu.0.util"),
+        ("__Loss (train)__", "loss_train"),
+        ("/train/loss/", "train/loss"),
+        ('say "hi" `now`\t\x01', "say_hi_now"),
+        ("", None),
+        ("***", None),
+        ("a//b", None),
+        ("x" * 251, None),
+        ("x" * 250, "x" * 250),
+    ],
+)
+def test_normalize_key(raw: str, key: str | None) -> None:
+    assert normalize_key(raw) == key
+
+
+def test_keys_that_cannot_be_normalised_are_skipped() -> None:
+    assert parse("epoch 1 loss=0.5 a//b=3") == [Point({"loss": 0.5}, 1, 1.0)]
+
+
+# --- user patterns --------------------------------------------------------------------------
+
+
+def test_user_pattern_with_a_key_group() -> None:
+    pattern = UserPattern(r"(?P<key>[A-Za-z ]+) -> (?P<value>\S+)")
+    assert parse("Mean Reward -> 12.5", patterns=(pattern,)) == [
+        Point({"mean_reward": 12.5}, None)
+    ]
+
+
+def test_user_pattern_with_a_fixed_key_and_a_step_group() -> None:
+    pattern = UserPattern(r"it(?P<step>\d+) val=(?P<value>[-\d.]+)", key="Val Score")
+    assert parse("it42 val=-0.5", patterns=(pattern,)) == [Point({"val_score": -0.5}, 42)]
+
+
+def test_user_pattern_uses_the_step_context() -> None:
+    pattern = UserPattern(r"custom (?P<value>[\d.]+)", key="custom")
+    assert parse("Epoch 3/16", "custom 0.25", patterns=(pattern,)) == [
+        Point({"custom": 0.25}, 3, 3.0)
+    ]
+
+
+def test_user_summary_pattern() -> None:
+    pattern = UserPattern(r"FINAL (?P<key>\w+) (?P<value>\S+)", kind="summary")
+    assert parse("FINAL acc 91.5% FINAL loss 0.2", patterns=(pattern,)) == [
+        Summary("acc", 91.5, "%"),
+        Summary("loss", 0.2),
+    ]
+
+
+def test_user_patterns_win_over_the_built_in_parsers() -> None:
+    pattern = UserPattern(r"loss=(?P<value>[\d.]+)", key="my_loss")
+    assert parse("epoch 3 loss=0.5 acc=0.9", patterns=(pattern,)) == [
+        Point({"my_loss": 0.5}, None)
+    ]
+
+
+def test_lines_user_patterns_do_not_match_go_to_the_built_in_parsers() -> None:
+    pattern = UserPattern(r"reward (?P<value>[\d.]+)", key="reward")
+    assert parse("epoch 3 loss=0.5", "reward x", patterns=(pattern,)) == [
+        Point({"loss": 0.5}, 3, 3.0)
+    ]
+
+
+def test_user_patterns_see_lines_without_colour_codes() -> None:
+    pattern = UserPattern(r"^score (?P<value>\d+)$", key="score")
+    assert parse(f"{ESC}[1mscore 7{ESC}[0m", patterns=(pattern,)) == [Point({"score": 7.0}, None)]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "message"),
+    [
+        (UserPattern(r"loss=(?P<value>[\d.]+", key="x"), "does not compile"),
+        (UserPattern(r"loss=(?P<val>[\d.]+)", key="x"), "no named group 'value'"),
+        (UserPattern(r"loss=(?P<value>[\d.]+)"), "needs a named group 'key'"),
+        (UserPattern(r"loss=(?P<value>[\d.]+)", key="x", kind="table"), "kind must be"),
+        (UserPattern(r"loss=(?P<value>[\d.]+)", key="//"), "not a valid key"),
+    ],
+)
+def test_bad_user_patterns_are_refused(pattern: UserPattern, message: str) -> None:
+    with pytest.raises(ValueError, match=message) as raised:
+        OutputParser([pattern])
+    assert repr(pattern.regex) in str(raised.value)
+
+
+# --- throughput -----------------------------------------------------------------------------
+
+NOISE = [
+    "2026-11-21 12:30:{s:02d},123 - INFO - Loading shard {i} from /data/shards/part-{i:05d}",
+    "[2026-11-21 12:30:{s:02d}] WARNING: gradient overflow, skipping step {i}",
+    "Downloading model.safetensors: 100%|██████████| 548M/548M [00:{s:02d}<00:00, 210MB/s]",
+    "INFO:root:Saving checkpoint to /ckpt/model.ckpt-{i}",
+    "   Compiling tokio v1.{s}.0",
+    "Using device: cuda:0",
+    "the quick brown fox jumps over the lazy dog and keeps going",
+    "  warnings.warn(",
+    "torch 2.13.0, cuda 12.1, cudnn 8.9.{s}",
+    "Processed {i} samples in {s}.5s",
+]
+PROGRESS = [
+    "epoch {e}/16 loss={f:.4f} acc={g:.4f}",
+    "Step {i}: loss={f:.4f}, ppl={g:.3f}",
+    "{i}/625 [==============================] - 2s 3ms/step - loss: {f:.4f} - accuracy: {g:.4f}"
+    " - val_loss: {f:.4f} - val_accuracy: {g:.4f}",
+    "[Epoch {e}/10] step {i} | loss: {f:.4f} | lr: 1e-4 | grad_norm: {g:.3f}",
+    "iter {i} loss {f:.4f} time 12.3ms",
+    "{{'loss': {f:.4f}, 'learning_rate': 4.5e-05, 'epoch': {g:.2f}}}",
+]
+
+
+def realistic_lines(count: int) -> list[str]:
+    """70% log messages with no metric, 30% progress lines of several frameworks."""
+    rng = random.Random(1)
+    lines = []
+    for n in range(count):
+        template = rng.choice(PROGRESS if rng.random() < 0.3 else NOISE)
+        values = {"i": n, "s": n % 60, "e": n % 16 + 1, "f": rng.random(), "g": rng.random()}
+        lines.append(template.format(**values))
+    return lines
+
+
+def best_rate(run: object, amount: float, repeat: int = 3) -> float:
+    best = math.inf
+    for _ in range(repeat):
+        start = time.perf_counter()
+        run()  # type: ignore[operator]
+        best = min(best, time.perf_counter() - start)
+    return amount / best
+
+
+@pytest.mark.slow
+def test_parser_throughput(capsys: pytest.CaptureFixture[str]) -> None:
+    lines = realistic_lines(200_000)
+
+    def run() -> None:
+        parser = OutputParser()
+        for line in lines:
+            parser.feed(line)
+
+    rate = best_rate(run, len(lines))
+    with capsys.disabled():
+        print(f"\nOutputParser: {rate:,.0f} lines/s (70% log messages, 30% progress lines)")
+    assert rate >= 50_000
+
+
+@pytest.mark.slow
+def test_line_assembler_throughput(capsys: pytest.CaptureFixture[str]) -> None:
+    text = "\n".join(realistic_lines(20_000)) + "\n"
+    piped = text.encode() * 32
+    pty = text.replace("\n", "\r\n").encode() * 32
+
+    def run(data: bytes) -> None:
+        assembler = LineAssembler()
+        for start in range(0, len(data), 65536):
+            assembler.feed(data[start : start + 65536])
+        assembler.flush()
+
+    pipe_rate = best_rate(lambda: run(piped), len(piped) / 1e6)
+    pty_rate = best_rate(lambda: run(pty), len(pty) / 1e6)
+    with capsys.disabled():
+        print(f"\nLineAssembler: {pipe_rate:,.0f} MB/s from a pipe, {pty_rate:,.0f} MB/s (pty)")
+    assert pipe_rate >= 30 and pty_rate >= 30

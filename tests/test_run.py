@@ -1,0 +1,594 @@
+"""``expbook run -- COMMAND``: real programs (shell, awk, C, Python) through the console script."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+import expbook
+from expbook import RunStatus
+from tests.helpers import EXPBOOK, run_cli
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def store_path(tmp_path: Path) -> str:
+    return str(tmp_path / "runs" / "expbook.db")
+
+
+def expbook_run(
+    *args: str, store: str, cwd: Path | None = None, **kwargs
+) -> subprocess.CompletedProcess[str]:
+    return run_cli("run", *args, store=store, cwd=cwd, **kwargs)
+
+
+def recorded(store: str, ref: str | int = 1, timeout: float = 30) -> expbook.RunRecord:
+    """The run once the recorder has finished it (the launcher may return before that)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            run = expbook.open_store(store).run(ref)
+            if run.status.is_terminal():
+                return run
+        except (expbook.RunNotFoundError, expbook.StoreError):
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"run {ref} was not recorded within {timeout} s")
+        time.sleep(0.05)
+
+
+def script(tmp_path: Path, name: str, body: str) -> str:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(body).lstrip())
+    path.chmod(0o755)
+    return str(path)
+
+
+# --- a shell program: params, progress lines, summaries, output ----------------------------------
+
+
+def test_a_shell_program_is_recorded(tmp_path: Path, store_path: str) -> None:
+    train = script(tmp_path, "train.sh", """
+        #!/bin/sh
+        echo "loading data from $2"
+        for e in 1 2 3; do
+          echo "epoch $e/3 loss=0.$((4 - e)) acc=0.$((6 + e))"
+        done
+        echo "warning: something on stderr" >&2
+        echo "Test accuracy: 91.5%"
+        """)  # fmt: skip
+    result = expbook_run(
+        "--name", "sh-train", "-e", "smoke", "--tag", "shell", "--note", "first try", "--",
+        train, "--data", "/data/x", "--lr", "1e-3", "--features", "cli ml_train", "--amp",
+        store=store_path, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "epoch 3/3 loss=0.1 acc=0.9" in result.stdout  # passed through, unchanged
+    assert "something on stderr" in result.stderr and "something" not in result.stdout
+    run = recorded(store_path)
+    assert (run.name, run.experiment, run.status, run.exit_code) == (
+        "sh-train", "smoke", RunStatus.FINISHED, 0,
+    )  # fmt: skip
+    assert run.params == {
+        "data": "/data/x",
+        "lr": 1e-3,
+        "features": ["cli", "ml_train"],
+        "amp": True,
+    }
+    assert run.tags == ("shell",) and [n.text for n in run.notes] == ["first try"]
+    assert run.command == (train, "--data", "/data/x", "--lr", "1e-3", "--features",
+                           "cli ml_train", "--amp")  # fmt: skip
+    assert run.cwd == str(tmp_path)
+    store = expbook.open_store(store_path)
+    loss = store.series(run, "loss")
+    assert list(loss.steps) == [1, 2, 3] and list(loss.values) == [0.3, 0.2, 0.1]
+    assert list(loss.epochs) == [1.0, 2.0, 3.0]
+    assert run.metrics["test_accuracy"].value == 91.5 and run.metrics["test_accuracy"].unit == "%"
+    chunks = store.get_output(run.id)
+    stdout = "".join(c.text for c in chunks if c.stream == "stdout")
+    assert stdout.splitlines()[0] == "loading data from /data/x"
+    assert (
+        "".join(c.text for c in chunks if c.stream == "stderr") == "warning: something on stderr\n"
+    )
+    logs = run_cli("logs", "1", store=store_path)
+    assert logs.returncode == 0 and "epoch 2/3 loss=0.2 acc=0.8" in logs.stdout
+    last = run_cli("logs", "1", "--stream", "stdout", "--tail", "1", store=store_path)
+    assert last.stdout == "Test accuracy: 91.5%\n"  # (across two pipes, order is not kept)
+
+
+def test_failures_keep_the_exit_code_and_the_last_lines(tmp_path: Path, store_path: str) -> None:
+    crash = script(tmp_path, "crash.sh", """
+        #!/bin/sh
+        echo "step 1 loss=2.0 acc=0.1"
+        echo "step 2 loss=1.5 acc=0.2"
+        echo "Traceback: CUDA out of memory" >&2
+        exit 3
+        """)  # fmt: skip
+    result = expbook_run("--", crash, store=store_path)
+    assert result.returncode == 3
+    run = recorded(store_path)
+    assert run.status is RunStatus.FAILED and run.exit_code == 3
+    assert "exit code 3" in run.error and "CUDA out of memory" in run.error
+    assert run.metrics["loss"].count == 2  # what was printed before the crash is kept
+
+
+def test_a_python_program_that_crashes_mid_way(tmp_path: Path, store_path: str) -> None:
+    program = script(tmp_path, "train.py", """
+        import sys
+        for epoch in range(1, 4):
+            loss, acc = 1 / epoch, 0.5 + epoch / 10
+            print(f"Epoch {epoch}: train_loss {loss:.3f} valid_acc {acc:.2f}", flush=True)
+            if epoch == 2:
+                raise RuntimeError("NaN in gradients")
+        """)  # fmt: skip
+    result = expbook_run("--", sys.executable, program, "--lr", "0.1", store=store_path)
+    assert result.returncode == 1 and "NaN in gradients" in result.stderr
+    run = recorded(store_path)
+    assert run.status is RunStatus.FAILED and run.exit_code == 1
+    assert "RuntimeError: NaN in gradients" in run.error
+    assert run.params == {"lr": 0.1} and run.name == "train"
+    assert list(expbook.open_store(store_path).series(run, "train_loss").steps) == [1, 2]
+
+
+def test_a_command_that_does_not_exist(store_path: str) -> None:
+    result = expbook_run("--", "no-such-program-xyz", store=store_path)
+    assert result.returncode == 127
+    assert result.stderr.strip() == "error: cannot run 'no-such-program-xyz': command not found"
+    assert not Path(store_path).exists() or expbook.open_store(store_path).runs() == ()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((), "nothing to run"),
+        (("--bogus", "--", "true"), "no such option '--bogus'"),
+        (("--name",), "option --name needs a value"),
+        (("--quiet=1", "--", "true"), "option --quiet takes no value"),
+    ],
+)
+def test_usage_errors_are_one_line(store_path: str, args: tuple[str, ...], message: str) -> None:
+    result = expbook_run(*args, store=store_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and lines[0].startswith("error: ")
+
+
+# --- programs in other languages -----------------------------------------------------------------
+
+BURN_SUMMARY = r"""
+======================== Learner Summary ========================
+Model:
+RegressionModel {
+  input_layer: Linear {d_input: 13, d_output: 64, bias: true, params: 896}
+  output_layer: Linear {d_input: 64, d_output: 1, bias: true, params: 65}
+  activation: Relu
+  params: 961
+}
+Total Epochs: 16
+
+
+| Split | Metric   | Min.     | Epoch    | Max.     | Epoch    |
+|-------|----------|----------|----------|----------|----------|
+| Train | Loss     | 0.032    | 53       | 0.106    | 1        |
+| Valid | Accuracy | 80.500   | 1        | 98.122   | 16       |
+"""
+
+
+def test_a_compiled_c_program_printing_a_burn_summary(tmp_path: Path, store_path: str) -> None:
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        pytest.skip("no C compiler")
+    lines = "".join(
+        f"    puts({line!r});\n".replace("'", '"')
+        for line in BURN_SUMMARY.strip("\n").splitlines()
+    )
+    source = tmp_path / "learner.c"
+    source.write_text(
+        "#include <stdio.h>\nint main(int argc, char **argv) {\n"
+        "    for (int e = 1; e <= 3; e++)\n"
+        '        printf("[Epoch %d/3] loss: %.3f | lr: 1e-4\\n", e, 1.0 / e);\n'
+        + lines + "    return 0;\n}\n"
+    )  # fmt: skip
+    binary = tmp_path / "learner"
+    subprocess.run([compiler, "-O1", "-o", str(binary), str(source)], check=True)
+    result = expbook_run("--", str(binary), "--model-epochs", "16", store=store_path)
+    assert result.returncode == 0, result.stderr
+    run = recorded(store_path)
+    assert run.name == "learner" and run.params == {"model-epochs": 16}
+    loss = run.metrics["train/loss"]
+    assert (loss.min, loss.min_epoch, loss.max, loss.max_epoch) == (0.032, 53.0, 0.106, 1.0)
+    assert (loss.value, loss.step) == (0.032, 53)  # the latest epoch the table reports
+    accuracy = run.metrics["valid/accuracy"]
+    assert (accuracy.value, accuracy.max_epoch, accuracy.min) == (98.122, 16.0, 80.5)
+    assert run.metrics["model.params"].value == 961
+    assert run.metrics["total_epochs"].value == 16
+    assert run.metrics["loss"].count == 3  # the [Epoch n/3] progress lines
+
+
+def test_an_awk_program(tmp_path: Path, store_path: str) -> None:
+    awk = shutil.which("awk")
+    if awk is None:
+        pytest.skip("no awk")
+    program = (
+        'BEGIN { for (i = 0; i < 5; i++) printf "iter %d loss %.2f time 12.3ms\\n", i * 100,'
+        ' 5 - i; print "BLEU = 27.3" }'
+    )
+    result = expbook_run("--", awk, program, store=store_path)
+    assert result.returncode == 0, result.stderr
+    run = recorded(store_path)
+    store = expbook.open_store(store_path)
+    assert list(store.series(run, "loss").steps) == [0, 100, 200, 300, 400]
+    assert "time" not in run.metrics  # 12.3ms carries a unit: not a metric
+    assert run.metrics["bleu"].value == 27.3
+
+
+# --- params from files and settings --------------------------------------------------------------
+
+
+def test_config_files_and_expbook_toml(tmp_path: Path, store_path: str) -> None:
+    (tmp_path / ".git").mkdir()
+    config = tmp_path / "gru.json"
+    config.write_text('{"model": {"hidden": 256, "layers": 2}, "optimizer": {"lr": 0.001}}')
+    (tmp_path / "expbook.toml").write_text(textwrap.dedent("""
+        [run]
+        booleans = ["fast"]
+        ignore = ["output-dir"]
+        [[run.patterns]]
+        regex = 'val (?P<key>\\w+) -> (?P<value>[\\d.]+)'
+        """))  # fmt: skip
+    program = script(tmp_path, "train.sh", """
+        #!/bin/sh
+        echo "val acc -> 0.93"
+        echo "val f1 -> 0.88"
+        """)  # fmt: skip
+    result = expbook_run("--", program, "--config", "gru.json", "--fast", "data/", "--output-dir",
+                         "/tmp/out", store=store_path, cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    run = recorded(store_path)
+    assert run.params == {
+        "config": "gru.json", "fast": True, "config.model.hidden": 256,
+        "config.model.layers": 2, "config.optimizer.lr": 0.001,
+    }  # fmt: skip
+    assert run.metrics["acc"].value == 0.93 and run.metrics["f1"].value == 0.88
+
+
+def test_a_broken_expbook_toml_is_reported_and_the_run_still_recorded(
+    tmp_path: Path, store_path: str
+) -> None:
+    (tmp_path / "expbook.toml").write_text("[run]\nbooleans = 'amp'\n")
+    program = script(tmp_path, "long.sh", "#!/bin/sh\nsleep 1\necho 'loss=0.5 acc=0.9'\n")
+    result = expbook_run("--", program, store=store_path, cwd=tmp_path)
+    assert result.returncode == 0
+    assert "warning: " in result.stderr and "booleans must be a list" in result.stderr
+    run = recorded(store_path)
+    assert any("booleans must be a list" in note.text for note in run.notes)
+    assert run.metrics["loss"].value == 0.5
+
+
+# --- signals -------------------------------------------------------------------------------------
+
+LOOP = """
+import signal, sys, time
+print("started", flush=True)
+for step in range(100000):
+    print(f"step {step} loss={1 / (step + 1):.5f} lr=0.001", flush=True)
+    time.sleep(0.01)
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+def test_signals_are_forwarded_and_the_run_is_interrupted(
+    tmp_path: Path, store_path: str, signum: signal.Signals
+) -> None:
+    program = script(tmp_path, "loop.py", LOOP)
+    launcher = subprocess.Popen(
+        [EXPBOOK, "run", "--", sys.executable, program], stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, env={**os.environ, "EXPBOOK_STORE": store_path},
+    )  # fmt: skip
+    assert launcher.stdout is not None and launcher.stdout.readline().strip() == "started"
+    time.sleep(0.5)
+    launcher.send_signal(signum)
+    code = launcher.wait(30)
+    assert code == 128 + signum  # the program died by the signal, as the shell would report
+    run = recorded(store_path)
+    assert run.status is RunStatus.INTERRUPTED
+    assert run.error == f"killed by {signum.name}"
+    assert run.metrics["loss"].count >= 5
+
+
+def test_a_program_that_handles_sigterm_and_exits_cleanly(tmp_path: Path, store_path: str) -> None:
+    program = script(tmp_path, "graceful.py", """
+        import signal, sys, time
+        stop = []
+        signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+        print("started", flush=True)
+        step = 0
+        while not stop:
+            print(f"step {step} loss=1.0 lr=0.1", flush=True); step += 1; time.sleep(0.01)
+        print("Saved checkpoint at step", step, flush=True)
+        """)  # fmt: skip
+    launcher = subprocess.Popen(
+        [EXPBOOK, "run", "--", sys.executable, program], stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "EXPBOOK_STORE": store_path},
+    )  # fmt: skip
+    assert launcher.stdout is not None and launcher.stdout.readline().strip() == "started"
+    time.sleep(0.3)
+    launcher.send_signal(signal.SIGTERM)
+    assert launcher.wait(30) == 0
+    run = recorded(store_path)
+    assert run.status is RunStatus.INTERRUPTED and run.error == "received SIGTERM"
+    assert run.exit_code == 0
+
+
+def test_killing_the_launcher_leaves_a_crashed_run(tmp_path: Path, store_path: str) -> None:
+    program = script(tmp_path, "loop.py", LOOP)
+    env = {**os.environ, "EXPBOOK_STORE": store_path, "EXPBOOK_HEARTBEAT_INTERVAL": "0.2"}
+    launcher = subprocess.Popen(
+        [EXPBOOK, "run", "--", sys.executable, program], stdout=subprocess.PIPE, text=True,
+        env=env, start_new_session=True,
+    )  # fmt: skip
+    assert launcher.stdout is not None and launcher.stdout.readline().strip() == "started"
+    time.sleep(1.0)
+    os.killpg(launcher.pid, signal.SIGKILL)  # the launcher and the program, as an OOM kill would
+    launcher.wait(30)
+    run = recorded(store_path, timeout=30)
+    assert run.status is RunStatus.CRASHED
+    assert run.metrics["loss"].count >= 1
+
+
+# --- a Python program that uses the API itself ---------------------------------------------------
+
+
+def test_a_python_program_that_starts_a_run_attaches_to_it(
+    tmp_path: Path, store_path: str
+) -> None:
+    program = script(tmp_path, "train.py", """
+        import expbook
+        with expbook.start_run(name="from-code", experiment="attach", params={"hidden": 64},
+                               tags=["api"]) as run:
+            for epoch in range(3):
+                print(f"epoch {epoch} loss={1 / (epoch + 1)} acc=0.5", flush=True)
+                run.log({"loss": 1 / (epoch + 1)}, step=epoch)
+            run.summary["test/acc"] = 0.9
+        with expbook.start_run(name="second") as other:
+            other.log({"x": 1.0})
+        """)  # fmt: skip
+    result = expbook_run("--tag", "cli", "--", sys.executable, program, "--lr", "0.01",
+                         store=store_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    run = recorded(store_path, 1)
+    store = expbook.open_store(store_path)
+    assert len(store.runs()) == 2
+    assert run.name == "from-code" and run.experiment == "attach"
+    assert run.params == {"lr": 0.01, "hidden": 64} and set(run.tags) == {"api", "cli"}
+    assert run.status is RunStatus.FINISHED and run.exit_code == 0
+    assert list(store.series(run, "loss").steps) == [0, 1, 2]  # logged once, not parsed twice
+    assert "acc" not in run.metrics  # printed pairs are not parsed once the API is used
+    assert run.metrics["test/acc"].value == 0.9
+    second = store.run("second")
+    assert second.parent_id == run.id and second.status is RunStatus.FINISHED
+
+
+def test_command_line_names_win_over_the_programs(tmp_path: Path, store_path: str) -> None:
+    program = script(tmp_path, "t.py", """
+        import time, expbook
+        time.sleep(0.5)  # the recorder creates the run first
+        with expbook.start_run(name="from-code", kind="eval"):
+            pass
+        """)  # fmt: skip
+    result = expbook_run("--name", "from-cli", "--", sys.executable, program, store=store_path)
+    assert result.returncode == 0, result.stderr
+    run = recorded(store_path)
+    assert (run.name, run.kind) == ("from-cli", "eval")
+
+
+# --- runs that refer to runs ---------------------------------------------------------------------
+
+
+def test_eval_runs_and_reruns(tmp_path: Path, store_path: str) -> None:
+    train = script(tmp_path, "train.sh", '#!/bin/sh\necho "epoch 1 loss=$2 acc=0.5"\n')
+    assert expbook_run("-e", "lr", "--", train, "--lr", "0.1", store=store_path).returncode == 0
+    recorded(store_path, 1)
+    evaluation = expbook_run("--kind", "eval", "--parent", "1", "--", train, "--lr", "0.1",
+                             store=store_path)  # fmt: skip
+    assert evaluation.returncode == 0
+    assert recorded(store_path, 2).parent_number == 1 and recorded(store_path, 2).kind == "eval"
+    dry = run_cli("rerun", "1", "--set", "lr=0.05", "--dry-run", store=store_path)
+    assert dry.returncode == 0 and dry.stdout.strip().endswith(f"{train} --lr 0.05")
+    again = run_cli("rerun", "1", "--set", "lr=0.05", store=store_path)
+    assert again.returncode == 0, again.stderr
+    rerun = recorded(store_path, 3)
+    assert rerun.parent_number == 1 and rerun.experiment == "lr" and rerun.params == {"lr": 0.05}
+    assert rerun.metrics["loss"].value == 0.05
+    diff = run_cli("diff", "1", "3", store=store_path).stdout
+    assert "lr" in diff and "0.1" in diff and "0.05" in diff
+
+
+def test_rerun_warns_when_the_code_changed(tmp_path: Path, store_path: str) -> None:
+    git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(["git", "init", "-q", "-b", "main", str(tmp_path)], check=True)
+    script(tmp_path, "train.sh", '#!/bin/sh\necho "loss=0.5 acc=0.1"\n')
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "v1"], check=True)
+    assert expbook_run("--", "./train.sh", store=store_path, cwd=tmp_path).returncode == 0
+    first = recorded(store_path, 1)
+    assert first.git.commit and not first.git.dirty
+    clean = run_cli("rerun", "1", store=store_path)
+    assert clean.returncode == 0 and "warning" not in clean.stderr
+    (tmp_path / "train.sh").write_text('#!/bin/sh\necho "loss=0.4 acc=0.2"\n')
+    subprocess.run([*git, "commit", "-qam", "v2"], check=True)
+    changed = run_cli("rerun", "1", store=store_path)
+    assert changed.returncode == 0
+    assert f"run #1 ran at {first.git.commit[:8]}" in changed.stderr
+    assert recorded(store_path, 3).metrics["loss"].value == 0.4
+
+
+def test_rerun_of_a_run_without_a_command(store_path: str) -> None:
+    store = expbook.open_store(store_path)
+    store.create_run(expbook.store.RunSpec(name="bare"))
+    result = run_cli("rerun", "1", store=store_path)
+    assert result.returncode == 1 and "has no recorded command" in result.stderr
+
+
+# --- output --------------------------------------------------------------------------------------
+
+
+def test_logs_follow_a_running_program(tmp_path: Path, store_path: str) -> None:
+    program = script(tmp_path, "slow.sh", """
+        #!/bin/sh
+        for i in 1 2 3 4 5 6; do echo "line $i"; sleep 0.3; done
+        """)  # fmt: skip
+    launcher = subprocess.Popen([EXPBOOK, "run", "--", program], stdout=subprocess.DEVNULL,
+                                env={**os.environ, "EXPBOOK_STORE": store_path})  # fmt: skip
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:  # wait until the run exists
+        if Path(store_path).exists() and expbook.open_store(store_path).runs():
+            break
+        time.sleep(0.05)
+    follow = run_cli("logs", "1", "--follow", store=store_path, timeout=60)
+    assert launcher.wait(30) == 0
+    assert follow.returncode == 0
+    assert follow.stdout == "".join(f"line {i}\n" for i in range(1, 7))
+
+
+def test_carriage_return_progress_is_stored_readably(tmp_path: Path, store_path: str) -> None:
+    program = script(tmp_path, "bar.py", r"""
+        import sys
+        for i in range(101):
+            sys.stdout.write(f"\r\x1b[32m{i:3d}%\x1b[0m |{'#' * (i // 10):<10}|")
+        sys.stdout.write("\ndone loss=0.1 acc=0.9\n")
+        """)  # fmt: skip
+    assert expbook_run("--", sys.executable, program, store=store_path).returncode == 0
+    run = recorded(store_path)
+    text = "".join(c.text for c in expbook.open_store(store_path).get_output(run.id))
+    assert text == "\x1b[32m100%\x1b[0m |##########|\ndone loss=0.1 acc=0.9\n"
+    plain = run_cli("logs", "1", "--no-color", store=store_path).stdout
+    assert plain.splitlines()[0] == "100% |##########|"
+
+
+def test_a_hundred_megabytes_of_output_in_bounded_memory(tmp_path: Path, store_path: str) -> None:
+    program = script(tmp_path, "flood.py", """
+        import sys, time
+        line = ("x" * 90 + "\\n").encode()
+        block = line * 10_000
+        out = sys.stdout.buffer
+        for i in range(110):                 # 110 x 910 KB ~ 100 MB
+            out.write(block)
+            out.write(f"step {i} loss={1 / (i + 1):.4f} lr=0.001\\n".encode())
+        out.flush()
+        time.sleep(1.5)                      # time to read the launcher's peak memory
+        """)  # fmt: skip
+    env = {**os.environ, "EXPBOOK_STORE": store_path}
+    launcher = subprocess.Popen(
+        [EXPBOOK, "run", "--", sys.executable, program], stdout=subprocess.DEVNULL, env=env
+    )
+    peak = 0
+    while launcher.poll() is None:
+        peak = max(peak, _peak_rss_kib(launcher.pid))
+        time.sleep(0.1)
+    assert launcher.returncode == 0
+    assert 0 < peak < 80 * 1024, f"the launcher peaked at {peak} KiB"
+    run = recorded(store_path, timeout=120)
+    assert run.metrics["loss"].count == 110
+    stored = sum(len(c.text) for c in expbook.open_store(store_path).get_output(run.id))
+    assert stored > 100_000_000
+
+
+def _peak_rss_kib(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def test_output_through_a_pseudo_terminal(tmp_path: Path, store_path: str) -> None:
+    import pty
+
+    program = script(tmp_path, "tty.py", """
+        import sys
+        print("isatty", sys.stdout.isatty(), sys.stdin.isatty(), flush=True)
+        print("\\x1b[1mepoch 1/1 loss=0.25 acc=0.75\\x1b[0m", flush=True)
+        """)  # fmt: skip
+    pid, master = pty.fork()
+    if pid == 0:  # the launcher, with a terminal as stdin and stdout
+        os.environ["EXPBOOK_STORE"] = store_path
+        os.execv(EXPBOOK, [EXPBOOK, "run", "-q", "--", sys.executable, program])
+    output = b""
+    while True:
+        try:
+            data = os.read(master, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        output += data
+    _, status = os.waitpid(pid, 0)
+    os.close(master)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert b"isatty True True" in output  # the program saw a terminal
+    assert b"\x1b[1mepoch 1/1 loss=0.25 acc=0.75\x1b[0m" in output  # colours intact
+    run = recorded(store_path)
+    assert run.metrics["loss"].value == 0.25
+    text = "".join(c.text for c in expbook.open_store(store_path).get_output(run.id))
+    assert text == "isatty True True\n\x1b[1mepoch 1/1 loss=0.25 acc=0.75\x1b[0m\n"
+
+
+def test_ctrl_c_on_the_terminal_reaches_the_program(tmp_path: Path, store_path: str) -> None:
+    import pty
+
+    program = script(tmp_path, "loop.py", LOOP)
+    pid, master = pty.fork()
+    if pid == 0:
+        os.environ["EXPBOOK_STORE"] = store_path
+        os.execv(EXPBOOK, [EXPBOOK, "run", "-q", "--", sys.executable, program])
+    output = b""
+    while b"step 3 " not in output:
+        output += os.read(master, 4096)
+    os.write(master, b"\x03")  # Ctrl-C typed on the terminal
+    while True:
+        try:
+            if not os.read(master, 4096):
+                break
+        except OSError:
+            break
+    _, status = os.waitpid(pid, 0)
+    os.close(master)
+    assert os.waitstatus_to_exitcode(status) == 128 + signal.SIGINT
+    run = recorded(store_path)
+    assert run.status is RunStatus.INTERRUPTED and run.error == "killed by SIGINT"
+
+
+# --- the CLI surface -----------------------------------------------------------------------------
+
+
+def test_the_fast_path_and_click_accept_the_same_options() -> None:
+    import click
+
+    from expbook.cli.main import run_command
+    from expbook.runner.launch import OPTIONS
+
+    declared = {
+        opt
+        for param in run_command.params
+        if isinstance(param, click.Option)
+        for opt in param.opts
+    }
+    assert declared | {"--help", "-h"} == set(OPTIONS)
+
+
+def test_run_help_comes_from_click(store_path: str) -> None:
+    result = expbook_run("--help", store=store_path)
+    assert result.returncode == 0 and "Run COMMAND and record it" in result.stdout
+    assert "--experiment" in result.stdout
