@@ -491,16 +491,37 @@ def test_a_hundred_megabytes_of_output_in_bounded_memory(tmp_path: Path, store_p
     launcher = subprocess.Popen(
         [EXPBOOK, "run", "--", sys.executable, program], stdout=subprocess.DEVNULL, env=env
     )
-    peak = 0
+    spool = str(Path(store_path).parent / "spool")
+    peak, recorder_peak = 0, 0
     while launcher.poll() is None:
         peak = max(peak, _peak_rss_kib(launcher.pid))
+        recorder_peak = max([recorder_peak, *(_peak_rss_kib(pid) for pid in _recorders(spool))])
         time.sleep(0.1)
     assert launcher.returncode == 0
     assert 0 < peak < 80 * 1024, f"the launcher peaked at {peak} KiB"
+    deadline = time.monotonic() + 120
+    while _recorders(spool) and time.monotonic() < deadline:  # the recorder works on after it
+        recorder_peak = max([recorder_peak, *(_peak_rss_kib(pid) for pid in _recorders(spool))])
+        time.sleep(0.1)
+    assert 0 < recorder_peak < 250 * 1024, f"the recorder peaked at {recorder_peak} KiB"
     run = recorded(store_path, timeout=120)
     assert run.metrics["loss"].count == 110
     stored = sum(len(c.text) for c in expbook.open_store(store_path).get_output(run.id))
     assert stored > 100_000_000
+
+
+def _recorders(spool: str) -> list[int]:
+    """Recorder processes running now for runs spooled under ``spool``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                command = (entry / "cmdline").read_bytes()
+                if b"expbook.runner.recorder" in command and spool.encode() in command:
+                    found.append(int(entry.name))
+            except OSError:
+                pass
+    return found
 
 
 def _peak_rss_kib(pid: int) -> int:
@@ -511,6 +532,17 @@ def _peak_rss_kib(pid: int) -> int:
     except OSError:
         pass
     return 0
+
+
+def test_stdin_is_passed_through(tmp_path: Path, store_path: str) -> None:
+    program = script(tmp_path, "echo.py", """
+        import sys
+        total = sum(float(line) for line in sys.stdin)
+        print(f"sum: {total}")
+        """)  # fmt: skip
+    result = expbook_run("--", sys.executable, program, store=store_path, input="1.5\n2\n3\n")
+    assert result.returncode == 0 and result.stdout == "sum: 6.5\n"
+    assert recorded(store_path).metrics["sum"].value == 6.5
 
 
 def test_output_through_a_pseudo_terminal(tmp_path: Path, store_path: str) -> None:
