@@ -16,6 +16,7 @@ import pytest
 import expbook
 from expbook import RunStatus
 from tests.helpers import EXPBOOK, run_cli
+from tests.test_parsers import BURN_SUMMARY
 
 pytestmark = pytest.mark.slow
 
@@ -164,24 +165,6 @@ def test_usage_errors_are_one_line(store_path: str, args: tuple[str, ...], messa
 
 # --- programs in other languages -----------------------------------------------------------------
 
-BURN_SUMMARY = r"""
-======================== Learner Summary ========================
-Model:
-RegressionModel {
-  input_layer: Linear {d_input: 13, d_output: 64, bias: true, params: 896}
-  output_layer: Linear {d_input: 64, d_output: 1, bias: true, params: 65}
-  activation: Relu
-  params: 961
-}
-Total Epochs: 16
-
-
-| Split | Metric   | Min.     | Epoch    | Max.     | Epoch    |
-|-------|----------|----------|----------|----------|----------|
-| Train | Loss     | 0.032    | 53       | 0.106    | 1        |
-| Valid | Accuracy | 80.500   | 1        | 98.122   | 16       |
-"""
-
 
 def test_a_compiled_c_program_printing_a_burn_summary(tmp_path: Path, store_path: str) -> None:
     compiler = shutil.which("cc") or shutil.which("gcc")
@@ -207,8 +190,11 @@ def test_a_compiled_c_program_printing_a_burn_summary(tmp_path: Path, store_path
     loss = run.metrics["train/loss"]
     assert (loss.min, loss.min_epoch, loss.max, loss.max_epoch) == (0.032, 53.0, 0.106, 1.0)
     assert (loss.value, loss.step) == (0.032, 53)  # the latest epoch the table reports
-    accuracy = run.metrics["valid/accuracy"]
-    assert (accuracy.value, accuracy.max_epoch, accuracy.min) == (98.122, 16.0, 80.5)
+    accuracy = run.metrics["train/accuracy"]
+    assert (accuracy.value, accuracy.max_epoch, accuracy.min, accuracy.min_epoch) == (
+        98.122, 53.0, 80.5, 1.0,
+    )  # fmt: skip
+    assert run.metrics["valid/loss"].min_epoch == 50.0
     assert run.metrics["model.params"].value == 961
     assert run.metrics["total_epochs"].value == 16
     assert run.metrics["loss"].count == 3  # the [Epoch n/3] progress lines

@@ -3,29 +3,24 @@
 from __future__ import annotations
 
 import json
-import re
 import threading
 import time
 import uuid
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
-from types import MappingProxyType
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from expbook.errors import (
-    AmbiguousRunError,
     ExperimentNotFoundError,
     InvalidValueError,
-    MetricNotFoundError,
     RunNotFoundError,
     StoreError,
 )
 from expbook.model import (
     ExperimentRecord,
-    GitInfo,
     MetricSummary,
     Note,
     OutputChunk,
@@ -38,11 +33,9 @@ from expbook.query import parse_filter, parse_sort
 from expbook.store import chunks as chunk_codec
 from expbook.store import migrate
 from expbook.store.base import (
-    OutputText,
     RunQuery,
     RunSpec,
     Store,
-    SummaryValue,
     WriteBatch,
     check_tag,
     iter_chunks,
@@ -68,10 +61,21 @@ from expbook.store.schema import (
     tags,
 )
 from expbook.store.sqlquery import SqlCompiler, status_expr
+from expbook.store.sqlrows import (
+    CHUNK_COLUMNS,
+    check_metric_exists,
+    clean,
+    output_row,
+    reason,
+    resolve_reference,
+    run_record,
+    step_range,
+    summary,
+    summary_row,
+)
 from expbook.validation import check_run_fields, param_columns
 
 _IN_BATCH = 5000
-_HEX = re.compile(r"[0-9a-f]{4,32}")
 _parent = runs.alias("parent")
 
 
@@ -95,7 +99,7 @@ class SqlStore(Store):
             migrate.ensure_schema(self.engine, auto_upgrade=auto_upgrade)
         except sa.exc.DBAPIError as exc:
             self.engine.dispose()
-            raise StoreError(f"cannot open store {display_url(url)}: {_reason(exc)}") from exc
+            raise StoreError(f"cannot open store {display_url(url)}: {reason(exc)}") from exc
         except Exception:
             self.engine.dispose()
             raise
@@ -133,7 +137,7 @@ class SqlStore(Store):
         try:
             return retrying(attempt, deadline=RETRY_SECONDS if timeout is None else timeout)
         except sa.exc.DBAPIError as exc:
-            raise StoreError(f"store {display_url(self.url)}: {_reason(exc)}") from exc
+            raise StoreError(f"store {display_url(self.url)}: {reason(exc)}") from exc
 
     def _query(self, action):  # type: ignore[no-untyped-def]
         def attempt():  # type: ignore[no-untyped-def]
@@ -143,7 +147,7 @@ class SqlStore(Store):
         try:
             return retrying(attempt)
         except sa.exc.DBAPIError as exc:
-            raise StoreError(f"store {display_url(self.url)}: {_reason(exc)}") from exc
+            raise StoreError(f"store {display_url(self.url)}: {reason(exc)}") from exc
 
     def _insert(self, table: sa.Table):  # type: ignore[no-untyped-def]
         if self.dialect == "postgresql":
@@ -274,7 +278,7 @@ class SqlStore(Store):
                     [{"run_id": pk, "created_at": t, "text": text} for t, text in batch.notes],
                 )
             rows = [{"run_id": pk, "key": k, "unit": None, **s} for k, s in summaries.items()]
-            rows += [_summary_row(pk, k, v) for k, v in batch.summary.items()]
+            rows += [summary_row(pk, k, v) for k, v in batch.summary.items()]
             if rows:
                 self._upsert_summaries(connection, rows)
             if ordered:
@@ -282,7 +286,7 @@ class SqlStore(Store):
             if batch.attachments:
                 self._write_attachments(connection, pk, batch.attachments)
             if batch.output:
-                connection.execute(outputs.insert(), [_output_row(pk, o) for o in batch.output])
+                connection.execute(outputs.insert(), [output_row(pk, o) for o in batch.output])
             if batch.heartbeat is not None:
                 connection.execute(
                     runs.update().where(runs.c.id == pk).values(heartbeat_at=batch.heartbeat)
@@ -324,7 +328,7 @@ class SqlStore(Store):
         if "status" in values:
             values["status"] = RunStatus(values["status"]).value
         if values.get("error"):
-            values["error"] = _clean(values["error"])
+            values["error"] = clean(values["error"])
         if "name" in values and not (isinstance(values["name"], str) and values["name"].strip()):
             raise InvalidValueError(f"invalid run name {values['name']!r}")
         if values:
@@ -342,7 +346,7 @@ class SqlStore(Store):
                     "key": key,
                     "value_json": text,
                     "value_num": number,
-                    "value_text": _clean(string),
+                    "value_text": clean(string),
                 }
             )
         statement = self._insert(params)
@@ -506,7 +510,7 @@ class SqlStore(Store):
             rows = connection.execute(statement).mappings().all()
             pks = [row["id"] for row in rows]
             details = self._details(connection, pks)
-            return RunList(_run_record(row, *(d.get(row["id"]) for d in details)) for row in rows)
+            return RunList(run_record(row, *(d.get(row["id"]) for d in details)) for row in rows)
 
         return self._query(read)
 
@@ -540,7 +544,7 @@ class SqlStore(Store):
                 .where(metric_summaries.c.run_id.in_(batch))
                 .order_by(metric_summaries.c.run_id, metric_summaries.c.key)
             ).mappings():
-                metric_map.setdefault(row["run_id"], {})[row["key"]] = _summary(row)
+                metric_map.setdefault(row["run_id"], {})[row["key"]] = summary(row)
             for row in connection.execute(
                 sa.select(notes).where(notes.c.run_id.in_(batch)).order_by(notes.c.id)
             ).mappings():
@@ -550,7 +554,7 @@ class SqlStore(Store):
 
     def resolve_run(self, ref: str | int) -> str:
         def resolve(connection: Connection) -> str:
-            return _resolve(connection, ref)
+            return resolve_reference(connection, ref)
 
         return self._query(resolve)
 
@@ -561,9 +565,7 @@ class SqlStore(Store):
     ) -> Series:
         def read(connection: Connection) -> list[Any]:
             pk = self._run_pk(connection, run_id)
-            statement = sa.select(*_CHUNK_COLUMNS).where(
-                chunks.c.run_id == pk, chunks.c.key == key
-            )
+            statement = sa.select(*CHUNK_COLUMNS).where(chunks.c.run_id == pk, chunks.c.key == key)
             if step_min is not None:
                 statement = statement.where(chunks.c.step_max >= step_min)
             if step_max is not None:
@@ -571,12 +573,12 @@ class SqlStore(Store):
             # chunk ids follow the order points were logged: equal steps keep that order
             rows = connection.execute(statement.order_by(chunks.c.id)).all()
             if not rows:
-                _check_metric_exists(connection, pk, key)
+                check_metric_exists(connection, pk, key)
             return rows
 
         points = merge_sorted([chunk_codec.decode(*row) for row in self._query(read)])
         if step_min is not None or step_max is not None:
-            points = _step_range(points, step_min, step_max)
+            points = step_range(points, step_min, step_max)
         return Series(run_id, key, points.steps, points.values, points.times, points.epochs)
 
     def iter_series(
@@ -587,7 +589,7 @@ class SqlStore(Store):
 
             def read(connection: Connection, batch: Sequence[str] = batch) -> list[Any]:
                 statement = (
-                    sa.select(runs.c.uuid, chunks.c.key, *_CHUNK_COLUMNS)
+                    sa.select(runs.c.uuid, chunks.c.key, *CHUNK_COLUMNS)
                     .join(runs, runs.c.id == chunks.c.run_id)
                     .where(runs.c.uuid.in_(batch))
                 )
@@ -744,175 +746,3 @@ class SqlStore(Store):
 
         self._write(update)
         return self.get_experiment(fields.get("name") or name)
-
-
-# --- row mapping --------------------------------------------------------------------------------
-
-
-_CHUNK_COLUMNS = (chunks.c.codec, chunks.c.steps, chunks.c.vals, chunks.c.times, chunks.c.epochs)
-
-
-def _check_metric_exists(connection: Connection, pk: int, key: str) -> None:
-    """Raise MetricNotFoundError unless the run has a summary (a set value) for ``key``."""
-    found = connection.scalar(
-        sa.select(metric_summaries.c.key).where(
-            metric_summaries.c.run_id == pk, metric_summaries.c.key == key
-        )
-    )
-    if found is not None:
-        return
-    number = connection.scalar(sa.select(runs.c.number).where(runs.c.id == pk))
-    known = list(
-        connection.scalars(
-            sa.select(metric_summaries.c.key)
-            .where(metric_summaries.c.run_id == pk)
-            .order_by(metric_summaries.c.key)
-            .limit(8)
-        )
-    )
-    listed = ", ".join(known) if known else "none"
-    raise MetricNotFoundError(f"run #{number} has no metric {key!r} (its metrics: {listed})")
-
-
-def _clean(text: str | None) -> str | None:
-    """Text PostgreSQL accepts: NUL characters become U+FFFD."""
-    return text.replace("\x00", "\ufffd") if text and "\x00" in text else text
-
-
-def _reason(exc: sa.exc.DBAPIError) -> str:
-    text = str(exc.orig) if exc.orig is not None else str(exc)
-    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
-
-
-def _summary_row(pk: int, key: str, value: SummaryValue) -> dict[str, Any]:
-    finite = value.value if value.value == value.value else None
-    reported = value.min is not None or value.max is not None
-    return {
-        "run_id": pk,
-        "key": key,
-        "value": finite,
-        "step": value.step,
-        "epoch": value.epoch,
-        "time": value.time,
-        "min_value": value.min if reported else finite,
-        "min_step": value.min_step if reported else value.step,
-        "min_epoch": value.min_epoch if reported else value.epoch,
-        "max_value": value.max if reported else finite,
-        "max_step": value.max_step if reported else value.step,
-        "max_epoch": value.max_epoch if reported else value.epoch,
-        "count": 0,
-        "unit": value.unit,
-    }
-
-
-def _output_row(pk: int, output: OutputText) -> dict[str, Any]:
-    data = _clean(output.text).encode("utf-8", "replace")
-    return {
-        "run_id": pk,
-        "stream": output.stream,
-        "time": output.time,
-        "lines": output.text.count("\n"),
-        "size": len(data),
-        "data": zlib.compress(data, 1),  # 170 MB/s and 11x on logs; level 6: 64 MB/s, 13x
-    }
-
-
-def _nan(value: float | None) -> float:
-    return float("nan") if value is None else value
-
-
-def _summary(row: Any) -> MetricSummary:
-    return MetricSummary(
-        key=row["key"],
-        value=_nan(row["value"]),
-        step=row["step"],
-        epoch=row["epoch"],
-        time=row["time"],
-        min=row["min_value"],
-        min_step=row["min_step"],
-        min_epoch=row["min_epoch"],
-        max=row["max_value"],
-        max_step=row["max_step"],
-        max_epoch=row["max_epoch"],
-        count=row["count"],
-        unit=row["unit"],
-    )
-
-
-def _run_record(
-    row: Any,
-    run_params: dict[str, Any] | None,
-    run_tags: list[str] | None,
-    metrics: dict[str, MetricSummary] | None,
-    run_notes: list[Note] | None,
-) -> RunRecord:
-    return RunRecord(
-        id=row["uuid"],
-        number=row["number"],
-        name=row["name"],
-        status=RunStatus(row["reported_status"]),
-        started_at=row["started_at"],
-        experiment=row["experiment_name"],
-        kind=row["kind"],
-        parent_id=row["parent_uuid"],
-        parent_number=row["parent_number"],
-        ended_at=row["ended_at"],
-        heartbeat_at=row["heartbeat_at"],
-        exit_code=row["exit_code"],
-        error=row["error"],
-        command=tuple(row["command"] or ()),
-        cwd=row["cwd"],
-        pid=row["pid"],
-        hostname=row["hostname"],
-        git=GitInfo(row["git_commit"], row["git_branch"], row["git_remote"], row["git_dirty"]),
-        host=MappingProxyType(row["host"] or {}),
-        params=MappingProxyType(run_params or {}),
-        tags=tuple(run_tags or ()),
-        metrics=MappingProxyType(metrics or {}),
-        notes=tuple(run_notes or ()),
-    )
-
-
-def _step_range(points: Points, step_min: int | None, step_max: int | None) -> Points:
-    import bisect
-
-    lo = 0 if step_min is None else bisect.bisect_left(points.steps, step_min)
-    hi = len(points) if step_max is None else bisect.bisect_right(points.steps, step_max)
-    return points.slice(lo, hi)
-
-
-def _resolve(connection: Connection, ref: str | int) -> str:
-    text = str(ref).strip()
-    by_number = text[1:] if text.startswith("#") else text
-    if by_number.isdigit():
-        found = connection.scalar(sa.select(runs.c.uuid).where(runs.c.number == int(by_number)))
-        if found is not None:
-            return found
-        if text.startswith("#"):
-            raise RunNotFoundError(f"no run #{by_number}")
-    candidates: Iterable[Any] = ()
-    lowered = text.lower()
-    if _HEX.fullmatch(lowered):
-        candidates = connection.execute(
-            sa.select(runs.c.uuid, runs.c.number, runs.c.name)
-            .where(runs.c.uuid.like(lowered + "%"))
-            .limit(6)
-        ).all()
-    if not candidates:
-        candidates = connection.execute(
-            sa.select(runs.c.uuid, runs.c.number, runs.c.name)
-            .where(runs.c.name == text)
-            .order_by(runs.c.number)
-            .limit(6)
-        ).all()
-    candidates = list(candidates)
-    if len(candidates) == 1:
-        return candidates[0][0]
-    if not candidates:
-        raise RunNotFoundError(
-            f"no run matches {text!r} "
-            "(use a number like 12 or #12, a UUID prefix or a unique name)"
-        )
-    listed = ", ".join(f"#{number} ({name})" for _, number, name in candidates[:5])
-    more = " and more" if len(candidates) > 5 else ""
-    raise AmbiguousRunError(f"{text!r} matches several runs: {listed}{more}; use a number")
