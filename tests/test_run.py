@@ -284,7 +284,7 @@ def test_signals_are_forwarded_and_the_run_is_interrupted(
     time.sleep(0.5)
     launcher.send_signal(signum)
     code = launcher.wait(30)
-    assert code == 128 + signum  # the program died by the signal, as the shell would report
+    assert code == -signum  # it ends as the program ended: killed by the signal
     run = recorded(store_path)
     assert run.status is RunStatus.INTERRUPTED
     assert run.error == f"killed by {signum.name}"
@@ -583,7 +583,7 @@ def test_ctrl_c_on_the_terminal_reaches_the_program(tmp_path: Path, store_path: 
             break
     _, status = os.waitpid(pid, 0)
     os.close(master)
-    assert os.waitstatus_to_exitcode(status) == 128 + signal.SIGINT
+    assert os.waitstatus_to_exitcode(status) == -signal.SIGINT  # so a shell loop stops too
     run = recorded(store_path)
     assert run.status is RunStatus.INTERRUPTED and run.error == "killed by SIGINT"
 
@@ -610,3 +610,241 @@ def test_run_help_comes_from_click(store_path: str) -> None:
     result = expbook_run("--help", store=store_path)
     assert result.returncode == 0 and "Run COMMAND and record it" in result.stdout
     assert "--experiment" in result.stdout
+
+
+# --- how the program is wired up: terminals, pipes, job control ----------------------------------
+
+
+def test_terminal_stdin_with_stdout_to_a_pipe(tmp_path: Path, store_path: str) -> None:
+    """`expbook run -- prog | tee log` typed in a terminal: stdin a terminal, stdout a pipe."""
+    import pty
+
+    program = script(tmp_path, "t.py", "import sys\nprint('stdin isatty', sys.stdin.isatty())\n")
+    master, slave = pty.openpty()
+    result = subprocess.run(
+        [EXPBOOK, "run", "-q", "--", sys.executable, program], stdin=slave,
+        capture_output=True, text=True, env={**os.environ, "EXPBOOK_STORE": store_path},
+        timeout=60,
+    )  # fmt: skip
+    os.close(slave)
+    os.close(master)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "stdin isatty True\n"
+    assert recorded(store_path).status is RunStatus.FINISHED
+
+
+def _on_terminal(argv: list[str], *, background: bool = False, stdin: int | None = None,
+                 stderr: int | None = None) -> tuple[int, bytes]:  # fmt: skip
+    """Run ``argv`` with a new terminal as its stdout (and stdin unless given), as a shell
+    would: in the terminal's foreground process group, or in the background."""
+    import fcntl
+    import pty
+    import termios
+
+    master, slave = pty.openpty()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setsid()
+            fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+            if background:  # a job of its own, not the terminal's foreground group (as `cmd &`)
+                job = os.fork()
+                if job != 0:
+                    os._exit(os.waitstatus_to_exitcode(os.waitpid(job, 0)[1]) & 0xFF)
+                os.setpgid(0, 0)
+            os.dup2(stdin if stdin is not None else slave, 0)
+            os.dup2(slave, 1)
+            os.dup2(stderr if stderr is not None else slave, 2)
+            os.execv(argv[0], argv)
+        finally:
+            os._exit(127)
+    os.close(slave)
+    output = b""
+    while True:
+        try:
+            data = os.read(master, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        output += data
+    _, status = os.waitpid(pid, 0)
+    os.close(master)
+    return os.waitstatus_to_exitcode(status), output
+
+
+def test_in_the_background_the_terminal_is_left_alone(tmp_path: Path, store_path: str) -> None:
+    program = script(tmp_path, "bg.sh", "#!/bin/sh\necho 'background epoch 1 loss=0.5 acc=0.5'\n")
+    os.environ["EXPBOOK_STORE"] = store_path
+    try:
+        code, output = _on_terminal([EXPBOOK, "run", "-q", "--", program], background=True)
+    finally:
+        del os.environ["EXPBOOK_STORE"]
+    assert code == 0  # not stopped by SIGTTOU
+    assert b"background epoch 1" in output
+    assert recorded(store_path).metrics["loss"].value == 0.5
+
+
+def test_redirected_stdin_and_stderr_on_a_terminal(tmp_path: Path, store_path: str) -> None:
+    program = script(tmp_path, "io.py", """
+        import sys
+        total = sum(float(line) for line in sys.stdin)
+        print(f"sum: {total}")
+        print("a warning", file=sys.stderr)
+        """)  # fmt: skip
+    numbers = tmp_path / "numbers.txt"
+    numbers.write_text("1\n2\n3.5\n")
+    errors = tmp_path / "errors.txt"
+    os.environ["EXPBOOK_STORE"] = store_path
+    try:
+        with open(numbers, "rb") as stdin, open(errors, "wb") as stderr:
+            code, output = _on_terminal([EXPBOOK, "run", "-q", "--", sys.executable, program],
+                                        stdin=stdin.fileno(), stderr=stderr.fileno())  # fmt: skip
+    finally:
+        del os.environ["EXPBOOK_STORE"]
+    assert code == 0
+    assert b"sum: 6.5" in output and b"a warning" not in output  # stderr went to the file
+    assert errors.read_text() == "a warning\n"
+    run = recorded(store_path)
+    chunks = expbook.open_store(store_path).get_output(run.id)
+    assert [(c.stream, c.text) for c in chunks if c.stream == "stderr"] == [
+        ("stderr", "a warning\n")
+    ]
+    assert run.metrics["sum"].value == 6.5
+
+
+def test_a_pipe_to_head_ends_the_program(store_path: str) -> None:
+    started = time.monotonic()
+    result = subprocess.run(
+        f"{EXPBOOK} run -q -- yes | head -3", shell=True, capture_output=True, text=True,
+        env={**os.environ, "EXPBOOK_STORE": store_path}, timeout=60,
+    )  # fmt: skip
+    assert result.stdout == "y\ny\ny\n"
+    assert time.monotonic() - started < 20  # yes got SIGPIPE, as without expbook
+    assert recorded(store_path).status is RunStatus.INTERRUPTED  # killed by SIGPIPE
+
+
+def test_a_closed_stdout_is_not_an_error(tmp_path: Path, store_path: str) -> None:
+    result = subprocess.run(
+        f"{EXPBOOK} run -q -- sh -c 'echo loss=1 acc=2 >&2; exit 0' >&-", shell=True,
+        capture_output=True, text=True, env={**os.environ, "EXPBOOK_STORE": store_path},
+        timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_nohup_keeps_hangups_ignored(tmp_path: Path, store_path: str) -> None:
+    program = script(tmp_path, "long.sh", "#!/bin/sh\nsleep 1\necho 'done loss=0.1 acc=1'\n")
+    launcher = subprocess.Popen(
+        [EXPBOOK, "run", "--", program], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        env={**os.environ, "EXPBOOK_STORE": store_path},
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN),
+    )  # fmt: skip
+    time.sleep(0.5)
+    launcher.send_signal(signal.SIGHUP)
+    assert launcher.wait(30) == 0
+    run = recorded(store_path)
+    assert run.status is RunStatus.FINISHED and run.metrics["loss"].value == 0.1
+
+
+def test_a_program_that_crashes_by_a_signal_has_failed(tmp_path: Path, store_path: str) -> None:
+    program = script(tmp_path, "segv.py", """
+        import os, signal
+        print("epoch 1 loss=0.5 acc=0.1", flush=True)
+        os.kill(os.getpid(), signal.SIGSEGV)
+        """)  # fmt: skip
+    result = expbook_run("--", sys.executable, program, store=store_path)
+    assert result.returncode == 128 + signal.SIGSEGV
+    run = recorded(store_path)
+    assert run.status is RunStatus.FAILED and run.error.startswith("killed by SIGSEGV")
+    assert "epoch 1 loss=0.5" in run.error
+
+
+def test_environment_prefixes_and_scripts_without_a_shebang(
+    tmp_path: Path, store_path: str
+) -> None:
+    plain = tmp_path / "plain.sh"
+    plain.write_text('echo "device $CUDA_VISIBLE_DEVICES loss=0.25 acc=0.5"\n')
+    plain.chmod(0o755)
+    result = expbook_run("--", "CUDA_VISIBLE_DEVICES=1", str(plain), "--lr", "0.1",
+                         store=store_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "device 1 loss=0.25 acc=0.5\n"
+    run = recorded(store_path)
+    assert run.params == {"env.CUDA_VISIBLE_DEVICES": "1", "lr": 0.1}
+    assert run.command == ("CUDA_VISIBLE_DEVICES=1", str(plain), "--lr", "0.1")
+    assert run.name == "plain"
+    again = run_cli("rerun", run.id[:8], "--set", "lr=0.2", "--store", store_path)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == "device 1 loss=0.25 acc=0.5\n"
+    rerun = recorded(store_path, 2)
+    assert rerun.command == ("CUDA_VISIBLE_DEVICES=1", str(plain), "--lr", "0.2")
+    assert rerun.params == {"env.CUDA_VISIBLE_DEVICES": "1", "lr": 0.2}
+
+
+# --- recording problems are reported -------------------------------------------------------------
+
+
+def test_a_store_that_cannot_be_reached_is_reported(tmp_path: Path) -> None:
+    program = script(tmp_path, "slow.sh", "#!/bin/sh\nsleep 2\necho 'loss=0.5 acc=0.1'\n")
+    result = run_cli("run", "--store", "postgresql://nobody@127.0.0.1:1/nothing", "--", program,
+                     env={"EXPBOOK_SPOOL_ROOT": str(tmp_path / "spool")})  # fmt: skip
+    assert result.returncode == 0  # the program ran
+    assert "warning: the run was not recorded" in result.stderr
+    assert "127.0.0.1" in result.stderr and str(tmp_path / "spool") in result.stderr
+
+
+def test_an_earlier_failure_is_reported_by_the_next_run(tmp_path: Path, store_path: str) -> None:
+    spool = Path(store_path).parent / "spool" / ("f" * 32)
+    spool.mkdir(parents=True)
+    (spool / "failed.json").write_text('{"error": "disk full"}')
+    result = expbook_run("-q", "--", "true", store=store_path)
+    assert result.returncode == 0
+    assert "the run was not recorded: disk full" in result.stderr
+    assert not (spool / "failed.json").exists()  # reported once
+    assert "disk full" not in expbook_run("-q", "--", "true", store=store_path).stderr
+
+
+# --- attaching -----------------------------------------------------------------------------------
+
+
+def test_child_processes_get_runs_of_their_own(tmp_path: Path, store_path: str) -> None:
+    evaluate = script(tmp_path, "evaluate.py", """
+        import expbook
+        with expbook.start_run(name="eval", kind="eval", params={"lr": 999}) as run:
+            run.log({"loss": 123.0}, step=1)
+        """)  # fmt: skip
+    train = script(tmp_path, "train.py", f"""
+        import subprocess, sys, expbook
+        with expbook.start_run(name="train", params={{"lr": 0.1}}) as run:
+            run.log({{"loss": 0.5}}, step=0)
+            subprocess.run([sys.executable, {evaluate!r}], check=True)
+            run.log({{"loss": 0.4}}, step=1)
+        """)  # fmt: skip
+    result = expbook_run("--", sys.executable, train, store=store_path)
+    assert result.returncode == 0, result.stderr
+    store = expbook.open_store(store_path)
+    wrapper = recorded(store_path, "train")
+    evaluation = store.run("eval")
+    assert wrapper.params == {"lr": 0.1} and list(store.series(wrapper, "loss").values) == [
+        0.5,
+        0.4,
+    ]
+    assert evaluation.parent_id == wrapper.id and evaluation.params == {"lr": 999}
+
+
+def test_points_printed_before_attaching_are_kept(tmp_path: Path, store_path: str) -> None:
+    program = script(tmp_path, "late.py", """
+        import time, expbook
+        for epoch in range(1, 4):
+            print(f"epoch {epoch}/3 loss={1 / epoch:.3f} acc=0.5", flush=True)
+        time.sleep(1.0)
+        with expbook.start_run() as run:
+            run.summary["test_acc"] = 0.9
+            print("epoch 4/3 loss=9.9 acc=9.9", flush=True)  # after attaching: not parsed
+        """)  # fmt: skip
+    assert expbook_run("--", sys.executable, program, store=store_path).returncode == 0
+    run = recorded(store_path)
+    assert list(expbook.open_store(store_path).series(run, "loss").steps) == [1, 2, 3]
+    assert run.metrics["test_acc"].value == 0.9

@@ -11,7 +11,7 @@ from typing import Any
 from expbook.cli.common import open_cli_store
 from expbook.errors import ExpbookError
 from expbook.locations import resolve_url
-from expbook.runner.launch import Launch
+from expbook.runner.launch import Launch, split_assignments
 from expbook.runner.text import strip_ansi
 
 FOLLOW_POLL_SECONDS = 0.5
@@ -96,10 +96,12 @@ def rerun(
         url = opened.url
     if not record.command:
         raise ExpbookError(f"run #{record.number} has no recorded command to run again")
-    command = with_flags(record.command, assignments)
+    env, command = split_assignments(list(record.command))
+    command = with_flags(command, assignments)
     cwd = record.cwd if record.cwd and os.path.isdir(record.cwd) else os.getcwd()
     if dry_run:
-        print(f"cd {shlex.quote(cwd)} && {shlex.join(command)}")
+        prefix = [f"{k}={v}" for k, v in env.items()]
+        print(f"cd {shlex.quote(cwd)} && {shlex.join([*prefix, *command])}")
         return 0
     if record.cwd and cwd != record.cwd:
         _warn(f"run #{record.number} ran in {record.cwd}, which is gone; running here")
@@ -115,7 +117,7 @@ def rerun(
         "no_capture": no_capture,
     }
     os.chdir(cwd)
-    return Launch(options, command, url).run()
+    return Launch(options, command, url, env).run()
 
 
 def _check_commit(record: Any, cwd: str) -> None:

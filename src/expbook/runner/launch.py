@@ -7,17 +7,24 @@ standard library and does only what must happen here:
 2. start the recorder (``python -m expbook.runner.recorder``), a separate process that creates
    the run, parses the output and writes the store — it can never slow the program down;
 3. pass the program's output through unchanged, appending it to the spool for the recorder;
-4. pass stdin through, forward signals, and exit with the program's exit status.
+4. pass stdin through, forward signals, and end as the program ended: with its exit status, or
+   killed by the same signal (so that Ctrl-C also stops a shell loop around ``expbook run``).
 
 How the program is run:
 
 - stdout is a terminal: on a pseudo-terminal, so colours and progress bars look as they always
-  do; our terminal goes to raw mode and keystrokes (Ctrl-C included) reach the program through
-  its own terminal;
+  do. In the foreground our terminal goes to raw mode and keystrokes (Ctrl-C included) reach the
+  program through its own terminal; in the background the terminal is left alone. Input that is
+  not a terminal (``< file``) goes to the program directly, and so does a stderr redirected
+  away from the terminal (through a pipe, so it is still recorded);
 - stdout is not a terminal (a pipe, a file, CI): through pipes; stdout and stderr stay apart.
   The program gets its own process group and SIGINT, SIGTERM and SIGHUP sent to expbook are
   forwarded to that group — unless stdin is a terminal, where the program must stay in the
   terminal's foreground group to read it (and gets Ctrl-C from the terminal itself).
+
+The program starts with SIGPIPE and SIGXFSZ at their defaults (Python ignores them, and ignored
+signals survive ``exec``), so ``expbook run -- prog | head`` ends ``prog`` as it would without
+expbook: when ``head`` exits, the launcher stops reading and ``prog`` gets SIGPIPE.
 """
 
 from __future__ import annotations
@@ -37,10 +44,16 @@ if TYPE_CHECKING:
     from typing import Any
 
 _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+_DIE_BY = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
+"""Signals the launcher re-raises on itself when they ended the program (shells then stop
+loops and scripts); for others (SIGSEGV, SIGQUIT, SIGKILL...) it exits with 128 + the signal
+(dying by those would dump the launcher's core)."""
+_RESET_FOR_PROGRAM = (signal.SIGPIPE, signal.SIGXFSZ)
 _READ = 1 << 18
 _PIPE_SIZE = 1 << 20  # a big pipe: the program rarely waits for us to read
 _SPOOL_BUFFER = 1 << 18
 _SPOOL_FLUSH_SECONDS = 0.05
+_REPORT_SECONDS = 5.0
 
 OPTIONS = {
     # option: (key, takes a value, repeatable)
@@ -102,6 +115,19 @@ def parse_args(argv: list[str]) -> tuple[dict[str, Any], list[str]]:
     return options, []
 
 
+def split_assignments(command: list[str]) -> tuple[dict[str, str], list[str]]:
+    """Leading ``NAME=value`` words, as a shell takes them: environment for the program."""
+    env: dict[str, str] = {}
+    for i, word in enumerate(command):
+        name, eq, value = word.partition("=")
+        if not eq or not name or not (name[0].isalpha() or name[0] == "_"):
+            return env, command[i:]
+        if not all(c.isalnum() or c == "_" for c in name):
+            return env, command[i:]
+        env[name] = value
+    return env, []
+
+
 def new_run_id() -> str:
     """A random (version 4) UUID as 32 hex digits, without importing ``uuid``."""
     raw = bytearray(os.urandom(16))
@@ -118,6 +144,7 @@ def main(argv: list[str]) -> int:
             from expbook.cli.main import run_cli
 
             return run_cli(["run", "--help"])
+        env, command = split_assignments(command)
         if not command:
             raise UsageError("nothing to run")
         url = resolve_url(options.get("store"))
@@ -127,36 +154,50 @@ def main(argv: list[str]) -> int:
     except Exception as exc:  # a bad --store
         _error(str(exc))
         return 1
-    return Launch(options, command, url).run()
+    return Launch(options, command, url, env).run()
 
 
 class Launch:
     """One program run under ``expbook run``."""
 
-    def __init__(self, options: dict[str, Any], command: list[str], url: str) -> None:
+    def __init__(
+        self,
+        options: dict[str, Any],
+        command: list[str],
+        url: str,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.options = options
         self.command = command
         self.url = url
+        self.env = env or {}
         self.run_id = new_run_id()
         self.spool = os.path.join(spool_root(url), self.run_id)
         self.pid = 0
+        self.recorder = 0
         self.forwarded: int | None = None
         self._output: Any = None
         self._flushed_at = 0.0
+        self._stdout = _fd(sys.stdout)
+        self._stderr = _fd(sys.stderr)
 
     def run(self) -> int:
-        problem = _find_problem(self.command[0])
+        program, problem, via_shell = _resolve_program(self.command[0], self.env)
         if problem is not None:
             _error(f"cannot run {self.command[0]!r}: {problem}")
-            return 126 if problem == "permission denied" else 127
+            return 126 if problem != "command not found" else 127
+        argv = ["/bin/sh", program, *self.command[1:]] if via_shell else self.command
+        _report_earlier_failures(os.path.dirname(self.spool))
         os.makedirs(self.spool, exist_ok=True)
-        started = time.time()
-        write_json(os.path.join(self.spool, "meta.json"), self._meta(started))
+        write_json(os.path.join(self.spool, "meta.json"), self._meta(time.time()))
         # Buffered, flushed every 50 ms: a program that flushes every line would otherwise cost a
         # write to the spool per line. The recorder sees output at most 50 ms late.
         self._output = open(os.path.join(self.spool, "output"), "ab", buffering=_SPOOL_BUFFER)  # noqa: SIM115
         try:
-            status = self._run_on_pty() if sys.stdout.isatty() else self._run_on_pipes()
+            if self._stdout is not None and os.isatty(self._stdout):
+                status = self._run_on_pty(argv)
+            else:
+                status = self._run_on_pipes(argv)
         finally:
             self._output.close()
         return self._finish(status)
@@ -166,6 +207,7 @@ class Launch:
             "run_id": self.run_id,
             "store": self.url,
             "command": self.command,
+            "env": self.env,
             "cwd": os.getcwd(),
             "hostname": os.uname().nodename,
             "started_at": started,
@@ -176,6 +218,7 @@ class Launch:
 
     def _child_env(self) -> dict[str, str]:
         env = dict(os.environ)
+        env.update(self.env)
         env["EXPBOOK_RUN_ID"] = self.run_id
         env["EXPBOOK_STORE"] = self.url
         env["EXPBOOK_SPOOL"] = self.spool
@@ -185,7 +228,7 @@ class Launch:
         log = os.open(os.path.join(self.spool, "recorder.log"), os.O_WRONLY | os.O_CREAT, 0o644)
         null = os.open(os.devnull, os.O_RDONLY)
         try:
-            os.posix_spawn(
+            self.recorder = os.posix_spawn(
                 sys.executable,
                 [sys.executable, "-m", "expbook.runner.recorder", self.spool],
                 os.environ,
@@ -202,14 +245,15 @@ class Launch:
 
     # --- pipes ----------------------------------------------------------------------------------
 
-    def _run_on_pipes(self) -> int:
+    def _run_on_pipes(self, argv: list[str]) -> int:
         out_r, out_w = _pipe()
         err_r, err_w = _pipe()
-        own_group = not sys.stdin.isatty()
+        own_group = not _isatty(sys.stdin)
+        group = {"setpgroup": 0} if own_group else {}
         try:
             self.pid = os.posix_spawnp(
-                self.command[0],
-                self.command,
+                argv[0],
+                argv,
                 self._child_env(),
                 file_actions=[
                     (os.POSIX_SPAWN_DUP2, out_w, 1),
@@ -217,104 +261,138 @@ class Launch:
                     (os.POSIX_SPAWN_CLOSE, out_r),
                     (os.POSIX_SPAWN_CLOSE, err_r),
                 ],
-                setpgroup=0 if own_group else None,
+                setsigdef=_RESET_FOR_PROGRAM,
+                **group,
             )
         finally:
             os.close(out_w)
             os.close(err_w)
         self._start_recorder()
         self._forward_signals(group=own_group)
-        streams = {out_r: (b"o", sys.stdout.fileno()), err_r: (b"e", sys.stderr.fileno())}
+        streams = {out_r: (b"o", self._stdout), err_r: (b"e", self._stderr)}
+        return self._pump(streams, stdin=None, master=None)
+
+    # --- pseudo-terminal ------------------------------------------------------------------------
+
+    def _run_on_pty(self, argv: list[str]) -> int:
+        import pty
+        import termios
+        import tty
+
+        stdin = _fd(sys.stdin)
+        terminal_in = stdin is not None and os.isatty(stdin)
+        foreground = terminal_in and _in_foreground(stdin)
+        separate_err = self._stderr is not None and not _same_terminal(self._stderr, self._stdout)
+        err_r, err_w = _pipe() if separate_err else (None, None)
+        size = _window_size(self._stdout)
+        master, slave = pty.openpty()
+        if size is not None:
+            _set_window_size(slave, size)
+        env = self._child_env()
+        pid = os.fork()
+        if pid == 0:  # the child: its own session on the new terminal, then the program
+            try:
+                os.close(master)
+                os.setsid()
+                import fcntl
+
+                fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+                os.dup2(slave if terminal_in or stdin is None else stdin, 0)
+                os.dup2(slave, 1)
+                os.dup2(err_w if err_w is not None else slave, 2)
+                for signum in _RESET_FOR_PROGRAM:  # others stay as inherited (nohup: SIGHUP)
+                    signal.signal(signum, signal.SIG_DFL)
+                os.execvpe(argv[0], argv, env)
+            finally:
+                os._exit(127)  # not reached unless exec failed (checked beforehand)
+        os.close(slave)
+        if err_w is not None:
+            os.close(err_w)
+        self.pid = pid
+        self._start_recorder()
+        self._forward_signals(group=True)
+        if self._stdout is not None:
+            stdout = self._stdout
+            signal.signal(signal.SIGWINCH, lambda *_: _copy_window_size(stdout, master))
+        saved = None
+        if foreground:
+            saved = termios.tcgetattr(stdin)
+            tty.setraw(stdin)
+        streams = {master: (b"o", self._stdout)}
+        if err_r is not None:
+            streams[err_r] = (b"e", self._stderr)
+        try:
+            return self._pump(streams, stdin=stdin if foreground else None, master=master)
+        finally:
+            if saved is not None:
+                try:  # noqa: SIM105 - the terminal may be gone (a hang-up)
+                    termios.tcsetattr(stdin, termios.TCSAFLUSH, saved)
+                except (termios.error, OSError):
+                    pass
+
+    # --- shared ---------------------------------------------------------------------------------
+
+    def _pump(
+        self,
+        streams: dict[int, tuple[bytes, int | None]],
+        *,
+        stdin: int | None,
+        master: int | None,
+    ) -> int:
+        """Pass output (and input) until the program's outputs close; its wait status."""
         status = None
+        watched = [*streams, *([stdin] if stdin is not None else [])]
         while streams:
-            ready = _readable(list(streams), timeout=0.2)
+            ready = _readable(watched, timeout=0.2)
             for fd in ready:
+                if fd == stdin:
+                    data = _read(fd)
+                    if data and master is not None:
+                        _write_all(master, data)
+                    else:
+                        watched.remove(fd)  # end of our input: stop passing it on
+                    continue
                 data = _read(fd)
                 if not data:
                     os.close(fd)
                     del streams[fd]
+                    watched.remove(fd)
                     continue
                 kind, target = streams[fd]
-                self._pass(kind, data, target)
+                if not self._pass(kind, data, target) and fd != master:
+                    # Our reader is gone (| head): stop reading, so the program gets SIGPIPE.
+                    os.close(fd)
+                    del streams[fd]
+                    watched.remove(fd)
             if not ready:  # quiet: has the program ended (leaving a process that holds a pipe)?
                 self._output.flush()
                 status = _reap(self.pid)
                 if status is not None:
                     break
-        for fd in streams:
+        for fd, (kind, target) in streams.items():  # what was written just before the end
+            for data in _drain(fd):
+                self._pass(kind, data, target)
             os.close(fd)
         return status if status is not None else _wait(self.pid)
 
-    # --- pseudo-terminal ------------------------------------------------------------------------
-
-    def _run_on_pty(self) -> int:
-        import pty
-        import termios
-        import tty
-
-        size = _window_size(sys.stdout.fileno())
-        env = self._child_env()
-        pid, master = pty.fork()
-        if pid == 0:  # the child: set the window size, then become the program
-            if size is not None:
-                _set_window_size(0, size)
+    def _pass(self, kind: bytes, data: bytes, target: int | None) -> bool:
+        """Pass ``data`` on and spool it; False once ``target`` can take no more."""
+        passed = target is not None
+        if passed:
             try:
-                os.execvpe(self.command[0], self.command, env)
-            finally:
-                os._exit(127)  # not reached unless exec failed (checked beforehand)
-        self.pid = pid
-        self._start_recorder()
-        self._forward_signals(group=True)
-        signal.signal(signal.SIGWINCH, lambda *_: _copy_window_size(sys.stdout.fileno(), master))
-        stdin = sys.stdin.fileno() if sys.stdin.isatty() else None
-        saved = termios.tcgetattr(stdin) if stdin is not None else None
-        try:
-            if stdin is not None:
-                tty.setraw(stdin)
-            status = self._pump_pty(master, stdin)
-        finally:
-            if saved is not None:
-                termios.tcsetattr(stdin, termios.TCSAFLUSH, saved)
-            os.close(master)
-        return status if status is not None else _wait(pid)
-
-    def _pump_pty(self, master: int, stdin: int | None) -> int | None:
-        """Pass output and input until the program's terminal closes; the wait status if the
-        program ended while something else still held its terminal open."""
-        target = sys.stdout.fileno()
-        fds = [master] if stdin is None else [master, stdin]
-        while True:
-            ready = _readable(fds, timeout=0.2)
-            if not ready:
-                self._output.flush()
-                status = _reap(self.pid)
-                if status is not None:
-                    return status
-            for fd in ready:
-                if fd == master:
-                    data = _read(master)  # EIO when the program closed its terminal
-                    if not data:
-                        return None
-                    self._pass(b"o", data, target)
+                _write_all(target, data)
+            except OSError:  # our reader went away (| head), or the terminal hung up
+                passed = False
+                if kind == b"o":
+                    self._stdout = None
                 else:
-                    data = os.read(fd, _READ)
-                    if not data:
-                        fds.remove(fd)  # end of our input: stop passing it on
-                        continue
-                    _write_all(master, data)
-
-    # --- shared ---------------------------------------------------------------------------------
-
-    def _pass(self, kind: bytes, data: bytes, target: int) -> None:
-        try:  # noqa: SIM105 - a plain try costs less than contextlib.suppress on this path
-            _write_all(target, data)
-        except BrokenPipeError:  # our reader went away (| head): keep recording
-            pass
+                    self._stderr = None
         now = time.time()
         self._output.write(FRAME.pack(kind, len(data), now) + data)
         if now - self._flushed_at >= _SPOOL_FLUSH_SECONDS:
             self._output.flush()
             self._flushed_at = now
+        return passed
 
     def _forward_signals(self, *, group: bool) -> None:
         def forward(signum: int, _frame: object) -> None:
@@ -328,6 +406,8 @@ class Launch:
                 pass
 
         for signum in _FORWARDED:
+            if signal.getsignal(signum) is signal.SIG_IGN:
+                continue  # ignored by whoever started us (nohup): so it stays
             if signum == signal.SIGINT and not group:
                 # The program shares our terminal's foreground group: Ctrl-C reaches it directly.
                 signal.signal(signum, lambda s, f: setattr(self, "forwarded", s))
@@ -346,23 +426,63 @@ class Launch:
                 "ended_at": ended,
             },
         )
-        if not self.options.get("quiet"):
-            self._report(ended)
+        self._report()
+        if killed_by is not None and killed_by in _DIE_BY:
+            signal.signal(killed_by, signal.SIG_DFL)
+            os.kill(os.getpid(), killed_by)  # end as the program ended
         return 128 + killed_by if killed_by is not None else code
 
-    def _report(self, ended: float) -> None:
-        """One line on stderr once the recorder is done — if it is ready already (for a
-        command of a few milliseconds it is still starting; it finishes in the background)."""
-        if read_json(os.path.join(self.spool, "ready")) is None:
-            return
-        done_path = os.path.join(self.spool, "done")
-        deadline = ended + 5.0
-        done = read_json(done_path)
-        while done is None and time.time() < deadline:
+    def _report(self) -> None:
+        """Once the recorder is done, one line on stderr — if it was ready already (for a
+        command of a few milliseconds it is still starting and finishes in the background; a
+        failure then is reported by the next ``expbook run``)."""
+        ready = read_json(os.path.join(self.spool, "ready")) is not None
+        deadline = time.time() + _REPORT_SECONDS
+        while True:
+            done = read_json(os.path.join(self.spool, "done"))
+            if done is not None:
+                if not self.options.get("quiet"):
+                    _say(done["summary"])
+                return
+            failed = _failed(self.spool)
+            gone = self.recorder and _reap(self.recorder) is not None
+            if gone and failed is None and os.path.exists(os.path.join(self.spool, "done")):
+                continue  # it finished just now
+            if failed is not None or gone:
+                _warn_failure(self.spool, failed)
+                return
+            if not ready or time.time() > deadline:
+                return
             time.sleep(0.01)
-            done = read_json(done_path)
-        if done is not None:
-            sys.stderr.write(f"expbook: {done['summary']}\n")
+
+
+def _fd(stream: object) -> int | None:
+    """The file descriptor of a standard stream, or None if it is closed."""
+    try:
+        return stream.fileno() if stream is not None else None  # type: ignore[attr-defined]
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _isatty(stream: object) -> bool:
+    fd = _fd(stream)
+    return fd is not None and os.isatty(fd)
+
+
+def _in_foreground(fd: int) -> bool:
+    try:
+        return os.tcgetpgrp(fd) == os.getpgrp()
+    except OSError:
+        return False
+
+
+def _same_terminal(a: int, b: int | None) -> bool:
+    if b is None or not os.isatty(a):
+        return False
+    try:
+        return os.ttyname(a) == os.ttyname(b)
+    except OSError:
+        return False
 
 
 def _pipe() -> tuple[int, int]:
@@ -384,9 +504,23 @@ def _read(fd: int) -> bytes:
     try:
         return os.read(fd, _READ)
     except OSError as exc:
-        if exc.errno == errno.EIO:
+        if exc.errno == errno.EIO:  # a pseudo-terminal whose program has gone
             return b""
         raise
+
+
+def _drain(fd: int) -> list[bytes]:
+    """What can still be read from ``fd`` without waiting."""
+    os.set_blocking(fd, False)
+    chunks = []
+    while True:
+        try:
+            data = os.read(fd, _READ)
+        except (BlockingIOError, OSError):
+            return chunks
+        if not data:
+            return chunks
+        chunks.append(data)
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -401,8 +535,11 @@ def _wait(pid: int) -> int:
 
 
 def _reap(pid: int) -> int | None:
-    """The program's wait status if it has ended, else None (without blocking)."""
-    reaped, status = os.waitpid(pid, os.WNOHANG)
+    """The process's wait status if it has ended, else None (without blocking)."""
+    try:
+        reaped, status = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return 0
     return status if reaped == pid else None
 
 
@@ -413,19 +550,53 @@ def _decode(status: int) -> tuple[int | None, int | None]:
     return os.waitstatus_to_exitcode(status), None
 
 
-def _find_problem(program: str) -> str | None:
-    """Why ``program`` cannot be executed ("command not found", ...), or None if it can."""
+def _resolve_program(program: str, env: dict[str, str]) -> tuple[str, str | None, bool]:
+    """(path, problem or None, run it with /bin/sh): a shell runs an executable file that is
+    neither a binary nor a ``#!`` script with ``/bin/sh``, and so do we."""
     if os.sep in program:
         candidates = [program]
     else:
-        path = os.environ.get("PATH", os.defpath).split(os.pathsep)
-        candidates = [os.path.join(directory or ".", program) for directory in path]
+        path = env.get("PATH") or os.environ.get("PATH", os.defpath)
+        directories = path.split(os.pathsep)
+        candidates = [os.path.join(directory or ".", program) for directory in directories]
     found = [c for c in candidates if os.path.isfile(c)]
     if not found:
-        return "command not found"
-    if not any(os.access(c, os.X_OK) for c in found):
-        return "permission denied"
-    return None
+        return program, "command not found", False
+    executable = next((c for c in found if os.access(c, os.X_OK)), None)
+    if executable is None:
+        return program, "permission denied", False
+    try:
+        with open(executable, "rb") as handle:
+            magic = handle.read(4)
+    except OSError:
+        magic = b"\x7fELF"
+    return executable, None, not (magic.startswith(b"#!") or magic == b"\x7fELF")
+
+
+def _failed(spool: str) -> dict[str, Any] | None:
+    return read_json(os.path.join(spool, "failed.json"))
+
+
+def _warn_failure(spool: str, failed: dict[str, Any] | None) -> None:
+    reason = failed["error"] if failed else "the recorder stopped (see recorder.log)"
+    _say(f"warning: the run was not recorded: {reason}; its output is kept in {spool}")
+    try:  # noqa: SIM105 - contextlib costs an import on the critical path
+        os.replace(os.path.join(spool, "failed.json"), os.path.join(spool, "failed-reported.json"))
+    except OSError:
+        pass
+
+
+def _report_earlier_failures(root: str) -> None:
+    """Failures of recorders that finished after their ``expbook run`` had exited."""
+    try:
+        entries = os.listdir(root)
+    except OSError:
+        return
+    for entry in entries:
+        spool = os.path.join(root, entry)
+        failed = _failed(spool)
+        if failed is not None:
+            _warn_failure(spool, failed)
 
 
 def _signal_name(signum: int | None) -> str | None:
@@ -437,7 +608,9 @@ def _signal_name(signum: int | None) -> str | None:
         return f"signal {signum}"
 
 
-def _window_size(fd: int) -> bytes | None:
+def _window_size(fd: int | None) -> bytes | None:
+    if fd is None:
+        return None
     import fcntl
     import termios
 
@@ -463,5 +636,15 @@ def _copy_window_size(source: int, target: int) -> None:
         _set_window_size(target, size)
 
 
+def _say(message: str) -> None:
+    try:  # noqa: SIM105
+        sys.stderr.write(f"expbook: {message}\n")
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
 def _error(message: str) -> None:
-    sys.stderr.write(f"error: {message}\n")
+    try:  # noqa: SIM105
+        sys.stderr.write(f"error: {message}\n")
+    except (OSError, ValueError, AttributeError):
+        pass

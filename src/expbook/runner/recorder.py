@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import sys
 import time
+import warnings
 from collections import deque
 from typing import Any
 
@@ -40,6 +42,10 @@ OUTPUT_QUEUED_BYTES = 8 << 20
 the program is never slowed (the launcher does not wait for the recorder), and the recorder's
 memory stays bounded however much is printed."""
 TAIL_LINES = 30
+_INTERRUPTING = frozenset({"SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGKILL", "SIGPIPE"})
+"""Signals that stop a program from outside (status interrupted; SIGPIPE is ``| head`` having
+read enough); others — SIGSEGV, SIGABRT,
+SIGBUS... — mean it crashed (status failed, with the last lines of its output)."""
 RECORDER_NICENESS = 10
 IDLE_SLEEP = 0.05
 
@@ -64,7 +70,7 @@ class Recorder:
         self.summaries = 0
         self.keys: set[str] = set()
         self.lines = 0
-        self.attached = False
+        self.attached_at: float | None = None  # when the program attached through the API
 
     # --- life cycle -----------------------------------------------------------------------------
 
@@ -74,6 +80,7 @@ class Recorder:
         ended = self._follow(run)
         if ended is None:  # the launcher vanished without an exit status
             run._abandon()
+            self._clean_up()
             return
         status, error, code = self._outcome(run, ended)
         run.finish(status, error=error, exit_code=code, ended_at=ended["ended_at"])
@@ -81,12 +88,18 @@ class Recorder:
         write_json(os.path.join(self.spool, "done"), {"number": run.number, "summary": summary})
         self._clean_up()
 
+    def fail(self, error: BaseException) -> None:
+        """Tell the launcher (now or at the next ``expbook run``) that nothing was recorded."""
+        write_json(os.path.join(self.spool, "failed.json"), {"error": _one_line(error)})
+
     def _start(self) -> Run:
-        from expbook.runner.argv import command_name, command_params
+        from expbook.runner.argv import command_name
         from expbook.runner.settings import find_settings_file, load_settings
 
         cwd = self.meta["cwd"]
         command = self.meta["command"]
+        # Recorded as typed, ``NAME=value`` prefixes included, so that it can be run again.
+        typed = [*(f"{k}={v}" for k, v in self.meta.get("env", {}).items()), *command]
         try:
             settings = load_settings(find_settings_file(cwd))
         except ExpbookError as exc:
@@ -102,9 +115,9 @@ class Recorder:
             experiment=self.options.get("experiment"),
             parent=parent,
             kind=self.options.get("kind") or "train",
-            params=command_params(command, settings, cwd=cwd),
+            params=self._params(command, settings, cwd),
             tags=list(self.options.get("tags", [])),
-            command=command,
+            command=typed,
             cwd=cwd,
             pid=self.meta.get("launcher_pid"),
             hostname=self.meta.get("hostname"),
@@ -117,7 +130,7 @@ class Recorder:
         )
         # The program may have created the run first (it attached): make sure ours is there.
         update = {
-            "command": command, "cwd": cwd, "pid": spec.pid, "hostname": spec.hostname,
+            "command": typed, "cwd": cwd, "pid": spec.pid, "hostname": spec.hostname,
             **{k: v for k in ("name", "experiment", "kind") if (v := self.options.get(k))},
         }  # fmt: skip
         if parent:
@@ -128,6 +141,18 @@ class Recorder:
         for warning in self.warnings:
             run.note(f"expbook: {warning}")
         return run
+
+    def _params(self, command: list[str], settings: Any, cwd: str) -> dict[str, Any]:
+        """Params from the command line and its config files (a config file that cannot be
+        read is a warning on the run), and ``env.NAME`` for ``NAME=value`` prefixes."""
+        from expbook.runner.argv import command_params
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            params = command_params(command, settings, cwd=cwd)
+        self.warnings += [str(w.message) for w in caught]
+        params.update({f"env.{name}": value for name, value in self.meta.get("env", {}).items()})
+        return params
 
     def _parser(self, patterns: tuple[dict[str, str], ...]) -> OutputParser:
         try:
@@ -156,19 +181,20 @@ class Recorder:
         last_flush = time.monotonic()
         last_check = last_flush
         ended = None
-        attached = os.path.join(self.spool, "attached")
+        marker = os.path.join(self.spool, "attached")
         while True:
-            got = False
-            if not self.attached and os.path.exists(attached):
-                # The program logs through the API now: its points win over parsed ones. The
-                # marker exists before anything it printed after attaching, so checking before
-                # each read keeps those lines out.
-                self.attached = True
-            for stream, _, data in reader.read():
-                got = True
+            frames = list(reader.read())
+            got = bool(frames)
+            if self.attached_at is None and got:
+                # Once the program logs through the API, its points win over parsed ones: drop
+                # points from output that arrived after it attached (the marker holds the time;
+                # it is written before anything the program prints after attaching).
+                attached = read_json(marker)
+                self.attached_at = attached["at"] if attached else None
+            for stream, at, data in frames:
                 lines = self.assemblers[stream].feed(data)
                 if lines:
-                    self._lines(run, stream, lines)
+                    self._lines(run, stream, lines, points=self._points_allowed(at))
             now = time.monotonic()
             full = self.pending_bytes >= OUTPUT_FLUSH_BYTES
             if full or now - last_flush >= OUTPUT_FLUSH_SECONDS:
@@ -190,12 +216,15 @@ class Recorder:
             time.sleep(IDLE_SLEEP)
         reader.close()
         for stream, assembler in self.assemblers.items():
-            self._lines(run, stream, assembler.flush())
+            self._lines(run, stream, assembler.flush(), points=self.attached_at is None)
         self._apply(run, self.parser.close())
         self._flush_output(run)
         return ended
 
-    def _lines(self, run: Run, stream: str, lines: list[str]) -> None:
+    def _points_allowed(self, at: float) -> bool:
+        return self.attached_at is None or at < self.attached_at
+
+    def _lines(self, run: Run, stream: str, lines: list[str], *, points: bool = True) -> None:
         """Store, remember the tail of, and parse complete lines of one stream (this loop runs
         for every line a program prints: the per-line work is the parser's only)."""
         if not lines:
@@ -211,13 +240,13 @@ class Recorder:
         for line in lines:
             events = feed(line)
             if events:
-                self._apply(run, events)
+                self._apply(run, events, points=points)
 
-    def _apply(self, run: Run, events: list[Point | Summary]) -> None:
+    def _apply(self, run: Run, events: list[Point | Summary], *, points: bool = True) -> None:
         for event in events:
             try:
                 if isinstance(event, Point):
-                    if self.attached:
+                    if not points:
                         continue
                     run.log(event.values, step=event.step, epoch=event.epoch)
                     self.points += 1
@@ -247,14 +276,15 @@ class Recorder:
     # --- the end --------------------------------------------------------------------------------
 
     def _outcome(self, run: Run, ended: dict[str, Any]) -> tuple[str, str | None, int | None]:
-        code = ended.get("exit_code")
-        if ended.get("signal"):
-            return "interrupted", f"killed by {ended['signal']}", code
-        if ended.get("forwarded"):
-            return "interrupted", f"received {ended['forwarded']}", code
+        code, killed_by = ended.get("exit_code"), ended.get("signal")
+        forwarded = ended.get("forwarded")
+        if killed_by in _INTERRUPTING or (killed_by and forwarded):
+            return "interrupted", f"killed by {killed_by}", code
+        if forwarded and not killed_by:
+            return "interrupted", f"received {forwarded}", code
         if code == 0:
             return "finished", None, 0
-        error = f"exit code {code}"
+        error = f"killed by {killed_by}" if killed_by else f"exit code {code}"
         tail = [plain for line in self.tail if (plain := strip_ansi(line)).strip()]
         if tail:
             error += "; last lines of output:\n" + "\n".join(tail)
@@ -264,7 +294,7 @@ class Recorder:
 
     def _summary(self, run: Run, status: str, ended: dict[str, Any]) -> str:
         seconds = ended["ended_at"] - self.meta["started_at"]
-        if self.attached:
+        if self.attached_at is not None:
             parsed = "metrics logged by the program"
         else:
             parsed = f"{self.points} points and {self.summaries} values of {len(self.keys)} keys"
@@ -277,19 +307,12 @@ class Recorder:
         return text
 
     def _clean_up(self) -> None:
-        """Remove the spool once the launcher has read ``done`` and exited (it waits at most
-        5 s for it); a non-empty ``recorder.log`` is kept for inspection."""
+        """Remove the spool once everything is stored and the launcher has read ``done`` and
+        exited (it waits at most 5 s for it)."""
         deadline = time.monotonic() + 10
         while _alive(self.meta.get("launcher_pid")) and time.monotonic() < deadline:
             time.sleep(0.05)
-        for name in ("output", "meta.json", "exit.json", "ready", "attached", "done"):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(os.path.join(self.spool, name))
-        log = os.path.join(self.spool, "recorder.log")
-        if os.path.exists(log) and os.path.getsize(log) == 0:
-            os.unlink(log)
-        with contextlib.suppress(OSError):
-            os.rmdir(self.spool)
+        shutil.rmtree(self.spool, ignore_errors=True)
 
 
 def _summary_value(event: Summary) -> SummaryValue:
@@ -302,10 +325,13 @@ def _summary_value(event: Summary) -> SummaryValue:
 
 def _runs_this_python(command: list[str]) -> bool:
     """Whether the program is this Python, so that its installed packages are ours."""
-    import shutil
-
     found = shutil.which(command[0]) if command else None
     return found is not None and os.path.realpath(found) == os.path.realpath(sys.executable)
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def _alive(pid: int | None) -> bool:
@@ -326,7 +352,12 @@ def main(argv: list[str]) -> int:
         return 2
     with contextlib.suppress(OSError):
         os.nice(RECORDER_NICENESS)  # the program comes first when the CPUs are busy
-    Recorder(argv[0]).record()
+    recorder = Recorder(argv[0])
+    try:
+        recorder.record()
+    except BaseException as exc:
+        recorder.fail(exc)
+        raise
     return 0
 
 

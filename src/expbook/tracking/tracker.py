@@ -30,6 +30,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 import weakref
 from collections import deque
 from functools import partial
@@ -140,8 +141,8 @@ class Tracker:
         )
         wrapper = _wrapper_run(target)
         if wrapper is None:
-            if spec.parent is None and _state.get("attached"):
-                spec.parent = _state["attached"]
+            if spec.parent is None:  # under expbook run, later runs derive from its run
+                spec.parent = _state.get("attached") or _wrapper_id(target)
             return self.begin(spec, store=target, capture=capture)
         _state["attached"] = spec.id = wrapper
         run = self.begin(spec, store=target, capture=False, owner=False)
@@ -199,17 +200,41 @@ class Tracker:
                 reset()
 
 
-def _wrapper_run(store: Store) -> str | None:
-    """The run of the ``expbook run`` this process was started by, if this is the first run
-    started on that run's store in this process."""
+def _wrapper_id(store: Store) -> str | None:
+    """The run of the ``expbook run`` this process runs under, if it records to ``store``."""
     run_id = os.environ.get("EXPBOOK_RUN_ID")
-    if not run_id or _state.get("attached") or store.url != resolve_url(None):
+    return run_id if run_id and store.url == resolve_url(None) else None
+
+
+def _wrapper_run(store: Store) -> str | None:
+    """The wrapper's run, if this process may record into it: the first process of the
+    program to start a run on that store claims it (an ``attached`` marker in the spool,
+    created atomically); later runs, and other processes (an evaluation script the training
+    script starts, the other ranks of a distributed job), get runs of their own."""
+    run_id = _wrapper_id(store)
+    if run_id is None or _state.get("attached"):
         return None
     spool = os.environ.get("EXPBOOK_SPOOL")
-    if spool:  # tell the recorder: metrics now come from the API, not parsed output
-        with contextlib.suppress(OSError), open(os.path.join(spool, "attached"), "w"):
-            pass
+    if spool and not _claim(os.path.join(spool, "attached")):
+        return None
     return run_id
+
+
+def _claim(marker: str) -> bool:
+    """Create ``marker`` (with the time, for the recorder) unless it exists; False if it did."""
+    temporary = f"{marker}.{os.getpid()}"
+    try:
+        with open(temporary, "w") as handle:
+            handle.write(f'{{"at": {time.time()!r}, "pid": {os.getpid()}}}')
+        os.link(temporary, marker)  # atomic: fails if another process claimed it first
+    except FileExistsError:
+        return False
+    except OSError:
+        return True  # no spool to claim in (it was cleaned up): attach, as the only one
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+    return True
 
 
 def _fields_for_wrapper(
