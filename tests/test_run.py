@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -683,6 +684,103 @@ def test_in_the_background_the_terminal_is_left_alone(tmp_path: Path, store_path
     assert code == 0  # not stopped by SIGTTOU
     assert b"background epoch 1" in output
     assert recorded(store_path).metrics["loss"].value == 0.5
+
+
+def _read_until(fd: int, pattern: bytes, timeout: float = 30) -> re.Match[bytes]:
+    """Read ``fd`` until what was read matches the regular expression ``pattern``."""
+    output = b""
+    deadline = time.monotonic() + timeout
+    while (found := re.search(pattern, output)) is None:
+        if time.monotonic() > deadline:
+            pytest.fail(f"{pattern!r} did not come; got {output!r}")
+        if _readable_within(fd, 0.1):
+            output += os.read(fd, 4096)
+    return found
+
+
+def _readable_within(fd: int, seconds: float) -> bool:
+    import select
+
+    return bool(select.select([fd], [], [], seconds)[0])
+
+
+def test_ctrl_z_stops_the_job_and_fg_continues_it(tmp_path: Path, store_path: str) -> None:
+    """As a job-control shell sees it: Ctrl-Z stops `expbook run` and the program, and gives
+    the terminal back in its usual mode; `fg` continues both, with keystrokes going through."""
+    import fcntl
+    import pty
+    import termios
+
+    program = script(tmp_path, "pause.py", """
+        import os, sys
+        print(f"ready {os.getpid()}", flush=True)
+        line = sys.stdin.readline()
+        print(f"got {line.strip()}", flush=True)
+        print("epoch 1 loss=0.5 acc=0.9", flush=True)
+        """)  # fmt: skip
+    master, slave = pty.openpty()
+    notes_r, notes_w = os.pipe()
+    go_r, go_w = os.pipe()
+    shell = os.fork()
+    if shell == 0:  # a shell with job control, on the terminal `slave`
+        code = 127
+        try:
+            os.close(master)
+            os.setsid()
+            fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+            signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+            start_r, start_w = os.pipe()
+            job = os.fork()
+            if job == 0:
+                os.setpgid(0, 0)
+                os.read(start_r, 1)  # until the job has the terminal
+                for fd in (0, 1, 2):
+                    os.dup2(slave, fd)
+                env = {**os.environ, "EXPBOOK_STORE": store_path}
+                os.execve(EXPBOOK, [EXPBOOK, "run", "-q", "--", sys.executable, program], env)
+            os.setpgid(job, job)
+            os.tcsetpgrp(slave, job)  # `job` is the foreground job
+            os.write(start_w, b"+")
+            _, status = os.waitpid(job, os.WUNTRACED)
+            canonical = termios.tcgetattr(slave)[3] & termios.ICANON
+            os.write(
+                notes_w, f"stopped={os.WIFSTOPPED(status)} canonical={bool(canonical)}\n".encode()
+            )
+            os.read(go_r, 1)  # `fg`
+            os.tcsetpgrp(slave, job)
+            os.killpg(job, signal.SIGCONT)
+            code = os.waitstatus_to_exitcode(os.waitpid(job, 0)[1])
+        finally:
+            os._exit(code & 0xFF)
+    os.close(notes_w)
+    try:
+        program_pid = int(_read_until(master, rb"ready (\d+)\r?\n")[1])
+        while termios.tcgetattr(slave)[3] & termios.ICANON:  # until expbook made it raw
+            time.sleep(0.01)
+        os.write(master, b"\x1a")  # Ctrl-Z
+        assert _read_until(notes_r, rb".*\n")[0] == b"stopped=True canonical=True\n"
+        stat = Path(f"/proc/{program_pid}/stat")
+        deadline = time.monotonic() + 10
+        while stat.read_text().rsplit(")", 1)[1].split()[0] != "T":  # the program stops too
+            assert time.monotonic() < deadline, stat.read_text()
+            time.sleep(0.01)
+        os.write(go_w, b"+")  # fg
+        deadline = time.monotonic() + 30
+        while termios.tcgetattr(slave)[3] & termios.ICANON:  # raw again
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        os.write(master, b"hello\r")
+        _read_until(master, b"got hello")
+    finally:
+        os.close(slave)
+        if sys.exc_info()[0] is not None:
+            os.killpg(shell, signal.SIGKILL)
+        _, status = os.waitpid(shell, 0)
+        for fd in (master, notes_r, go_r, go_w):
+            os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 0
+    run = recorded(store_path)
+    assert run.status is RunStatus.FINISHED and run.metrics["loss"].value == 0.5
 
 
 def test_redirected_stdin_and_stderr_on_a_terminal(tmp_path: Path, store_path: str) -> None:

@@ -14,7 +14,8 @@ How the program is run:
 
 - stdout is a terminal: on a pseudo-terminal, so colours and progress bars look as they always
   do. In the foreground our terminal goes to raw mode and keystrokes (Ctrl-C included) reach the
-  program through its own terminal; in the background the terminal is left alone. Input that is
+  program through its own terminal, except Ctrl-Z, which stops the program and our job (see
+  ``_type``); in the background the terminal is left alone. Input that is
   not a terminal (``< file``) goes to the program directly, and so does a stderr redirected
   away from the terminal (through a pipe, so it is still recorded);
 - stdout is not a terminal (a pipe, a file, CI): through pipes; stdout and stderr stay apart.
@@ -270,18 +271,16 @@ class Launch:
         self._start_recorder()
         self._forward_signals(group=own_group)
         streams = {out_r: (b"o", self._stdout), err_r: (b"e", self._stderr)}
-        return self._pump(streams, stdin=None, master=None)
+        return self._pump(streams, stdin=None, master=None, raw=None)
 
     # --- pseudo-terminal ------------------------------------------------------------------------
 
     def _run_on_pty(self, argv: list[str]) -> int:
         import pty
         import termios
-        import tty
 
         stdin = _fd(sys.stdin)
         terminal_in = stdin is not None and os.isatty(stdin)
-        foreground = terminal_in and _in_foreground(stdin)
         separate_err = self._stderr is not None and not _same_terminal(self._stderr, self._stdout)
         err_r, err_w = _pipe() if separate_err else (None, None)
         size = _window_size(self._stdout)
@@ -314,21 +313,15 @@ class Launch:
         if self._stdout is not None:
             stdout = self._stdout
             signal.signal(signal.SIGWINCH, lambda *_: _copy_window_size(stdout, master))
-        saved = None
-        if foreground:
-            saved = termios.tcgetattr(stdin)
-            tty.setraw(stdin)
+        raw = _RawMode(stdin) if terminal_in else None  # type: ignore[arg-type]
         streams = {master: (b"o", self._stdout)}
         if err_r is not None:
             streams[err_r] = (b"e", self._stderr)
         try:
-            return self._pump(streams, stdin=stdin if foreground else None, master=master)
+            return self._pump(streams, stdin=stdin, master=master, raw=raw)
         finally:
-            if saved is not None:
-                try:  # noqa: SIM105 - the terminal may be gone (a hang-up)
-                    termios.tcsetattr(stdin, termios.TCSAFLUSH, saved)
-                except (termios.error, OSError):
-                    pass
+            if raw is not None:
+                raw.leave()
 
     # --- shared ---------------------------------------------------------------------------------
 
@@ -338,17 +331,29 @@ class Launch:
         *,
         stdin: int | None,
         master: int | None,
+        raw: _RawMode | None,
     ) -> int:
-        """Pass output (and input) until the program's outputs close; its wait status."""
+        """Pass output (and, with ``raw``, keystrokes) until the program's outputs close; its
+        wait status."""
         status = None
-        watched = [*streams, *([stdin] if stdin is not None else [])]
+        watched = list(streams)
+        if raw is not None:
+            continued = [True]
+            signal.signal(signal.SIGCONT, lambda *_: continued.__setitem__(0, True))
         while streams:
+            if raw is not None and continued[0]:  # started, or `fg`/`bg` after a Ctrl-Z
+                continued[0] = False
+                reading = raw.enter()  # only as the terminal's foreground job
+                if reading and stdin not in watched:
+                    watched.append(stdin)
+                elif not reading and stdin in watched:
+                    watched.remove(stdin)
             ready = _readable(watched, timeout=0.2)
             for fd in ready:
                 if fd == stdin:
                     data = _read(fd)
                     if data and master is not None:
-                        _write_all(master, data)
+                        self._type(data, master, raw)  # type: ignore[arg-type]
                     else:
                         watched.remove(fd)  # end of our input: stop passing it on
                     continue
@@ -374,6 +379,37 @@ class Launch:
                 self._pass(kind, data, target)
             os.close(fd)
         return status if status is not None else _wait(self.pid)
+
+    def _type(self, data: bytes, master: int, raw: _RawMode) -> None:
+        """Pass keystrokes to the program's terminal — except Ctrl-Z, which that terminal
+        cannot do itself: the program leads a session of its own there, and the kernel does
+        not stop such a process group with SIGTSTP. So we stop the program (SIGSTOP) and our
+        own job, as Ctrl-Z does without expbook, and the shell gets the terminal back; on
+        ``fg`` or ``bg`` both go on."""
+        import termios
+
+        suspend = None
+        try:
+            attrs = termios.tcgetattr(master)  # the program's terminal, as it has set it
+            if attrs[3] & termios.ISIG and attrs[6][termios.VSUSP] not in (b"\0", 0):
+                suspend = attrs[6][termios.VSUSP]
+        except (termios.error, OSError):
+            pass
+        while suspend is not None and (at := data.find(suspend)) >= 0:
+            _write_all(master, data[:at])
+            data = data[at + 1 :]
+            try:
+                os.killpg(self.pid, signal.SIGSTOP)
+            except ProcessLookupError:
+                break
+            raw.leave()
+            os.killpg(os.getpgrp(), signal.SIGTSTP)  # returns once continued
+            try:  # noqa: SIM105 - contextlib costs start-up time
+                os.killpg(self.pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+        if data:
+            _write_all(master, data)
 
     def _pass(self, kind: bytes, data: bytes, target: int | None) -> bool:
         """Pass ``data`` on and spool it; False once ``target`` can take no more."""
@@ -454,6 +490,42 @@ class Launch:
             if not ready or time.time() > deadline:
                 return
             time.sleep(0.01)
+
+
+class _RawMode:
+    """Our terminal in raw mode while we are its foreground job, so that every keystroke
+    (Ctrl-C, Ctrl-Z included) goes to the program's own terminal; restored when we stop,
+    end, or are continued in the background."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.saved: list[Any] | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.saved is not None
+
+    def enter(self) -> bool:
+        import termios
+        import tty
+
+        if self.saved is None and _in_foreground(self.fd):
+            try:
+                self.saved = termios.tcgetattr(self.fd)
+                tty.setraw(self.fd)
+            except (termios.error, OSError):
+                self.saved = None
+        return self.saved is not None
+
+    def leave(self) -> None:
+        import termios
+
+        if self.saved is not None:
+            try:  # noqa: SIM105 - the terminal may be gone (a hang-up)
+                termios.tcsetattr(self.fd, termios.TCSAFLUSH, self.saved)
+            except (termios.error, OSError):
+                pass
+            self.saved = None
 
 
 def _fd(stream: object) -> int | None:
