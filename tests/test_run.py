@@ -55,6 +55,38 @@ def script(tmp_path: Path, name: str, body: str) -> str:
     return str(path)
 
 
+def _read_to_end(master: int) -> bytes:
+    """All a pseudo-terminal's master reads until the other side is closed."""
+    output = b""
+    while True:
+        try:
+            data = os.read(master, 4096)
+        except OSError:  # EIO: the last process holding the terminal has ended
+            break
+        if not data:
+            break
+        output += data
+    return output
+
+
+def _read_until(fd: int, pattern: bytes, timeout: float = 30) -> re.Match[bytes]:
+    """Read ``fd`` until what was read matches the regular expression ``pattern``."""
+    output = b""
+    deadline = time.monotonic() + timeout
+    while (found := re.search(pattern, output)) is None:
+        if time.monotonic() > deadline:
+            pytest.fail(f"{pattern!r} did not come; got {output!r}")
+        if _readable_within(fd, 0.1):
+            output += os.read(fd, 4096)
+    return found
+
+
+def _readable_within(fd: int, seconds: float) -> bool:
+    import select
+
+    return bool(select.select([fd], [], [], seconds)[0])
+
+
 # --- a shell program: params, progress lines, summaries, output ----------------------------------
 
 
@@ -544,15 +576,7 @@ def test_output_through_a_pseudo_terminal(tmp_path: Path, store_path: str) -> No
     if pid == 0:  # the launcher, with a terminal as stdin and stdout
         os.environ["EXPBOOK_STORE"] = store_path
         os.execv(EXPBOOK, [EXPBOOK, "run", "-q", "--", sys.executable, program])
-    output = b""
-    while True:
-        try:
-            data = os.read(master, 4096)
-        except OSError:
-            break
-        if not data:
-            break
-        output += data
+    output = _read_to_end(master)
     _, status = os.waitpid(pid, 0)
     os.close(master)
     assert os.waitstatus_to_exitcode(status) == 0
@@ -660,15 +684,7 @@ def _on_terminal(argv: list[str], *, background: bool = False, stdin: int | None
         finally:
             os._exit(127)
     os.close(slave)
-    output = b""
-    while True:
-        try:
-            data = os.read(master, 4096)
-        except OSError:
-            break
-        if not data:
-            break
-        output += data
+    output = _read_to_end(master)
     _, status = os.waitpid(pid, 0)
     os.close(master)
     return os.waitstatus_to_exitcode(status), output
@@ -684,24 +700,6 @@ def test_in_the_background_the_terminal_is_left_alone(tmp_path: Path, store_path
     assert code == 0  # not stopped by SIGTTOU
     assert b"background epoch 1" in output
     assert recorded(store_path).metrics["loss"].value == 0.5
-
-
-def _read_until(fd: int, pattern: bytes, timeout: float = 30) -> re.Match[bytes]:
-    """Read ``fd`` until what was read matches the regular expression ``pattern``."""
-    output = b""
-    deadline = time.monotonic() + timeout
-    while (found := re.search(pattern, output)) is None:
-        if time.monotonic() > deadline:
-            pytest.fail(f"{pattern!r} did not come; got {output!r}")
-        if _readable_within(fd, 0.1):
-            output += os.read(fd, 4096)
-    return found
-
-
-def _readable_within(fd: int, seconds: float) -> bool:
-    import select
-
-    return bool(select.select([fd], [], [], seconds)[0])
 
 
 def test_ctrl_z_stops_the_job_and_fg_continues_it(tmp_path: Path, store_path: str) -> None:
