@@ -14,7 +14,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from expbook.runner.argv import MAX_CONFIG_BYTES, ParamsWarning, command_params
+from expbook.errors import InvalidValueError
+from expbook.runner.argv import command_name, command_params
+from expbook.runner.configs import MAX_CONFIG_BYTES, ParamsWarning
+from expbook.runner.rewrite import with_flags
 from expbook.runner.settings import RunSettings
 from expbook.validation import check_key
 
@@ -35,6 +38,9 @@ PYTHON = (
     "python train.py --lr 1e-3 --batch-size 32 --amp --config configs/gru.yaml -n 4 "
     "--dropout=0.0 --seed -1"
 )
+
+
+BOOLEAN_AMP = RunSettings(booleans=frozenset({"amp"}))
 
 
 def params(command: str, run_settings: RunSettings | None = None, **kwargs: Any) -> dict[str, Any]:
@@ -250,8 +256,9 @@ def test_a_flag_and_its_negation_collect_in_order() -> None:
         ("p -n -5 --y 2", {"n": -5, "y": 2}),
         ("p --floor -inf", {"floor": -math.inf}),
         ("p -1 --k 2", {"k": 2}),
-        ("p --k 2 -1", {"k": 2}),
-        ("p --a -1 -2", {"a": -1}),
+        ("p --k 2 -1", {"k": [2, -1]}),  # numbers in a row: see below
+        ("p --k 2 -1 data.csv", {"k": 2}),
+        ("p --a -1 -2", {"a": [-1, -2]}),
         ("p --offset +3", {"offset": 3}),
     ],
 )
@@ -383,6 +390,255 @@ def test_a_bare_separator_is_never_a_param() -> None:
 
 def test_a_later_separator_wins_again() -> None:
     assert params("p --x 1 -- --x 2 -- --x 3 --x 4") == {"x": [3, 4]}
+
+
+# --- numbers in a row -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        ("p --milestones 30 60 90", {"milestones": [30, 60, 90]}),
+        ("p --milestones 30 60 90 --lr 1", {"milestones": [30, 60, 90], "lr": 1}),
+        ("p --betas 0.9 0.999 -- x", {"betas": [0.9, 0.999]}),
+        ("p --bounds -1 1 --x", {"bounds": [-1, 1], "x": True}),
+        ("p --scales 0.5 1 2", {"scales": 0.5}),  # not all of one kind
+        ("p --epochs 10 data.csv", {"epochs": 10}),
+        ("p --epochs 10 3 data.csv", {"epochs": 10}),
+        ("p --size 224 224 data/", {"size": 224}),
+        ("p --lr 0.1 5", {"lr": 0.1}),
+        ("p --lr 1e-3 5 --x 1", {"lr": 0.001, "x": 1}),
+        ("p --lr=0.1 5 6", {"lr": 0.1}),
+        ("p --name a 5 6", {"name": "a"}),
+        ("p --gpus 0 1 2 3", {"gpus": [0, 1, 2, 3]}),
+    ],
+)
+def test_numbers_in_a_row(command: str, expected: dict[str, Any]) -> None:
+    assert params(command) == expected
+
+
+def test_settings_decide_how_many_numbers_a_flag_takes() -> None:
+    assert params("p --scales 0.5 1 2 d/", RunSettings(lists=frozenset({"scales"}))) == {
+        "scales": [0.5, 1, 2]
+    }
+    assert params("p --seeds 1 2", RunSettings(strings=frozenset({"seeds"}))) == {"seeds": "1"}
+    assert params("p --seeds 1 2", RunSettings(booleans=frozenset({"seeds"}))) == {"seeds": True}
+
+
+def test_a_repeated_flag_with_runs_of_numbers_flattens_them() -> None:
+    assert params("p --m 1 2 --m 3") == {"m": [1, 2, 3]}
+
+
+# --- key=value words (Hydra, make) ----------------------------------------------------------
+
+
+def test_hydra_overrides_are_params() -> None:
+    command = (
+        "python train.py model=resnet optimizer.lr=0.01 +trainer.max_epochs=5 ~callbacks "
+        "++seed=7 db@backup=mysql hydra/launcher=joblib ~trainer.profiler=simple"
+    )
+    assert params(command) == {
+        "model": "resnet",
+        "optimizer.lr": 0.01,
+        "trainer.max_epochs": 5,
+        "seed": 7,
+        "db@backup": "mysql",
+        "hydra/launcher": "joblib",
+    }
+
+
+def test_make_variables_are_params() -> None:
+    assert params("make train LR=0.1 AMP=true NAME=") == {"LR": 0.1, "AMP": True, "NAME": ""}
+    assert command_name(["make", "train", "LR=0.1"]) == "train"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("[0,1]", [0, 1]),
+        ("[0.5, 1e-3, true, x]", [0.5, 0.001, True, "x"]),
+        ("[]", []),
+        ("[[0,1],[2]]", "[[0,1],[2]]"),
+        ("[a b]", "[a b]"),
+        ("[,]", "[,]"),
+        ("0.1,0.01", "0.1,0.01"),
+        ("${model.dim}", "${model.dim}"),
+    ],
+)
+def test_bracketed_lists(value: str, expected: Any) -> None:
+    assert command_params(["p", f"k={value}"]) == {"k": expected}
+    assert command_params(["p", "--k", value]) == {"k": expected}
+
+
+@pytest.mark.parametrize(
+    "word", ["http://host/?a=b", "/data/a=b", "=x", "1x=2", "a..b=1", "a b=1", "~a=1", "a.=1"]
+)
+def test_words_that_are_not_assignments(word: str) -> None:
+    assert command_params(["p", word]) == {}
+
+
+def test_assignments_and_flags_mix() -> None:
+    assert params("p --define a=b lr=0.1 --lr 0.2 -- lr=0.3") == {"define": "a=b", "lr": 0.3}
+    assert params("p lr=0.1 --lr 0.2") == {"lr": [0.1, 0.2]}
+
+
+def test_a_flag_takes_a_key_value_word_after_it_unless_it_is_a_boolean() -> None:
+    assert params("p --amp model=resnet") == {"amp": "model=resnet"}
+    assert params("p --amp model=resnet", BOOLEAN_AMP) == {"amp": True, "model": "resnet"}
+
+
+def test_settings_apply_to_assignments(tmp_path: Path) -> None:
+    write(tmp_path / "exp.json", '{"a": 1}')
+    run_settings = RunSettings(strings=frozenset({"version"}), ignore=frozenset({"out.dir"}))
+    assert params("p version=16 out.dir=/tmp/x cfg=exp.json", run_settings, cwd=tmp_path) == {
+        "version": "16",
+        "cfg": "exp.json",
+        "config.a": 1,
+    }
+
+
+# --- launchers ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("command", "name", "expected"),
+    [
+        ("env A=1 B= python train.py --lr 0.1", "train", {"env.A": "1", "env.B": ""}),
+        ("env -i -u X A=1 python train.py --lr 0.1", "train", {"env.A": "1"}),
+        ("CUDA_VISIBLE_DEVICES=1 python train.py --lr 0.1", "train",
+         {"env.CUDA_VISIBLE_DEVICES": "1"}),
+        ("poetry run python train.py --lr 0.1", "train", {}),
+        ("poetry -C sub run python train.py --lr 0.1", "train", {"poetry.C": "sub"}),
+        ("uv run train.py --lr 0.1", "train", {}),
+        ("uv run python train.py --lr 0.1", "train", {}),
+        ("uv run --with torch --frozen -- python train.py --lr 0.1", "train",
+         {"uv.with": "torch", "uv.frozen": True}),
+        ("uv run -m pkg.train --lr 0.1", "train", {"uv.m": True}),
+        ("pipenv run python train.py --lr 0.1", "train", {}),
+        ("conda run -n gpu python train.py --lr 0.1", "train", {"conda.n": "gpu"}),
+        ("micromamba run -n gpu python train.py --lr 0.1", "train", {"micromamba.n": "gpu"}),
+        ("torchrun --nproc_per_node=8 train.py --lr 0.1", "train",
+         {"torchrun.nproc_per_node": 8}),
+        ("torchrun --standalone --nnodes 1 --nproc-per-node gpu -m pkg.train --lr 0.1", "train",
+         {"torchrun.standalone": True, "torchrun.nnodes": 1, "torchrun.nproc-per-node": "gpu",
+          "torchrun.m": True}),
+        ("python -m torch.distributed.run --nproc_per_node 8 train.py --lr 0.1", "train",
+         {"torchrun.nproc_per_node": 8}),
+        ("python -m torch.distributed.launch --use_env --nproc_per_node 2 train.py --lr 0.1",
+         "train", {"torchrun.use_env": True, "torchrun.nproc_per_node": 2}),
+        ("accelerate launch --num_processes 2 --multi_gpu --mixed_precision bf16 train.py "
+         "--lr 0.1", "train",
+         {"accelerate.num_processes": 2, "accelerate.multi_gpu": True,
+          "accelerate.mixed_precision": "bf16"}),
+        ("deepspeed --num_gpus 8 --no_local_rank train.py --lr 0.1", "train",
+         {"deepspeed.num_gpus": 8, "deepspeed.no_local_rank": True}),
+        ("srun -n 4 -N2 --gres=gpu:1 -l python train.py --lr 0.1", "train",
+         {"srun.n": 4, "srun.N": 2, "srun.gres": "gpu:1", "srun.l": True}),
+        ("mpirun -np 4 --allow-run-as-root --mca btl ^openib python train.py --lr 0.1", "train",
+         {"mpirun.np": 4, "mpirun.allow-run-as-root": True, "mpirun.mca": "btl ^openib"}),
+        ("nohup python train.py --lr 0.1", "train", {}),
+        ("time -v python train.py --lr 0.1", "train", {"time.v": True}),
+        ("nice -n 10 python train.py --lr 0.1", "train", {"nice.n": 10}),
+        ("nice -10 python train.py --lr 0.1", "train", {}),
+        ("/usr/bin/env A=1 .venv/bin/python3.12 -u -X dev scripts/train.py --lr 0.1", "train",
+         {"env.A": "1"}),
+        ("bash -x -o pipefail train.sh --lr 0.1", "train", {}),
+    ],
+)  # fmt: skip
+def test_launchers_are_unwrapped(command: str, name: str, expected: dict[str, Any]) -> None:
+    assert params(command) == {**expected, "lr": 0.1}
+    assert command_name(shlex.split(command)) == name
+
+
+def test_launchers_nest() -> None:
+    command = (
+        "env OMP_NUM_THREADS=4 nohup srun -N1 uv run --frozen torchrun --nproc_per_node 2 "
+        "-m pkg.train --lr 0.1 model=resnet"
+    )
+    assert params(command) == {
+        "env.OMP_NUM_THREADS": "4",
+        "srun.N": 1,
+        "uv.frozen": True,
+        "torchrun.nproc_per_node": 2,
+        "torchrun.m": True,
+        "lr": 0.1,
+        "model": "resnet",
+    }
+    assert command_name(shlex.split(command)) == "train"
+
+
+@pytest.mark.parametrize(
+    ("command", "name", "expected"),
+    [
+        ("uv pip install torch", "uv", {}),
+        ("poetry install --no-root", "poetry", {"root": False}),
+        ("accelerate config --config_file x.yaml", "accelerate", {"config_file": "x.yaml"}),
+        ("torchrun", "torchrun", {}),
+        ("torchrun --nnodes 2", "torchrun", {"torchrun.nnodes": 2}),
+        ("python", "python", {}),
+        ("python -m", "python", {}),
+        ("python -c 'import x' --lr 1", "python", {"lr": 1}),
+        ("python -uc 'import x' --lr 1", "python", {"lr": 1}),
+        ("bash -lc 'python train.py --lr 2' --lr 1", "bash", {"lr": 1}),
+        ("python - --lr 1", "python", {"lr": 1}),
+        ("uv run - --lr 1", "uv", {"lr": 1}),
+        ("python -Wignore -um pkg.train --lr 1", "train", {"lr": 1}),
+        ("python -m pkg. --lr 1", "run", {"lr": 1}),
+        ("uv run --new-option 3 train.py --lr 1", "train", {"uv.new-option": 3, "lr": 1}),
+    ],
+)
+def test_launchers_without_a_program(command: str, name: str, expected: dict[str, Any]) -> None:
+    assert params(command) == expected
+    assert command_name(shlex.split(command)) == name
+
+
+def test_launcher_options_follow_the_settings_by_their_full_name() -> None:
+    command = "torchrun --rdzv_endpoint host:29400 --rdzv_id 7 train.py --lr 1"
+    run_settings = RunSettings(
+        ignore=frozenset({"torchrun.rdzv_endpoint"}), strings=frozenset({"torchrun.rdzv_id"})
+    )
+    assert params(command, run_settings) == {"torchrun.rdzv_id": "7", "lr": 1}
+
+
+def test_config_files_named_by_launchers_are_not_read(tmp_path: Path) -> None:
+    write(tmp_path / "acc.yaml", "num_processes: 2\n")
+    write(tmp_path / "ds.json", '{"zero": 2}')
+    command = "accelerate launch --config_file acc.yaml train.py --ds ds.json"
+    assert params(command, cwd=tmp_path) == {
+        "accelerate.config_file": "acc.yaml",
+        "ds": "ds.json",
+        "config.zero": 2,
+    }
+
+
+# --- run names ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("command", "name"),
+    [
+        ([], "run"),
+        (["./train.py", "--lr", "1"], "train"),
+        (["python", "train.py", "--config", "c.py"], "train"),
+        (["python", "-m", "pkg.sub.train"], "train"),
+        (["python3.11", "-O", "t.py"], "t"),
+        (["bash", "scripts/train.sh"], "train"),
+        (["Rscript", "fit.R"], "Rscript"),
+        (["./a.out", "--lr", "1"], "a.out"),
+        (["cargo", "run", "--release", "--bin", "train", "--", "--lr", "1"], "train"),
+        (["cargo", "run", "--example", "demo"], "demo"),
+        (["cargo", "run", "--release"], "cargo"),
+        (["bazel", "run", "//gematria/granite/python:run_granite_model", "--", "--x=1"],
+         "run_granite_model"),
+        (["bazelisk", "run", ":train"], "train"),
+        (["make", "-C", "sub", "-j", "4", "LR=1", "train"], "train"),
+        (["make"], "make"),
+        (["uvicorn", "app:main"], "uvicorn"),
+        (["shuf", "x.py"], "shuf"),
+    ],
+)  # fmt: skip
+def test_command_name(command: list[str], name: str) -> None:
+    assert command_name(command) == name
 
 
 # --- ignore, invalid keys, unicode ----------------------------------------------------------
@@ -622,6 +878,184 @@ def test_without_pyyaml_yaml_files_are_skipped_with_a_warning(
     assert result == {"c": "c.yaml", "d": "d.json", "config.b": 2}
 
 
+# --- expbook rerun --set: with_flags --------------------------------------------------------
+
+
+def rewrite(command: str, *assignments: str, run_settings: RunSettings | None = None) -> str:
+    return shlex.join(with_flags(shlex.split(command), assignments, run_settings or RunSettings()))
+
+
+@pytest.mark.parametrize(
+    ("command", "assignment", "expected"),
+    [
+        ("p --lr 0.1 --x 1", "lr=0.2", "p --lr 0.2 --x 1"),
+        ("p --lr=0.1 --x 1", "lr=0.2", "p --lr=0.2 --x 1"),
+        ("p -lr 0.1 -epochs 5", "lr=0.2", "p -lr 0.2 -epochs 5"),
+        ("p -lr=0.1", "lr=0.2", "p -lr=0.2"),
+        ("p -n 4", "n=8", "p -n 8"),
+        ("p --batch-size 32", "batch_size=64", "p --batch-size 64"),
+        ("p --lr 1 --lr 2", "lr=3", "p --lr 1 --lr 3"),
+        ("p --note 'a b'", "note=c d", "p --note 'c d'"),
+        ("p --milestones 30 60 90 --lr 1", "milestones=10 20", "p --milestones 10 20 --lr 1"),
+        ("p --milestones 30 60 90", "milestones=5", "p --milestones 5"),
+        ("p --a -- x", "a=1", "p --a=1 -- x"),
+        ("p --a --", "a=1", "p --a=1 --"),
+        ("cargo run --jobs 4 -- --lr 1", "lr=2", "cargo run --jobs 4 -- --lr 2"),
+        ("cargo run --jobs 4 -- --lr 1", "jobs=8", "cargo run --jobs 8 -- --lr 1"),
+        ("p --lr 1", "--lr=2", "p --lr 2"),
+        ("p --lr 1", "-lr=2", "p --lr 2"),
+        ("p lr=1", "--lr=2", "p lr=1 --lr=2"),
+        ("p --x 1", "new=2", "p --x 1 --new=2"),
+        ("p", "n=8", "p -n 8"),
+        ("p -lr 0.1 -epochs 5", "bs=32", "p -lr 0.1 -epochs 5 -bs 32"),
+        ("p -lr 0.1 --epochs 5", "bs=32", "p -lr 0.1 --epochs 5 --bs=32"),
+        ("p", "--new=1", "p --new=1"),
+        ("p --x 1", "new=", "p --x 1 --new="),
+    ],
+)
+def test_set_a_flag(command: str, assignment: str, expected: str) -> None:
+    assert rewrite(command, assignment) == expected
+
+
+@pytest.mark.parametrize(
+    ("command", "assignment", "expected"),
+    [
+        ("p --amp --lr 1", "amp=false", "p --lr 1"),
+        ("p --amp --lr 1 --amp", "amp=False", "p --lr 1"),
+        ("p --amp --lr 1", "amp=true", "p --amp --lr 1"),
+        ("p --amp --lr 1", "amp=fp16", "p --amp=fp16 --lr 1"),
+        ("p --amp=false", "amp=true", "p --amp=true"),
+        ("p --no-amp --lr 1", "amp=true", "p --amp --lr 1"),
+        ("p --no-amp --lr 1", "amp=false", "p --no-amp --lr 1"),
+        ("p --no_amp", "amp=bf16", "p --amp=bf16"),
+        ("p --no-amp --lr 1", "no-amp=false", "p --lr 1"),
+        ("p --lr 1", "amp=true", "p --lr 1 --amp=true"),
+    ],
+)
+def test_set_a_switch(command: str, assignment: str, expected: str) -> None:
+    assert rewrite(command, assignment) == expected
+
+
+@pytest.mark.parametrize(
+    ("command", "assignment", "expected"),
+    [
+        ("p --amp data.csv", "amp=false", "p data.csv"),
+        ("p --amp data.csv", "amp=true", "p --amp data.csv"),
+        ("p --amp data.csv", "amp=fp16", "p --amp=fp16 data.csv"),
+        ("p data.csv", "amp=true", "p data.csv --amp"),
+        ("p data.csv", "amp=false", "p data.csv"),
+        ("p -lr 1", "amp=true", "p -lr 1 -amp"),
+        ("p --no-amp data.csv", "amp=true", "p --amp data.csv"),
+    ],
+)
+def test_set_a_boolean_from_the_settings(command: str, assignment: str, expected: str) -> None:
+    assert rewrite(command, assignment, run_settings=BOOLEAN_AMP) == expected
+
+
+def test_without_the_settings_a_flag_before_a_word_takes_it_as_its_value() -> None:
+    assert rewrite("p --amp data.csv", "amp=false") == "p --amp false"
+
+
+@pytest.mark.parametrize(
+    ("command", "assignments", "expected"),
+    [
+        (
+            "python train.py model=resnet optimizer.lr=0.01 +trainer.max_epochs=5 ~callbacks",
+            ("optimizer.lr=0.02", "trainer.max_epochs=10", "newkey=1"),
+            "python train.py model=resnet optimizer.lr=0.02 +trainer.max_epochs=10 '~callbacks' "
+            "newkey=1",
+        ),
+        ("make train LR=0.1", ("LR=0.2", "EPOCHS=3"), "make train LR=0.2 EPOCHS=3"),
+        ("p --config-name exp a=1", ("b=2",), "p --config-name exp a=1 b=2"),
+        ("p a=1 --lr 1", ("bs=2",), "p a=1 --lr 1 --bs=2"),
+        ("p --lr 1", ("+b=2", "++c=3"), "p --lr 1 +b=2 ++c=3"),
+        ("p a=1", ("+a=2",), "p a=2"),
+        ("p +a=1", ("++a=2",), "p +a=2"),
+        ("p --a 1", ("+a=2",), "p --a 1 +a=2"),
+        ("p --define a=b", ("a=c",), "p --define a=b -a c"),
+    ],
+)
+def test_set_a_key_value_word(command: str, assignments: tuple[str, ...], expected: str) -> None:
+    assert rewrite(command, *assignments) == expected
+
+
+@pytest.mark.parametrize(
+    ("command", "assignments", "expected"),
+    [
+        (
+            "torchrun --nproc_per_node=8 train.py --lr 0.1",
+            ("torchrun.nproc_per_node=4", "lr=0.2"),
+            "torchrun --nproc_per_node=4 train.py --lr 0.2",
+        ),
+        (
+            "torchrun --nproc_per_node 8 train.py --nproc_per_node 1",
+            ("torchrun.nproc-per-node=4",),
+            "torchrun --nproc_per_node 4 train.py --nproc_per_node 1",
+        ),
+        (
+            "torchrun train.py",
+            ("torchrun.nnodes=2", "torchrun.standalone=true", "torchrun.module=false"),
+            "torchrun --nnodes 2 --standalone train.py",
+        ),
+        (
+            "torchrun --standalone train.py --lr 1",
+            ("torchrun.standalone=false", "nnodes=2"),
+            "torchrun train.py --lr 1 --nnodes=2",
+        ),
+        ("uv run -- python t.py", ("uv.with=torch",), "uv run --with torch -- python t.py"),
+        ("srun -N2 python t.py", ("srun.N=4", "srun.n=8"), "srun -N4 -n 8 python t.py"),
+        ("mpirun --mca btl tcp python t.py", ("mpirun.mca=a b",), "mpirun --mca a b python t.py"),
+        ("python -m torch.distributed.run t.py", ("torchrun.nnodes=2",),
+         "python -m torch.distributed.run --nnodes 2 t.py"),
+        ("python -X dev t.py", ("X=1",), "python -X dev t.py -X 1"),
+    ],
+)  # fmt: skip
+def test_set_a_launcher_option(command: str, assignments: tuple[str, ...], expected: str) -> None:
+    assert rewrite(command, *assignments) == expected
+
+
+@pytest.mark.parametrize(
+    ("command", "assignments", "expected"),
+    [
+        ("A=1 B=2 p --x 1", ("env.B=3",), "A=1 B=3 p --x 1"),
+        ("A=1 p --x 1", ("env.C=3",), "A=1 C=3 p --x 1"),
+        ("p --x 1", ("env.C=3",), "C=3 p --x 1"),
+        ("env A=1 python t.py", ("env.A=2",), "env A=2 python t.py"),
+        ("p --x 1", ("env.=3",), "p --x 1 --env.=3"),
+    ],
+)
+def test_set_the_environment(command: str, assignments: tuple[str, ...], expected: str) -> None:
+    assert rewrite(command, *assignments) == expected
+
+
+def test_set_applies_assignments_in_order() -> None:
+    assert rewrite("p --lr 1", "lr=2", "lr=3", "x=1", "x=2") == "p --lr 3 -x 2"
+
+
+@pytest.mark.parametrize("assignment", ["lr", "=1", "--=1", "+=1", " =1"])
+def test_set_needs_a_key_and_a_value(assignment: str) -> None:
+    with pytest.raises(InvalidValueError, match="write it as key=value"):
+        with_flags(["p"], [assignment])
+
+
+def test_set_round_trips_through_the_params(tmp_path: Path) -> None:
+    command = (
+        "env OMP=1 torchrun --nproc_per_node 8 train.py model=resnet -lr 0.1 --milestones 30 60 "
+        "--amp"
+    )
+    new = with_flags(
+        shlex.split(command),
+        ["lr=0.2", "milestones=10 20 30", "amp=false", "model=vit", "torchrun.nproc_per_node=4"],
+    )
+    assert command_params(new, cwd=tmp_path) == {
+        "env.OMP": "1",
+        "torchrun.nproc_per_node": 4,
+        "lr": 0.2,
+        "milestones": [10, 20, 30],
+        "model": "vit",
+    }
+
+
 # --- fuzzing: any argv, never an exception, always valid keys and JSON values ---------------
 
 TOKENS = st.one_of(
@@ -657,6 +1091,34 @@ def test_never_raises_on_any_argv(argv: list[str], run_settings: RunSettings) ->
 @given(argv=st.lists(st.text(), max_size=8))
 def test_never_raises_on_arbitrary_text(argv: list[str]) -> None:
     assert_valid(command_params(["prog", *argv], cwd="/nonexistent-expbook-dir"))
+
+
+LAUNCHER_WORDS = st.sampled_from(
+    ["env", "A=1", "uv", "run", "torchrun", "python", "-m", "-c", "srun", "-N2", "accelerate",
+     "launch", "mpirun", "--mca", "-", "nice", "-10", "bash", "-lc", "train.py", "k=v", "+k=1"]
+)  # fmt: skip
+ASSIGNMENTS = st.builds(
+    "{}={}".format,
+    st.sampled_from(["lr", "k", "x", "env.A", "torchrun.nnodes", "srun.N", "+k", "--x", "a.b"]),
+    st.sampled_from(["1", "true", "false", "", "a b", "-1"]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    argv=st.lists(st.one_of(TOKENS, LAUNCHER_WORDS), max_size=12),
+    assignments=st.lists(ASSIGNMENTS, max_size=3),
+    run_settings=SETTINGS,
+)
+def test_set_and_names_never_raise(
+    argv: list[str], assignments: list[str], run_settings: RunSettings
+) -> None:
+    result = with_flags(argv, assignments, run_settings)
+    assert all(isinstance(word, str) for word in result)
+    assert command_name(argv) and command_name(result)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert_valid(command_params(result, run_settings, cwd="/nonexistent-expbook-dir"))
 
 
 @pytest.fixture(scope="module")

@@ -290,3 +290,47 @@ def test_the_error_is_a_value_error(tmp_path: Path) -> None:
     path = write(tmp_path / "expbook.toml", "[run]\nbooleans = 1\n")
     with pytest.raises(ValueError, match=r"^.*expbook\.toml: \[run\] booleans must be a list"):
         load_settings(path)
+
+
+# --- expbook rerun --set follows the settings -----------------------------------------------
+
+
+def test_rerun_set_follows_the_booleans_and_sets_the_environment(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import expbook
+    from expbook.cli.main import run_cli
+    from expbook.store import RunSpec
+
+    write(tmp_path / "expbook.toml", '[run]\nbooleans = ["amp"]\n')
+    url = str(tmp_path / "runs.db")
+    store = expbook.open_store(url)
+    command = ["CUDA_VISIBLE_DEVICES=1", "python", "train.py", "--amp", "data.csv", "--lr", "1"]
+    store.create_run(RunSpec(name="train", command=command, cwd=str(tmp_path)))
+    store.close()
+    assignments = ["--set", "amp=false", "--set", "lr=2", "--set", "env.CUDA_VISIBLE_DEVICES=0"]
+    with pytest.raises(SystemExit) as exited:
+        run_cli(["rerun", "1", *assignments, "--dry-run", "--store", url])
+    assert exited.value.code == 0
+    expected = "CUDA_VISIBLE_DEVICES=0 python train.py data.csv --lr 2"
+    assert capsys.readouterr().out == f"cd {tmp_path} && {expected}\n"
+
+
+def test_rerun_set_goes_on_without_a_broken_expbook_toml(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import expbook
+    from expbook.cli.main import run_cli
+    from expbook.store import RunSpec
+
+    write(tmp_path / "expbook.toml", "[run\n")
+    url = str(tmp_path / "runs.db")
+    store = expbook.open_store(url)
+    store.create_run(RunSpec(name="t", command=["p", "--amp", "x"], cwd=str(tmp_path)))
+    store.close()
+    with pytest.raises(SystemExit) as exited:
+        run_cli(["rerun", "1", "--set", "amp=false", "--dry-run", "--store", url])
+    assert exited.value.code == 0
+    out, err = capsys.readouterr()
+    assert out == f"cd {tmp_path} && p --amp false\n"  # without booleans, x was amp's value
+    assert "expbook.toml" in err and "--set goes on without it" in err

@@ -274,9 +274,10 @@ def run_command(command: tuple[str, ...], **options: Any) -> None:
     state, host, duration, exit status, its output, and the metrics it prints.
 
     The program runs as without expbook: output streamed live (on a pseudo-terminal when
-    stdout is a terminal, so colours and progress bars stay), stdin passed through, Ctrl-C and
-    SIGTERM forwarded, its exit status returned. A Python program that calls
-    expbook.start_run() records into this run.
+    stdout is a terminal, so colours and progress bars stay), stdin passed through, Ctrl-C,
+    Ctrl-Z and SIGTERM working as usual, its exit status returned. NAME=value words before
+    the program are its environment. A Python program that calls expbook.start_run() records
+    into this run.
 
     \b
     Examples:
@@ -313,13 +314,14 @@ def logs_command(**options: Any) -> None:
 
 @cli.command("rerun", context_settings={"ignore_unknown_options": True})
 @click.argument("run")
-@click.option("--set", "assignments", multiple=True, metavar="FLAG=VALUE",
-              help="Change a flag of the command (repeatable).")  # fmt: skip
+@click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
+              help="Set a param of the command: a flag, a key=value word, a launcher's "
+                   "option (torchrun.nproc_per_node=4) or env.NAME (repeatable).")  # fmt: skip
 @run_options
 @click.option("--dry-run", is_flag=True, help="Print the command instead of running it.")
 @store_option
 def rerun_command(**options: Any) -> None:
-    """Run RUN's command again, with some flags changed; the new run records RUN as its
+    """Run RUN's command again, with some params changed; the new run records RUN as its
     parent, so `expbook diff` shows exactly what changed. Warns when the code's git commit
     differs from RUN's.
 
@@ -327,6 +329,8 @@ def rerun_command(**options: Any) -> None:
     Examples:
       expbook rerun 12 --set lr=3e-4
       expbook rerun 12 --set model-epochs=32 --set features="cli ml_train"
+      expbook rerun 12 --set optimizer.lr=0.02 --set env.CUDA_VISIBLE_DEVICES=1
+      expbook rerun 12 --set amp=false --dry-run
     """
     from expbook.cli import running
 

@@ -89,16 +89,17 @@ def rerun(
     dry_run: bool,
     store: str | None,
 ) -> int:
-    from expbook.runner.argv import with_flags
+    from expbook.runner.rewrite import with_flags
 
     with open_cli_store(store) as opened:
         record = opened.run(run)
         url = opened.url
     if not record.command:
         raise ExpbookError(f"run #{record.number} has no recorded command to run again")
-    env, command = split_assignments(list(record.command))
-    command = with_flags(command, assignments)
     cwd = record.cwd if record.cwd and os.path.isdir(record.cwd) else os.getcwd()
+    # Before splitting off NAME=value prefixes, so that --set env.NAME=value can change them.
+    command = with_flags(list(record.command), assignments, _settings(cwd, assignments))
+    env, command = split_assignments(command)
     if dry_run:
         prefix = [f"{k}={v}" for k, v in env.items()]
         print(f"cd {shlex.quote(cwd)} && {shlex.join([*prefix, *command])}")
@@ -118,6 +119,20 @@ def rerun(
     }
     os.chdir(cwd)
     return Launch(options, command, url, env).run()
+
+
+def _settings(cwd: str, assignments: tuple[str, ...]) -> Any:
+    """The run settings that apply in ``cwd`` (``booleans`` matter to --set); a broken
+    ``expbook.toml`` is a warning."""
+    from expbook.runner.settings import find_settings_file, load_settings
+
+    if not assignments:
+        return load_settings(None)
+    try:
+        return load_settings(find_settings_file(cwd))
+    except ExpbookError as exc:
+        _warn(f"{exc}; --set goes on without it")
+        return load_settings(None)
 
 
 def _check_commit(record: Any, cwd: str) -> None:

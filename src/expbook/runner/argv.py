@@ -4,57 +4,45 @@
 ``{"lr": 0.001, "amp": True, "config": "configs/gru.yaml", "config.model.hidden": 256, ...}``.
 It only observes user input, so it never raises: what it cannot read it leaves out, and a config
 file it cannot load is skipped with a `ParamsWarning`.
+
+Launchers (``env``, ``uv run``, ``torchrun``, ``srun``, the Python interpreter...) are unwrapped
+by `expbook.runner.launchers`, and config files read by `expbook.runner.configs`. `command_name`
+names a run after the command the launchers run, and `expbook.runner.rewrite.with_flags`
+(``expbook rerun --set``) rewrites a command line in the same terms, finding flags with `scan`.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import tomllib
-import warnings
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from expbook.errors import InvalidKeyError
+from expbook.runner.configs import ParamsWarning as ParamsWarning  # re-exported
+from expbook.runner.configs import config_params
+from expbook.runner.launchers import Command, layer_flags, unwrap
 from expbook.runner.settings import RunSettings, normalize_flag
-from expbook.validation import check_key
+from expbook.runner.tokens import (
+    INT,
+    Flag,
+    clean,
+    is_flag,
+    is_number,
+    is_value,
+    is_word,
+    typed,
+    valid_key,
+)
 
-MAX_CONFIG_BYTES = 1 << 20  # config files larger than 1 MiB are not read
-MAX_CONFIG_NODES = 100_000  # nor are those with more values than this (YAML aliases multiply)
-MAX_CONFIG_DEPTH = 100
-
-_DEFAULT_SETTINGS = RunSettings()
-_CONFIG_SUFFIXES = {".yaml": "yaml", ".yml": "yaml", ".toml": "toml", ".json": "json"}
-_INT64 = 1 << 63
-_INT = re.compile(r"[+-]?(0|[1-9][0-9]*)")
-_FLOAT = re.compile(r"[+-]?(([0-9]+\.[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?|[0-9]+[eE][+-]?[0-9]+)")
-_SPECIAL_FLOAT = re.compile(r"[+-]?(nan|inf|infinity)", re.IGNORECASE)
-_NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
-_WORD = re.compile(r"[\w\-+./~@=:]*[\w/]")
+DEFAULT_SETTINGS = RunSettings()
+_BRACKETED = re.compile(r"\[(.*)\]", re.DOTALL)
+_ASSIGNMENT = re.compile(r"(\+{0,2})([^\W\d][\w\-]*(?:[./@][\w\-]+)*)=(.*)", re.DOTALL)
 _LIST_SEPARATORS = re.compile(r"[\s,]+")
-_SURROGATES = re.compile("[\ud800-\udfff]")
-_SEQUENCES = (list, tuple, set, frozenset)
-
-
-class ParamsWarning(UserWarning):
-    """A config file named on the command line was skipped; the run goes on without it."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Flag:
-    key: str  # as written, without leading dashes (and without "no-" when negated)
-    name: str  # normalised, for comparing with the settings
-    raw: str | None  # the value's text; None when no value follows
-    side: int  # how many "--" separators come before it
-    negated: bool = False  # "--no-foo" without a value: foo = False
 
 
 def command_params(
     argv: Sequence[str],
-    settings: RunSettings = _DEFAULT_SETTINGS,
+    settings: RunSettings = DEFAULT_SETTINGS,
     *,
     cwd: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
@@ -62,9 +50,22 @@ def command_params(
 
     Rules, in the order they apply:
 
-    - ``argv[0]`` is the program and positional arguments are not params (but see config files).
-      For a Python interpreter, its own options (``-u``, ``-X dev``, ``-c CODE``, ``-m MODULE``)
-      are not params either: the script's arguments are.
+    - Launchers are unwrapped: ``env``, ``nohup``, ``time``, ``nice``, ``uv run``, ``poetry
+      run``, ``pipenv run``, ``conda``/``mamba``/``micromamba run``, ``torchrun``, ``python -m
+      torch.distributed.run`` (and ``.launch``), ``accelerate launch``, ``deepspeed``, ``srun``,
+      ``mpirun``/``mpiexec``, the Python interpreter and ``sh``/``bash``/``zsh``, nested in any
+      order. Each launcher's own options are params named ``<launcher>.<option>``, spelled as
+      written (``torchrun --nproc_per_node=8`` gives ``torchrun.nproc_per_node: 8``; the module
+      forms use the command's name, ``torchrun``), except those of ``env``, the interpreter and
+      the shells, which are not params. ``NAME=value`` words before the command or after
+      ``env`` give ``env.NAME`` params (text, untyped). What the innermost launcher runs is the
+      program (a script, a ``-m`` module, a binary); ``python -c CODE`` and ``python -`` have
+      no program, the words after them are its arguments. Config files named by launcher
+      options are not read.
+    - The program's positional arguments are not params (but see ``key=value`` and config
+      files). ``key=value`` words whose key is a dotted name (Hydra, ``make``: ``model=resnet``,
+      ``optimizer.lr=0.01``, ``+trainer.max_epochs=5``, ``LR=0.1``) are params of that key,
+      without the ``+``/``++``; ``~key`` deletions are not params.
     - A token starting with ``-`` is a flag unless it is a number (``-1``, ``-3e-4``, ``-inf``),
       ``-`` or ``--``. Its key is the flag without its leading dashes, spelled as written:
       ``--batch-size`` gives ``batch-size``, ``-lr`` gives ``lr``. Flags are never split further
@@ -73,6 +74,14 @@ def command_params(
       as its value unless that token is a flag, ``--`` or missing, or the flag is in
       ``settings.booleans``; then its value is True. ``--no-foo`` without a value gives
       ``foo = False`` (unless ``no_foo`` itself is listed in ``booleans``).
+    - Numbers in a row: when a flag's value is a number followed by more numbers, the flag takes
+      the whole run as a list (like argparse's ``nargs="+"``) if the run has at least two
+      numbers of one kind (all integers, or all decimals: ``--milestones 30 60 90`` gives
+      ``[30, 60, 90]``, ``--betas 0.9 0.999`` ``[0.9, 0.999]``) and ends at a flag, ``--`` or
+      the end of the command. Otherwise it takes only the first number and the rest are
+      positional: ``--lr 0.1 5`` gives ``lr: 0.1``, as does ``--size 224 224 data/`` ``size:
+      224``. A flag in ``settings.lists`` takes the whole run however it ends, one in
+      ``settings.strings`` only ever one word; ``--flag=value`` is always one word.
     - Values are typed: integers (without leading zeros, within 64 bits) become int; decimals and
       exponents (``0.001``, ``1e-3``, ``.5``) and ``nan``/``inf`` become float; ``true``/``false``
       become bool and ``none``/``null`` None, in any case. Anything else stays a str.
@@ -80,13 +89,15 @@ def command_params(
       numbers, paths, ``key=value``, ``host:port``: letters, digits and ``_-+./~@=:``, not ending
       in ``.``, ``:`` or other punctuation) becomes a list of typed parts, so ``--features "cli
       ml_train"`` gives ``["cli", "ml_train"]``, while ``--note "first try, with warmup!"``
-      stays a str. A value with a single part stays a str. Values of flags in ``settings.lists``
-      are always split, on whitespace and commas; values of flags in ``settings.strings`` are
-      never typed or split.
+      stays a str. So does ``[a,b,c]`` with word-like items (``devices=[0,1]`` gives ``[0, 1]``).
+      A value with a single part stays a str. Values of flags in ``settings.lists`` are always
+      split, on whitespace and commas; values of flags in ``settings.strings`` are never typed
+      or split.
     - A flag given several times collects its values into one flat list, in order.
     - ``--`` separates a launcher's flags (``cargo run --release --``) from the program's. Flags
       on both sides are params; a key given on both sides takes the values from the later side.
-    - Flags in ``settings.ignore`` are dropped with their values.
+    - Flags in ``settings.ignore`` are dropped with their values (launcher options by their full
+      name, ``torchrun.rdzv_endpoint``).
     - Config files: a flag value or positional argument naming an existing ``.yaml``, ``.yml``,
       ``.toml`` or ``.json`` file (relative to ``cwd``) of at most 1 MiB is also loaded, and its
       contents flattened into ``config.<dotted.key>`` params. Nested mappings give dotted keys,
@@ -103,118 +114,159 @@ def command_params(
     Returns:
         Flat params: valid keys to JSON values (None, bool, int, float, str, or a list of those).
     """
-    tokens = [_clean(str(token)) for token in _program_args(argv)]
-    flags: list[_Flag] = []
+    words = [clean(str(word)) for word in argv]
+    command = unwrap(words)
+    params = _launcher_params(words, command, settings)
+    flags: list[Flag] = []
     candidates: list[str] = []
-    for item in _scan(tokens, settings):
+    for item in scan(words[command.start :], settings):
         if isinstance(item, str):
             candidates.append(item)
         elif _is_param(item, settings):
             flags.append(item)
             candidates += [item.raw] if item.raw is not None else []
-    params = _collect(flags, settings)
-    for key, value in _config_params(candidates, cwd).items():
+    params.update(_collect(flags, settings))
+    for key, value in config_params(candidates, cwd).items():
         params.setdefault(key, value)
     return params
 
 
-_INTERPRETERS = ("python", "python3", "pypy", "pypy3", "bash", "sh", "zsh", "uv", "poetry")
-_PYTHON_OPTIONS_WITH_VALUE = frozenset({"-W", "-X", "--check-hash-based-pycs"})
+def _launcher_params(
+    words: Sequence[str], command: Command, settings: RunSettings
+) -> dict[str, Any]:
+    """``env.NAME`` for the environment, ``<launcher>.<option>`` for launchers' options."""
+    params: dict[str, Any] = {}
+    for index in command.environment:
+        name, _, value = words[index].partition("=")
+        if valid_key(f"env.{name}"):
+            params[f"env.{name}"] = value
+    flags = [
+        flag
+        for layer in command.layers
+        for flag in layer_flags(words, layer)
+        if _is_param(flag, settings)
+    ]
+    params.update(_collect(flags, settings))
+    return params
 
 
-def _is_python(program: str) -> bool:
-    name = os.path.basename(program)
-    return re.fullmatch(r"(python|pypy)[\d.]*", name) is not None
-
-
-def _program_args(argv: Sequence[str]) -> list[str]:
-    """The arguments that belong to the program: for ``python [options] script.py ARGS`` (or
-    ``-m module ARGS``, ``-c code ARGS``) just ARGS; otherwise everything after ``argv[0]``."""
-    args = [str(a) for a in argv[1:]]
-    if not argv or not _is_python(str(argv[0])):
-        return args
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        if arg in ("-c", "-m"):
-            return args[i + 2 :]
-        if arg == "-" or not arg.startswith("-"):
-            return args[i + 1 :]  # the script (or stdin)
-        if arg in _PYTHON_OPTIONS_WITH_VALUE:
-            i += 1
-        i += 1
-    return []
-
+# --- naming --------------------------------------------------------------------------------------
 
 _SCRIPT = (".py", ".sh", ".bash", ".zsh", ".R", ".jl", ".js", ".ts", ".rb", ".pl", ".lua")
+_MAKE_OPTIONS_WITH_VALUE = frozenset(
+    {"-C", "-f", "-I", "-o", "-W", "--directory", "--file", "--makefile", "--include-dir"}
+)
 
 
 def command_name(argv: Sequence[str]) -> str:
-    """A run name from a command line: the script (``train`` for ``python train.py``, ``bash
+    """A run name from a command line, launchers unwrapped (as in `command_params`): the script
+    (``train`` for ``python train.py``, ``torchrun --nproc_per_node 8 train.py``, ``bash
     train.sh``), the module (``python -m pkg.train`` → ``train``), the Cargo binary or example
-    (``cargo run --bin train``), the Bazel target (``bazel run //pkg:train`` → ``train``), else
-    the program's file name."""
-    if not argv:
-        return "run"
-    program = os.path.basename(argv[0])
-    args = list(argv[1:])
-    if program.startswith(_INTERPRETERS):
-        if "-m" in args and args.index("-m") + 1 < len(args):
-            return args[args.index("-m") + 1].rsplit(".", 1)[-1] or program
-        for arg in args:
-            if arg.endswith(_SCRIPT):
-                return os.path.splitext(os.path.basename(arg))[0]
-    if program == "cargo":
-        for flag in ("--bin", "--example"):
-            if flag in args and args.index(flag) + 1 < len(args):
-                return args[args.index(flag) + 1]
-        return "cargo"
-    if program in ("bazel", "bazelisk"):
-        for arg in args:
-            if arg.startswith("//") or arg.startswith(":"):
-                return arg.rsplit(":", 1)[-1].rsplit("/", 1)[-1] or program
+    (``cargo run --bin train``), the Bazel target (``bazel run //pkg:train`` → ``train``), the
+    make target (``make train LR=0.1``), else the program's file name."""
+    words = [str(word) for word in argv]
+    command = unwrap(words)
+    if command.program >= len(words):  # nothing, or only NAME=value words
+        return os.path.basename(words[0]) if words else "run"
+    word = words[command.program]
+    if command.module:
+        return word.rsplit(".", 1)[-1] or "run"
+    program = os.path.basename(word)
+    namer = _NAMERS.get(program)
+    if namer is not None:
+        return namer(words[command.start :]) or program
     if program.endswith(_SCRIPT):
         return os.path.splitext(program)[0]
     return program or "run"
 
 
-def _clean(text: str) -> str:
-    """``text`` with lone surrogates (undecodable bytes in argv, JSON escapes) as U+FFFD."""
-    return _SURROGATES.sub("\ufffd", text)
+def _cargo_name(args: list[str]) -> str | None:
+    for flag in ("--bin", "--example"):
+        if flag in args and args.index(flag) + 1 < len(args):
+            return args[args.index(flag) + 1]
+    return None
 
 
-def _scan(tokens: list[str], settings: RunSettings) -> Iterator[_Flag | str]:
-    """Yield each flag and each positional argument, in order."""
+def _bazel_name(args: list[str]) -> str | None:
+    for arg in args:
+        if arg.startswith("//") or arg.startswith(":"):
+            return arg.rsplit(":", 1)[-1].rsplit("/", 1)[-1]
+    return None
+
+
+def _make_name(args: list[str]) -> str | None:
+    """The first target: a word that is not an option, an option's value or NAME=value."""
+    for index, arg in enumerate(args):
+        after_option = index > 0 and args[index - 1] in _MAKE_OPTIONS_WITH_VALUE
+        if not (arg.startswith("-") or after_option or "=" in arg or is_number(arg)):
+            return arg
+    return None
+
+
+_NAMERS: dict[str, Callable[[list[str]], str | None]] = {
+    "cargo": _cargo_name,
+    "bazel": _bazel_name,
+    "bazelisk": _bazel_name,
+    "make": _make_name,
+    "gmake": _make_name,
+}
+
+
+# --- flags ---------------------------------------------------------------------------------------
+
+
+def scan(words: Sequence[str], settings: RunSettings) -> Iterator[Flag | str]:
+    """Yield each flag, each ``key=value`` word (as a flag) and each other positional, in order."""
     side = 0
     index = 0
-    while index < len(tokens):
-        token = tokens[index]
-        index += 1
-        if token == "--":
+    while index < len(words):
+        word = words[index]
+        if word == "--":
             side += 1
-        elif not _is_flag(token):
-            yield token
-        elif "=" in token:
-            key, _, raw = token.lstrip("-").partition("=")
-            yield _Flag(key, normalize_flag(key), raw, side)
-        elif _takes_value(token, settings) and index < len(tokens) and _is_value(tokens[index]):
-            key = token.lstrip("-")
-            yield _Flag(key, normalize_flag(key), tokens[index], side)
+            index += 1
+        elif not is_flag(word):
+            yield _assignment(word, side, index) or word
             index += 1
         else:
-            yield _bare_flag(token.lstrip("-"), side, settings)
+            flag = _read_flag(words, index, side, settings)
+            yield flag
+            index = flag.stop
 
 
-def _is_flag(token: str) -> bool:
-    return token.startswith("-") and token not in ("-", "--") and not _is_number(token)
+def _read_flag(words: Sequence[str], index: int, side: int, settings: RunSettings) -> Flag:
+    key = words[index].lstrip("-")
+    if "=" in key:
+        key, _, raw = key.partition("=")
+        return Flag(key, normalize_flag(key), raw, side, False, index, index + 1, "equals")
+    first = index + 1
+    if _takes_value(key, settings) and first < len(words) and is_value(words[first]):
+        stop = _value_stop(words, first, normalize_flag(key), settings)
+        raw = " ".join(words[first:stop])
+        return Flag(key, normalize_flag(key), raw, side, False, index, stop, "separate")
+    return _bare_flag(key, side, settings, index)
 
 
-def _is_value(token: str) -> bool:
-    return token != "--" and not _is_flag(token)
+def _value_stop(words: Sequence[str], first: int, name: str, settings: RunSettings) -> int:
+    """Where a flag's value that starts at ``first`` ends: after a run of numbers or one word."""
+    if name in settings.strings or not is_number(words[first]):
+        return first + 1
+    kind = INT.fullmatch(words[first]) is not None
+    stop = first + 1
+    while stop < len(words) and is_number(words[stop]):
+        stop += 1
+    if name in settings.lists:
+        return stop
+    ends = stop == len(words) or not is_value(words[stop])
+    alike = all((INT.fullmatch(word) is not None) == kind for word in words[first:stop])
+    return stop if stop > first + 1 and ends and alike else first + 1
 
 
-def _is_number(token: str) -> bool:
-    return bool(_NUMBER.fullmatch(token) or _SPECIAL_FLOAT.fullmatch(token))
+def _assignment(word: str, side: int, index: int) -> Flag | None:
+    match = _ASSIGNMENT.fullmatch(word)
+    if match is None:
+        return None
+    key = match[2]
+    return Flag(key, normalize_flag(key), match[3], side, False, index, index + 1, "assign")
 
 
 def _takes_value(token: str, settings: RunSettings) -> bool:
@@ -228,24 +280,20 @@ def _negatable(name: str) -> bool:
     return name.startswith("no_") and len(name) > 3
 
 
-def _bare_flag(key: str, side: int, settings: RunSettings) -> _Flag:
+def _bare_flag(key: str, side: int, settings: RunSettings, index: int) -> Flag:
     name = normalize_flag(key)
     if _negatable(name) and name not in settings.booleans:
-        return _Flag(key[3:], name[3:], None, side, negated=True)
-    return _Flag(key, name, None, side)
+        return Flag(key[3:], name[3:], None, side, True, index, index + 1)
+    return Flag(key, name, None, side, False, index, index + 1)
 
 
-def _is_param(flag: _Flag, settings: RunSettings) -> bool:
+def _is_param(flag: Flag, settings: RunSettings) -> bool:
     if flag.name in settings.ignore or (flag.negated and f"no_{flag.name}" in settings.ignore):
         return False
-    try:
-        check_key(flag.key, "param")
-    except InvalidKeyError:
-        return False
-    return True
+    return valid_key(flag.key)
 
 
-def _collect(flags: list[_Flag], settings: RunSettings) -> dict[str, Any]:
+def _collect(flags: list[Flag], settings: RunSettings) -> dict[str, Any]:
     """Group values by key; a later ``--`` side replaces an earlier one, a same side appends."""
     grouped: dict[str, tuple[int, list[Any]]] = {}
     for flag in flags:
@@ -266,204 +314,19 @@ def _merge(values: list[Any]) -> Any:
     return merged
 
 
-def _flag_value(flag: _Flag, settings: RunSettings) -> Any:
+def _flag_value(flag: Flag, settings: RunSettings) -> Any:
     if flag.raw is None:
         return not flag.negated
     if flag.name in settings.strings:
         return flag.raw
+    bracketed = _BRACKETED.fullmatch(flag.raw)
+    if bracketed is not None:
+        items = [item.strip() for item in bracketed[1].split(",")] if bracketed[1].strip() else []
+        if all(is_word(item) for item in items):
+            return [typed(item) for item in items]
     if flag.name in settings.lists:
-        return [_typed(part) for part in _LIST_SEPARATORS.split(flag.raw) if part]
+        return [typed(part) for part in _LIST_SEPARATORS.split(flag.raw) if part]
     parts = flag.raw.split()
-    if len(parts) > 1 and all(_is_word(part) for part in parts):
-        return [_typed(part) for part in parts]
-    return _typed(flag.raw)
-
-
-def _is_word(part: str) -> bool:
-    return _is_number(part) or bool(_WORD.fullmatch(part))
-
-
-def _typed(text: str) -> Any:
-    """The JSON value a command-line token most likely stands for."""
-    lower = text.lower()
-    if lower in ("true", "false"):
-        return lower == "true"
-    if lower in ("none", "null"):
-        return None
-    if _INT.fullmatch(text):
-        number = int(text)
-        return number if -_INT64 <= number < _INT64 else text
-    if _FLOAT.fullmatch(text) or _SPECIAL_FLOAT.fullmatch(text):
-        return float(text)
-    return text
-
-
-def _config_params(candidates: list[str], cwd: str | os.PathLike[str] | None) -> dict[str, Any]:
-    params: dict[str, Any] = {}
-    for token in candidates:
-        path = _config_path(token, cwd)
-        if path is not None:
-            params.update(_load_config(path, token))
-    return params
-
-
-def _config_path(token: str, cwd: str | os.PathLike[str] | None) -> Path | None:
-    if os.path.splitext(token)[1].lower() not in _CONFIG_SUFFIXES:
-        return None
-    path = Path(cwd if cwd is not None else ".") / token
-    try:
-        return path if path.is_file() else None
-    except (OSError, ValueError):  # a name too long, a directory we may not search...
-        return None
-
-
-def _load_config(path: Path, token: str) -> dict[str, Any]:
-    """Flattened ``config.*`` params from one file, or {} with a warning when it cannot be read."""
-    try:
-        tree = _parse_config(path)
-        _check_size(tree)
-    except ImportError:
-        return _skip(token, "PyYAML is not installed (pip install pyyaml)")
-    except (OSError, ValueError, RecursionError) as exc:
-        return _skip(token, " ".join(str(exc).split()) or type(exc).__name__)
-    if tree is None:
-        return {}
-    if not isinstance(tree, Mapping):
-        return _skip(token, f"it holds a {type(tree).__name__}, not a mapping")
-    params: dict[str, Any] = {}
-    _flatten(tree, "config", params)
-    return params
-
-
-def _skip(token: str, reason: str) -> dict[str, Any]:
-    warnings.warn(f"expbook: config file {token!r} skipped: {reason}", ParamsWarning, stacklevel=5)
-    return {}
-
-
-def _parse_config(path: Path) -> object:
-    """Parse a config file; raises OSError, ValueError or ImportError (for YAML)."""
-    with path.open("rb") as file:
-        data = file.read(MAX_CONFIG_BYTES + 1)
-    if len(data) > MAX_CONFIG_BYTES:
-        raise ValueError(f"it is larger than {MAX_CONFIG_BYTES} bytes")
-    kind = _CONFIG_SUFFIXES[path.suffix.lower()]
-    if kind == "json":
-        return json.loads(data)
-    if kind == "toml":
-        return tomllib.loads(data.decode("utf-8"))
-    return _parse_yaml(data)
-
-
-def _parse_yaml(data: bytes) -> object:
-    import yaml
-
-    try:
-        return yaml.safe_load(data)
-    except yaml.YAMLError as exc:
-        raise ValueError(f"invalid YAML: {exc}") from exc
-
-
-def _check_size(tree: object) -> None:
-    """Refuse trees too large or too deep to flatten (YAML aliases can nest them, or loop)."""
-    stack = [(tree, 0)]
-    count = 0
-    while stack:
-        node, depth = stack.pop()
-        count += 1
-        if count > MAX_CONFIG_NODES:
-            raise ValueError(f"it holds more than {MAX_CONFIG_NODES} values")
-        if depth > MAX_CONFIG_DEPTH:
-            raise ValueError(f"it is nested more than {MAX_CONFIG_DEPTH} levels deep")
-        if isinstance(node, Mapping):
-            stack += [(child, depth + 1) for child in node.values()]
-        elif isinstance(node, _SEQUENCES):
-            stack += [(child, depth + 1) for child in node]
-
-
-def _flatten(tree: Mapping[Any, Any], prefix: str, params: dict[str, Any]) -> None:
-    for raw_key, value in tree.items():
-        key = _clean(f"{prefix}.{raw_key}")
-        if isinstance(value, Mapping):
-            _flatten(value, key, params)
-        elif _valid_key(key):
-            params[key] = _config_value(value)
-
-
-def _valid_key(key: str) -> bool:
-    try:
-        check_key(key, "param")
-    except InvalidKeyError:
-        return False
-    return True
-
-
-def _config_value(value: object) -> Any:
-    if isinstance(value, _SEQUENCES):
-        return [_list_item(item) for item in _ordered(value)]
-    return _scalar(value)
-
-
-def _list_item(item: object) -> Any:
-    if isinstance(item, (Mapping, *_SEQUENCES)):
-        return json.dumps(_plain(item), ensure_ascii=False)
-    return _scalar(item)
-
-
-def _ordered(items: list[Any] | tuple[Any, ...] | set[Any] | frozenset[Any]) -> list[Any]:
-    return sorted(items, key=repr) if isinstance(items, set | frozenset) else list(items)
-
-
-def _plain(value: object) -> Any:
-    """A JSON-serialisable copy: mapping keys as str, scalars as by `_scalar`."""
-    if isinstance(value, Mapping):
-        return {_clean(str(key)): _plain(child) for key, child in value.items()}
-    if isinstance(value, _SEQUENCES):
-        return [_plain(child) for child in _ordered(value)]
-    return _scalar(value)
-
-
-def _scalar(value: object) -> Any:
-    if value is None or isinstance(value, bool | float):
-        return value
-    if isinstance(value, str):
-        return _clean(value)
-    if isinstance(value, int):
-        return value if -_INT64 <= value < _INT64 else str(value)
-    return _clean(str(value))  # dates and times from YAML and TOML, bytes, ...
-
-
-def with_flags(argv: Sequence[str], assignments: Sequence[str]) -> list[str]:
-    """``argv`` with flags set to new values, for ``expbook rerun --set flag=value``.
-
-    Each assignment is ``flag=value`` (the flag with or without leading dashes). Where the flag
-    occurs as ``--flag value`` or ``--flag=value`` (the last occurrence, after a ``--`` when
-    there is one: the program's own flags), its value is replaced; a bare boolean ``--flag`` is
-    replaced by ``--flag=value``; a flag that does not occur is appended as ``--flag=value``.
-
-    Raises:
-        InvalidValueError: an assignment has no ``=``.
-    """
-    from expbook.errors import InvalidValueError
-
-    result = list(argv)
-    for assignment in assignments:
-        name, eq, value = assignment.partition("=")
-        name = name.strip()
-        if not eq or not name.strip("-"):
-            raise InvalidValueError(f"--set {assignment!r}: write it as flag=value")
-        dashes = name if name.startswith("-") else ("-" if len(name) == 1 else "--") + name
-        result = _set_flag(result, dashes, value)
-    return result
-
-
-def _set_flag(argv: list[str], flag: str, value: str) -> list[str]:
-    for i in range(len(argv) - 1, 0, -1):
-        token = argv[i]
-        if token.startswith(flag + "="):
-            return [*argv[:i], f"{flag}={value}", *argv[i + 1 :]]
-        if token == flag:
-            following = argv[i + 1] if i + 1 < len(argv) else None
-            if following is not None and (_is_value(following) or not _is_flag(following)):
-                return [*argv[: i + 1], value, *argv[i + 2 :]]
-            return [*argv[:i], f"{flag}={value}", *argv[i + 1 :]]
-    return [*argv, f"{flag}={value}"]
+    if len(parts) > 1 and all(is_word(part) for part in parts):
+        return [typed(part) for part in parts]
+    return typed(flag.raw)

@@ -5,8 +5,9 @@ hint from the user. The hints live in a ``[run]`` table::
 
     [run]
     booleans = ["amp", "fast"]        # flags that never take a value
-    lists = ["features"]              # values always split into lists (on whitespace and commas)
-    strings = ["note"]                # values kept as text: no typing, no splitting
+    lists = ["features"]              # values always lists: split on whitespace and commas,
+                                      # and all the numbers in a row (--gpus 0 1 data/)
+    strings = ["note"]                # values kept as text: one word, no typing, no splitting
     ignore = ["output-dir"]           # flags that are not params
 
     [[run.patterns]]                  # passed on, unparsed, to the output parser
@@ -15,8 +16,9 @@ hint from the user. The hints live in a ``[run]`` table::
     kind = "summary"                  # "series" or "summary"
 
 Flag names are written without leading dashes and compared in normalised form (see
-`normalize_flag`), so ``batch_size`` matches ``--batch-size``. Other top-level tables are left to
-other parts of expbook and ignored here.
+`normalize_flag`), so ``batch_size`` matches ``--batch-size``. They apply to ``key=value`` words
+too, and to launchers' options by their param name (``torchrun.rdzv_endpoint``). Other top-level
+tables are left to other parts of expbook and ignored here.
 """
 
 from __future__ import annotations
@@ -59,9 +61,11 @@ class RunSettings:
     ``RunSettings(booleans=frozenset({"--Dry-Run"}))`` matches ``--dry-run``).
 
     Attributes:
-        booleans: flags that never take a value (``--amp``, ``--fast``).
-        lists: flags whose value is always split into a list, on whitespace and commas.
-        strings: flags whose value is kept as text: no typing, no splitting.
+        booleans: flags that never take a value (``--amp``, ``--fast``); ``expbook rerun --set
+            amp=false`` removes such a flag, ``amp=true`` adds it.
+        lists: flags whose value is always split into a list, on whitespace and commas, and
+            that take all the numbers that follow them (``--gpus 0 1 data/``).
+        strings: flags whose value is one word kept as text: no typing, no splitting.
         ignore: flags that are not params (an output directory, say), dropped with their value.
         patterns: the raw ``[[run.patterns]]`` tables (``regex``, optional ``key`` and ``kind``),
             checked for shape only and passed on unparsed to the output parser.
