@@ -144,6 +144,7 @@ def test_batch_counters() -> None:
 
 def test_a_fractional_epoch_leaves_the_step_automatic() -> None:
     assert parse("epoch 2.5 loss=0.3") == [Point({"loss": 0.3}, None, 2.5)]
+    assert parse("epoch 1,024.5 loss=0.3") == [Point({"loss": 0.3}, None, 1024.5)]
 
 
 def test_lightning_progress_bar_without_its_version_number() -> None:
@@ -152,6 +153,70 @@ def test_lightning_progress_bar_without_its_version_number() -> None:
         "val_loss=0.2, val_acc=0.91]"
     )
     assert parse(line) == [Point({"loss": 0.123, "val_loss": 0.2, "val_acc": 0.91}, 1, 1.0)]
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("Training: 100%|██████| 50/50 [00:01<00:00, 30.1it/s]", []),
+        (
+            "Training: 100%|██████| 50/50 [00:01<00:00, 30.1it/s, loss=0.5, acc=0.9]",
+            [Point({"loss": 0.5, "acc": 0.9}, None)],
+        ),
+        # with a tqdm bar, one postfix pair is enough for a Point
+        (
+            "Training: 100%|██████| 50/50 [00:01<00:00, 30.1it/s, loss=0.5]",
+            [Point({"loss": 0.5}, None)],
+        ),
+        ("100%|██████| 50/50 [00:01<00:00, 30.1it/s, ppl=3.2]", [Point({"ppl": 3.2}, None)]),
+        (
+            "Epoch 3:  45%|████▌     | 45/100 [00:01<00:02, 30.1it/s, loss=0.5]",
+            [Point({"loss": 0.5}, 3, 3.0)],
+        ),
+        ("Evaluating: 100%|██████████| 313/313 [00:03<00:00, 97.12it/s]", []),
+        # a percentage followed by " |" is still a value
+        ("[Epoch 2/10] step 5 | acc: 91% | lr: 1e-4", [Point({"acc": 91.0, "lr": 1e-4}, 5, 2.0)]),
+    ],
+)
+def test_a_tqdm_percentage_is_not_a_metric(line: str, expected: list[Event]) -> None:
+    assert parse(line) == expected
+
+
+def test_keys_with_digits_are_read_from_each_line() -> None:
+    # Lines of one shape (digits masked) share a cached plan; the keys must still be their own.
+    assert parse("fold1_acc=0.5 fold1_loss=0.25", "fold2_acc=0.6 fold2_loss=0.75") == [
+        Point({"fold1_acc": 0.5, "fold1_loss": 0.25}, None),
+        Point({"fold2_acc": 0.6, "fold2_loss": 0.75}, None),
+    ]
+    assert parse("epoch 1 top1=0.5 top5=0.75", "epoch 2 top5=0.8 top1=0.625") == [
+        Point({"top1": 0.5, "top5": 0.75}, 1, 1.0),
+        Point({"top5": 0.8, "top1": 0.625}, 2, 2.0),
+    ]
+    assert parse("epoch 1 top1_acc 0.5", "epoch 2 top5_acc 0.75") == [
+        Point({"top1_acc": 0.5}, 1, 1.0),
+        Point({"top5_acc": 0.75}, 2, 2.0),
+    ]
+
+
+def test_a_zero_never_starts_a_thousands_separated_number() -> None:
+    # 1,512 is a number; 0,512 is not (so the pair is no pair): both orders, through the caches
+    expected = [Point({"samples": 1512.0, "loss": 0.5}, None)]
+    assert parse("samples=1,512 loss=0.5", "samples=0,512 loss=0.5") == expected
+    assert parse("samples=0,512 loss=0.5", "samples=1,512 loss=0.5") == expected
+    assert parse("Num examples = 0,512", "Num examples = 1,512") == [
+        Summary("num_examples", 1512.0)
+    ]
+    assert parse("Num examples = 1,512", "Num examples = 0,512") == [
+        Summary("num_examples", 1512.0)
+    ]
+
+
+def test_long_lines_are_parsed_like_short_ones() -> None:
+    padding = " ".join(["word"] * 200)
+    assert parse(f"epoch 2 loss=0.5 {padding}", f"epoch 3 loss=0.25 {padding}") == [
+        Point({"loss": 0.5}, 2, 2.0),
+        Point({"loss": 0.25}, 3, 3.0),
+    ]
 
 
 def test_colour_codes_are_stripped_before_parsing() -> None:
@@ -232,6 +297,52 @@ def test_dict_nan_inf_and_wrapped_scalars() -> None:
 def test_dict_lines_are_never_evaluated() -> None:
     assert parse("{'a': __import__('os').getpid()}") == []
     assert parse("{'loss': (lambda: 1)()}") == []
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "{'lr': 0.1, 'epochs': 10, 'batch_size': 32}",
+        "{'learning_rate': 0.001, 'weight_decay': 0.01, 'warmup_steps': 500}",
+        '{"seed": 1, "num_workers": 4, "hidden": 256}',
+        "{'lr': 0.0001, 'max_grad_norm': 1.0}",
+        "{'lr': 0.1}",
+        "{'loss': 'cross_entropy', 'lr': 0.1, 'tags': [1, 2]}",  # a metric name, but no number
+    ],
+)
+def test_configuration_dicts_are_not_metrics(line: str) -> None:
+    assert parse(line) == []
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("{'loss': 0.5}", Point({"loss": 0.5}, None)),
+        ("{'lr': 0.1, 'step': 3}", Point({"lr": 0.1}, 3)),
+        (
+            "{'lr': 0.1, 'batch_size': 32, 'epoch': 2}",
+            Point({"lr": 0.1, "batch_size": 32.0}, None, 2.0),
+        ),
+        ("{'valAcc': 0.9, 'lr': 0.1}", Point({"valacc": 0.9, "lr": 0.1}, None)),
+        ("{'grad_norm': 1.5, 'lr': 0.1}", Point({"grad_norm": 1.5, "lr": 0.1}, None)),
+        (
+            "{'eval_runtime': 12.5, 'eval_samples_per_second': 200.0}",
+            Point({"eval_runtime": 12.5, "eval_samples_per_second": 200.0}, None),
+        ),
+        ('{"val": {"rouge2": 0.25, "n": 3}}', Point({"val/rouge2": 0.25, "val/n": 3.0}, None)),
+        ("{'top1_err': 0.25, 'tags': [1]}", Point({"top1_err": 0.25}, None)),
+    ],
+)
+def test_dicts_with_a_step_epoch_or_metric_key_are_metrics(line: str, expected: Point) -> None:
+    assert parse(line) == [expected]
+
+
+def test_dict_integers_too_large_for_a_float_are_infinite() -> None:
+    big = "1" + "0" * 400
+    assert parse(f"{{'loss': {big}, 'tags': [1]}}", f"{{'loss': -{big}, 'tags': [1]}}") == [
+        Point({"loss": math.inf}, None),
+        Point({"loss": -math.inf}, None),
+    ]
 
 
 def test_dict_like_text_that_is_not_a_dict_goes_on_to_the_other_parsers() -> None:
@@ -409,6 +520,53 @@ def test_summary_of_nan_without_a_digit() -> None:
 )
 def test_not_summaries(line: str) -> None:
     assert parse(line) == []
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Seed: 42",
+        "Random seed = 1234",
+        "Batch size: 32",
+        "Version: 2",
+        "Downloading: 45",
+        "rank: 0",
+        "local_rank: 1",
+        "world size: 8",
+        "num_workers: 4",
+        "Epochs: 10",
+        "GPUs: 8",
+        "device: 0",
+        "PID: 12345",
+        "MASTER_PORT = 29500",
+        "Job ID: 123456",
+    ],
+)
+def test_settings_printed_as_summary_lines_are_not_metrics(line: str) -> None:
+    assert parse(line) == []
+
+
+def test_settings_do_not_touch_the_epoch_context() -> None:
+    assert parse("Epochs: 10", "loss=0.5 acc=0.9") == [Point({"loss": 0.5, "acc": 0.9}, None)]
+    assert parse("epoch: 3", "loss=0.5 acc=0.9") == [Point({"loss": 0.5, "acc": 0.9}, 3, 3.0)]
+    assert parse("Epoch 3/10", "Epochs: 10", "loss=0.5 acc=0.9") == [
+        Point({"loss": 0.5, "acc": 0.9}, 3, 3.0)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("Total Epochs: 16", Summary("total_epochs", 16.0)),
+        ("  Num Epochs = 3", Summary("num_epochs", 3.0)),
+        ("Total params: 1,234", Summary("model.params", 1234.0)),
+        ("Number of parameters: 1,234", Summary("number_of_parameters", 1234.0)),
+        ("Best seed score: 0.5", Summary("best_seed_score", 0.5)),
+        ("GPU: 85%", Summary("gpu", 85.0, "%")),
+    ],
+)
+def test_names_not_in_the_settings_list_still_count(line: str, expected: Summary) -> None:
+    assert parse(line) == [expected]
 
 
 # --- noise ----------------------------------------------------------------------------------

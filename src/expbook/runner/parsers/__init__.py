@@ -1,0 +1,51 @@
+"""Metrics from the lines a training program prints, with no change to the program.
+
+:class:`OutputParser` takes one complete line at a time (as :class:`~expbook.runner.text.
+LineAssembler` returns them) and turns the lines that report metrics into events: a
+:class:`Point` (one step of one or more metric series) or a :class:`Summary` (one final value).
+
+Each line goes to small line parsers in a fixed order; the first that recognises the line wins,
+so a line yields events from one parser only:
+
+1. the user's patterns from ``expbook.toml`` (:class:`UserPattern`), if any;
+2. JSON and Python-dict lines (``{"loss": 0.5, "step": 10}``, the Hugging Face Trainer's dicts)
+   that have a step or epoch key or a metric's name (not a printed configuration);
+3. tables printed at the end of training (burn's "Learner Summary", with the model's parameter
+   count) and the parameter counts of Keras, torchinfo and Lightning model summaries;
+4. progress lines with an epoch/step counter and metric pairs (``epoch 3/16 loss=0.12``, Keras'
+   ``Epoch 3/16`` followed by its progress bar line);
+5. whole-line summaries (``Test accuracy: 94.2%``), but not settings (``Seed: 42``).
+
+Before the built-in parsers see a line, its ANSI escape sequences and a leading logging prefix
+(timestamp, level, logger name; see :func:`strip_log_prefix`) are removed. The parsers keep one
+shared step context: an ``Epoch 3/16`` line, or a progress line with its own counter, sets the
+step (and epoch) that later lines without a counter report at.
+
+Speed matters here: a program may print hundreds of thousands of lines, most of them log
+messages with no metric. A line with no digit is only looked at when it could be part of a table
+or a dict, and every parser starts with a cheap check (substring searches, one regular
+expression) before the work that costs. Lines repeat with only their digits changing, so the
+parser remembers line shapes (digits masked) that gave nothing, and where the values of a
+progress line's shape are; these caches never change a result.
+
+The package: ``_common`` (events, keys, numbers, shapes, the step context and the current
+line), ``_prefixes`` (logging prefixes), one module per line parser (``_patterns``, ``_dicts``,
+``_tables``, ``_progress``, ``_summaries``) and ``_output`` (:class:`OutputParser`).
+"""
+
+from __future__ import annotations
+
+from expbook.runner.parsers._common import Event, Point, Summary, normalize_key
+from expbook.runner.parsers._output import OutputParser
+from expbook.runner.parsers._patterns import UserPattern
+from expbook.runner.parsers._prefixes import strip_log_prefix
+
+__all__ = [
+    "Event",
+    "OutputParser",
+    "Point",
+    "Summary",
+    "UserPattern",
+    "normalize_key",
+    "strip_log_prefix",
+]

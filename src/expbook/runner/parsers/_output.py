@@ -1,0 +1,122 @@
+"""The output parser: each line through the line parsers, with the shape caches."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from expbook.runner.parsers._common import (
+    _HAS_DIGIT,
+    _MAX_CACHED_TEXT,
+    _SHAPE_BYTES,
+    Event,
+    _CurrentLine,
+    _LineParser,
+    _StepContext,
+)
+from expbook.runner.parsers._dicts import _DictLineParser
+from expbook.runner.parsers._patterns import UserPattern, _UserPatternParser
+from expbook.runner.parsers._progress import _ProgressParser
+from expbook.runner.parsers._summaries import _SummaryLineParser
+from expbook.runner.parsers._tables import _TableParser
+from expbook.runner.text import strip_ansi
+
+_SHAPE_CACHE_SIZE = 16384  # quiet shapes kept (then cleared): at most ~10 MB
+
+
+def _digitless_look(line: str) -> bool:
+    """Whether a line without a digit may still matter: a table header, a model block or dict
+    (``|``, ``{``), or a summary of a NaN or infinite value."""
+    return "|" in line or "{" in line or line.rstrip()[-3:].lower() in ("nan", "inf", "ity")
+
+
+class OutputParser:
+    """Turn a program's printed lines into metric events.
+
+    Not thread-safe: one parser per output stream. Lines must come in order.
+
+    Args:
+        patterns: The user's own patterns, tried before the built-in parsers.
+        cache: Remember line shapes (digits masked) that gave nothing, and where the values of
+            progress lines are; only ever changes speed, never results (a test checks it). The
+            caches hold lines of at most 512 characters and a bounded number of entries.
+
+    Raises:
+        ValueError: If a pattern does not compile, lacks the ``value`` group, has neither a
+            ``key`` group nor a fixed key, or has an unknown kind; the message names the regex.
+    """
+
+    def __init__(self, patterns: Sequence[UserPattern] = (), *, cache: bool = True) -> None:
+        context = self._context = _StepContext()
+        current = self._current = _CurrentLine()
+        self._quiet: set[bytes] | None = set() if cache else None  # shapes that did nothing
+        self._user = _UserPatternParser(patterns, context) if patterns else None
+        self._table = _TableParser()
+        self._progress = _ProgressParser(context, current)
+        self._parsers: tuple[_LineParser, ...] = (
+            _DictLineParser(current),
+            self._table,
+            self._progress,
+            _SummaryLineParser(current),
+        )
+
+    def feed(self, line: str) -> list[Event]:
+        """Parse one complete line (ANSI colour codes allowed).
+
+        Args:
+            line: One line without its line ending, as ``LineAssembler`` returns it.
+
+        Returns:
+            The events the line gives, from one parser only; usually none.
+        """
+        if "\x1b" in line:
+            line = strip_ansi(line)
+        if self._user is not None:
+            events = self._user.parse(line)
+            if events is not None:
+                return events
+        if _HAS_DIGIT.search(line) is None and self._table.idle() and not _digitless_look(line):
+            return []  # most lines: no digit, so no counter and (nearly always) no value
+        # Log lines repeat with only their digits changing. A line whose shape (digits masked:
+        # the same structure for every regex here; see _SHAPE_BYTES) once gave no event, left
+        # every parser's state as it was and did not hang on its digits' values will do so
+        # again: skip it. Not with user patterns (their regexes may test digits), inside a
+        # table, nor for long lines (memory).
+        quiet = self._quiet
+        if quiet is None or len(line) > _MAX_CACHED_TEXT:
+            return self._parse(line, None)
+        shape = line.encode("utf-8", "surrogatepass").translate(_SHAPE_BYTES)
+        if self._user is not None or not self._table.idle():
+            return self._parse(line, shape)
+        if shape in quiet:
+            return []
+        before = self._context.state()
+        current = self._current
+        current.value_dependent = False
+        events = self._parse(line, shape)
+        if (
+            not events
+            and not current.value_dependent
+            and self._table.idle()
+            and self._context.state() == before
+        ):
+            if len(quiet) >= _SHAPE_CACHE_SIZE:
+                quiet.clear()
+            quiet.add(shape)
+        return events
+
+    def _parse(self, line: str, shape: bytes | None) -> list[Event]:
+        """The events of the first line parser that recognises the line (of this shape, if
+        known: the progress parser's cache of plans uses it)."""
+        self._progress.line_shape = shape
+        for parser in self._parsers:
+            found = parser.parse(line)
+            if found is not None:
+                return found
+        return []
+
+    def close(self) -> list[Event]:
+        """End the output: return anything still pending (such as an unclosed model block)."""
+        events: list[Event] = []
+        for parser in self._parsers:
+            events.extend(parser.close())
+        return events

@@ -1,0 +1,257 @@
+"""Progress lines: an epoch/step counter and metric pairs, Keras and tqdm bars."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from expbook.runner.parsers._common import (
+    _HAS_DIGIT,
+    _MAX_CACHED_TEXT,
+    _NUM,
+    _RESULT_WORDS,
+    Event,
+    Point,
+    _CurrentLine,
+    _has_word,
+    _LineParser,
+    _short_text_cache,
+    _StepContext,
+    _to_float,
+    _zero_thousands,
+    normalize_key,
+)
+
+_COUNTER_KINDS = {
+    "epoch": "epoch",
+    "ep": "epoch",
+    "step": "step",
+    "global_step": "step",
+    "iter": "step",
+    "iteration": "step",
+    "it": "step",
+    "batch": "batch",
+}
+_METRIC_WORD = re.compile(rf"(?:{_RESULT_WORDS}|lr)\d*")
+_NOT_METRICS = frozenset({"v_num"})  # Lightning's version number in its progress bar
+_SOURCE_FILE = re.compile(
+    r"\.(?:py|pyx|rs|c|cc|cpp|cxx|h|hpp|cu|go|java|kt|scala|js|ts|rb|jl|lua|sh|swift)$"
+)
+
+# One "key value" token: a key at the start of the line or after a space or [ ( { | , ; ' " < >
+# (not inside a path, a URL's query or a word), then ":"/"=" or whitespace, then a number that
+# no letter, unit, "/", ":digit" (a time), ",digit", ".word" (a version, a path) or "%|" (a
+# tqdm bar's percentage: "Training: 100%|███|") follows. The key's first character comes before
+# the lookbehind so that the regex engine skips quickly.
+_TOKEN = re.compile(
+    r"([A-Za-z_](?<![^\s\[({|,;'\"<>].)[\w./@-]*+)(?:\s*([:=])\s*|\s+)(\[\s*)?"
+    rf"(?=[-+.\dnNiI])({_NUM})(?:\s*/\s*(\d+))?(%(?!\|))?(?![\w/%]|\.\w|[,:]\d)"
+)
+# ":"/"=" before a number, but not the ":" of a time like 12:30 or 1:23 (the lookbehinds come
+# after the first character so that the regex engine can skip to ":" and "=" quickly).
+_SEP_NUMBER = re.compile(
+    r"[:=](?<![0-9][0-9][:=])(?<![^A-Za-z_][0-9]:)\s*[-+]?(?:\.?[0-9]|nan|inf|NaN|Inf)"
+)
+_COUNTER_ONLY = re.compile(
+    r"(?:[\W_]*(?i:epoch|ep|step|global_step|iter|iteration|it|batch)\s*(?:[:=#]\s*)?\[?\s*"
+    r"\d+(?:\.\d+)?(?:\s*/\s*\d+)?\s*\]?)+[\W_]*"
+)
+_CALL_OR_STRUCT = re.compile(r"[A-Za-z_]\w*\s?[({]\s*[A-Za-z_]\w*\s*[:=]")
+_KERAS_BAR = re.compile(r"\s*(\d+)/(\d+)\s+[\[━]")
+_KEY_CACHE_SIZE = 4096  # entries of the key memo and of the plan cache (each then cleared)
+
+_KeyInfo = tuple[str | None, str | None, bool]  # (counter kind, normalised key, metric word)
+# A counter or value of a line: (start, end) of its number, its counter kind (None for a value),
+# its key (None when the key has a digit: then read from the line, at key), percent sign, and
+# whether the number has a thousands separator.
+_Token = tuple[int, int, "str | None", "str | None", "slice | None", str, bool]
+
+
+def _may_have_pairs(line: str) -> bool:
+    """Cheap test: could this line give a Point or a counter? False for most log messages.
+
+    A Point needs two pairs, a counter or a tqdm bar: two ``key: number``/``key=number``, one of
+    the words lines with a counter or with space-separated pairs have, or ``%|``. (A line with a
+    rarer counter word, ``ep 3``/``it 3``, and only space-separated pairs of rarer metrics is
+    missed.)
+    """
+    low = line.lower()  # the words that lines with a counter or space-separated pairs have
+    if (
+        "epoch" in low
+        or "step" in low
+        or "iter" in low
+        or "loss" in low
+        or "acc" in low
+        or "batch" in low
+        or "reward" in low
+        or "return" in low
+        or "score" in low
+    ):
+        return True
+    if "=" not in line and ":" not in line:
+        return False
+    return "%|" in line or len(_SEP_NUMBER.findall(line)) >= 2
+
+
+@_short_text_cache(maxsize=4096)
+def _is_metric_name(key: str) -> bool:
+    """Whether a space-separated key names a metric (``train_loss``, ``valAcc``, ``top1_acc``)."""
+    return _has_word(key, _METRIC_WORD)
+
+
+def _key_info(key: str) -> _KeyInfo:
+    name = normalize_key(key)
+    if name in _NOT_METRICS or _SOURCE_FILE.search(key):
+        name = None  # `train.py:42` in a log line is a source location, not a metric
+    return _COUNTER_KINDS.get(key.lower()), name, _is_metric_name(key)
+
+
+def _counter_value(kind: str, text: str, percent: str) -> int | float | None:
+    if text.isdecimal() and not percent:
+        return int(text)
+    if percent or not text[:1].isdigit():
+        return None
+    if kind == "epoch" and "." in text and "e" not in text.lower():
+        return _to_float(text)  # 1,024.5 too
+    digits = text.replace(",", "")
+    return int(digits) if digits.isdecimal() else None
+
+
+def _keras_bar(line: str) -> tuple[str, str] | None:
+    """(done, total) of a Keras progress bar line (``625/625 [====...] - ...``), else None."""
+    if not line.lstrip()[:1].isdigit():
+        return None
+    bar = _KERAS_BAR.match(line)
+    return None if bar is None else (bar[1], bar[2])
+
+
+class _ProgressParser(_LineParser):
+    """Lines with an epoch/step counter and metric pairs, or with two pairs or more.
+
+    Also counter-only lines (Keras' ``Epoch 3/16``), which set the step context and yield
+    nothing, and Keras' unfinished progress bars (``100/625 [==>...] - loss: ...``), which yield
+    nothing because the finished bar of the same epoch follows. A tqdm bar's percentage
+    (``Training: 100%|███| 50/50``) is not a value, but the bar makes one pair of its postfix
+    (``[00:01<00:00, 30.1it/s, loss=0.5]``) enough for a Point.
+    """
+
+    def __init__(self, context: _StepContext, current: _CurrentLine) -> None:
+        self._context = context
+        self._current = current
+        self._keys: dict[str, _KeyInfo] = {}  # memo of _key_info: keys repeat on every line
+        # Per line shape: where its counters and values are. Within a shape, every digit is at
+        # the same offset, so the tokens are too (and the logging prefix has the same length);
+        # replaying the plan by slicing saves the token regex, the costliest step.
+        self._plans: dict[bytes, list[_Token]] = {}
+        # The shape of the line the next parse gets, set by the owner (computed once per line
+        # for all the caches); None to parse without a plan.
+        self.line_shape: bytes | None = None
+
+    def parse(self, line: str) -> list[Event] | None:
+        if not _may_have_pairs(line):
+            return None
+        line = self._current.message(line)
+        if ("(" in line or "{" in line) and _CALL_OR_STRUCT.search(line):
+            return None  # Namespace(lr=0.1, ...), Linear(in_features=3, ...), Rust structs
+        counters: dict[str, int | float] = {}
+        values: dict[str, float] = {}
+        self._scan(line, counters, values)
+        if values:
+            if not counters and len(values) < 2 and "%|" not in line:
+                return None  # one pair without a counter or a tqdm bar: a summary line?
+            bar = _keras_bar(line)
+            if bar is not None and not counters:
+                return self._keras_point(bar, values)
+            step, epoch = self._position(counters)
+            return [Point(values, step, epoch)]
+        if counters and _COUNTER_ONLY.fullmatch(line):
+            self._position(counters)
+            return []
+        return None
+
+    def _scan(self, line: str, counters: dict[str, int | float], values: dict[str, float]) -> None:
+        shape = self.line_shape
+        if shape is None:
+            plan = self._plan(line)
+        else:
+            plans = self._plans
+            plan = plans.get(shape)
+            if plan is None:
+                if len(plans) >= _KEY_CACHE_SIZE:
+                    plans.clear()
+                plan = plans[shape] = self._plan(line)
+        for start, end, kind, name, key, percent, comma in plan:
+            text = line[start:end]
+            if comma:  # 1,512 is a number, 0,512 none; and they have one shape
+                self._current.value_dependent = True
+                if _zero_thousands(text):
+                    continue
+            if kind is not None:
+                if kind not in counters:
+                    number = _counter_value(kind, text, percent)
+                    if number is not None:
+                        counters[kind] = number
+                continue
+            if key is not None:  # fold1_acc and fold2_acc have one shape
+                name = normalize_key(line[key])
+            values[name] = _to_float(text) if comma else float(text)
+
+    def _plan(self, line: str) -> list[_Token]:
+        """The counters and values of a line, as :data:`_Token` tuples."""
+        keys = self._keys
+        plan: list[_Token] = []
+        for match in _TOKEN.finditer(line):
+            key, sep, bracket, _, total, percent = match.groups()
+            info = keys.get(key)
+            if info is None:
+                info = _key_info(key)
+                if len(key) <= _MAX_CACHED_TEXT:
+                    if len(keys) >= _KEY_CACHE_SIZE:
+                        keys.clear()
+                    keys[key] = info
+            kind, name, is_metric = info
+            start, end = match.span(4)
+            comma = "," in match[4]
+            if kind is not None:
+                plan.append((start, end, kind, None, None, percent or "", comma))
+            elif total or bracket or name is None:
+                continue  # a fraction like 9890/10000 is not a value
+            elif sep or is_metric:  # space-separated: only metric words ("Processed 500 ...")
+                if _HAS_DIGIT.search(key) is None:
+                    plan.append((start, end, None, name, None, "", comma))
+                else:  # the name differs between lines of the shape: read it from each line
+                    plan.append((start, end, None, None, slice(*match.span(1)), "", comma))
+        return plan
+
+    def _keras_point(self, bar: tuple[str, str], values: dict[str, float]) -> list[Event]:
+        """A Keras progress bar line: nothing until finished; then the epoch it belongs to."""
+        if bar[0] != bar[1]:
+            self._current.value_dependent = True  # 143/625 and 625/625 have one shape
+            return []  # an unfinished bar: the finished one of the same epoch follows
+        context = self._context
+        if not context.fresh:
+            return [Point(values, None)]  # a second bar for the epoch: model.evaluate()
+        context.fresh = False
+        context.writes += 1
+        return [Point(values, context.step, context.epoch)]
+
+    def _position(self, counters: Mapping[str, int | float]) -> tuple[int | None, float | None]:
+        """Work out (step, epoch) for a line, and update the step context from its counters."""
+        context = self._context
+        if not counters:
+            return context.step, context.epoch
+        epoch = counters.get("epoch")
+        step = counters.get("step")
+        batch = counters.get("batch")
+        if step is None:
+            if epoch is None:
+                step = batch  # a batch counter alone counts steps
+            elif batch is None and float(epoch).is_integer():
+                step = int(epoch)
+            # with an epoch and a batch-in-epoch counter only, the step is left automatic
+        if epoch is not None:
+            context.epoch = float(epoch)
+        context.step = None if step is None else int(step)
+        context.fresh = True
+        context.writes += 1
+        return context.step, context.epoch
