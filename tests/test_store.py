@@ -13,6 +13,7 @@ from expbook import (
     ExperimentNotFoundError,
     FilterSyntaxError,
     InvalidValueError,
+    NoteNotFoundError,
     RunNotFoundError,
     RunStatus,
 )
@@ -111,6 +112,27 @@ def test_tags_notes_and_names(store: Store) -> None:
         store.add_note(run_id, "   ")
     with pytest.raises(InvalidValueError, match="tag"):
         store.add_tags(run_id, " padded ")
+
+
+def test_notes_are_edited_and_deleted_only_through_their_run(store: Store) -> None:
+    first, second = new_run(store, name="a"), new_run(store, name="b")
+    store.add_note(first, "keep")
+    store.add_note(first, "typo: GPU utilisation 2%")
+    store.add_note(second, "other run")
+    keep, typo = store.run(first).notes
+    store.edit_note(first, typo.id, "GPU utilization around 20%")
+    assert [(n.id, n.text) for n in store.run(first).notes] == [
+        (keep.id, "keep"), (typo.id, "GPU utilization around 20%")]  # fmt: skip
+    store.edit_note(first, keep.id, None)
+    assert [n.text for n in store.run(first).notes] == ["GPU utilization around 20%"]
+    other = store.run(second).notes[0]
+    with pytest.raises(NoteNotFoundError, match=str(other.id)):
+        store.edit_note(first, other.id, "not mine")
+    with pytest.raises(NoteNotFoundError):
+        store.edit_note(first, keep.id, None)  # already gone
+    with pytest.raises(InvalidValueError, match="note"):
+        store.edit_note(first, typo.id, "  ")
+    assert store.run(second).notes == (other,)
 
 
 def test_experiments_and_moving_runs(store: Store) -> None:
@@ -545,3 +567,16 @@ def test_iter_series_reads_many_runs_at_once(store: Store) -> None:
     got = [(s.run_id, s.key, list(s.values)) for s in store.iter_series(ids[::-1], ["a"])]
     assert got == [(ids[2], "a", [2.0] * 3), (ids[1], "a", [1.0] * 3), (ids[0], "a", [0.0] * 3)]
     assert len(list(store.iter_series(ids))) == 6
+
+
+def test_output_tail_reads_only_the_last_chunks(store: Store) -> None:
+    from expbook.store.base import OutputText
+
+    run_id = new_run(store)
+    for n in range(5):
+        store.write(run_id, WriteBatch(output=[OutputText("stdout", float(n), f"line {n}\n")]))
+    everything = store.get_output(run_id)
+    assert [c.text for c in everything] == [f"line {n}\n" for n in range(5)]
+    assert store.get_output(run_id, last=2) == everything[-2:]
+    assert store.get_output(run_id, after=everything[1].id, last=10) == everything[2:]
+    assert store.get_output(run_id, last=0) == []

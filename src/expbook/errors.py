@@ -48,6 +48,10 @@ class MetricNotFoundError(ExpbookError, LookupError):
     """A run has no metric of the given key."""
 
 
+class NoteNotFoundError(ExpbookError, LookupError):
+    """A note id names no note of the run."""
+
+
 class ExperimentNotFoundError(ExpbookError, LookupError):
     """No experiment has the given name or id."""
 

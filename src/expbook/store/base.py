@@ -105,7 +105,8 @@ class WriteBatch:
     """Changes to one run, applied atomically by ``Store.write``.
 
     ``update`` holds run columns (see ``RUN_COLUMNS``), plus ``experiment`` (a name, or None to
-    detach) and ``parent`` (a run UUID, or None). Later values win when batches are merged.
+    detach) and ``parent`` (a run UUID, or None). ``note_edits`` maps a note id of the run to
+    its new text, or None to delete it. Later values win when batches are merged.
     """
 
     points: dict[str, Points] = field(default_factory=dict)
@@ -113,6 +114,7 @@ class WriteBatch:
     tags_add: set[str] = field(default_factory=set)
     tags_remove: set[str] = field(default_factory=set)
     notes: list[tuple[float, str]] = field(default_factory=list)
+    note_edits: dict[int, str | None] = field(default_factory=dict)
     summary: dict[str, SummaryValue] = field(default_factory=dict)
     attachments: dict[str, bytes] = field(default_factory=dict)
     output: list[OutputText] = field(default_factory=list)
@@ -122,7 +124,7 @@ class WriteBatch:
     def is_empty(self) -> bool:
         return not (
             self.points or self.params or self.tags_add or self.tags_remove or self.notes
-            or self.summary or self.attachments or self.output or self.update
+            or self.note_edits or self.summary or self.attachments or self.output or self.update
             or self.heartbeat is not None
         )  # fmt: skip
 
@@ -141,6 +143,7 @@ class WriteBatch:
         self.tags_add = (self.tags_add - later.tags_remove) | later.tags_add
         self.tags_remove = (self.tags_remove - later.tags_add) | later.tags_remove
         self.notes.extend(later.notes)
+        self.note_edits.update(later.note_edits)
         self.summary.update(later.summary)
         self.attachments.update(later.attachments)
         self.output.extend(later.output)
@@ -245,8 +248,11 @@ class Store(abc.ABC):
         """Attachment names of the run with their sizes in bytes."""
 
     @abc.abstractmethod
-    def get_output(self, run_id: str, *, after: int = 0) -> list[OutputChunk]:
-        """What the run's program printed (``expbook run``), in order, from chunk ``after`` on."""
+    def get_output(
+        self, run_id: str, *, after: int = 0, last: int | None = None
+    ) -> list[OutputChunk]:
+        """What the run's program printed (``expbook run``), in order, from chunk ``after`` on;
+        only the ``last`` chunks of those, if given (a tail)."""
 
     @abc.abstractmethod
     def delete_runs(self, run_ids: Sequence[str]) -> int:
@@ -327,6 +333,16 @@ class Store(abc.ABC):
     def add_note(self, run: str | int | RunRecord, text: str) -> None:
         check_note(text)
         self.write(self._id(run), WriteBatch(notes=[(time.time(), text)]))
+
+    def edit_note(self, run: str | int | RunRecord, note_id: int, text: str | None) -> None:
+        """Replace the text of note ``note_id`` of the run, or delete it (``text=None``).
+
+        Raises:
+            NoteNotFoundError: the run has no note with that id.
+        """
+        if text is not None:
+            check_note(text)
+        self.write(self._id(run), WriteBatch(note_edits={int(note_id): text}))
 
     def add_tags(self, run: str | int | RunRecord, *tags: str) -> None:
         self.write(self._id(run), WriteBatch(tags_add={check_tag(t) for t in tags}))

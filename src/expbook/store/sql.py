@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection
 from expbook.errors import (
     ExperimentNotFoundError,
     InvalidValueError,
+    NoteNotFoundError,
     RunNotFoundError,
     StoreError,
 )
@@ -242,6 +243,16 @@ class SqlStore(Store):
             raise RunNotFoundError(f"parent run {parent!r} does not exist")
         return row[0], row[1]
 
+    @staticmethod
+    def _edit_note(connection: Connection, pk: int, note_id: int, text: str | None) -> None:
+        mine = (notes.c.id == note_id) & (notes.c.run_id == pk)
+        if text is None:
+            changed = connection.execute(notes.delete().where(mine)).rowcount
+        else:
+            changed = connection.execute(notes.update().where(mine).values(text=text)).rowcount
+        if not changed:
+            raise NoteNotFoundError(f"the run has no note {note_id}")
+
     def _experiment_id(self, connection: Connection, name: str) -> int:
         existing = connection.scalar(sa.select(experiments.c.id).where(experiments.c.name == name))
         if existing is not None:
@@ -277,6 +288,8 @@ class SqlStore(Store):
                     notes.insert(),
                     [{"run_id": pk, "created_at": t, "text": text} for t, text in batch.notes],
                 )
+            for note_id, text in batch.note_edits.items():
+                self._edit_note(connection, pk, note_id, text)
             rows = [{"run_id": pk, "key": k, "unit": None, **s} for k, s in summaries.items()]
             rows += [summary_row(pk, k, v) for k, v in batch.summary.items()]
             if rows:
@@ -637,17 +650,22 @@ class SqlStore(Store):
         encoding, data = row
         return zlib.decompress(data) if encoding == "zlib" else bytes(data)
 
-    def get_output(self, run_id: str, *, after: int = 0) -> list[OutputChunk]:
+    def get_output(
+        self, run_id: str, *, after: int = 0, last: int | None = None
+    ) -> list[OutputChunk]:
         def read(connection: Connection) -> list[OutputChunk]:
             pk = self._run_pk(connection, run_id)
-            statement = (
-                sa.select(outputs.c.id, outputs.c.stream, outputs.c.time, outputs.c.data)
-                .where(outputs.c.run_id == pk, outputs.c.id > after)
-                .order_by(outputs.c.id)
-            )
+            statement = sa.select(
+                outputs.c.id, outputs.c.stream, outputs.c.time, outputs.c.data
+            ).where(outputs.c.run_id == pk, outputs.c.id > after)
+            if last is None:
+                rows = list(connection.execute(statement.order_by(outputs.c.id)))
+            else:
+                newest = statement.order_by(outputs.c.id.desc()).limit(max(0, last))
+                rows = list(connection.execute(newest))[::-1]
             return [
                 OutputChunk(row_id, stream, at, zlib.decompress(data).decode("utf-8", "replace"))
-                for row_id, stream, at, data in connection.execute(statement)
+                for row_id, stream, at, data in rows
             ]
 
         return self._query(read)
