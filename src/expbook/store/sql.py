@@ -42,7 +42,7 @@ from expbook.store.base import (
     iter_chunks,
     summarize,
 )
-from expbook.store.chunks import ChunkPlan, ChunkStack, Points, merge_sorted
+from expbook.store.chunks import ChunkPlan, ChunkStack, Points
 from expbook.store.engine import (
     RETRY_SECONDS,
     display_url,
@@ -589,7 +589,7 @@ class SqlStore(Store):
                 check_metric_exists(connection, pk, key)
             return rows
 
-        points = merge_sorted([chunk_codec.decode(*row) for row in self._query(read)])
+        points = chunk_codec.decode_rows(self._query(read))
         if step_min is not None or step_max is not None:
             points = step_range(points, step_min, step_max)
         return Series(run_id, key, points.steps, points.values, points.times, points.epochs)
@@ -610,12 +610,12 @@ class SqlStore(Store):
                     statement = statement.where(chunks.c.key.in_(list(keys)))
                 return connection.execute(statement.order_by(chunks.c.id)).all()
 
-            grouped: dict[tuple[str, str], list[Points]] = {}
+            grouped: dict[tuple[str, str], list[Any]] = {}
             for run_uuid, key, *row in self._query(read):
-                grouped.setdefault((run_uuid, key), []).append(chunk_codec.decode(*row))
+                grouped.setdefault((run_uuid, key), []).append(row)
             order = {run_id: n for n, run_id in enumerate(batch)}
             for run_uuid, key in sorted(grouped, key=lambda rk: (order[rk[0]], rk[1])):
-                points = merge_sorted(grouped[(run_uuid, key)])
+                points = chunk_codec.decode_rows(grouped[(run_uuid, key)])
                 yield Series(
                     run_uuid, key, points.steps, points.values, points.times, points.epochs
                 )
