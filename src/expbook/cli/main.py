@@ -337,6 +337,30 @@ def rerun_command(**options: Any) -> None:
     sys.exit(running.rerun(**options))
 
 
+@cli.command("ui")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (0.0.0.0: all; the UI has no login).")  # fmt: skip
+@click.option("--port", "-p", type=click.IntRange(0, 65535), default=5005, show_default=True,
+              help="Port to listen on (0: any free port).")  # fmt: skip
+@click.option("--read-only", is_flag=True,
+              help="Refuse edits (notes, tags, names, experiments).")  # fmt: skip
+@click.option("--open", "open_browser", is_flag=True, help="Open the address in a browser.")
+@store_option
+def ui_command(**options: Any) -> None:
+    """Serve the web UI and its JSON API on the store: runs, charts, compare, experiments.
+    Everything is served locally (no internet needed); Ctrl-C stops it.
+
+    \b
+    Examples:
+      expbook ui
+      expbook ui --port 8080 --store postgresql://tracker@db.internal/expbook
+      expbook ui --host 0.0.0.0 --read-only
+    """
+    from expbook.cli import web
+
+    web.ui(**options)
+
+
 @cli.command("demo")
 @click.option("--epochs", type=click.IntRange(min=1), default=20, show_default=True,
               help="Epochs per configuration.")  # fmt: skip

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import shlex
 from collections import Counter
@@ -28,11 +27,10 @@ from expbook.cli.output import (
     status_text,
     to_json,
 )
+from expbook.columns import MISSING, canonical, common_metrics, varying_params
 from expbook.model import RunRecord
 
-DEFAULT_METRIC_COLUMNS = 6
 MAX_PARAM_COLUMNS = 10
-_MISSING = object()
 
 
 # --- ls -----------------------------------------------------------------------------------------
@@ -73,29 +71,6 @@ def ls(
 
 def _split(values: Sequence[str]) -> list[str]:
     return [part.strip() for value in values for part in value.split(",") if part.strip()]
-
-
-def canonical(value: Any) -> str:
-    """A param value as comparable text (the missing marker has its own)."""
-    return "\0missing" if value is _MISSING else json.dumps(value, sort_keys=True)
-
-
-def varying_params(runs: Sequence[RunRecord]) -> list[str]:
-    """Param keys whose value differs between the runs (or is missing in some)."""
-    keys = sorted({key for run in runs for key in run.params})
-    varying = []
-    for key in keys:
-        seen = {canonical(run.params.get(key, _MISSING)) for run in runs}
-        if len(seen) > 1:
-            varying.append(key)
-    return varying
-
-
-def common_metrics(runs: Sequence[RunRecord], limit: int = DEFAULT_METRIC_COLUMNS) -> list[str]:
-    """The metric keys most runs have (system metrics left out), alphabetically."""
-    counts = Counter(key for run in runs for key in run.metrics if not key.startswith("system/"))
-    chosen = [key for key, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]]
-    return sorted(chosen)
 
 
 def runs_table(
@@ -306,11 +281,11 @@ class RunDiff:
 def compare_runs(a: RunRecord, b: RunRecord) -> RunDiff:
     params, equal = [], []
     for key in sorted(set(a.params) | set(b.params)):
-        va, vb = a.params.get(key, _MISSING), b.params.get(key, _MISSING)
+        va, vb = a.params.get(key, MISSING), b.params.get(key, MISSING)
         if _same(va, vb):
             equal.append((key, va))
         else:
-            params.append((key, None if va is _MISSING else va, None if vb is _MISSING else vb))
+            params.append((key, None if va is MISSING else va, None if vb is MISSING else vb))
     metrics = []
     for key in sorted(set(a.metrics) | set(b.metrics)):
         ma, mb = a.metrics.get(key), b.metrics.get(key)

@@ -1,0 +1,389 @@
+"""The JSON API under ``/api/``: runs, series, output, experiments; the UI's writes.
+
+Every endpoint is a thin layer over the :class:`~expbook.store.base.Store` of the app (read
+through the same query layer as the CLI). Errors are JSON ``{"detail": ...}`` with a 4xx status
+that names the offending value; a filter's syntax error carries its position.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi.responses import Response
+
+from expbook.columns import (
+    common_metrics,
+    lower_is_better,
+    metric_groups,
+    split_key,
+    varying_params,
+)
+from expbook.errors import MetricNotFoundError
+from expbook.model import ExperimentRecord, RunRecord, RunStatus
+from expbook.server import schemas
+from expbook.server.encoding import ApiJSON, float_list
+from expbook.server.markdown import render_markdown
+from expbook.store.base import RunQuery, Store, parse_status
+
+MAX_PAGE = 1000
+MAX_SERIES = 400
+MAX_PARAM_COLUMNS = 12
+OUTPUT_TAIL_CHUNKS = 8
+OUTPUT_MAX_CHUNKS = 512
+
+router = APIRouter(prefix="/api", default_response_class=ApiJSON)
+
+
+def get_store(request: Request) -> Store:
+    return request.app.state.store
+
+
+StoreDep = Annotated[Store, Depends(get_store)]
+CsvQuery = Annotated[str | None, Query(description="comma-separated keys")]
+
+
+def _csv(value: str | None) -> list[str]:
+    return [part.strip() for part in (value or "").split(",") if part.strip()]
+
+
+# --- runs ---------------------------------------------------------------------------------------
+
+
+@router.get("/info", response_model=schemas.Info, summary="The store being served")
+def info(request: Request, store: StoreDep) -> dict[str, Any]:
+    from expbook import __version__
+    from expbook.store.engine import display_url
+
+    return {
+        "store": display_url(store.url),
+        "version": __version__,
+        "schema": store.schema_version(),
+        "runs": store.count_runs(RunQuery()),
+        "read_only": request.app.state.read_only,
+    }
+
+
+@router.get("/runs", response_model=schemas.RunPage, summary="Runs, filtered, sorted and paged")
+def list_runs(
+    store: StoreDep,
+    where: Annotated[str | None, Query(description="filter expression (docs/filter.md)")] = None,
+    sort: Annotated[str | None, Query(description="sort expression: '-metrics.valid/acc'")] = None,
+    experiment: Annotated[list[str] | None, Query()] = None,
+    status: Annotated[list[str] | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    metrics: CsvQuery = None,
+    params: CsvQuery = None,
+    group: Annotated[str | None, Query(pattern="^experiment$")] = None,
+) -> dict[str, Any]:
+    """A page of runs with the columns to show: the params that vary among them (or
+    ``params``) and the metrics most of them have (or ``metrics``). With
+    ``group=experiment`` the runs come ordered by experiment first."""
+    if group == "experiment":
+        sort = "experiment, " + (sort or "-number")
+    query = RunQuery(
+        where=where or None,
+        sort=sort or None,
+        experiments=tuple(experiment or ()),
+        statuses=tuple(parse_status(s) for s in status or ()),
+        limit=limit,
+        offset=offset,
+    )
+    found = store.find_runs(query)
+    total = len(found) + offset
+    if len(found) == limit or offset:
+        total = store.count_runs(query)
+    param_keys = _csv(params) or varying_params(found)[:MAX_PARAM_COLUMNS]
+    metric_keys = _csv(metrics) or common_metrics(found)
+    return {
+        "total": total,
+        "offset": offset,
+        "limit": limit,
+        "params": param_keys,
+        "metrics": metric_keys,
+        "runs": [run_row(run, param_keys, metric_keys) for run in found],
+    }
+
+
+def run_row(run: RunRecord, param_keys: list[str], metric_keys: list[str]) -> dict[str, Any]:
+    """One line of the runs table: identity, status, times and the chosen columns."""
+    return {
+        "id": run.id,
+        "number": run.number,
+        "name": run.name,
+        "status": run.status.value,
+        "experiment": run.experiment,
+        "kind": run.kind,
+        "parent_number": run.parent_number,
+        "started_at": run.started_at,
+        "ended_at": run.ended_at,
+        "duration": run.duration,
+        "tags": list(run.tags),
+        "commit": run.git.short_commit,
+        "dirty": run.git.dirty,
+        "params": {key: run.params[key] for key in param_keys if key in run.params},
+        "metrics": {
+            key: {"value": run.metrics[key].value, "unit": run.metrics[key].unit}
+            for key in metric_keys
+            if key in run.metrics
+        },
+    }
+
+
+@router.get("/runs/{ref}", response_model=schemas.RunDetail, summary="Everything about one run")
+def get_run(ref: str, store: StoreDep) -> dict[str, Any]:
+    """``ref`` is a number (``12``), a UUID prefix or a unique name."""
+    return run_detail(store, store.run(ref))
+
+
+def run_detail(store: Store, run: RunRecord) -> dict[str, Any]:
+    data = run.to_dict()
+    for note in data["notes"]:
+        note["html"] = render_markdown(note["text"])
+    keys = store.series_keys(run.id)
+    data["series_keys"] = keys
+    data["charts"] = [{"title": title, "keys": group} for title, group in metric_groups(keys)]
+    data["attachments"] = store.list_attachments(run.id)
+    data["children"] = [
+        {"number": child.number, "name": child.name, "kind": child.kind}
+        for child in store.find_runs(RunQuery(where=f"parent = {run.number}", sort="number"))
+    ]
+    return data
+
+
+@router.patch("/runs/{ref}", response_model=schemas.RunDetail, summary="Rename or move a run")
+def update_run(ref: str, change: schemas.RunChange, store: StoreDep, request: Request) -> Any:
+    _writable(request)
+    fields = change.model_dump(exclude_unset=True)
+    if fields:
+        store.update_run(ref, **fields)
+    return get_run(fields.get("name") or ref, store)
+
+
+@router.post("/runs/{ref}/notes", response_model=schemas.RunDetail, summary="Add a note")
+def add_note(ref: str, note: schemas.NoteText, store: StoreDep, request: Request) -> Any:
+    _writable(request)
+    store.add_note(ref, note.text)
+    return get_run(ref, store)
+
+
+@router.put("/runs/{ref}/notes/{note_id}", response_model=schemas.RunDetail,
+            summary="Replace a note's text")  # fmt: skip
+def edit_note(
+    ref: str, note_id: int, note: schemas.NoteText, store: StoreDep, request: Request
+) -> Any:
+    _writable(request)
+    store.edit_note(ref, note_id, note.text)
+    return get_run(ref, store)
+
+
+@router.delete("/runs/{ref}/notes/{note_id}", response_model=schemas.RunDetail,
+               summary="Delete a note")  # fmt: skip
+def delete_note(ref: str, note_id: int, store: StoreDep, request: Request) -> Any:
+    _writable(request)
+    store.edit_note(ref, note_id, None)
+    return get_run(ref, store)
+
+
+@router.post("/runs/{ref}/tags", response_model=schemas.RunDetail, summary="Add tags")
+def add_tags(ref: str, tags: schemas.Tags, store: StoreDep, request: Request) -> Any:
+    _writable(request)
+    store.add_tags(ref, *tags.tags)
+    return get_run(ref, store)
+
+
+@router.delete("/runs/{ref}/tags/{tag}", response_model=schemas.RunDetail,
+               summary="Remove a tag")  # fmt: skip
+def remove_tag(ref: str, tag: str, store: StoreDep, request: Request) -> Any:
+    _writable(request)
+    store.remove_tags(ref, tag)
+    return get_run(ref, store)
+
+
+@router.get("/runs/{ref}/output", response_model=schemas.Output,
+            summary="What the run's program printed")  # fmt: skip
+def get_output(
+    ref: str,
+    store: StoreDep,
+    tail: Annotated[int, Query(ge=1, le=100_000, description="at most this many lines")] = 200,
+    after: Annotated[int, Query(ge=0, description="only chunks after this cursor")] = 0,
+) -> dict[str, Any]:
+    """The last ``tail`` lines (of what came after ``after``, a cursor from an earlier
+    answer: poll with it to follow a running program)."""
+    run_id = store.resolve_run(ref)
+    wanted = OUTPUT_TAIL_CHUNKS
+    while True:  # a chunk is one flush (0.5 s) of output: read more until `tail` lines
+        chunks = store.get_output(run_id, after=after, last=wanted)
+        lines = "".join(chunk.text for chunk in chunks).splitlines()
+        older = len(chunks) == wanted  # there may be more before these
+        if len(lines) >= tail or not older or wanted >= OUTPUT_MAX_CHUNKS:
+            break
+        wanted *= 4
+    return {
+        "lines": lines[-tail:],
+        "truncated": len(lines) > tail or older,
+        "cursor": chunks[-1].id if chunks else after,
+    }
+
+
+@router.get("/runs/{ref}/attachments/{name:path}", summary="Download an attachment",
+            response_class=Response)  # fmt: skip
+def get_attachment(ref: str, name: str, store: StoreDep) -> Response:
+    from fastapi import HTTPException
+
+    content = store.get_attachment(store.resolve_run(ref), name)
+    if content is None:
+        raise HTTPException(404, f"run {ref} has no attachment {name!r}")
+    textual = name.endswith((".diff", ".txt", ".log", ".json", ".yaml", ".toml", ".md"))
+    media = "text/plain; charset=utf-8" if textual else "application/octet-stream"
+    return Response(content, media_type=media)
+
+
+# --- series -------------------------------------------------------------------------------------
+
+
+@router.get("/series", response_model=schemas.SeriesList,
+            summary="Metric series, downsampled for display")  # fmt: skip
+def get_series(
+    store: StoreDep,
+    run: Annotated[list[str], Query(description="run refs (repeat the parameter)")],
+    key: Annotated[list[str], Query(description="metric keys (repeat the parameter)")],
+    points: Annotated[int, Query(ge=4, le=1_000_000, description="budget per series")] = 1500,
+    step_min: int | None = None,
+    step_max: int | None = None,
+) -> ApiJSON:
+    """Each (run, key) series that exists, within the step range, reduced to about
+    ``points`` points that draw like the whole (each bucket's first, min and max point). A
+    chart asks again with the visible step range when zoomed, for finer data."""
+    from fastapi import HTTPException
+
+    from expbook.downsample import downsample
+
+    if len(run) * len(key) > MAX_SERIES:
+        raise HTTPException(400, f"at most {MAX_SERIES} series per request (runs x keys)")
+    found = []
+    for ref in run:
+        record = store.run(ref)
+        for name in key:
+            try:
+                series = store.get_series(record.id, name, step_min=step_min, step_max=step_max)
+            except MetricNotFoundError:
+                continue
+            shown = downsample(series, points)
+            found.append(
+                {
+                    "run": record.number,
+                    "name": record.name,
+                    "key": name,
+                    "total": shown.total,
+                    "reduced": shown.reduced,
+                    "steps": shown.steps.tolist(),
+                    "values": float_list(shown.values),
+                    "epochs": float_list(shown.epochs),
+                    "times": float_list(shown.times),
+                }
+            )
+    return ApiJSON({"series": found})  # not re-validated: it may hold a million numbers
+
+
+# --- experiments --------------------------------------------------------------------------------
+
+
+@router.get("/experiments", response_model=list[schemas.Experiment], summary="All experiments")
+def list_experiments(store: StoreDep) -> list[dict[str, Any]]:
+    return [experiment_dict(e) for e in store.list_experiments()]
+
+
+def experiment_dict(experiment: ExperimentRecord) -> dict[str, Any]:
+    return {
+        "id": experiment.id,
+        "name": experiment.name,
+        "description": experiment.description,
+        "hypothesis": experiment.hypothesis,
+        "conclusion": experiment.conclusion,
+        "created_at": experiment.created_at,
+        "updated_at": experiment.updated_at,
+        "run_count": experiment.run_count,
+        "html": {
+            field: render_markdown(getattr(experiment, field) or "")
+            for field in ("description", "hypothesis", "conclusion")
+        },
+    }
+
+
+@router.get("/experiments/{name:path}", response_model=schemas.ExperimentDetail,
+            summary="An experiment, its runs and its best run")  # fmt: skip
+def get_experiment(
+    name: str,
+    store: StoreDep,
+    metric: Annotated[str | None, Query(description="the metric that ranks runs")] = None,
+    mode: Annotated[str | None, Query(pattern="^(min|max)$")] = None,
+) -> dict[str, Any]:
+    """The best run is the finished run with the lowest (``mode=min``) or highest latest value
+    of ``metric``; by default the first of the runs' common metrics, minimised when its name
+    says it is an error (``loss``, ``err``, ``mae``...)."""
+    data = experiment_dict(store.get_experiment(name))
+    found = store.find_runs(RunQuery(experiments=(name,), sort="number"))
+    param_keys = varying_params(found)[:MAX_PARAM_COLUMNS]
+    metric_keys = common_metrics(found)
+    metric = metric or _ranking_metric(metric_keys)
+    if metric and metric not in metric_keys:
+        metric_keys.append(metric)
+    mode = mode or ("min" if metric and lower_is_better(metric) else "max")
+    data.update(
+        params=param_keys,
+        metrics=metric_keys,
+        runs=[run_row(run, param_keys, metric_keys) for run in found],
+        metric=metric,
+        mode=mode,
+        best=_best(found, metric, mode),
+    )
+    return data
+
+
+def _ranking_metric(keys: list[str]) -> str | None:
+    """A validation metric if there is one, else a test metric, else the first."""
+    for splits in (("valid", "validation", "val", "eval", "dev"), ("test",)):
+        chosen = [key for key in keys if (split_key(key)[0] or "").lower() in splits]
+        if chosen:
+            return chosen[0]
+    return keys[0] if keys else None
+
+
+def _best(runs: Any, metric: str | None, mode: str) -> int | None:
+    import math
+
+    scored = [
+        (value, run.number)
+        for run in runs
+        if metric
+        and run.status is RunStatus.FINISHED
+        and (value := run.metric(metric)) is not None
+        and not math.isnan(value)
+    ]
+    if not scored:
+        return None
+    chosen = min(scored) if mode == "min" else max(scored, key=lambda item: (item[0], -item[1]))
+    return chosen[1]
+
+
+@router.patch("/experiments/{name:path}", response_model=schemas.Experiment,
+              summary="Edit an experiment's question, hypothesis or conclusion")  # fmt: skip
+def update_experiment(
+    name: str,
+    change: Annotated[schemas.ExperimentChange, Body()],
+    store: StoreDep,
+    request: Request,
+) -> dict[str, Any]:
+    _writable(request)
+    fields = change.model_dump(exclude_unset=True)
+    record = store.update_experiment(name, **fields) if fields else store.get_experiment(name)
+    return experiment_dict(record)
+
+
+def _writable(request: Request) -> None:
+    from fastapi import HTTPException
+
+    if request.app.state.read_only:
+        raise HTTPException(403, "this server is read-only (started with --read-only)")

@@ -1,0 +1,131 @@
+"""The FastAPI application: the JSON API, the pages and their static files.
+
+Pages are small HTML shells (``pages/``) that load our own scripts (``static/``) and the
+plotly.js that the ``plotly`` Python package ships; nothing comes from the internet and nothing
+is built with Node. The scripts read everything through the JSON API, so the API is the one
+contract between the store and what the browser shows.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.staticfiles import StaticFiles
+
+from expbook.errors import (
+    AmbiguousRunError,
+    ExpbookError,
+    ExperimentNotFoundError,
+    FilterSyntaxError,
+    MetricNotFoundError,
+    NoteNotFoundError,
+    RunNotFoundError,
+    StoreError,
+)
+from expbook.server.api import router
+from expbook.server.encoding import ApiJSON
+from expbook.store.base import Store
+
+HERE = Path(__file__).parent
+PAGES = ("runs", "run", "compare", "experiment", "experiments")
+_NOT_FOUND = (RunNotFoundError, ExperimentNotFoundError, MetricNotFoundError, NoteNotFoundError)
+
+
+def create_app(store: Store, *, read_only: bool = False) -> FastAPI:
+    """The web UI and JSON API on ``store`` (which the caller closes)."""
+    from expbook import __version__
+
+    app = FastAPI(
+        title="expbook",
+        version=__version__,
+        description="The JSON API of expbook's web UI: runs, metric series, experiments.",
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+        default_response_class=ApiJSON,
+    )
+    app.state.store = store
+    app.state.read_only = read_only
+    app.include_router(router)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    _add_pages(app)
+    _add_error_handlers(app)
+    return app
+
+
+def plotly_js() -> Path:
+    """plotly.min.js as installed with the ``plotly`` package."""
+    return Path(str(resources.files("plotly") / "package_data" / "plotly.min.js"))
+
+
+def _add_pages(app: FastAPI) -> None:
+    shell = (HERE / "pages" / "shell.html").read_text()
+
+    def page(name: str, title: str) -> HTMLResponse:
+        html = shell.replace("{{page}}", name).replace("{{title}}", title)
+        return HTMLResponse(html, headers={"Cache-Control": "no-cache"})
+
+    @app.get("/", include_in_schema=False)
+    def runs_page() -> HTMLResponse:
+        return page("runs", "Runs")
+
+    @app.get("/runs/{ref}", include_in_schema=False)
+    def run_page(ref: str) -> HTMLResponse:
+        return page("run", f"Run {ref}")
+
+    @app.get("/compare", include_in_schema=False)
+    def compare_page() -> HTMLResponse:
+        return page("compare", "Compare runs")
+
+    @app.get("/experiments", include_in_schema=False)
+    def experiments_page() -> HTMLResponse:
+        return page("experiments", "Experiments")
+
+    @app.get("/experiments/{name:path}", include_in_schema=False)
+    def experiment_page(name: str) -> HTMLResponse:
+        return page("experiment", name)
+
+    @app.get("/vendor/plotly.min.js", include_in_schema=False)
+    def plotly() -> FileResponse:
+        return FileResponse(plotly_js(), headers={"Cache-Control": "max-age=86400"})
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    def error(status: int, detail: Any) -> ApiJSON:
+        return ApiJSON({"detail": detail}, status_code=status)
+
+    @app.exception_handler(FilterSyntaxError)
+    def bad_filter(request: Request, exc: FilterSyntaxError) -> ApiJSON:
+        return error(
+            400,
+            {"message": str(exc), "reason": exc.reason, "position": exc.position,
+             "text": exc.text},
+        )  # fmt: skip
+
+    @app.exception_handler(AmbiguousRunError)
+    def ambiguous(request: Request, exc: AmbiguousRunError) -> ApiJSON:
+        return error(409, str(exc))
+
+    for kind in _NOT_FOUND:
+        app.add_exception_handler(kind, lambda request, exc: error(404, str(exc)))
+
+    @app.exception_handler(StoreError)
+    def store_down(request: Request, exc: StoreError) -> ApiJSON:
+        return error(503, str(exc))
+
+    @app.exception_handler(ExpbookError)
+    def invalid(request: Request, exc: ExpbookError) -> ApiJSON:
+        return error(400, str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    def invalid_request(request: Request, exc: RequestValidationError) -> ApiJSON:
+        problems = [
+            f"{'.'.join(str(part) for part in e['loc'] if part != 'body')}: {e['msg']}"
+            for e in exc.errors()
+        ]
+        return error(422, "; ".join(problems))

@@ -1,0 +1,185 @@
+"""Request and response models of the JSON API: they document it (``/api/openapi.json``,
+``/api/docs``) and validate what clients send. Responses are produced as plain data (see
+``encoding.py``): NaN and infinities are the strings ``"NaN"``, ``"Infinity"``,
+``"-Infinity"`` wherever a number is expected."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Number = float | str | None
+"""A metric value: a number, or "NaN"/"Infinity"/"-Infinity", or null."""
+
+
+class Info(BaseModel):
+    store: str = Field(description="the store's URL, without password")
+    version: str
+    schema_: str | None = Field(alias="schema", description="the store's schema revision")
+    runs: int
+    read_only: bool
+
+
+class MetricCell(BaseModel):
+    value: Number
+    unit: str | None = None
+
+
+class RunRow(BaseModel):
+    id: str
+    number: int
+    name: str
+    status: str = Field(description="running, finished, failed, interrupted or crashed")
+    experiment: str | None
+    kind: str
+    parent_number: int | None
+    started_at: float = Field(description="Unix time")
+    ended_at: float | None
+    duration: float | None = Field(description="seconds")
+    tags: list[str]
+    commit: str | None = Field(description="short git commit")
+    dirty: bool | None
+    params: dict[str, Any] = Field(description="the page's param columns")
+    metrics: dict[str, MetricCell] = Field(description="the page's metric columns")
+
+
+class RunPage(BaseModel):
+    total: int = Field(description="runs matching the filter, all pages")
+    offset: int
+    limit: int
+    params: list[str] = Field(description="param columns: those that vary among these runs")
+    metrics: list[str] = Field(description="metric columns: those most of these runs have")
+    runs: list[RunRow]
+
+
+class Summary(BaseModel):
+    value: Number
+    step: int | None = None
+    epoch: Number = None
+    time: float | None = None
+    min: Number = None
+    min_step: int | None = None
+    min_epoch: Number = None
+    max: Number = None
+    max_step: int | None = None
+    max_epoch: Number = None
+    count: int = 0
+    unit: str | None = None
+
+
+class NoteOut(BaseModel):
+    id: int
+    created_at: float
+    text: str = Field(description="markdown")
+    html: str = Field(description="the markdown rendered, raw HTML disabled")
+
+
+class Chart(BaseModel):
+    title: str = Field(description="the metric, without its data split: 'loss'")
+    keys: list[str] = Field(description="its series: 'train/loss', 'valid/loss'")
+
+
+class Child(BaseModel):
+    number: int
+    name: str
+    kind: str
+
+
+class RunDetail(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    id: str
+    number: int
+    name: str
+    status: str
+    experiment: str | None
+    kind: str
+    parent_id: str | None
+    parent_number: int | None
+    started_at: float
+    ended_at: float | None
+    heartbeat_at: float | None
+    duration: float | None
+    exit_code: int | None
+    error: str | None
+    command: list[str]
+    cwd: str | None
+    pid: int | None
+    hostname: str | None
+    git: dict[str, Any]
+    host: dict[str, Any]
+    params: dict[str, Any]
+    tags: list[str]
+    metrics: dict[str, Summary]
+    notes: list[NoteOut]
+    series_keys: list[str]
+    charts: list[Chart]
+    attachments: dict[str, int] = Field(description="name -> size in bytes")
+    children: list[Child] = Field(description="runs whose parent this is (evals, reruns)")
+
+
+class RunChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(default=None, min_length=1)
+    experiment: str | None = Field(default=None, description="an experiment name; null detaches")
+
+
+class NoteText(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(min_length=1, description="markdown")
+
+
+class Tags(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    tags: list[str] = Field(min_length=1)
+
+
+class Output(BaseModel):
+    lines: list[str]
+    truncated: bool = Field(description="earlier output exists")
+    cursor: int = Field(description="pass as ?after= to get only what comes next")
+
+
+class SeriesData(BaseModel):
+    run: int
+    name: str
+    key: str
+    total: int = Field(description="points in the step range before downsampling")
+    reduced: bool = Field(description="whether points were left out")
+    steps: list[int]
+    values: list[Number]
+    epochs: list[Number] = Field(description="NaN where no epoch was logged")
+    times: list[Number] = Field(description="Unix times")
+
+
+class SeriesList(BaseModel):
+    series: list[SeriesData]
+
+
+class Experiment(BaseModel):
+    id: int
+    name: str
+    description: str | None
+    hypothesis: str | None
+    conclusion: str | None
+    created_at: float
+    updated_at: float
+    run_count: int
+    html: dict[str, str] = Field(description="description, hypothesis, conclusion as HTML")
+
+
+class ExperimentDetail(Experiment):
+    params: list[str]
+    metrics: list[str]
+    runs: list[RunRow]
+    metric: str | None = Field(description="the metric that ranks the runs")
+    mode: str = Field(description="min or max")
+    best: int | None = Field(description="number of the best finished run")
+
+
+class ExperimentChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(default=None, min_length=1)
+    description: str | None = None
+    hypothesis: str | None = None
+    conclusion: str | None = None
