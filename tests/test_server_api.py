@@ -228,6 +228,8 @@ def test_experiment_with_its_best_run_and_edits(tracker, client, store) -> None:
     assert stored.hypothesis == "a bigger **hidden** size helps" and stored.conclusion == "it does"
     names = [e["name"] for e in client.get("/api/experiments").json()]
     assert names == ["grid"]
+    renamed = client.patch("/api/experiments/grid", json={"name": "grid search"}).json()
+    assert renamed["name"] == "grid search" and store.run(1).experiment == "grid search"
 
 
 def test_output_tail_and_follow_cursor(store_url, tmp_path) -> None:

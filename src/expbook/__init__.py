@@ -39,6 +39,7 @@ from expbook.errors import (
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs 10 ms
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from typing import Any
 
     from expbook.model import (
@@ -105,6 +106,7 @@ __all__ = [
     "active_run",
     "default_tracker",
     "open_store",
+    "repeat",
     "start_run",
 ]
 
@@ -163,6 +165,37 @@ def start_run(
         kind=kind,
         store=store,
         capture=capture,
+    )
+
+
+def repeat(
+    count: int,
+    name: str | None = None,
+    *,
+    seed_param: str = "seed",
+    first_seed: int | None = None,
+    params: Any = None,
+    **options: Any,
+) -> Iterator[tuple[int, Run]]:
+    """Run one configuration ``count`` times with different seeds, as repeats.
+
+    Yields ``(seed, run)`` pairs, starting each run when the previous one is done (a run the
+    loop body left open is finished). Every run has ``params`` with ``seed_param`` set to
+    ``first_seed`` (default: the seed in ``params``, else 0), then +1, +2..., so
+    ``expbook compare`` and reports treat them as repeats of one configuration::
+
+        for seed, run in expbook.repeat(3, "gru-256", params=cfg, experiment="hidden size"):
+            with run:
+                train(cfg, seed=seed, log=run.log)
+
+    Other keyword arguments are those of :func:`start_run`. A ``seed_param`` not named like a
+    seed (``rng``) is declared with a ``seed:rng`` tag.
+
+    Raises:
+        InvalidValueError: ``count`` is not a positive integer, or the first seed is not one.
+    """
+    return default_tracker().repeat(
+        count, name, seed_param=seed_param, first_seed=first_seed, params=params, **options
     )
 
 

@@ -66,3 +66,13 @@ def metric_groups(keys: Sequence[str]) -> list[tuple[str, list[str]]]:
     for key in sorted(keys):
         groups.setdefault(split_key(key)[1], []).append(key)
     return sorted(groups.items())
+
+
+def key_metric(keys: Sequence[str]) -> str | None:
+    """The metric that ranks runs when none is named: a validation metric if there is one,
+    else a test metric, else the first key."""
+    for splits in (("valid", "validation", "val", "eval", "dev"), ("test",)):
+        chosen = [key for key in keys if (split_key(key)[0] or "").lower() in splits]
+        if chosen:
+            return chosen[0]
+    return keys[0] if keys else None

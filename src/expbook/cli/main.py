@@ -267,6 +267,10 @@ def run_options(function: Callable[..., Any]) -> Callable[..., Any]:
 )
 @run_options
 @click.option("--parent", metavar="RUN", help="The run this one derives from (eval of...).")
+@click.option("--repeat", type=click.IntRange(1, 1000), metavar="N",
+              help="Run it N times, seeds s, s+1... (s: the command's seed or 0).")  # fmt: skip
+@click.option("--seed-flag", metavar="FLAG",
+              help="The flag that takes the seed, for --repeat [default: --seed].")  # fmt: skip
 @store_option
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def run_command(command: tuple[str, ...], **options: Any) -> None:
@@ -284,10 +288,149 @@ def run_command(command: tuple[str, ...], **options: Any) -> None:
       expbook run -- python train.py --lr 1e-3 --epochs 16
       expbook run -e "sequence length" --tag gru -- cargo run --release -- --model-epochs 16
       expbook run --kind eval --parent 12 -- python eval.py --ckpt runs/12/model.pt
+      expbook run --repeat 3 --seed-flag --seed -- python train.py --lr 1e-3
     """
     from expbook.cli import running
 
     sys.exit(running.run(list(command), options))
+
+
+@cli.command("compare")
+@click.argument("side_a", metavar="A")
+@click.argument("side_b", metavar="B")
+@click.option("--metric", "-m", metavar="KEY",
+              help="Metric to compare [default: a validation metric the runs share].")  # fmt: skip
+@click.option("--exact", is_flag=True,
+              help="Use only the runs named, not the repeats of their configuration.")  # fmt: skip
+@click.option("--seed-param", "seed_params", multiple=True, metavar="PARAM",
+              help="Another param that is a seed (repeatable; seed always is).")  # fmt: skip
+@click.option("--confidence", type=click.FloatRange(0.5, 0.999), default=0.95,
+              show_default=True, help="Confidence level of the intervals.")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@store_option
+def compare_command(**options: Any) -> None:
+    """Is B better than A beyond run-to-run noise? A and B are runs (a run stands for all the
+    finished runs that repeat its configuration: same experiment and params but the seed) or
+    comma-separated lists of runs. Prints each side's mean, std and confidence interval, the
+    difference with its interval and Welch's t-test, and a plain verdict; with one run on a
+    side, it says that the noise is unknown.
+
+    \b
+    Examples:
+      expbook compare 4 7
+      expbook compare 4,5,6 7,8,9 --metric valid/acc
+      expbook compare 4 7 --exact --json
+    """
+    from expbook.cli import compare
+
+    compare.compare(**options)
+
+
+@cli.group("experiment")
+def experiment_group() -> None:
+    """Experiments: the questions runs answer, with a hypothesis and a conclusion."""
+
+
+@experiment_group.command("new")
+@click.argument("title")
+@click.option("--hypothesis", metavar="TEXT", help="What you expect, and why (markdown).")
+@click.option("--description", metavar="TEXT", help="The setup or context (markdown).")
+@store_option
+def experiment_new_command(**options: Any) -> None:
+    """Create an experiment: TITLE is the question it answers.
+
+    \b
+    Example:
+      expbook experiment new "What's the ideal audio sequence length?" --hypothesis "longer helps"
+    """
+    from expbook.cli import experiments
+
+    experiments.new(**options)
+
+
+@experiment_group.command("ls")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@store_option
+def experiment_ls_command(**options: Any) -> None:
+    """List experiments with their run counts, hypotheses and conclusions.
+
+    \b
+    Example:
+      expbook experiment ls
+    """
+    from expbook.cli import experiments
+
+    experiments.ls(**options)
+
+
+@experiment_group.command("show")
+@click.argument("experiment")
+@click.option("--metric", "-m", metavar="KEY",
+              help="Metric that picks the best run [default: a validation metric].")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+@store_option
+def experiment_show_command(**options: Any) -> None:
+    """Show an experiment: its question, hypothesis, conclusion, runs and best run.
+
+    \b
+    Example:
+      expbook experiment show "hidden size" --metric valid/loss
+    """
+    from expbook.cli import experiments
+
+    experiments.show(**options)
+
+
+@experiment_group.command("conclude")
+@click.argument("experiment")
+@click.argument("text")
+@store_option
+def experiment_conclude_command(**options: Any) -> None:
+    """Write an experiment's conclusion (markdown; replaces the previous one).
+
+    \b
+    Example:
+      expbook experiment conclude "hidden size" "256 beats 128 by 1.2 points (n=3 each, p=0.01)"
+    """
+    from expbook.cli import experiments
+
+    experiments.conclude(**options)
+
+
+@experiment_group.command("edit")
+@click.argument("experiment")
+@click.option("--hypothesis", metavar="TEXT", help="New hypothesis.")
+@click.option("--description", metavar="TEXT", help="New description.")
+@click.option("--title", metavar="TITLE", help="Rename the experiment.")
+@store_option
+def experiment_edit_command(**options: Any) -> None:
+    """Change an experiment's hypothesis, description or title.
+
+    \b
+    Example:
+      expbook experiment edit "hidden size" --hypothesis "bigger is better up to 256"
+    """
+    from expbook.cli import experiments
+
+    experiments.edit(**options)
+
+
+@experiment_group.command("move")
+@click.argument("runs", nargs=-1, required=True, metavar="RUN...")
+@click.option("--to", metavar="EXPERIMENT", help="The experiment to move the runs to.")
+@click.option("--detach", is_flag=True, help="Take the runs out of their experiment.")
+@store_option
+def experiment_move_command(**options: Any) -> None:
+    """Move runs to another experiment (created if new), or out of theirs.
+
+    \b
+    Examples:
+      expbook experiment move 12 13 14 --to "dropout after classifier layers?"
+      expbook experiment move 15 --detach
+    """
+    from expbook.cli import experiments
+
+    experiments.move(**options)
 
 
 @cli.command("logs")

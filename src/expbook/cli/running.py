@@ -22,7 +22,14 @@ def run(command: list[str], options: dict[str, Any]) -> int:
     the console script normally takes the fast path in ``expbook.runner.launch``."""
     launch_options = {**options, "tags": list(options.get("tags") or ())}
     url = resolve_url(launch_options.pop("store", None))
-    return Launch(launch_options, command, url).run()
+    repeat, seed_flag = launch_options.pop("repeat", None), launch_options.pop("seed_flag", None)
+    env, command = split_assignments(command)
+    if repeat is not None or seed_flag is not None:
+        from expbook.runner.repeat import run_repeats
+
+        return run_repeats({**launch_options, "repeat": repeat, "seed_flag": seed_flag},
+                           command, url, env)  # fmt: skip
+    return Launch(launch_options, command, url, env).run()
 
 
 def logs(

@@ -70,6 +70,8 @@ OPTIONS = {
     "--quiet": ("quiet", False, False),
     "-q": ("quiet", False, False),
     "--no-capture": ("no_capture", False, False),
+    "--repeat": ("repeat", True, False),
+    "--seed-flag": ("seed_flag", True, False),
     "--help": ("help", False, False),
     "-h": ("help", False, False),
 }
@@ -149,10 +151,14 @@ def main(argv: list[str]) -> int:
         if not command:
             raise UsageError("nothing to run")
         url = resolve_url(options.get("store"))
+        if options.get("repeat") is not None or options.get("seed_flag") is not None:
+            from expbook.runner.repeat import run_repeats
+
+            return run_repeats(options, command, url, env)
     except UsageError as exc:
         _error(f"{exc}; {USAGE}")
         return 2
-    except Exception as exc:  # a bad --store
+    except Exception as exc:  # a bad --store, a bad --repeat
         _error(str(exc))
         return 1
     return Launch(options, command, url, env).run()

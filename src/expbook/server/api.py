@@ -14,9 +14,9 @@ from fastapi.responses import Response
 
 from expbook.columns import (
     common_metrics,
+    key_metric,
     lower_is_better,
     metric_groups,
-    split_key,
     varying_params,
 )
 from expbook.errors import MetricNotFoundError
@@ -327,7 +327,7 @@ def get_experiment(
     found = store.find_runs(RunQuery(experiments=(name,), sort="number"))
     param_keys = varying_params(found)[:MAX_PARAM_COLUMNS]
     metric_keys = common_metrics(found)
-    metric = metric or _ranking_metric(metric_keys)
+    metric = metric or key_metric(metric_keys)
     if metric and metric not in metric_keys:
         metric_keys.append(metric)
     mode = mode or ("min" if metric and lower_is_better(metric) else "max")
@@ -340,15 +340,6 @@ def get_experiment(
         best=_best(found, metric, mode),
     )
     return data
-
-
-def _ranking_metric(keys: list[str]) -> str | None:
-    """A validation metric if there is one, else a test metric, else the first."""
-    for splits in (("valid", "validation", "val", "eval", "dev"), ("test",)):
-        chosen = [key for key in keys if (split_key(key)[0] or "").lower() in splits]
-        if chosen:
-            return chosen[0]
-    return keys[0] if keys else None
 
 
 def _best(runs: Any, metric: str | None, mode: str) -> int | None:

@@ -274,7 +274,7 @@ class Store(abc.ABC):
         """All experiments, oldest first."""
 
     @abc.abstractmethod
-    def update_experiment(self, name: str, **fields: str | None) -> ExperimentRecord:
+    def update_experiment(self, name: str, /, **fields: str | None) -> ExperimentRecord:
         """Set ``name``, ``description``, ``hypothesis`` or ``conclusion`` of an experiment."""
 
     @abc.abstractmethod

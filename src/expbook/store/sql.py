@@ -745,7 +745,7 @@ class SqlStore(Store):
     def list_experiments(self) -> list[ExperimentRecord]:
         return self._experiments(None)
 
-    def update_experiment(self, name: str, **fields: str | None) -> ExperimentRecord:
+    def update_experiment(self, name: str, /, **fields: str | None) -> ExperimentRecord:
         allowed = {"name", "description", "hypothesis", "conclusion"}
         unknown = set(fields) - allowed
         if unknown:

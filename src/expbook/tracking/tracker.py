@@ -33,6 +33,7 @@ import threading
 import time
 import weakref
 from collections import deque
+from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from types import FrameType, TracebackType
@@ -148,6 +149,37 @@ class Tracker:
         run = self.begin(spec, store=target, capture=False, owner=False)
         run._submit(_fields_for_wrapper(spec, name=name, experiment=experiment, kind=kind))
         return run
+
+    def repeat(
+        self,
+        count: int,
+        name: str | None = None,
+        *,
+        seed_param: str = "seed",
+        first_seed: int | None = None,
+        params: Any = None,
+        tags: list[str] | tuple[str, ...] = (),
+        **options: Any,
+    ) -> Iterator[tuple[int, Run]]:
+        """Start ``count`` runs of one configuration, one after the other, each with the next
+        seed in param ``seed_param``. See ``expbook.repeat``."""
+        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+            raise InvalidValueError(f"repeat count {count!r}: give a positive integer")
+        flat = flatten_params(params) if params is not None else {}
+        start = first_seed if first_seed is not None else flat.get(seed_param, 0)
+        if not isinstance(start, int) or isinstance(start, bool):
+            raise InvalidValueError(f"seed {seed_param}={start!r}: give an integer first_seed")
+        from expbook.report.stats import is_seed
+
+        extra = [] if is_seed(seed_param) else [f"seed:{seed_param}"]
+        for seed in range(start, start + count):
+            run = self.start_run(name, params={**flat, seed_param: seed},
+                                 tags=[*tags, *extra], **options)  # fmt: skip
+            try:
+                yield seed, run
+            finally:
+                if run.status is RunStatus.RUNNING:  # the caller did not end it
+                    run.finish()
 
     def begin(
         self,

@@ -1,0 +1,177 @@
+"""Statistics people can trust: repeats of one configuration, their spread, and whether a
+difference between two configurations is bigger than run-to-run noise.
+
+Runs that share every param except their seed are *repeats* of one configuration
+(:func:`group_repeats`). A group's metric is summarised as mean ± sample standard deviation with a
+95 % confidence interval from Student's t (:func:`estimate`). Two groups (or two runs) are
+compared with Welch's t-test, which does not assume equal variances (:func:`compare_values`).
+With a single run on a side there is nothing to estimate noise from, and the verdict says so
+instead of pretending.
+
+scipy is imported inside the functions that need it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from expbook.columns import canonical
+from expbook.model import RunRecord
+
+SEED_NAMES = frozenset({"seed", "random_seed", "manual_seed", "global_seed", "rng_seed"})
+"""Param names (the last part of a flattened key, ``-`` read as ``_``) that are a seed."""
+
+CONFIDENCE = 0.95
+NOISE_UNKNOWN = "n = 1: run-to-run noise unknown; repeat it with `--repeat`"
+
+
+def is_seed(key: str, extra: Iterable[str] = ()) -> bool:
+    """Whether param ``key`` (``seed``, ``training.seed``, ``--random-seed``) is a seed."""
+    name = key.rsplit(".", 1)[-1].lstrip("-").replace("-", "_").lower()
+    extras = {e.lstrip("-").replace("-", "_").lower() for e in extra}
+    return name in SEED_NAMES or name in extras or key in extras
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """Runs with the same params once seeds are left out: repeats of one configuration."""
+
+    params: dict[str, object]
+    runs: tuple[RunRecord, ...]
+
+    @property
+    def label(self) -> str:
+        """``#4`` for one run, ``#4, #7, #9`` for repeats."""
+        return ", ".join(run.ref for run in self.runs)
+
+    def values(self, metric: str) -> list[float]:
+        """The metric's latest value in each run that has it (NaN included: a diverged run is a
+        result)."""
+        found = [run.metric(metric) for run in self.runs]
+        return [value for value in found if value is not None]
+
+
+def group_repeats(runs: Sequence[RunRecord], seed_params: Iterable[str] = ()) -> list[Group]:
+    """Group runs whose params are equal except for seeds: params named like a seed (see
+    :func:`is_seed`), the keys in ``seed_params``, and the params that runs name in a
+    ``seed:PARAM`` tag (``expbook run --repeat --seed-flag`` adds it). Groups keep the order of
+    their first run; runs inside a group keep theirs."""
+    extra = (*seed_params, *seed_tags(runs))
+    groups: dict[str, list[RunRecord]] = {}
+    shared: dict[str, dict[str, object]] = {}
+    for run in runs:
+        params = {k: v for k, v in sorted(run.params.items()) if not is_seed(k, extra)}
+        key = canonical(params)
+        groups.setdefault(key, []).append(run)
+        shared.setdefault(key, params)
+    return [Group(shared[key], tuple(members)) for key, members in groups.items()]
+
+
+def seed_tags(runs: Iterable[RunRecord]) -> set[str]:
+    """Params the runs' ``seed:PARAM`` tags declare to be seeds."""
+    return {tag[5:] for run in runs for tag in run.tags if tag.startswith("seed:") and tag[5:]}
+
+
+def repeats_of(run: RunRecord, candidates: Sequence[RunRecord]) -> tuple[RunRecord, ...]:
+    """The runs among ``candidates`` (``run`` included) that repeat ``run``'s configuration."""
+    for group in group_repeats([run, *(c for c in candidates if c.id != run.id)]):
+        if any(member.id == run.id for member in group.runs):
+            return group.runs
+    return (run,)  # pragma: no cover - run is always in a group
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    """A metric over ``n`` repeats: mean, sample standard deviation (NaN for n < 2) and the
+    ``confidence`` interval of the mean from Student's t (NaN for n < 2)."""
+
+    n: int
+    mean: float
+    std: float
+    low: float
+    high: float
+    confidence: float = CONFIDENCE
+
+    @property
+    def half_width(self) -> float:
+        return (self.high - self.low) / 2
+
+    def format(self, digits: int = 4) -> str:
+        """``0.9123 ± 0.0041 (n=3)``, or ``0.9123 (n=1)`` when the spread is unknown."""
+        if self.n == 0:
+            return "—"
+        if self.n < 2 or math.isnan(self.std):
+            return f"{self.mean:.{digits}g} (n={self.n})"
+        return f"{self.mean:.{digits}g} ± {self.std:.2g} (n={self.n})"
+
+
+def estimate(values: Sequence[float], confidence: float = CONFIDENCE) -> Estimate:
+    """Summarise repeated measurements (NaN values make the result NaN, as they should)."""
+    n = len(values)
+    if n == 0:
+        return Estimate(0, math.nan, math.nan, math.nan, math.nan, confidence)
+    mean = math.fsum(values) / n
+    if n < 2:
+        return Estimate(1, mean, math.nan, math.nan, math.nan, confidence)
+    from scipy import stats
+
+    std = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1))
+    margin = float(stats.t.ppf((1 + confidence) / 2, n - 1)) * std / math.sqrt(n)
+    return Estimate(n, mean, std, mean - margin, mean + margin, confidence)
+
+
+@dataclass(frozen=True, slots=True)
+class Difference:
+    """B minus A on one metric: the difference of means with its Welch confidence interval,
+    Welch's t statistic, degrees of freedom and two-sided p-value (NaN where noise is unknown),
+    and a plain verdict."""
+
+    a: Estimate
+    b: Estimate
+    diff: float
+    low: float
+    high: float
+    t: float
+    df: float
+    p_value: float
+    verdict: str
+
+    @property
+    def distinguishable(self) -> bool | None:
+        """True when the interval excludes 0, False when it includes it, None when unknown."""
+        if math.isnan(self.low) or math.isnan(self.high):
+            return None
+        return not (self.low <= 0 <= self.high)
+
+
+def compare_values(
+    a: Sequence[float], b: Sequence[float], confidence: float = CONFIDENCE
+) -> Difference:
+    """Compare two sets of repeats (each a list of the metric's values)."""
+    first, second = estimate(a, confidence), estimate(b, confidence)
+    diff = second.mean - first.mean
+    if first.n < 2 or second.n < 2:
+        nan = math.nan
+        return Difference(first, second, diff, nan, nan, nan, nan, nan, NOISE_UNKNOWN)
+    from scipy import stats
+
+    va, vb = first.std**2 / first.n, second.std**2 / second.n
+    se = math.sqrt(va + vb)
+    if se == 0:  # identical repeats on both sides: no noise at all
+        same = diff == 0
+        verdict = "no difference (every repeat identical)" if same else "different (no noise)"
+        return Difference(first, second, diff, diff, diff, math.inf, math.nan, float(same),
+                          verdict)  # fmt: skip
+    df = (va + vb) ** 2 / (va**2 / (first.n - 1) + vb**2 / (second.n - 1))
+    t = diff / se
+    margin = float(stats.t.ppf((1 + confidence) / 2, df)) * se
+    p_value = float(2 * stats.t.sf(abs(t), df))
+    low, high = diff - margin, diff + margin
+    why = f"{confidence:.0%} interval {{}} 0, p = {p_value:.2g}"
+    if low <= 0 <= high:
+        verdict = f"not distinguishable from noise ({why.format('includes')})"
+    else:
+        verdict = f"distinguishable ({why.format('excludes')})"
+    return Difference(first, second, diff, low, high, t, df, p_value, verdict)
