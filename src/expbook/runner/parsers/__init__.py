@@ -25,8 +25,9 @@ Speed matters here: a program may print hundreds of thousands of lines, most of 
 messages with no metric. A line with no digit is only looked at when it could be part of a table
 or a dict, and every parser starts with a cheap check (substring searches, one regular
 expression) before the work that costs. Lines repeat with only their digits changing, so the
-parser remembers line shapes (digits masked) that gave nothing, and where the values of a
-progress line's shape are; these caches never change a result.
+parser remembers line shapes (digits masked) that gave nothing, and for the shapes of progress
+lines where their counters and values are (such a line then goes straight to the progress
+parser and is read by slicing); these caches never change a result.
 
 The package: ``_common`` (events, keys, numbers, shapes, the step context and the current
 line), ``_prefixes`` (logging prefixes), one module per line parser (``_patterns``, ``_dicts``,

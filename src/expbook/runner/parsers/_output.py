@@ -15,12 +15,13 @@ from expbook.runner.parsers._common import (
 )
 from expbook.runner.parsers._dicts import _DictLineParser
 from expbook.runner.parsers._patterns import UserPattern, _UserPatternParser
-from expbook.runner.parsers._progress import _ProgressParser
+from expbook.runner.parsers._progress import _Layout, _ProgressParser
 from expbook.runner.parsers._summaries import _SummaryLineParser
 from expbook.runner.parsers._tables import _TableParser
 from expbook.runner.text import strip_ansi
 
 _SHAPE_CACHE_SIZE = 16384  # quiet shapes kept (then cleared): at most ~10 MB
+_PROGRESS_SHAPES = 4096  # shapes of progress lines kept (then cleared)
 
 
 def _digitless_look(line: str) -> bool:
@@ -49,6 +50,8 @@ class OutputParser:
         context = self._context = _StepContext()
         current = self._current = _CurrentLine()
         self._quiet: set[bytes] | None = set() if cache else None  # shapes that did nothing
+        self._progress_shapes: dict[bytes, _Layout] = {}  # shapes of progress lines
+        self._recognised: _LineParser | None = None  # the parser that took the last line
         self._user = _UserPatternParser(patterns, context) if patterns else None
         self._table = _TableParser()
         self._progress = _ProgressParser(context, current)
@@ -74,25 +77,39 @@ class OutputParser:
             events = self._user.parse(line)
             if events is not None:
                 return events
-        if _HAS_DIGIT.search(line) is None and self._table.idle() and not _digitless_look(line):
-            return []  # most lines: no digit, so no counter and (nearly always) no value
-        # Log lines repeat with only their digits changing. A line whose shape (digits masked:
-        # the same structure for every regex here; see _SHAPE_BYTES) once gave no event, left
-        # every parser's state as it was and did not hang on its digits' values will do so
-        # again: skip it. Not with user patterns (their regexes may test digits), inside a
-        # table, nor for long lines (memory).
+        idle = self._table.idle()
         quiet = self._quiet
-        if quiet is None or len(line) > _MAX_CACHED_TEXT:
+        if quiet is None or len(line) > _MAX_CACHED_TEXT:  # not cached (memory)
+            if idle and _HAS_DIGIT.search(line) is None and not _digitless_look(line):
+                return []
             return self._parse(line, None)
-        shape = line.encode("utf-8", "surrogatepass").translate(_SHAPE_BYTES)
-        if self._user is not None or not self._table.idle():
+        text = line.encode("utf-8", "surrogatepass")
+        shape = text.translate(_SHAPE_BYTES)
+        if shape == text and idle and not _digitless_look(line):
+            return []  # most lines: no digit, so no counter and (nearly always) no value
+        if self._user is not None or not idle:  # user regexes may test digits; a table
             return self._parse(line, shape)
+        return self._parse_by_shape(line, shape, quiet)
+
+    def _parse_by_shape(self, line: str, shape: bytes, quiet: set[bytes]) -> list[Event]:
+        """Log lines repeat with only their digits changing. A line whose shape (digits masked:
+        the same structure for every regex here; see _SHAPE_BYTES) once gave no event, left
+        every parser's state as it was and did not hang on its digits' values will do so
+        again: skip it. A line of the shape of a progress line goes straight to the progress
+        parser."""
         if shape in quiet:
             return []
+        layout = self._progress_shapes.get(shape)
+        if layout is not None:
+            events = self._progress.read(line, layout)
+            if events is not None:
+                return events
         before = self._context.state()
         current = self._current
         current.value_dependent = False
         events = self._parse(line, shape)
+        if self._recognised is self._progress and "{" not in line:
+            self._remember_progress(shape)
         if (
             not events
             and not current.value_dependent
@@ -111,8 +128,21 @@ class OutputParser:
         for parser in self._parsers:
             found = parser.parse(line)
             if found is not None:
+                self._recognised = parser
                 return found
+        self._recognised = None
         return []
+
+    def _remember_progress(self, shape: bytes) -> None:
+        """Send the next lines of this shape straight to the progress parser. Safe when the
+        table parser is idle and the line has no ``{``: the parsers before the progress parser
+        then pass on every line of the shape (they look at nothing that differs within it)."""
+        layout = self._progress.cached_layout(shape)
+        shapes = self._progress_shapes
+        if layout is not None and shape not in shapes:
+            if len(shapes) >= _PROGRESS_SHAPES:
+                shapes.clear()
+            shapes[shape] = layout
 
     def close(self) -> list[Event]:
         """End the output: return anything still pending (such as an unclosed model block)."""

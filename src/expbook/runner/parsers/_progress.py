@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from typing import NamedTuple
 
 from expbook.runner.parsers._common import (
     _HAS_DIGIT,
@@ -59,6 +60,7 @@ _COUNTER_ONLY = re.compile(
 _CALL_OR_STRUCT = re.compile(r"[A-Za-z_]\w*\s?[({]\s*[A-Za-z_]\w*\s*[:=]")
 _KERAS_BAR = re.compile(r"\s*(\d+)/(\d+)\s+[\[━]")
 _KEY_CACHE_SIZE = 4096  # entries of the key memo and of the plan cache (each then cleared)
+_UNKNOWN = object()
 
 _KeyInfo = tuple[str | None, str | None, bool]  # (counter kind, normalised key, metric word)
 # A counter or value of a line: (start, end) of its number, its counter kind (None for a value),
@@ -117,12 +119,42 @@ def _counter_value(kind: str, text: str, percent: str) -> int | float | None:
     return int(digits) if digits.isdecimal() else None
 
 
-def _keras_bar(line: str) -> tuple[str, str] | None:
-    """(done, total) of a Keras progress bar line (``625/625 [====...] - ...``), else None."""
+def _keras_bar(line: str) -> re.Match[str] | None:
+    """The done/total match of a Keras progress bar line (``625/625 [====...] - ...``)."""
     if not line.lstrip()[:1].isdigit():
         return None
-    bar = _KERAS_BAR.match(line)
-    return None if bar is None else (bar[1], bar[2])
+    return _KERAS_BAR.match(line)
+
+
+_Counters = list[tuple[int, int, str, str]]  # (start, end, kind, percent sign)
+_Values = list[tuple[int, int, str]]  # (start, end, key)
+
+
+def _plain_parts(plan: list[_Token]) -> tuple[_Counters | None, _Values | None]:
+    """The counters and values of a plan to read by slicing alone; (None, None) when it has a
+    thousands separator or a key with digits (read each line the general way)."""
+    counters: _Counters = []
+    values: _Values = []
+    for start, end, kind, name, key, percent, comma in plan:
+        if comma or key is not None:
+            return None, None
+        if kind is not None:
+            counters.append((start, end, kind, percent))
+        elif name is not None:
+            values.append((start, end, name))
+    return counters, values
+
+
+class _Layout(NamedTuple):
+    """Where things are in every progress line of one shape (see ``_ProgressParser``)."""
+
+    prefix: int  # length of the logging prefix before the message
+    plan: list[_Token]  # its counters and values, in order
+    counters: _Counters | None  # read by slicing (see _plain_parts)
+    values: _Values | None
+    tqdm: bool  # a tqdm bar ("%|"): one pair is enough for a Point
+    keras: tuple[int, int, int, int] | None  # spans of a Keras bar's done and total
+    counter_only: bool  # nothing but counters (Keras' "Epoch 3/16")
 
 
 class _ProgressParser(_LineParser):
@@ -133,53 +165,103 @@ class _ProgressParser(_LineParser):
     nothing because the finished bar of the same epoch follows. A tqdm bar's percentage
     (``Training: 100%|███| 50/50``) is not a value, but the bar makes one pair of its postfix
     (``[00:01<00:00, 30.1it/s, loss=0.5]``) enough for a Point.
+
+    Everything but the values is decided by the line's shape (its digits masked): whether it
+    may be a progress line at all, its logging prefix, where its counters and values are. That
+    :class:`_Layout` is kept per shape, so a line of a known shape is read by slicing; the owner
+    may go straight to :meth:`read` for shapes this parser recognised (see ``OutputParser``).
     """
 
     def __init__(self, context: _StepContext, current: _CurrentLine) -> None:
         self._context = context
         self._current = current
         self._keys: dict[str, _KeyInfo] = {}  # memo of _key_info: keys repeat on every line
-        # Per line shape: where its counters and values are. Within a shape, every digit is at
-        # the same offset, so the tokens are too (and the logging prefix has the same length);
-        # replaying the plan by slicing saves the token regex, the costliest step.
-        self._plans: dict[bytes, list[_Token]] = {}
+        # Per line shape: its layout, or None when no line of the shape is a progress line.
+        # Within a shape, every digit is at the same offset, so the tokens are too (and the
+        # logging prefix has the same length); replaying the layout by slicing saves the token
+        # regex, the costliest step.
+        self._plans: dict[bytes, _Layout | None] = {}
         # The shape of the line the next parse gets, set by the owner (computed once per line
         # for all the caches); None to parse without a plan.
         self.line_shape: bytes | None = None
 
     def parse(self, line: str) -> list[Event] | None:
-        if not _may_have_pairs(line):
-            return None
-        line = self._current.message(line)
-        if ("(" in line or "{" in line) and _CALL_OR_STRUCT.search(line):
-            return None  # Namespace(lr=0.1, ...), Linear(in_features=3, ...), Rust structs
+        layout = self.layout(line)
+        return None if layout is None else self.read(line, layout)
+
+    def layout(self, line: str) -> _Layout | None:
+        """The layout of ``line`` (from the cache when its shape is known); None when it cannot
+        be a progress line."""
+        shape = self.line_shape
+        if shape is None:
+            return self._analyse(line)
+        plans = self._plans
+        layout = plans.get(shape, _UNKNOWN)
+        if layout is _UNKNOWN:
+            if len(plans) >= _KEY_CACHE_SIZE:
+                plans.clear()
+            layout = plans[shape] = self._analyse(line)
+        return layout
+
+    def cached_layout(self, shape: bytes) -> _Layout | None:
+        """The layout kept for a shape, if any."""
+        return self._plans.get(shape)
+
+    def read(self, line: str, layout: _Layout) -> list[Event] | None:
+        """The events of a line of this layout; None if, by its values, it is no progress line
+        (one pair without a counter: a summary line?)."""
+        message = line[layout.prefix :] if layout.prefix else line
         counters: dict[str, int | float] = {}
-        values: dict[str, float] = {}
-        self._scan(line, counters, values)
+        if layout.values is None or layout.counters is None:
+            values: dict[str, float] = {}
+            self._scan(message, layout.plan, counters, values)
+        else:
+            values = {key: float(message[start:end]) for start, end, key in layout.values}
+            for start, end, kind, percent in layout.counters:
+                if kind not in counters:
+                    number = _counter_value(kind, message[start:end], percent)
+                    if number is not None:
+                        counters[kind] = number
         if values:
-            if not counters and len(values) < 2 and "%|" not in line:
+            if not counters and len(values) < 2 and not layout.tqdm:
                 return None  # one pair without a counter or a tqdm bar: a summary line?
-            bar = _keras_bar(line)
-            if bar is not None and not counters:
-                return self._keras_point(bar, values)
+            if layout.keras is not None and not counters:
+                return self._keras_point(message, layout.keras, values)
             step, epoch = self._position(counters)
             return [Point(values, step, epoch)]
-        if counters and _COUNTER_ONLY.fullmatch(line):
+        if counters and layout.counter_only:
             self._position(counters)
             return []
         return None
 
-    def _scan(self, line: str, counters: dict[str, int | float], values: dict[str, float]) -> None:
-        shape = self.line_shape
-        if shape is None:
-            plan = self._plan(line)
-        else:
-            plans = self._plans
-            plan = plans.get(shape)
-            if plan is None:
-                if len(plans) >= _KEY_CACHE_SIZE:
-                    plans.clear()
-                plan = plans[shape] = self._plan(line)
+    def _analyse(self, line: str) -> _Layout | None:
+        if not _may_have_pairs(line):
+            return None
+        message = self._current.message(line)
+        if ("(" in message or "{" in message) and _CALL_OR_STRUCT.search(message):
+            return None  # Namespace(lr=0.1, ...), Linear(in_features=3, ...), Rust structs
+        plan = self._plan(message)
+        counters, values = _plain_parts(plan)
+        bar = _keras_bar(message)
+        return _Layout(
+            prefix=len(line) - len(message),
+            plan=plan,
+            counters=counters,
+            values=values,
+            tqdm="%|" in message,
+            keras=None if bar is None else (*bar.span(1), *bar.span(2)),
+            counter_only=_COUNTER_ONLY.fullmatch(message) is not None,
+        )
+
+    def _scan(
+        self,
+        line: str,
+        plan: list[_Token],
+        counters: dict[str, int | float],
+        values: dict[str, float],
+    ) -> None:
+        """Read the counters and values of a line by its plan (the general way: thousands
+        separators, keys with digits)."""
         for start, end, kind, name, key, percent, comma in plan:
             text = line[start:end]
             if comma:  # 1,512 is a number, 0,512 none; and they have one shape
@@ -223,9 +305,11 @@ class _ProgressParser(_LineParser):
                     plan.append((start, end, None, None, slice(*match.span(1)), "", comma))
         return plan
 
-    def _keras_point(self, bar: tuple[str, str], values: dict[str, float]) -> list[Event]:
+    def _keras_point(
+        self, line: str, bar: tuple[int, int, int, int], values: dict[str, float]
+    ) -> list[Event]:
         """A Keras progress bar line: nothing until finished; then the epoch it belongs to."""
-        if bar[0] != bar[1]:
+        if line[bar[0] : bar[1]] != line[bar[2] : bar[3]]:
             self._current.value_dependent = True  # 143/625 and 625/625 have one shape
             return []  # an unfinished bar: the finished one of the same epoch follows
         context = self._context
