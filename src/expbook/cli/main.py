@@ -504,6 +504,37 @@ def ui_command(**options: Any) -> None:
     web.ui(**options)
 
 
+@cli.command("report")
+@click.option("--experiment", "-e", "experiments", multiple=True, metavar="NAME",
+              help="Only this experiment (repeatable) [default: every experiment with "
+              "matching runs, and the runs without one].")  # fmt: skip
+@click.option("--where", "-w", metavar="EXPR",
+              help="Only runs matching this filter, e.g. \"status = 'finished'\".")  # fmt: skip
+@click.option("--out", "-o", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
+              help="Markdown file to write; its figures go to a folder beside it "
+              "(notebook.md: notebook_files/) [default: notebook.md in the current "
+              "directory].")  # fmt: skip
+@click.option("--html", is_flag=True,
+              help="Also write it as one self-contained HTML page beside it "
+              "(notebook.html), figures embedded.")  # fmt: skip
+@store_option
+def report_command(**options: Any) -> None:
+    """Write the lab notebook: per experiment the question, hypothesis, setup (shared params,
+    commits, hardware), the runs table, repeats as mean ± std with confidence intervals, the
+    best configuration and whether it beats the runner-up beyond noise, what changed from run
+    to run, notes, plots and the conclusion. The same store gives the same bytes.
+
+    \b
+    Examples:
+      expbook report
+      expbook report -e "hidden size" --out notes/hidden-size.md --html
+      expbook report --where "status = 'finished' and tags has 'gru'"
+    """
+    from expbook.cli import report
+
+    report.report(**options)
+
+
 @cli.command("demo")
 @click.option("--epochs", type=click.IntRange(min=1), default=20, show_default=True,
               help="Epochs per configuration.")  # fmt: skip
