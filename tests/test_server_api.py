@@ -288,6 +288,11 @@ def test_pages_and_scripts_come_from_this_server(tracker, client) -> None:
         assert sources and all(source.startswith("/") for source in sources), sources
         for source in sources:
             assert client.get(source).status_code == 200, source
+    docs = client.get("/api/docs")
+    assert docs.status_code == 200 and "swagger" in docs.text.lower()
+    for source in re.findall(r"""(?:src|href|url)\s*[=:]\s*['"]([^'"]+)['"]""", docs.text):
+        assert source.startswith("/"), f"/api/docs loads {source} from elsewhere"
+        assert client.get(source).status_code == 200, source
     plotly = client.get("/vendor/plotly.min.js")
     assert plotly.status_code == 200 and b"plotly" in plotly.content[:2000].lower()
 

@@ -44,7 +44,7 @@ def create_app(store: Store, *, read_only: bool = False) -> FastAPI:
         title="expbook",
         version=__version__,
         description="The JSON API of expbook's web UI: runs, metric series, experiments.",
-        docs_url="/api/docs",
+        docs_url=None,  # served below with Swagger UI from the swagger-ui-bundle package
         redoc_url=None,
         openapi_url="/api/openapi.json",
         default_response_class=ApiJSON,
@@ -53,6 +53,7 @@ def create_app(store: Store, *, read_only: bool = False) -> FastAPI:
     app.state.read_only = read_only
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.mount("/vendor/swagger", StaticFiles(directory=swagger_ui_dir()), name="swagger")
     _add_pages(app)
     _add_error_handlers(app)
     return app
@@ -61,6 +62,13 @@ def create_app(store: Store, *, read_only: bool = False) -> FastAPI:
 def plotly_js() -> Path:
     """plotly.min.js as installed with the ``plotly`` package."""
     return Path(str(resources.files("plotly") / "package_data" / "plotly.min.js"))
+
+
+def swagger_ui_dir() -> str:
+    """Swagger UI's files as the ``swagger-ui-bundle`` package installs them (no CDN)."""
+    import swagger_ui_bundle
+
+    return swagger_ui_bundle.swagger_ui_path
 
 
 def _add_pages(app: FastAPI) -> None:
@@ -89,6 +97,19 @@ def _add_pages(app: FastAPI) -> None:
     @app.get("/experiments/{name:path}", include_in_schema=False)
     def experiment_page(name: str) -> HTMLResponse:
         return page("experiment", name)
+
+    @app.get("/api/docs", include_in_schema=False)
+    def api_docs() -> HTMLResponse:
+        from fastapi.openapi.docs import get_swagger_ui_html
+
+        return get_swagger_ui_html(
+            openapi_url="/api/openapi.json",
+            title="expbook API",
+            swagger_js_url="/vendor/swagger/swagger-ui-bundle.js",
+            swagger_css_url="/vendor/swagger/swagger-ui.css",
+            swagger_favicon_url="/static/favicon.svg",
+            swagger_ui_parameters={"validatorUrl": None},  # no badge from validator.swagger.io
+        )
 
     @app.get("/vendor/plotly.min.js", include_in_schema=False)
     def plotly() -> FileResponse:
