@@ -535,5 +535,22 @@ def read_series(store: Store, runs: Sequence[RunRecord]) -> dict[str, dict[str, 
     found: dict[str, dict[str, Series]] = {run.id: {} for run in runs}
     if keys:
         for series in store.iter_series([run.id for run in runs], keys):
-            found[series.run_id][series.key] = series
+            found[series.run_id][series.key] = _for_plotting(series)
     return found
+
+
+PLOT_POINTS = 3000
+"""A figure is ~900 px wide: longer series are reduced to each bucket's first, min and max."""
+
+
+def _for_plotting(series: Series) -> Series:
+    if len(series) <= PLOT_POINTS:
+        return series
+    from array import array
+
+    from expbook.downsample import downsample
+
+    kept = downsample(series, PLOT_POINTS)
+    return Series(series.run_id, series.key, array("q", kept.steps.tolist()),
+                  array("d", kept.values.tolist()), array("d", kept.times.tolist()),
+                  array("d", kept.epochs.tolist()))  # fmt: skip
