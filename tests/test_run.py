@@ -284,7 +284,9 @@ def test_a_broken_expbook_toml_is_reported_and_the_run_still_recorded(
     tmp_path: Path, store_path: str
 ) -> None:
     (tmp_path / "expbook.toml").write_text("[run]\nbooleans = 'amp'\n")
-    program = script(tmp_path, "long.sh", "#!/bin/sh\nsleep 1\necho 'loss=0.5 acc=0.9'\n")
+    # Long enough for the recorder to be ready (a new store, on a busy machine) when it ends: the
+    # launcher then waits for the summary line.
+    program = script(tmp_path, "long.sh", "#!/bin/sh\nsleep 3\necho 'loss=0.5 acc=0.9'\n")
     result = expbook_run("--", program, store=store_path, cwd=tmp_path)
     assert result.returncode == 0
     assert "warning: " in result.stderr and "booleans must be a list" in result.stderr
@@ -944,3 +946,62 @@ def test_points_printed_before_attaching_are_kept(tmp_path: Path, store_path: st
     run = recorded(store_path)
     assert list(expbook.open_store(store_path).series(run, "loss").steps) == [1, 2, 3]
     assert run.metrics["test_acc"].value == 0.9
+
+
+# --- the recorder's two halves -------------------------------------------------------------------
+
+
+def test_parsed_points_are_kept_as_run_log_keeps_them() -> None:
+    from expbook.runner.points import PointBuffer
+
+    buffer = PointBuffer()
+    buffer.add({"loss": 0.5, "acc": 0.1}, None, None, 1.0)  # automatic steps: 0, then 1
+    buffer.add({"loss": 0.4, "acc": 0.2}, None, 1.0, 2.0)
+    buffer.add({"loss": 0.3}, 10, None, 3.0)  # other keys: a new segment, same order per key
+    buffer.add({"acc": 0.3, "loss": 0.2}, None, 2.0, 4.0)
+    with pytest.raises(expbook.InvalidKeyError):
+        buffer.add({"loss": 0.1, "bad'key": 1.0}, None, None, 5.0)
+    with pytest.raises(expbook.InvalidValueError):
+        buffer.add({"loss": 0.1}, None, float("inf"), 5.0)
+    with pytest.raises(expbook.InvalidStepError):
+        buffer.add({"loss": 0.1}, 2**63, None, 5.0)
+    series = buffer.take()
+    steps, values, times, epochs = series["loss"]
+    assert list(steps) == [0, 1, 10, 11] and list(values) == [0.5, 0.4, 0.3, 0.2]
+    assert list(times) == [1.0, 2.0, 3.0, 4.0]
+    assert [e if e == e else None for e in epochs] == [None, 1.0, None, 2.0]
+    assert list(series["acc"][0]) == [0, 1, 11] and list(series["acc"][1]) == [0.1, 0.2, 0.3]
+    assert buffer.count == 4 and buffer.keys == {"loss", "acc"} and buffer.next_step == 12
+    assert buffer.take() == {}
+
+
+def test_messages_larger_than_the_pipe_arrive_whole_and_in_order() -> None:
+    from expbook.runner import follow
+
+    read, write = os.pipe()
+    outbox = follow._Outbox(write)
+    messages = [("batch", [("stdout", 1.0, "x" * size)], [], [], []) for size in (10, 3 << 20, 7)]
+    for message in messages:
+        outbox.put(message)  # the pipe cannot take the second: kept, not blocking
+    assert outbox.size > 0
+    with os.fdopen(read, "rb") as source:
+        import threading
+
+        closing = threading.Thread(target=outbox.close)
+        closing.start()
+        received = [follow.read_message(source) for _ in messages]
+        closing.join()
+        assert received == messages
+        assert follow.read_message(source) is None  # closed
+
+
+def test_the_reading_half_ends_with_the_storing_half(tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    program = script(tmp_path, "slow.sh", "#!/bin/sh\nsleep 2\necho 'loss=0.5 acc=0.1'\n")
+    result = run_cli("run", "--store", "postgresql://nobody@127.0.0.1:1/nothing", "--", program,
+                     env={"EXPBOOK_SPOOL_ROOT": str(spool)})  # fmt: skip
+    assert "warning: the run was not recorded" in result.stderr
+    deadline = time.monotonic() + 10
+    while _recorders(str(spool)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _recorders(str(spool))

@@ -1,53 +1,58 @@
 """The recorder: the process that turns an ``expbook run`` into a run in the store.
 
 Started by the launcher with the run's spool directory (see ``expbook.runner.spool``), in a
-session of its own. It
+session of its own. It forks in two at once: a reading half (``expbook.runner.follow``) follows
+the output the launcher appends, collapses carriage-return redraws into lines
+(``LineAssembler``) and feeds them to the output parsers, while this storing half
 
 1. creates the run (or finds it, if the program attached first) with the params read from the
    command line and its config files, and captures git/host/packages;
-2. follows the output the launcher appends: collapses carriage-return redraws into lines
-   (``LineAssembler``), stores the lines compressed, and feeds them to the output parsers —
-   points become series, summaries summary values (once the program logs through the Python
-   API itself, parsed points are dropped to avoid counting them twice);
-3. when the launcher reports the exit status and all output is read, finishes the run:
+2. stores what the reading half sends: the output (compressed), points as series, summaries
+   as summary values (once the program logs through the Python API itself, the reading half
+   drops parsed points, to avoid counting them twice);
+3. when the launcher has reported the exit status and all output is stored, finishes the run:
    ``finished`` (exit 0), ``failed`` (with the exit code and the last lines of output), or
    ``interrupted`` (a signal).
 
-If the launcher disappears without reporting (``kill -9``), the recorder stops without an
-ending, and the run reads as crashed once its heartbeat is stale.
+The two halves use a CPU each, and the reading starts before the database code is even
+imported (a quarter to half a second), so the recorder catches up with a fast-printing program
+sooner. If the launcher disappears without reporting (``kill -9``), the recorder stops without
+an ending, and the run reads as crashed once its heartbeat is stale.
 """
 
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
-import shutil
+import signal
 import sys
 import time
 import warnings
-from collections import deque
-from typing import Any
+from array import array
+from typing import IO, TYPE_CHECKING, Any
 
 from expbook.errors import ExpbookError
-from expbook.runner.parsers import OutputParser, Point, Summary, UserPattern
-from expbook.runner.spool import FrameReader, read_json, write_json
-from expbook.runner.text import LineAssembler, strip_ansi
-from expbook.store.base import OutputText, RunSpec, SummaryValue, WriteBatch
-from expbook.tracking import Run, Tracker
+from expbook.runner.follow import Follower, alive, read_message
+from expbook.runner.parsers import OutputParser, UserPattern
+from expbook.runner.spool import read_json, write_json
+from expbook.runner.text import strip_ansi
 
-OUTPUT_FLUSH_SECONDS = 0.5
-OUTPUT_FLUSH_BYTES = 1 << 20
+if TYPE_CHECKING:  # the storing half imports these after the fork (SQLAlchemy: 0.25 s)
+    from expbook.tracking import Run
+
 OUTPUT_QUEUED_BYTES = 8 << 20
-"""Output handed to the writer but not yet stored, beyond which the recorder waits for it:
-the program is never slowed (the launcher does not wait for the recorder), and the recorder's
-memory stays bounded however much is printed."""
-TAIL_LINES = 30
+"""Output handed to the writer but not yet stored, beyond which the recorder waits for it (and
+the reading half, its outbox full, waits too): the program is never slowed (the launcher does
+not wait for the recorder), and the recorder's memory stays bounded however much is printed."""
 _INTERRUPTING = frozenset({"SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGKILL", "SIGPIPE"})
 """Signals that stop a program from outside (status interrupted; SIGPIPE is ``| head`` having
 read enough); others — SIGSEGV, SIGABRT,
 SIGBUS... — mean it crashed (status failed, with the last lines of its output)."""
 RECORDER_NICENESS = 10
-IDLE_SLEEP = 0.05
+READER_NICENESS = 5
+"""Added for the reading half: while the storing half starts (its imports and the run's
+creation are on the way to the end), it comes first; later it mostly waits for the reader."""
 
 
 class Recorder:
@@ -61,23 +66,24 @@ class Recorder:
         self.meta: dict[str, Any] = meta
         self.options: dict[str, Any] = meta.get("options", {})
         self.warnings: list[str] = []
-        self.assemblers = {"stdout": LineAssembler(), "stderr": LineAssembler()}
-        self.pending: list[tuple[str, list[str]]] = []  # (stream, lines), in printed order
-        self.pending_bytes = 0
+        self.settings: Any = None
+        self.reader: int | None = None  # the reading half's pid
         self.queued_bytes = 0
-        self.tail: deque[str] = deque(maxlen=TAIL_LINES)
-        self.points = 0
-        self.summaries = 0
-        self.keys: set[str] = set()
-        self.lines = 0
+        self.tail: list[str] = []  # the last lines of output
+        self.counts = (0, 0, 0, 0)  # lines, points, summary values, keys
         self.attached_at: float | None = None  # when the program attached through the API
 
     # --- life cycle -----------------------------------------------------------------------------
 
     def record(self) -> None:
-        run = self._start()
-        write_json(os.path.join(self.spool, "ready"), {"number": run.number})
-        ended = self._follow(run)
+        messages = self._fork(self._prepare())
+        try:
+            run = self._start()
+            write_json(os.path.join(self.spool, "ready"), {"number": run.number})
+            gc.freeze()  # the database code's objects: later collections need not visit them
+            ended = self._store(run, messages)
+        finally:
+            self._stop_reader()
         if ended is None:  # the launcher vanished without an exit status
             run._abandon()
             self._clean_up()
@@ -92,20 +98,58 @@ class Recorder:
         """Tell the launcher (now or at the next ``expbook run``) that nothing was recorded."""
         write_json(os.path.join(self.spool, "failed.json"), {"error": _one_line(error)})
 
+    def _prepare(self) -> OutputParser:
+        """Read ``expbook.toml`` (a broken one is a warning); the parser with its patterns."""
+        from expbook.runner.settings import find_settings_file, load_settings
+
+        try:
+            self.settings = load_settings(find_settings_file(self.meta["cwd"]))
+        except ExpbookError as exc:
+            self.warnings.append(str(exc))
+            self.settings = load_settings(None)
+        return self._parser(self.settings.patterns)
+
+    def _fork(self, parser: OutputParser) -> IO[bytes]:
+        """Start the reading half; return the pipe its messages come through."""
+        read, write = os.pipe()
+        with contextlib.suppress(ImportError, AttributeError, OSError):
+            import fcntl
+
+            fcntl.fcntl(write, fcntl.F_SETPIPE_SZ, 1 << 20)  # Linux; above the limit: EPERM
+        pid = os.fork()
+        if pid == 0:
+            os.close(read)
+            with contextlib.suppress(OSError):
+                os.nice(READER_NICENESS)
+            _follow_and_exit(self.spool, parser, self.meta.get("launcher_pid"), write)
+        os.close(write)
+        self.reader = pid
+        return os.fdopen(read, "rb", buffering=1 << 20)
+
+    def _stop_reader(self) -> None:
+        """End the reading half, if this half failed before it ended."""
+        if self.reader is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.reader, signal.SIGTERM)
+            self._reap_reader()
+
+    def _reap_reader(self) -> int:
+        """Wait for the reading half to exit; its exit code (-N: killed by signal N)."""
+        assert self.reader is not None
+        _, status = os.waitpid(self.reader, 0)
+        self.reader = None
+        return os.waitstatus_to_exitcode(status)
+
     def _start(self) -> Run:
         from expbook.runner.argv import command_name
-        from expbook.runner.settings import find_settings_file, load_settings
+        from expbook.store.base import RunSpec, WriteBatch
+        from expbook.tracking import Tracker
 
         cwd = self.meta["cwd"]
         command = self.meta["command"]
+        settings = self.settings
         # Recorded as typed, ``NAME=value`` prefixes included, so that it can be run again.
         typed = [*(f"{k}={v}" for k, v in self.meta.get("env", {}).items()), *command]
-        try:
-            settings = load_settings(find_settings_file(cwd))
-        except ExpbookError as exc:
-            self.warnings.append(str(exc))
-            settings = load_settings(None)
-        self.parser = self._parser(settings.patterns)
         tracker = Tracker(self.meta["store"])
         store = tracker.store()
         parent = self._parent(store)
@@ -171,107 +215,46 @@ class Recorder:
             self.warnings.append(f"--parent {reference}: {exc}")
             return None
 
-    # --- following the output -------------------------------------------------------------------
+    # --- storing what the reading half sends ----------------------------------------------------
 
-    def _follow(self, run: Run) -> dict[str, Any] | None:
-        """Read output until the launcher reports the end and all of it is read; return the
-        exit report (None if the launcher died without one)."""
-        reader = FrameReader(os.path.join(self.spool, "output"))
-        exit_path = os.path.join(self.spool, "exit.json")
-        last_flush = time.monotonic()
-        last_check = last_flush
-        ended = None
-        marker = os.path.join(self.spool, "attached")
+    def _store(self, run: Run, messages: IO[bytes]) -> dict[str, Any] | None:
+        """Store the batches the reading half sends until its end; return the exit report
+        (None if the launcher died without one)."""
         while True:
-            frames = list(reader.read())
-            got = bool(frames)
-            if self.attached_at is None and got:
-                # Once the program logs through the API, its points win over parsed ones: drop
-                # points from output that arrived after it attached (the marker holds the time;
-                # it is written before anything the program prints after attaching).
-                attached = read_json(marker)
-                self.attached_at = attached["at"] if attached else None
-            for stream, at, data in frames:
-                lines = self.assemblers[stream].feed(data)
-                if lines:
-                    self._lines(run, stream, lines, points=self._points_allowed(at))
-            now = time.monotonic()
-            full = self.pending_bytes >= OUTPUT_FLUSH_BYTES
-            if full or now - last_flush >= OUTPUT_FLUSH_SECONDS:
-                self._flush_output(run)
-                last_flush = now
-            if got:
-                continue
-            if ended is None:
-                ended = read_json(exit_path)
-            if ended is not None and reader.at_end():
-                break
-            if ended is None and now - last_check > 1.0:
-                last_check = now
-                if not _alive(self.meta.get("launcher_pid")):
-                    ended = read_json(exit_path)  # it may have written it just before dying
-                    if ended is None:
-                        self._flush_output(run)
-                        return None
-            time.sleep(IDLE_SLEEP)
-        reader.close()
-        for stream, assembler in self.assemblers.items():
-            self._lines(run, stream, assembler.flush(), points=self.attached_at is None)
-        self._apply(run, self.parser.close())
-        self._flush_output(run)
-        return ended
+            message = read_message(messages)
+            if message is None:
+                raise ExpbookError(f"the recorder's reading half stopped ({self._reader_end()})")
+            if message[0] == "end":
+                _, ended, *self.counts, self.tail, self.attached_at = message
+                self._reap_reader()
+                return ended
+            self._batch(run, message)
 
-    def _points_allowed(self, at: float) -> bool:
-        return self.attached_at is None or at < self.attached_at
+    def _batch(self, run: Run, message: tuple[Any, ...]) -> None:
+        """Hand one batch — output, points, summary values — to the run's writer."""
+        from expbook.store.base import OutputText, SummaryValue, WriteBatch
+        from expbook.store.chunks import Points
 
-    def _lines(self, run: Run, stream: str, lines: list[str], *, points: bool = True) -> None:
-        """Store, remember the tail of, and parse complete lines of one stream (this loop runs
-        for every line a program prints: the per-line work is the parser's only)."""
-        if not lines:
-            return
-        self.lines += len(lines)
-        if self.pending and self.pending[-1][0] == stream:
-            self.pending[-1][1].extend(lines)
-        else:
-            self.pending.append((stream, list(lines)))
-        self.pending_bytes += sum(map(len, lines)) + len(lines)
-        self.tail.extend(lines[-TAIL_LINES:])
-        feed = self.parser.feed
-        for line in lines:
-            events = feed(line)
-            if events:
-                self._apply(run, events, points=points)
-
-    def _apply(self, run: Run, events: list[Point | Summary], *, points: bool = True) -> None:
-        for event in events:
-            try:
-                if isinstance(event, Point):
-                    if not points:
-                        continue
-                    run.log(event.values, step=event.step, epoch=event.epoch)
-                    self.points += 1
-                    self.keys.update(event.values)
-                else:
-                    run._submit(WriteBatch(summary={event.key: _summary_value(event)}))
-                    self.summaries += 1
-                    self.keys.add(event.key)
-            except ExpbookError as exc:  # a key or value the store cannot take: skip it
-                self.warnings.append(str(exc))
-
-    def _flush_output(self, run: Run) -> None:
-        now = time.time()
-        output = [
-            OutputText(stream, now, "".join(line + "\n" for line in lines))
-            for stream, lines in self.pending
-        ]
-        if output:
-            run._submit(WriteBatch(output=output))
-        self.queued_bytes += self.pending_bytes
-        self.pending = []
-        self.pending_bytes = 0
+        _, output, series, values, warnings = message
+        self.warnings += warnings
+        batch = WriteBatch(
+            points={key: Points(*_columns(columns)) for key, *columns in series},
+            summary={key: SummaryValue(*fields) for key, *fields in values},
+            output=[OutputText(*text) for text in output],
+        )
+        run._submit(batch)
+        self.queued_bytes += sum(len(text[2]) for text in output)
         if self.queued_bytes >= OUTPUT_QUEUED_BYTES:
             run.flush()
             self.queued_bytes = 0
+        else:
+            run.flush(timeout=0)  # write now, while the reader works on: not all at the end
+
+    def _reader_end(self) -> str:
+        code = self._reap_reader()
+        if code < 0:
+            return f"killed by {signal.Signals(-code).name}"
+        return f"exit status {code}; see recorder.log in the spool"
 
     # --- the end --------------------------------------------------------------------------------
 
@@ -297,9 +280,10 @@ class Recorder:
         if self.attached_at is not None:
             parsed = "metrics logged by the program"
         else:
-            parsed = f"{self.points} points and {self.summaries} values of {len(self.keys)} keys"
+            _, points, values, keys = self.counts
+            parsed = f"{points} points and {values} values of {keys} keys"
         text = (
-            f"run #{run.number} {status} after {seconds:.1f}s: {self.lines} lines of output, "
+            f"run #{run.number} {status} after {seconds:.1f}s: {self.counts[0]} lines of output, "
             f"{parsed}; expbook show {run.number}"
         )
         if self.warnings:
@@ -310,21 +294,45 @@ class Recorder:
         """Remove the spool once everything is stored and the launcher has read ``done`` and
         exited (it waits at most 5 s for it)."""
         deadline = time.monotonic() + 10
-        while _alive(self.meta.get("launcher_pid")) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        while alive(self.meta.get("launcher_pid")) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        import shutil
+
         shutil.rmtree(self.spool, ignore_errors=True)
 
 
-def _summary_value(event: Summary) -> SummaryValue:
-    return SummaryValue(
-        event.value, event.unit, time.time(), step=event.step, epoch=event.epoch,
-        min=event.min, min_step=event.min_step, min_epoch=event.min_epoch,
-        max=event.max, max_step=event.max_step, max_epoch=event.max_epoch,
-    )  # fmt: skip
+def _follow_and_exit(spool: str, parser: OutputParser, launcher: int | None, out: int) -> None:
+    """The reading half's life, in the forked child: follow, send, exit (without the parent's
+    exit hooks and buffers)."""
+    code = 0
+    try:
+        Follower(spool, parser, launcher, out).run()
+    except BrokenPipeError:
+        code = 1  # the storing half has gone: it reports why
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+        code = 1
+    finally:
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def _columns(columns: list[bytes]) -> list[array]:
+    """A key's points as the reading half sent them: steps, values, times, epochs."""
+    made = []
+    for typecode, data in zip("qddd", columns, strict=True):
+        column = array(typecode)
+        column.frombytes(data)
+        made.append(column)
+    return made
 
 
 def _runs_this_python(command: list[str]) -> bool:
     """Whether the program is this Python, so that its installed packages are ours."""
+    import shutil
+
     found = shutil.which(command[0]) if command else None
     return found is not None and os.path.realpath(found) == os.path.realpath(sys.executable)
 
@@ -332,18 +340,6 @@ def _runs_this_python(command: list[str]) -> bool:
 def _one_line(error: BaseException) -> str:
     text = " ".join(str(error).split()) or type(error).__name__
     return text if len(text) <= 300 else text[:297] + "..."
-
-
-def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def main(argv: list[str]) -> int:
