@@ -284,9 +284,11 @@ def test_a_broken_expbook_toml_is_reported_and_the_run_still_recorded(
     tmp_path: Path, store_path: str
 ) -> None:
     (tmp_path / "expbook.toml").write_text("[run]\nbooleans = 'amp'\n")
-    # Long enough for the recorder to be ready (a new store, on a busy machine) when it ends: the
-    # launcher then waits for the summary line.
-    program = script(tmp_path, "long.sh", "#!/bin/sh\nsleep 3\necho 'loss=0.5 acc=0.9'\n")
+    # It ends once the recorder is ready (however busy the machine): the launcher then waits
+    # for the summary line.
+    wait_ready = 'i=0; while [ ! -e "$EXPBOOK_SPOOL/ready" ] && [ $i -lt 600 ]; do sleep 0.1; ' \
+        "i=$((i+1)); done\n"  # fmt: skip
+    program = script(tmp_path, "long.sh", f"#!/bin/sh\n{wait_ready}echo 'loss=0.5 acc=0.9'\n")
     result = expbook_run("--", program, store=store_path, cwd=tmp_path)
     assert result.returncode == 0
     assert "warning: " in result.stderr and "booleans must be a list" in result.stderr
