@@ -152,6 +152,7 @@ def trainer(tmp_path: Path) -> Path:
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:Precision loss occurred:RuntimeWarning")  # scipy, on 3 values
 def test_repeat_then_compare_on_the_command_line(tmp_path: Path, trainer: Path) -> None:
     store = str(tmp_path / "s.db")
     first = run_cli("run", "--repeat", "3", "-e", "lr", "--", str(trainer), "--lr", "0.1",
