@@ -89,14 +89,10 @@ class OutputParser:
             return []  # most lines: no digit, so no counter and (nearly always) no value
         if self._user is not None or not idle:  # user regexes may test digits; a table
             return self._parse(line, shape)
-        return self._parse_by_shape(line, shape, quiet)
-
-    def _parse_by_shape(self, line: str, shape: bytes, quiet: set[bytes]) -> list[Event]:
-        """Log lines repeat with only their digits changing. A line whose shape (digits masked:
-        the same structure for every regex here; see _SHAPE_BYTES) once gave no event, left
-        every parser's state as it was and did not hang on its digits' values will do so
-        again: skip it. A line of the shape of a progress line goes straight to the progress
-        parser."""
+        # Log lines repeat with only their digits changing. A line whose shape (digits masked:
+        # the same structure for every regex here; see _SHAPE_BYTES) once gave no event, left
+        # every parser's state as it was and did not hang on its digits' values will do so
+        # again: skip it. A line of the shape of a progress line goes straight to that parser.
         if shape in quiet:
             return []
         layout = self._progress_shapes.get(shape)
@@ -104,6 +100,11 @@ class OutputParser:
             events = self._progress.read(line, layout)
             if events is not None:
                 return events
+        return self._parse_and_learn(line, shape, quiet)
+
+    def _parse_and_learn(self, line: str, shape: bytes, quiet: set[bytes]) -> list[Event]:
+        """Parse a line of a shape not known yet (or known as a progress line's but not one by
+        its values); remember the shape as quiet, or as a progress line's, when that is safe."""
         before = self._context.state()
         current = self._current
         current.value_dependent = False

@@ -126,11 +126,12 @@ def _keras_bar(line: str) -> re.Match[str] | None:
     return _KERAS_BAR.match(line)
 
 
-_Counters = list[tuple[int, int, str, str]]  # (start, end, kind, percent sign)
+# (start, end, kind, percent sign, whether int() reads it: digits alone, in every line of a shape)
+_Counters = list[tuple[int, int, str, str, bool]]
 _Values = list[tuple[int, int, str]]  # (start, end, key)
 
 
-def _plain_parts(plan: list[_Token]) -> tuple[_Counters | None, _Values | None]:
+def _plain_parts(plan: list[_Token], line: str) -> tuple[_Counters | None, _Values | None]:
     """The counters and values of a plan to read by slicing alone; (None, None) when it has a
     thousands separator or a key with digits (read each line the general way)."""
     counters: _Counters = []
@@ -139,7 +140,8 @@ def _plain_parts(plan: list[_Token]) -> tuple[_Counters | None, _Values | None]:
         if comma or key is not None:
             return None, None
         if kind is not None:
-            counters.append((start, end, kind, percent))
+            whole = line[start:end].isdecimal() and not percent
+            counters.append((start, end, kind, percent, whole))
         elif name is not None:
             values.append((start, end, name))
     return counters, values
@@ -210,26 +212,28 @@ class _ProgressParser(_LineParser):
     def read(self, line: str, layout: _Layout) -> list[Event] | None:
         """The events of a line of this layout; None if, by its values, it is no progress line
         (one pair without a counter: a summary line?)."""
-        message = line[layout.prefix :] if layout.prefix else line
+        prefix, plan, plain_counters, plain_values, tqdm, keras, counter_only = layout
+        message = line[prefix:] if prefix else line
         counters: dict[str, int | float] = {}
-        if layout.values is None or layout.counters is None:
+        if plain_values is None or plain_counters is None:
             values: dict[str, float] = {}
-            self._scan(message, layout.plan, counters, values)
+            self._scan(message, plan, counters, values)
         else:
-            values = {key: float(message[start:end]) for start, end, key in layout.values}
-            for start, end, kind, percent in layout.counters:
+            values = {key: float(message[start:end]) for start, end, key in plain_values}
+            for start, end, kind, percent, whole in plain_counters:
                 if kind not in counters:
-                    number = _counter_value(kind, message[start:end], percent)
+                    text = message[start:end]
+                    number = int(text) if whole else _counter_value(kind, text, percent)
                     if number is not None:
                         counters[kind] = number
         if values:
-            if not counters and len(values) < 2 and not layout.tqdm:
+            if not counters and len(values) < 2 and not tqdm:
                 return None  # one pair without a counter or a tqdm bar: a summary line?
-            if layout.keras is not None and not counters:
-                return self._keras_point(message, layout.keras, values)
+            if keras is not None and not counters:
+                return self._keras_point(message, keras, values)
             step, epoch = self._position(counters)
             return [Point(values, step, epoch)]
-        if counters and layout.counter_only:
+        if counters and counter_only:
             self._position(counters)
             return []
         return None
@@ -241,7 +245,7 @@ class _ProgressParser(_LineParser):
         if ("(" in message or "{" in message) and _CALL_OR_STRUCT.search(message):
             return None  # Namespace(lr=0.1, ...), Linear(in_features=3, ...), Rust structs
         plan = self._plan(message)
-        counters, values = _plain_parts(plan)
+        counters, values = _plain_parts(plan, message)
         bar = _keras_bar(message)
         return _Layout(
             prefix=len(line) - len(message),
