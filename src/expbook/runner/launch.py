@@ -54,6 +54,11 @@ _READ = 1 << 18
 _PIPE_SIZE = 1 << 20  # a big pipe: the program rarely waits for us to read
 _SPOOL_BUFFER = 1 << 18
 _SPOOL_FLUSH_SECONDS = 0.05
+_GATHER_SECONDS = 0.001
+"""After passing a chunk of output that did not fill a read, wait this long before reading
+again: a program that writes line by line (``print(..., flush=True)``) is then read in chunks of
+many lines, not a line at a time, which would cost the launcher as much CPU as the program
+itself spends printing. The pipe holds 1 MiB meanwhile."""
 _REPORT_SECONDS = 5.0
 
 OPTIONS = {
@@ -355,6 +360,7 @@ class Launch:
                 elif not reading and stdin in watched:
                     watched.remove(stdin)
             ready = _readable(watched, timeout=0.2)
+            gather = False
             for fd in ready:
                 if fd == stdin:
                     data = _read(fd)
@@ -370,11 +376,14 @@ class Launch:
                     watched.remove(fd)
                     continue
                 kind, target = streams[fd]
+                gather = gather or len(data) < _READ
                 if not self._pass(kind, data, target) and fd != master:
                     # Our reader is gone (| head): stop reading, so the program gets SIGPIPE.
                     os.close(fd)
                     del streams[fd]
                     watched.remove(fd)
+            if gather:
+                time.sleep(_GATHER_SECONDS)
             if not ready:  # quiet: has the program ended (leaving a process that holds a pipe)?
                 self._output.flush()
                 status = _reap(self.pid)
