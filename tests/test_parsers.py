@@ -901,3 +901,20 @@ def test_line_assembler_throughput(capsys: pytest.CaptureFixture[str]) -> None:
     with capsys.disabled():
         print(f"\nLineAssembler: {pipe_rate:,.0f} MB/s from a pipe, {pty_rate:,.0f} MB/s (pty)")
     assert pipe_rate >= 30 and pty_rate >= 30
+
+
+def test_feed_lines_gives_the_events_of_feed_line_by_line() -> None:
+    from tests.test_parser_cache import realistic_log, same
+
+    for seed in range(6):
+        log = realistic_log(seed)
+        lines = [*log[:500], *BURN_SUMMARY.splitlines(), *log[500:], "x" * 600,
+                 f"{ESC}[32mepoch 1 loss=0.5 acc=0.1{ESC}[0m"]  # fmt: skip
+        expected: list[Event] = []
+        plain = OutputParser(cache=False)
+        for line in lines:
+            expected += plain.feed(line)
+        assert same(OutputParser().feed_lines(lines), expected)
+    patterns = (UserPattern(regex=r"val (?P<key>\w+) -> (?P<value>[\d.]+)"),)
+    lines = ["val acc -> 0.93", "epoch 2 loss=0.5 acc=0.1", "epoch 3 loss=0.4 acc=0.2"]
+    assert OutputParser(patterns).feed_lines(lines) == parse(*lines, patterns=patterns)

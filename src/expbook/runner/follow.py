@@ -181,29 +181,19 @@ class Follower:
         self.pending_bytes += sum(map(len, lines)) + len(lines)
         self.tail.extend(lines[-TAIL_LINES:])
         self.now = time.time()
-        feed = self.parser.feed
-        add = self.buffer.add
-        for line in lines:
-            events = feed(line)
-            if not events:
-                continue
-            event = events[0]
-            if points and len(events) == 1 and type(event) is Point:  # the usual metric line
-                try:
-                    add(event.values, event.step, event.epoch, self.now)
-                except ExpbookError as exc:
-                    self.warnings.append(str(exc))
-            else:
-                self._take(events, points=points)
+        events = self.parser.feed_lines(lines)
+        if events:
+            self._take(events, points=points)
 
     def _take(self, events: list[Event], *, points: bool = True) -> None:
         """Keep parsed events for the next batch (a point the store cannot take is skipped,
         with a warning)."""
+        add = self.buffer.add
         for event in events:
             if type(event) is Point:
                 if points:
                     try:
-                        self.buffer.add(event.values, event.step, event.epoch, self.now)
+                        add(event.values, event.step, event.epoch, self.now)
                     except ExpbookError as exc:
                         self.warnings.append(str(exc))
             elif isinstance(event, Summary):

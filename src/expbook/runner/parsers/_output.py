@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from expbook.runner.parsers._common import (
     _HAS_DIGIT,
@@ -101,6 +101,44 @@ class OutputParser:
             if events is not None:
                 return events
         return self._parse_and_learn(line, shape, quiet)
+
+    def feed_lines(self, lines: Iterable[str]) -> list[Event]:
+        """Parse many lines: the events of :meth:`feed` for each, in order, with less work per
+        line where the line's shape is known (a recorder's loop over a program's output).
+
+        Args:
+            lines: Complete lines, as ``LineAssembler`` returns them.
+
+        Returns:
+            The events of all the lines; usually few.
+        """
+        events: list[Event] = []
+        feed = self.feed
+        quiet = self._quiet
+        if quiet is None or self._user is not None:
+            for line in lines:
+                events += feed(line)
+            return events
+        shapes = self._progress_shapes
+        read = self._progress.read
+        idle = self._table.idle()
+        for line in lines:
+            # What feed() does first for a line of a known shape, without its checks of what
+            # this loop knows already (the table's state changes only in feed() itself).
+            if idle and len(line) <= _MAX_CACHED_TEXT and "\x1b" not in line:
+                text = line.encode("utf-8", "surrogatepass")
+                shape = text.translate(_SHAPE_BYTES)
+                if shape in quiet or (shape == text and not _digitless_look(line)):
+                    continue
+                layout = shapes.get(shape)
+                if layout is not None:
+                    found = read(line, layout)
+                    if found is not None:
+                        events += found
+                        continue
+            events += feed(line)
+            idle = self._table.idle()
+        return events
 
     def _parse_and_learn(self, line: str, shape: bytes, quiet: set[bytes]) -> list[Event]:
         """Parse a line of a shape not known yet (or known as a progress line's but not one by
