@@ -9,21 +9,39 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from expbook.runner.parsers import OutputParser, Point, Summary, _output, _progress
+from expbook.runner.parsers import OutputParser, Point, PointRows, Summary, _output, _progress
 from tests.test_parsers import BURN_SUMMARY, HF_LOG, KERAS_LOG
 
 
-def same(a: list[Point | Summary], b: list[Point | Summary]) -> bool:
-    """Equal, NaN equal to NaN."""
+def flat(events: list[Point | Summary | PointRows]) -> list[Point | Summary]:
+    """The events with each PointRows as its Points."""
+    return [point for event in events for point in _points(event)]
+
+
+def _points(event: Point | Summary | PointRows) -> list[Point | Summary]:
+    return event.points() if isinstance(event, PointRows) else [event]
+
+
+def same(a: list[Point | Summary | PointRows], b: list[Point | Summary | PointRows]) -> bool:
+    """Equal (PointRows as their Points), NaN equal to NaN."""
+    a, b = flat(a), flat(b)
     return repr(a).replace("nan", "NaN") == repr(b).replace("nan", "NaN") if a or b else True
 
 
-def assert_agree(lines: list[str]) -> None:
+def assert_agree(lines: list[str], *, chunks: int = 7) -> None:
+    """The cached parser line by line, and ``feed_lines`` over chunks of the lines, give what
+    the uncached parser does."""
     cached, plain = OutputParser(), OutputParser(cache=False)
+    expected_all: list[Point | Summary] = []
     for n, line in enumerate(lines):
         got, expected = cached.feed(line), plain.feed(line)
         assert same(got, expected), f"line {n} {line!r}: {got} != {expected}"
+        expected_all += expected
     assert same(cached.close(), plain.close())
+    batched, got_all = OutputParser(), []
+    for start in range(0, len(lines), chunks):
+        got_all += batched.feed_lines(lines[start : start + chunks])
+    assert same(got_all, expected_all)
 
 
 def realistic_log(seed: int, lines: int = 3000) -> list[str]:
@@ -171,10 +189,13 @@ TOKENS = st.one_of(WORDS, NUMBERS, SEPARATORS)
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.lists(TOKENS, min_size=1, max_size=14).map("".join), min_size=1, max_size=40))
-def test_generated_lines_agree(lines: list[str]) -> None:
+@given(
+    st.lists(st.lists(TOKENS, min_size=1, max_size=14).map("".join), min_size=1, max_size=40),
+    st.integers(1, 60),
+)
+def test_generated_lines_agree(lines: list[str], chunks: int) -> None:
     # Each line again with its digits changed, so shapes repeat and the caches are used: every
     # digit one up (0 becomes 1, 9 becomes 0), and every digit a zero.
     varied = [line.translate(str.maketrans("0123456789", "1234567890")) for line in lines]
     zeroed = [line.translate(str.maketrans("123456789", "000000000")) for line in lines]
-    assert_agree(lines + varied + lines + zeroed + varied)
+    assert_agree(lines + varied + lines + zeroed + varied, chunks=chunks)

@@ -903,6 +903,17 @@ def test_line_assembler_throughput(capsys: pytest.CaptureFixture[str]) -> None:
     assert pipe_rate >= 30 and pty_rate >= 30
 
 
+def test_a_number_too_long_for_a_step_is_no_counter() -> None:
+    nines = "9" * 400
+    lines = [f"epoch {nines} loss=0.5 acc=0.1", f"step 1{nines[:18]} loss=0.5 acc=0.1"]
+    expected = [Point({"loss": 0.5, "acc": 0.1}, None)] * 2
+    assert parse(*lines) == expected
+    assert OutputParser().feed_lines(lines) == expected
+    assert parse(f"step {nines[:18]} loss=0.5 acc=0.1") == [
+        Point({"loss": 0.5, "acc": 0.1}, int(nines[:18]))
+    ]
+
+
 def test_feed_lines_gives_the_events_of_feed_line_by_line() -> None:
     from tests.test_parser_cache import realistic_log, same
 

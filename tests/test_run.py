@@ -977,6 +977,73 @@ def test_parsed_points_are_kept_as_run_log_keeps_them() -> None:
     assert buffer.take() == {}
 
 
+def test_point_rows_are_kept_as_their_points_are() -> None:
+    from array import array
+
+    from expbook.runner.parsers import PointRows
+    from expbook.runner.points import PointBuffer
+
+    def rows(steps: list[int] | None, epochs: list[float], **values: list[float]) -> PointRows:
+        columns = tuple(array("d", column) for column in values.values())
+        step_column = None if steps is None else array("q", steps)
+        return PointRows(tuple(values), columns, step_column, array("d", epochs))
+
+    nan = float("nan")
+    by_rows, by_points = PointBuffer(), PointBuffer()
+    batches = [
+        rows(None, [nan, 1.0], loss=[0.5, 0.4], acc=[0.1, 0.2]),  # automatic steps 1, 2
+        rows([10, 11, 11], [2.0, 2.0, 3.0], loss=[0.3, 0.2, 0.1]),
+        rows(None, [nan], acc=[0.3], loss=[nan]),  # step 12
+    ]
+    by_rows.add({"lr": 0.1}, None, None, 0.5)
+    by_points.add({"lr": 0.1}, None, None, 0.5)
+    for at, batch in enumerate(batches, start=1):
+        by_rows.add_rows(batch, float(at))
+        for point in batch.points():
+            by_points.add(point.values, point.step, point.epoch, float(at))
+    by_rows.add({"loss": 0.0}, None, None, 9.0)  # after rows: the next automatic step
+    by_points.add({"loss": 0.0}, None, None, 9.0)
+    for buffer in (by_rows, by_points):
+        bad_key = rows(None, [nan], loss=[1.0], **{"bad'key": [1.0]})
+        with pytest.raises(expbook.InvalidKeyError, match="bad'key"):
+            buffer.add_rows(bad_key, 10.0)
+        with pytest.raises(expbook.InvalidValueError):
+            buffer.add_rows(rows(None, [1.0, float("inf")], loss=[1.0, 2.0]), 10.0)
+        with pytest.raises(expbook.InvalidStepError):
+            buffer.add_rows(rows([3, -1], [nan, nan], loss=[1.0, 2.0]), 10.0)
+    assert by_rows.count == by_points.count == 8
+    assert by_rows.next_step == by_points.next_step == 14
+    expected = {key: [list(column) for column in columns]
+                for key, columns in by_points.take().items()}  # fmt: skip
+    got = {key: [list(column) for column in columns] for key, columns in by_rows.take().items()}
+    assert repr(got) == repr(expected)  # NaN as NaN
+    assert got["loss"][0] == [1, 2, 10, 11, 11, 12, 13]  # lr took step 0
+    assert by_rows.take() == {}
+
+
+def test_the_rest_of_a_message_is_pushed_while_the_reader_is_busy() -> None:
+    from expbook.runner import follow
+
+    read, write = os.pipe()
+    outbox = follow._Outbox(write)
+    message = ("batch", [("stdout", 1.0, "x" * (3 << 20))], [], [], [])
+    outbox.put(message)  # more than the pipe takes
+    assert outbox.size > 0
+    import threading
+
+    received: list[object] = []
+    with os.fdopen(read, "rb") as source:
+        reading = threading.Thread(target=lambda: received.append(follow.read_message(source)))
+        reading.start()
+        deadline = time.monotonic() + 10
+        while outbox.size and time.monotonic() < deadline:
+            outbox.push()  # what the busy reader does between groups of lines: never blocks
+            time.sleep(0.001)
+        reading.join(timeout=10)
+        assert received == [message]
+        os.close(write)
+
+
 def test_messages_larger_than_the_pipe_arrive_whole_and_in_order() -> None:
     from expbook.runner import follow
 

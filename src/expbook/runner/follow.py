@@ -28,10 +28,11 @@ import select
 import struct
 import time
 from collections import deque
+from collections.abc import Sequence
 from typing import IO, Any
 
 from expbook.errors import ExpbookError
-from expbook.runner.parsers import Event, OutputParser, Point, Summary
+from expbook.runner.parsers import Event, OutputParser, Point, PointRows, Summary
 from expbook.runner.points import PointBuffer
 from expbook.runner.spool import FrameReader, read_json
 from expbook.runner.text import LineAssembler
@@ -114,6 +115,8 @@ class Follower:
                 if self.pending_bytes >= FLUSH_BYTES:
                     self._flush()
                     last_flush = time.monotonic()
+                else:
+                    self.outbox.push()  # the rest of a message the pipe did not take at once
             now = time.monotonic()
             if now - last_flush >= FLUSH_SECONDS:
                 self._flush()
@@ -185,7 +188,7 @@ class Follower:
         if events:
             self._take(events, points=points)
 
-    def _take(self, events: list[Event], *, points: bool = True) -> None:
+    def _take(self, events: Sequence[Event | PointRows], *, points: bool = True) -> None:
         """Keep parsed events for the next batch (a point the store cannot take is skipped,
         with a warning)."""
         add = self.buffer.add
@@ -196,6 +199,12 @@ class Follower:
                         add(event.values, event.step, event.epoch, self.now)
                     except ExpbookError as exc:
                         self.warnings.append(str(exc))
+            elif type(event) is PointRows:
+                if points:
+                    try:
+                        self.buffer.add_rows(event, self.now)
+                    except ExpbookError:  # some point is wrong: which ones, one by one
+                        self._take(event.points())
             elif isinstance(event, Summary):
                 self.values[event.key] = _summary_fields(event)
                 self.summaries += 1
@@ -241,7 +250,7 @@ class _Outbox:
         data = marshal.dumps(message)
         self.queue.append(memoryview(_HEADER.pack(len(data)) + data))
         self.size += _HEADER.size + len(data)
-        self._push()
+        self.push()
         while self.size > OUTBOX_BYTES:
             self.wait(1.0)
 
@@ -251,7 +260,7 @@ class _Outbox:
             time.sleep(timeout)
             return
         select.select([], [self.fd], [], timeout)
-        self._push()
+        self.push()
 
     def close(self) -> None:
         """Write everything, then close the pipe."""
@@ -259,7 +268,8 @@ class _Outbox:
             self.wait(1.0)
         os.close(self.fd)
 
-    def _push(self) -> None:
+    def push(self) -> None:
+        """Write what the pipe takes now."""
         queue = self.queue
         while queue:
             try:

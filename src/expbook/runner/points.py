@@ -17,7 +17,12 @@ from operator import itemgetter
 
 from expbook.validation import MAX_STEP, check_epoch, check_key, check_step
 
+TYPE_CHECKING = False  # not typing's: the reading half starts faster without it
+if TYPE_CHECKING:
+    from expbook.runner.parsers import PointRows
+
 _NAN = math.nan
+_INFINITIES = (math.inf, -math.inf)
 _isfinite = math.isfinite
 
 Columns = tuple[array, array, array, array]
@@ -28,6 +33,9 @@ class _Segment:
     """Consecutive points with the same keys: their columns, and their values per point."""
 
     __slots__ = ("epochs", "keys", "rows", "same", "steps", "times")
+
+    def __len__(self) -> int:
+        return len(self.steps)
 
     def __init__(self, values: dict[str, float]) -> None:
         self.keys = list(values)
@@ -43,6 +51,30 @@ class _Segment:
         return array("q", self.steps), values, array("d", self.times), array("d", self.epochs)
 
 
+class _Columns:
+    """Points with the same keys that came column by column (a ``PointRows``)."""
+
+    __slots__ = ("epochs", "keys", "steps", "times", "values")
+
+    def __init__(self, keys: tuple[str, ...], values: tuple[array, ...], steps: array,
+                 times: array, epochs: array) -> None:  # fmt: skip
+        self.keys = keys
+        self.values = dict(zip(keys, values, strict=True))
+        self.steps = steps
+        self.times = times
+        self.epochs = epochs
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def columns(self, key: str) -> Columns:
+        """The points of one key, as new arrays."""
+        return (
+            array("q", self.steps), array("d", self.values[key]), array("d", self.times),
+            array("d", self.epochs),
+        )  # fmt: skip
+
+
 class PointBuffer:
     """Parsed points of one run, checked as ``Run.log`` checks them, until :meth:`take`.
 
@@ -53,7 +85,7 @@ class PointBuffer:
         self.next_step = 0  # the step of the next point without one, as Run.log counts
         self.taken = 0  # points taken so far
         self.keys: set[str] = set()  # keys seen (ever)
-        self._segments: list[_Segment] = []
+        self._segments: list[_Segment | _Columns] = []
         self._last: _Segment | None = None
 
     def add(
@@ -83,10 +115,37 @@ class PointBuffer:
         segment.epochs.append(epoch)
         self.next_step = step + 1
 
+    def add_rows(self, rows: PointRows, at: float) -> None:
+        """Keep the points of a ``PointRows``, all logged at time ``at``: as :meth:`add` of
+        each, at C speed.
+
+        Raises:
+            InvalidKeyError: a key is not a valid metric key (no point is kept).
+            InvalidStepError: a step is negative (likewise).
+            InvalidValueError: an epoch is infinite (likewise).
+        """
+        count = len(rows)
+        if not count:
+            return
+        steps = rows.steps
+        if steps is None:
+            steps = array("q", range(self.next_step, self.next_step + count))
+        elif min(steps) < 0:  # (an array("q") holds no step above MAX_STEP)
+            check_step(min(steps))
+        for infinite in _INFINITIES:
+            if infinite in rows.epochs:
+                check_epoch(infinite)
+        new = [check_key(key) for key in rows.keys if key not in self.keys]
+        self.keys.update(new)
+        times = array("d", [at]) * count
+        self._segments.append(_Columns(rows.keys, rows.values, steps, times, rows.epochs))
+        self._last = None
+        self.next_step = steps[-1] + 1
+
     @property
     def count(self) -> int:
         """Points added (ever)."""
-        return self.taken + sum(len(segment.rows) for segment in self._segments)
+        return self.taken + sum(map(len, self._segments))
 
     def _segment(self, values: dict[str, float]) -> _Segment:
         new = [check_key(key) for key in values if key not in self.keys]
@@ -99,7 +158,7 @@ class PointBuffer:
         """The points added since the last call, per key, in the order they were added."""
         series: dict[str, Columns] = {}
         for segment in self._segments:
-            self.taken += len(segment.rows)
+            self.taken += len(segment)
             for key in segment.keys:
                 columns = segment.columns(key)
                 if key in series:

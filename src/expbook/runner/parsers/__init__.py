@@ -36,7 +36,7 @@ line), ``_prefixes`` (logging prefixes), one module per line parser (``_patterns
 
 from __future__ import annotations
 
-from expbook.runner.parsers._common import Event, Point, Summary, normalize_key
+from expbook.runner.parsers._common import Event, Point, PointRows, Summary, normalize_key
 from expbook.runner.parsers._output import OutputParser
 from expbook.runner.parsers._patterns import UserPattern
 from expbook.runner.parsers._prefixes import strip_log_prefix
@@ -45,6 +45,7 @@ __all__ = [
     "Event",
     "OutputParser",
     "Point",
+    "PointRows",
     "Summary",
     "UserPattern",
     "normalize_key",

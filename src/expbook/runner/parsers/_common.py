@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import functools
+import math
 import re
+from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -60,6 +62,39 @@ class Summary:
 
 
 Event = Point | Summary
+
+
+@dataclass(frozen=True, slots=True)
+class PointRows:
+    """Consecutive points with the same keys, column by column: what
+    :meth:`~expbook.runner.parsers.OutputParser.feed_lines` gives for a run of progress lines
+    of one shape, instead of a :class:`Point` per line (the same points; :meth:`points` lists
+    them as Points).
+
+    Attributes:
+        keys: The metric keys, in the order a Point of them would have.
+        values: One column (``array("d")``) per key.
+        steps: The steps (``array("q")``); None when each point takes the next automatic step.
+        epochs: The epochs (``array("d")``, NaN for none).
+    """
+
+    keys: tuple[str, ...]
+    values: tuple[array, ...]
+    steps: array | None
+    epochs: array
+
+    def __len__(self) -> int:
+        return len(self.epochs)
+
+    def points(self) -> list[Point]:
+        """The same points, one :class:`Point` each."""
+        steps = self.steps if self.steps is not None else [None] * len(self)
+        epochs = [None if math.isnan(epoch) else epoch for epoch in self.epochs]
+        rows = zip(*self.values, strict=True) if self.values else [()] * len(self)
+        return [
+            Point(dict(zip(self.keys, row, strict=True)), step, epoch)
+            for row, step, epoch in zip(rows, steps, epochs, strict=True)
+        ]
 
 
 # --- keys and numbers -----------------------------------------------------------------------

@@ -9,19 +9,21 @@ from expbook.runner.parsers._common import (
     _MAX_CACHED_TEXT,
     _SHAPE_BYTES,
     Event,
+    PointRows,
     _CurrentLine,
     _LineParser,
     _StepContext,
 )
 from expbook.runner.parsers._dicts import _DictLineParser
 from expbook.runner.parsers._patterns import UserPattern, _UserPatternParser
-from expbook.runner.parsers._progress import _Layout, _ProgressParser
+from expbook.runner.parsers._progress import _Layout, _ProgressParser, _RowReader
 from expbook.runner.parsers._summaries import _SummaryLineParser
 from expbook.runner.parsers._tables import _TableParser
 from expbook.runner.text import strip_ansi
 
 _SHAPE_CACHE_SIZE = 16384  # quiet shapes kept (then cleared): at most ~10 MB
 _PROGRESS_SHAPES = 4096  # shapes of progress lines kept (then cleared)
+_NO_ROWS = _RowReader((), (), {})  # no block of lines yet (a reader no layout has)
 
 
 def _digitless_look(line: str) -> bool:
@@ -102,9 +104,13 @@ class OutputParser:
                 return events
         return self._parse_and_learn(line, shape, quiet)
 
-    def feed_lines(self, lines: Iterable[str]) -> list[Event]:
+    def feed_lines(self, lines: Iterable[str]) -> list[Event | PointRows]:
         """Parse many lines: the events of :meth:`feed` for each, in order, with less work per
         line where the line's shape is known (a recorder's loop over a program's output).
+
+        Progress lines of one known shape that follow each other (log messages between them
+        do not count) come as one :class:`PointRows` instead of a Point each: the same
+        points, read column by column.
 
         Args:
             lines: Complete lines, as ``LineAssembler`` returns them.
@@ -112,7 +118,7 @@ class OutputParser:
         Returns:
             The events of all the lines; usually few.
         """
-        events: list[Event] = []
+        events: list[Event | PointRows] = []
         feed = self.feed
         quiet = self._quiet
         if quiet is None or self._user is not None:
@@ -121,7 +127,10 @@ class OutputParser:
             return events
         shapes = self._progress_shapes
         read = self._progress.read
+        read_rows = self._progress.read_rows
         idle = self._table.idle()
+        block: list[str] = []  # lines of one layout, not read yet; by this reader:
+        rows: _RowReader = _NO_ROWS
         for line in lines:
             # What feed() does first for a line of a known shape, without its checks of what
             # this loop knows already (the table's state changes only in feed() itself).
@@ -129,15 +138,30 @@ class OutputParser:
                 text = line.encode("utf-8", "surrogatepass")
                 shape = text.translate(_SHAPE_BYTES)
                 if shape in quiet or (shape == text and not _digitless_look(line)):
-                    continue
+                    continue  # gives nothing, and leaves the step context as it is
                 layout = shapes.get(shape)
                 if layout is not None:
+                    if layout.rows is not None:
+                        if layout.rows is not rows:
+                            if block:
+                                events += read_rows(block, rows)
+                            block, rows = [], layout.rows
+                        block.append(line)
+                        continue
+                    if block:  # its points come first, and set the step context
+                        events += read_rows(block, rows)
+                        block, rows = [], _NO_ROWS
                     found = read(line, layout)
                     if found is not None:
                         events += found
                         continue
+            if block:
+                events += read_rows(block, rows)
+                block, rows = [], _NO_ROWS
             events += feed(line)
             idle = self._table.idle()
+        if block:
+            events += read_rows(block, rows)
         return events
 
     def _parse_and_learn(self, line: str, shape: bytes, quiet: set[bytes]) -> list[Event]:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Mapping
+from array import array
+from collections.abc import Iterator, Mapping
+from itertools import repeat
+from operator import getitem
 from typing import NamedTuple
 
 from expbook.runner.parsers._common import (
@@ -13,6 +17,7 @@ from expbook.runner.parsers._common import (
     _RESULT_WORDS,
     Event,
     Point,
+    PointRows,
     _CurrentLine,
     _has_word,
     _LineParser,
@@ -60,7 +65,10 @@ _COUNTER_ONLY = re.compile(
 _CALL_OR_STRUCT = re.compile(r"[A-Za-z_]\w*\s?[({]\s*[A-Za-z_]\w*\s*[:=]")
 _KERAS_BAR = re.compile(r"\s*(\d+)/(\d+)\s+[\[━]")
 _KEY_CACHE_SIZE = 4096  # entries of the key memo and of the plan cache (each then cleared)
+_MAX_COUNTER_DIGITS = 18
+"""A longer number is no counter (so a counter always makes a valid step: < 2**63)."""
 _UNKNOWN = object()
+_NAN = math.nan
 
 _KeyInfo = tuple[str | None, str | None, bool]  # (counter kind, normalised key, metric word)
 # A counter or value of a line: (start, end) of its number, its counter kind (None for a value),
@@ -110,13 +118,13 @@ def _key_info(key: str) -> _KeyInfo:
 
 def _counter_value(kind: str, text: str, percent: str) -> int | float | None:
     if text.isdecimal() and not percent:
-        return int(text)
+        return int(text) if len(text) <= _MAX_COUNTER_DIGITS else None
     if percent or not text[:1].isdigit():
         return None
     if kind == "epoch" and "." in text and "e" not in text.lower():
         return _to_float(text)  # 1,024.5 too
     digits = text.replace(",", "")
-    return int(digits) if digits.isdecimal() else None
+    return int(digits) if digits.isdecimal() and len(digits) <= _MAX_COUNTER_DIGITS else None
 
 
 def _keras_bar(line: str) -> re.Match[str] | None:
@@ -140,11 +148,48 @@ def _plain_parts(plan: list[_Token], line: str) -> tuple[_Counters | None, _Valu
         if comma or key is not None:
             return None, None
         if kind is not None:
-            whole = line[start:end].isdecimal() and not percent
+            text = line[start:end]
+            whole = text.isdecimal() and not percent and len(text) <= _MAX_COUNTER_DIGITS
             counters.append((start, end, kind, percent, whole))
         elif name is not None:
             values.append((start, end, name))
     return counters, values
+
+
+class _RowReader(NamedTuple):
+    """How a run of lines of one layout is read at once (``_ProgressParser.read_rows``).
+
+    Made for the layouts whose every line is a Point of the same keys with its step and epoch
+    by the same rule: read by slicing (no thousands separators, no keys with digits), every
+    counter a plain integer, not an unfinished Keras bar, and a Point by its pairs alone.
+    """
+
+    keys: tuple[str, ...]  # as the values dict of a Point of the line has them
+    values: tuple[slice, ...]  # per key, where its value is (the last of equal keys, as there)
+    counters: dict[str, slice]  # counter kind -> where it is (the first counter of each kind)
+
+
+def _row_reader(
+    prefix: int, counters: _Counters | None, values: _Values | None, tqdm: bool, keras: bool
+) -> _RowReader | None:
+    """The row reader of a layout, if it can have one (see :class:`_RowReader`)."""
+    if counters is None or not values or not all(whole for *_, whole in counters):
+        return None
+    places: dict[str, slice] = {}
+    for start, end, key in values:
+        places[key] = slice(prefix + start, prefix + end)
+    kinds: dict[str, slice] = {}
+    for start, end, kind, _, _ in counters:
+        if kind not in kinds:
+            kinds[kind] = slice(prefix + start, prefix + end)
+    if not kinds and (keras or (len(places) < 2 and not tqdm)):
+        return None  # a Keras bar (finished or not by its values), or maybe a summary line
+    return _RowReader(tuple(places), tuple(places.values()), kinds)
+
+
+def _texts(lines: list[str], place: slice) -> Iterator[str]:
+    """``line[place]`` for each line, at C speed."""
+    return map(getitem, lines, repeat(place))
 
 
 class _Layout(NamedTuple):
@@ -157,6 +202,7 @@ class _Layout(NamedTuple):
     tqdm: bool  # a tqdm bar ("%|"): one pair is enough for a Point
     keras: tuple[int, int, int, int] | None  # spans of a Keras bar's done and total
     counter_only: bool  # nothing but counters (Keras' "Epoch 3/16")
+    rows: _RowReader | None  # for reading many lines of the shape at once
 
 
 class _ProgressParser(_LineParser):
@@ -212,7 +258,7 @@ class _ProgressParser(_LineParser):
     def read(self, line: str, layout: _Layout) -> list[Event] | None:
         """The events of a line of this layout; None if, by its values, it is no progress line
         (one pair without a counter: a summary line?)."""
-        prefix, plan, plain_counters, plain_values, tqdm, keras, counter_only = layout
+        prefix, plan, plain_counters, plain_values, tqdm, keras, counter_only, _ = layout
         message = line[prefix:] if prefix else line
         counters: dict[str, int | float] = {}
         if plain_values is None or plain_counters is None:
@@ -238,6 +284,38 @@ class _ProgressParser(_LineParser):
             return []
         return None
 
+    def read_rows(self, lines: list[str], reader: _RowReader) -> list[Event | PointRows]:
+        """The events of consecutive lines of one layout that has a row reader: what
+        :meth:`read` gives line by line (and the same step context after), as one
+        :class:`PointRows`, column by column at C speed."""
+        values = tuple(array("d", map(float, _texts(lines, place))) for place in reader.values)
+        counted = {
+            kind: list(map(int, _texts(lines, place))) for kind, place in reader.counters.items()
+        }
+        context = self._context
+        count = len(lines)
+        if not counted:  # at the step and epoch the context has
+            steps = None if context.step is None else array("q", [context.step]) * count
+            epoch = _NAN if context.epoch is None else context.epoch
+            return [PointRows(reader.keys, values, steps, array("d", [epoch]) * count)]
+        epoch_counter = counted.get("epoch")
+        step = counted.get("step")
+        if step is None:  # as _position works it out
+            batch = counted.get("batch")
+            if epoch_counter is None:
+                step = batch
+            elif batch is None:
+                step = epoch_counter
+        if epoch_counter is not None:
+            epochs = array("d", epoch_counter)
+            context.epoch = epochs[-1]
+        else:
+            epochs = array("d", [_NAN if context.epoch is None else context.epoch]) * count
+        context.step = None if step is None else step[-1]
+        context.fresh = True
+        context.writes += count
+        return [PointRows(reader.keys, values, None if step is None else array("q", step), epochs)]
+
     def _analyse(self, line: str) -> _Layout | None:
         if not _may_have_pairs(line):
             return None
@@ -247,14 +325,17 @@ class _ProgressParser(_LineParser):
         plan = self._plan(message)
         counters, values = _plain_parts(plan, message)
         bar = _keras_bar(message)
+        prefix = len(line) - len(message)
+        tqdm = "%|" in message
         return _Layout(
-            prefix=len(line) - len(message),
+            prefix=prefix,
             plan=plan,
             counters=counters,
             values=values,
-            tqdm="%|" in message,
+            tqdm=tqdm,
             keras=None if bar is None else (*bar.span(1), *bar.span(2)),
             counter_only=_COUNTER_ONLY.fullmatch(message) is not None,
+            rows=_row_reader(prefix, counters, values, tqdm, bar is not None),
         )
 
     def _scan(
