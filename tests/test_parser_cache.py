@@ -105,6 +105,44 @@ def realistic_log(seed: int, lines: int = 3000) -> list[str]:
     return out
 
 
+def log_in_runs(seed: int, runs: int = 300) -> list[str]:
+    """Runs of 1-40 lines of one shape (numbers of fixed width), log messages between some:
+    what ``feed_lines`` reads column by column, with every way a step and epoch come about."""
+    rng = random.Random(seed)
+    r, n = rng.random, rng.randint
+    makers = [
+        lambda: f"step {n(100, 999)} loss: {r():.4f} acc: {r():.4f}",
+        lambda: f"step {n(100, 999)} loss: {rng.choice(['nan', 'inf', '-inf'])} acc: {r():.4f}",
+        lambda: f"Epoch {n(1, 9)}/9 loss={r():.3f} acc={r():.3f}",
+        lambda: f"epoch {n(1, 9)} batch {n(10, 99)} loss={r():.3f} acc={r():.3f}",
+        lambda: f"batch {n(10, 99)} loss={r():.3f}",
+        lambda: f"loss={r():.3f} acc={r():.3f}",  # at the step and epoch of the context
+        lambda: f"Epoch {n(1, 9)}/9",
+        lambda: f"step {n(100, 999)} loss={r():.3f} loss={r():.3f} acc={r():.3f}",
+        lambda: f"epoch {'9' * 30} loss={r():.3f} acc={r():.3f}",
+        lambda: f"625/625 [==========] - {n(1, 9)}s - loss: {r():.4f} - accuracy: {r():.4f}",
+        lambda: (f"100%|██████████| 50/50 [00:{n(10, 59)}<00:00, {n(10, 99)}.{n(0, 9)}it/s, "
+                 f"loss={r():.3f}]"),
+        lambda: (f"2026-11-21 12:{n(10, 59)}:{n(10, 59)},{n(100, 999)} INFO train.py:{n(10, 99)} "
+                 f"step {n(100, 999)} loss={r():.3f} acc={r():.3f}"),
+        lambda: f"Test accuracy: {r() * 100:.2f}%",
+    ]  # fmt: skip
+    out: list[str] = []
+    for _ in range(runs):
+        make = rng.choice(makers)
+        for _ in range(n(1, 40)):
+            out.append(make())
+            if r() < 0.2:
+                out.append(f"loaded batch {n(100, 999)} of shard {n(10, 99)}")
+    return out
+
+
+def test_long_runs_of_one_shape_agree() -> None:
+    for seed in range(4):
+        for chunks in (5, 64, 1000):
+            assert_agree(log_in_runs(seed), chunks=chunks)
+
+
 def test_the_shared_corpora_agree() -> None:
     assert_agree(KERAS_LOG.splitlines() * 3)
     assert_agree(HF_LOG.splitlines() * 3)

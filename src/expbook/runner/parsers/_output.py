@@ -16,14 +16,14 @@ from expbook.runner.parsers._common import (
 )
 from expbook.runner.parsers._dicts import _DictLineParser
 from expbook.runner.parsers._patterns import UserPattern, _UserPatternParser
-from expbook.runner.parsers._progress import _Layout, _ProgressParser, _RowReader
+from expbook.runner.parsers._progress import _Layout, _ProgressParser
 from expbook.runner.parsers._summaries import _SummaryLineParser
 from expbook.runner.parsers._tables import _TableParser
 from expbook.runner.text import strip_ansi
 
 _SHAPE_CACHE_SIZE = 16384  # quiet shapes kept (then cleared): at most ~10 MB
 _PROGRESS_SHAPES = 4096  # shapes of progress lines kept (then cleared)
-_NO_ROWS = _RowReader((), (), {})  # no block of lines yet (a reader no layout has)
+_NO_LAYOUT = _Layout(0, [], None, None, False, None, False, None)  # no block of lines yet
 
 
 def _digitless_look(line: str) -> bool:
@@ -127,10 +127,10 @@ class OutputParser:
             return events
         shapes = self._progress_shapes
         read = self._progress.read
-        read_rows = self._progress.read_rows
+        read_block = self._progress.read_block
         idle = self._table.idle()
-        block: list[str] = []  # lines of one layout, not read yet; by this reader:
-        rows: _RowReader = _NO_ROWS
+        block: list[str] = []  # lines of one layout with a row reader, not read yet
+        block_layout = _NO_LAYOUT
         for line in lines:
             # What feed() does first for a line of a known shape, without its checks of what
             # this loop knows already (the table's state changes only in feed() itself).
@@ -142,26 +142,26 @@ class OutputParser:
                 layout = shapes.get(shape)
                 if layout is not None:
                     if layout.rows is not None:
-                        if layout.rows is not rows:
+                        if layout is not block_layout:
                             if block:
-                                events += read_rows(block, rows)
-                            block, rows = [], layout.rows
+                                events += read_block(block, block_layout)
+                            block, block_layout = [], layout
                         block.append(line)
                         continue
                     if block:  # its points come first, and set the step context
-                        events += read_rows(block, rows)
-                        block, rows = [], _NO_ROWS
+                        events += read_block(block, block_layout)
+                        block, block_layout = [], _NO_LAYOUT
                     found = read(line, layout)
                     if found is not None:
                         events += found
                         continue
             if block:
-                events += read_rows(block, rows)
-                block, rows = [], _NO_ROWS
+                events += read_block(block, block_layout)
+                block, block_layout = [], _NO_LAYOUT
             events += feed(line)
             idle = self._table.idle()
         if block:
-            events += read_rows(block, rows)
+            events += read_block(block, block_layout)
         return events
 
     def _parse_and_learn(self, line: str, shape: bytes, quiet: set[bytes]) -> list[Event]:

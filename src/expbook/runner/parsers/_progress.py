@@ -67,6 +67,9 @@ _KERAS_BAR = re.compile(r"\s*(\d+)/(\d+)\s+[\[━]")
 _KEY_CACHE_SIZE = 4096  # entries of the key memo and of the plan cache (each then cleared)
 _MAX_COUNTER_DIGITS = 18
 """A longer number is no counter (so a counter always makes a valid step: < 2**63)."""
+_MIN_ROWS = 8
+"""Consecutive lines of one layout read as one PointRows from this many on (a few lines are
+quicker read one by one)."""
 _UNKNOWN = object()
 _NAN = math.nan
 
@@ -283,6 +286,16 @@ class _ProgressParser(_LineParser):
             self._position(counters)
             return []
         return None
+
+    def read_block(self, lines: list[str], layout: _Layout) -> list[Event | PointRows]:
+        """The events of consecutive lines of one layout that has a row reader: one
+        :class:`PointRows` for many lines, a Point each for a few (cheaper then)."""
+        if len(lines) >= _MIN_ROWS and layout.rows is not None:
+            return self.read_rows(lines, layout.rows)
+        events: list[Event | PointRows] = []
+        for line in lines:
+            events += self.read(line, layout) or ()
+        return events
 
     def read_rows(self, lines: list[str], reader: _RowReader) -> list[Event | PointRows]:
         """The events of consecutive lines of one layout that has a row reader: what
