@@ -13,7 +13,10 @@ Measurements (medians), each command a fresh process of this one process tree:
   under ``expbook run`` and ``guild run`` minus the script alone. Between two measurements the
   previous run's recorder is let finish, so recorders don't pile up on the CPUs.
 - throughput: a Python program prints N lines (70% log messages, 30% progress lines with
-  metrics; and a variant with 100% progress lines), ``--repeats`` times. Measured: the program
+  metrics; a variant with 100% progress lines; and one whose progress lines come in four
+  styles in turn — ``step``, Keras-like, Hugging Face dicts, ``key=value`` with ``|`` — with
+  numbers of varying widths, so lines of one shape rarely follow each other, as in real
+  logs), ``--repeats`` times. Measured: the program
   alone (to /dev/null); under ``expbook run``, until the program itself has printed its last
   line (what the program experiences: it writes ``time.time()`` to a file as it ends), until
   ``expbook run`` returns (it waits up to 5 s for the recorder, to print its summary line, when
@@ -48,15 +51,25 @@ parser = argparse.ArgumentParser()
 parser.add_argument("--n", type=int, default=1000)
 parser.add_argument("--share", type=float, default=0.3)
 parser.add_argument("--done", default="")
+parser.add_argument("--varied", action="store_true")
 options = parser.parse_args()
 n, progress_share = options.n, options.share
 out = sys.stdout
 every = round(1 / progress_share) if progress_share < 1 else 1
 step = 0
+styles = [  # --varied: four styles in turn, numbers of varying widths (many line shapes)
+    lambda s: f"step {s} loss: {1 / s:.5f} acc: {s / n:.4f} lr: 0.001",
+    lambda s: f"Epoch {s // 1000 + 1}/{n // 1000 + 1} - loss: {1 / s:g} - accuracy: {s / n:g}",
+    lambda s: f"{{'loss': {1 / s!r}, 'learning_rate': {s / n / 1000!r}, 'epoch': {s / 100:.2f}}}",
+    lambda s: f"[train] it {s} | loss={1 / s:.4g} | grad_norm={s % 7 / 3:.3f} | lr=3e-4",
+]
 for i in range(n):
     if i % every == 0:
         step += 1
-        out.write(f"step {step} loss: {1 / step:.5f} acc: {step / n:.4f} lr: 0.001\\n")
+        if options.varied:
+            out.write(styles[step % 4](step) + "\\n")
+        else:
+            out.write(f"step {step} loss: {1 / step:.5f} acc: {step / n:.4f} lr: 0.001\\n")
     else:
         out.write(f"2026-11-21 12:30:01,123 INFO data.py:42 loaded batch {i} of shard {i % 97}\\n")
 out.flush()
@@ -132,8 +145,9 @@ class Bench:
         return wall([self.guild, "run", "-y", script, *args], env=self.guild_env,
                     cwd=str(self.workdir))  # fmt: skip
 
-    def throughput(self, lines: int, share: float) -> dict[str, float]:
+    def throughput(self, lines: int, share: float, *, varied: bool = False) -> dict[str, float]:
         args = ["printer.py", "--n", str(lines), "--share", str(share)]
+        args += ["--varied"] if varied else []
         done = str(self.workdir / "done.txt")
         alone = [wall([sys.executable, *args], env=self.plain_env, cwd=str(self.workdir))
                  for _ in range(3)]  # fmt: skip
@@ -145,7 +159,8 @@ class Bench:
             recorded.append(wait_recorded(self.spool) - start)
             printed.append(float(Path(done).read_text()) - started)
         if self.guild:
-            guild = [self._guild("printer.py", f"n={lines}", f"share={share}")]
+            flags = [f"n={lines}", f"share={share}", *(["varied=yes"] if varied else [])]
+            guild = [self._guild("printer.py", *flags)]
         result = {
             "alone": lines / statistics.median(alone),
             "program under expbook run": lines / statistics.median(printed),
@@ -172,20 +187,26 @@ def main() -> None:
         startup = bench.startup()
         mixed = bench.throughput(args.lines, 0.3)
         progress = bench.throughput(args.lines, 1.0)
-    report(startup, mixed, progress, args.lines, guild)
+        varied = bench.throughput(args.lines, 0.3, varied=True)
+    workloads = {
+        "70% log / 30% progress lines": mixed,
+        "100% progress lines": progress,
+        "70% log / 30% progress lines of four styles (Keras, HF dicts, ...)": varied,
+    }
+    report(startup, workloads, args.lines, guild)
     if args.json:
         data = {
             "startup_ms": startup,
             "mixed_lines_per_s": mixed,
             "progress_lines_per_s": progress,
+            "varied_lines_per_s": varied,
         }
         Path(args.json).write_text(json.dumps(data, indent=2))
 
 
 def report(
     startup: dict[str, float],
-    mixed: dict[str, float],
-    progress: dict[str, float],
+    workloads: dict[str, dict[str, float]],
     lines: int,
     guild: str | None,
 ) -> None:
@@ -206,8 +227,7 @@ def report(
         guild_added = startup["guild py"] - startup["py"]
         line += f", under guild run +{guild_added:.0f} ms ({guild_added / python_added:.0f}x)"
     print(line)
-    workloads = (("70% log / 30% progress lines", mixed), ("100% progress lines", progress))
-    for title, numbers in workloads:
+    for title, numbers in workloads.items():
         print(f"\nthroughput, {lines:,} lines, {title} (lines/s):")
         for name, value in numbers.items():
             mark = ""

@@ -959,7 +959,7 @@ def test_parsed_points_are_kept_as_run_log_keeps_them() -> None:
     buffer = PointBuffer()
     buffer.add({"loss": 0.5, "acc": 0.1}, None, None, 1.0)  # automatic steps: 0, then 1
     buffer.add({"loss": 0.4, "acc": 0.2}, None, 1.0, 2.0)
-    buffer.add({"loss": 0.3}, 10, None, 3.0)  # other keys: a new segment, same order per key
+    buffer.add({"loss": 0.3}, 10, None, 3.0)  # other keys: each key keeps its order
     buffer.add({"acc": 0.3, "loss": 0.2}, None, 2.0, 4.0)
     with pytest.raises(expbook.InvalidKeyError):
         buffer.add({"loss": 0.1, "bad'key": 1.0}, None, None, 5.0)

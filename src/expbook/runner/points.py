@@ -3,22 +3,28 @@
 The recorder could hand each parsed point to ``Run.log``, and the run's writer would regroup the
 points per key. For output that is mostly metric lines that per-point work is a good part of
 the recorder's time, so :class:`PointBuffer` does both at once: it checks a point as
-``Run.log`` does (the automatic step included), keeps it with one append per column, and
-regroups per key when taken, at C speed, into the columns of the ``Points`` a ``WriteBatch``
-carries (``expbook.store.chunks``). Standard library only: the recorder's reading half uses it
+``Run.log`` does (the automatic step included) and appends it to the columns of each of its
+keys, the columns of the ``Points`` a ``WriteBatch`` carries (``expbook.store.chunks``); a
+``PointRows`` (many points of the same keys, column by column) is appended with one ``extend``
+per column. Standard library only: the recorder's reading half uses it
 (``expbook.runner.follow``) and does not import the store.
+
+Why columns per key, not per run of points with the same keys regrouped when taken (as until
+2026-11-22): real logs alternate lines of different keys (a train line, a validation line, a
+dict of the learning rate), and one run per point made taking them cost more than parsing.
 """
 
 from __future__ import annotations
 
 import math
 from array import array
-from operator import itemgetter
 
 from expbook.validation import MAX_STEP, check_epoch, check_key, check_step
 
 TYPE_CHECKING = False  # not typing's: the reading half starts faster without it
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from expbook.runner.parsers import PointRows
 
 _NAN = math.nan
@@ -29,50 +35,8 @@ Columns = tuple[array, array, array, array]
 """Steps (``q``), values, times and epochs (``d``; NaN for none) of points of one key."""
 
 
-class _Segment:
-    """Consecutive points with the same keys: their columns, and their values per point."""
-
-    __slots__ = ("epochs", "keys", "rows", "same", "steps", "times")
-
-    def __len__(self) -> int:
-        return len(self.steps)
-
-    def __init__(self, values: dict[str, float]) -> None:
-        self.keys = list(values)
-        self.same = values.keys()  # a point belongs here if its keys equal these
-        self.rows: list[dict[str, float]] = []
-        self.steps = array("q")
-        self.times = array("d")
-        self.epochs = array("d")
-
-    def columns(self, key: str) -> Columns:
-        """The points of one key, as new arrays."""
-        values = array("d", map(itemgetter(key), self.rows))
-        return array("q", self.steps), values, array("d", self.times), array("d", self.epochs)
-
-
-class _Columns:
-    """Points with the same keys that came column by column (a ``PointRows``)."""
-
-    __slots__ = ("epochs", "keys", "steps", "times", "values")
-
-    def __init__(self, keys: tuple[str, ...], values: tuple[array, ...], steps: array,
-                 times: array, epochs: array) -> None:  # fmt: skip
-        self.keys = keys
-        self.values = dict(zip(keys, values, strict=True))
-        self.steps = steps
-        self.times = times
-        self.epochs = epochs
-
-    def __len__(self) -> int:
-        return len(self.steps)
-
-    def columns(self, key: str) -> Columns:
-        """The points of one key, as new arrays."""
-        return (
-            array("q", self.steps), array("d", self.values[key]), array("d", self.times),
-            array("d", self.epochs),
-        )  # fmt: skip
+def _new_columns() -> Columns:
+    return array("q"), array("d"), array("d"), array("d")
 
 
 class PointBuffer:
@@ -83,10 +47,9 @@ class PointBuffer:
 
     def __init__(self) -> None:
         self.next_step = 0  # the step of the next point without one, as Run.log counts
-        self.taken = 0  # points taken so far
+        self.count = 0  # points added (ever)
         self.keys: set[str] = set()  # keys seen (ever)
-        self._segments: list[_Segment | _Columns] = []
-        self._last: _Segment | None = None
+        self._series: dict[str, Columns] = {}
 
     def add(
         self, values: dict[str, float], step: int | None, epoch: float | None, at: float
@@ -106,14 +69,20 @@ class PointBuffer:
             epoch = _NAN
         elif type(epoch) is not float or not _isfinite(epoch):
             epoch = check_epoch(epoch)
-        segment = self._last
-        if segment is None or values.keys() != segment.same:
-            segment = self._segment(values)
-        segment.rows.append(values)
-        segment.steps.append(step)
-        segment.times.append(at)
-        segment.epochs.append(epoch)
+        if not self.keys.issuperset(values):
+            self._check_keys(values)
+        series = self._series
+        for key, value in values.items():
+            columns = series.get(key)
+            if columns is None:
+                columns = series[key] = _new_columns()
+            steps, column, times, epochs = columns
+            steps.append(step)
+            column.append(value)
+            times.append(at)
+            epochs.append(epoch)
         self.next_step = step + 1
+        self.count += 1
 
     def add_rows(self, rows: PointRows, at: float) -> None:
         """Keep the points of a ``PointRows``, all logged at time ``at``: as :meth:`add` of
@@ -135,37 +104,24 @@ class PointBuffer:
         for infinite in _INFINITIES:
             if infinite in rows.epochs:
                 check_epoch(infinite)
-        new = [check_key(key) for key in rows.keys if key not in self.keys]
-        self.keys.update(new)
+        if not self.keys.issuperset(rows.keys):
+            self._check_keys(rows.keys)
         times = array("d", [at]) * count
-        self._segments.append(_Columns(rows.keys, rows.values, steps, times, rows.epochs))
-        self._last = None
+        series = self._series
+        for key, values in zip(rows.keys, rows.values, strict=True):
+            columns = series.get(key)
+            if columns is None:
+                columns = series[key] = _new_columns()
+            for column, more in zip(columns, (steps, values, times, rows.epochs), strict=True):
+                column.extend(more)
         self.next_step = steps[-1] + 1
+        self.count += count
 
-    @property
-    def count(self) -> int:
-        """Points added (ever)."""
-        return self.taken + sum(map(len, self._segments))
-
-    def _segment(self, values: dict[str, float]) -> _Segment:
-        new = [check_key(key) for key in values if key not in self.keys]
+    def _check_keys(self, keys: Iterable[str]) -> None:
+        new = [check_key(key) for key in keys if key not in self.keys]
         self.keys.update(new)
-        segment = self._last = _Segment(values)
-        self._segments.append(segment)
-        return segment
 
     def take(self) -> dict[str, Columns]:
         """The points added since the last call, per key, in the order they were added."""
-        series: dict[str, Columns] = {}
-        for segment in self._segments:
-            self.taken += len(segment)
-            for key in segment.keys:
-                columns = segment.columns(key)
-                if key in series:
-                    for column, more in zip(series[key], columns, strict=True):
-                        column.extend(more)
-                else:
-                    series[key] = columns
-        self._segments = []
-        self._last = None
+        series, self._series = self._series, {}
         return series
