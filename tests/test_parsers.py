@@ -903,6 +903,33 @@ def test_line_assembler_throughput(capsys: pytest.CaptureFixture[str]) -> None:
     assert pipe_rate >= 30 and pty_rate >= 30
 
 
+def test_ignored_metric_keys_are_dropped_from_every_event() -> None:
+    lines = [
+        "seed=42 batch_size=32",  # a line of settings, read as a point: dropped whole
+        "epoch 1 loss=0.5 acc=0.25 data_time=0.1 step_time=0.2",
+        "Seed: 42",
+        "Test accuracy: 91.5%",
+        "Batch size: 32",
+        "{'loss': 0.4, 'epoch': 2.0, 'train_time': 3.5}",
+        *(f"step {n} loss={n / 100:.2f} iter_time=0.01" for n in range(10, 30)),  # a PointRows
+    ]
+    ignore = ["seed", "batch_size", "*_time", "test_accuracy"]
+    got = OutputParser(ignore=ignore).feed_lines(lines)
+    points = [point for event in got for point in _flat(event)]
+    assert points[:2] == [Point({"loss": 0.5, "acc": 0.25}, 1, 1.0),
+                          Point({"loss": 0.4}, None, 2.0)]  # fmt: skip
+    assert points[2:] == [Point({"loss": n / 100}, n, 1.0) for n in range(10, 30)]
+    one_by_one = OutputParser(ignore=ignore)
+    assert [e for line in lines for e in one_by_one.feed(line)] == points
+    assert OutputParser(ignore=["acc"]).feed("Test acc: 91%") == [Summary("test_acc", 91, "%")]
+
+
+def _flat(event: object) -> list[object]:
+    from expbook.runner.parsers import PointRows
+
+    return event.points() if isinstance(event, PointRows) else [event]  # type: ignore[return-value]
+
+
 def test_a_number_too_long_for_a_step_is_no_counter() -> None:
     nines = "9" * 400
     lines = [f"epoch {nines} loss=0.5 acc=0.1", f"step 1{nines[:18]} loss=0.5 acc=0.1"]

@@ -280,6 +280,21 @@ def test_config_files_and_expbook_toml(tmp_path: Path, store_path: str) -> None:
     assert run.metrics["acc"].value == 0.93 and run.metrics["f1"].value == 0.88
 
 
+def test_ignore_metrics_in_expbook_toml_drops_parsed_keys(tmp_path: Path, store_path: str) -> None:
+    (tmp_path / "expbook.toml").write_text(
+        '[run]\nignore_metrics = ["seed", "batch_size", "*_time"]\n'
+    )
+    program = script(tmp_path, "train.sh", """
+        #!/bin/sh
+        echo "seed=42 batch_size=32"
+        for e in 1 2 3; do echo "epoch $e loss=0.$e data_time=0.0$e"; done
+        """)  # fmt: skip
+    assert expbook_run("--", program, store=store_path, cwd=tmp_path).returncode == 0
+    run = recorded(store_path)
+    assert set(run.metrics) == {"loss"}
+    assert list(expbook.open_store(store_path).series(run, "loss").steps) == [1, 2, 3]
+
+
 def test_a_broken_expbook_toml_is_reported_and_the_run_still_recorded(
     tmp_path: Path, store_path: str
 ) -> None:

@@ -20,6 +20,7 @@ booleans = ["amp", "fast"]
 lists = ["features"]
 strings = ["note"]
 ignore = ["gematria_checkpoint_dir", "output-dir"]
+ignore_metrics = ["Seed", " *_time", "batch_size"]
 
 [[run.patterns]]
 regex = '^val (?P<key>\\w+): (?P<value>\\S+)'
@@ -159,6 +160,7 @@ def test_reads_the_full_example(tmp_path: Path) -> None:
         lists=frozenset({"features"}),
         strings=frozenset({"note"}),
         ignore=frozenset({"gematria_checkpoint_dir", "output_dir"}),
+        ignore_metrics=("seed", "*_time", "batch_size"),
         patterns=(
             {"regex": r"^val (?P<key>\w+): (?P<value>\S+)"},
             {"regex": r"BLEU = (?P<value>[\d.]+)", "key": "bleu", "kind": "summary"},
@@ -201,7 +203,8 @@ def test_invalid_toml_at_the_end(tmp_path: Path) -> None:
 
 def test_unknown_key_in_run(tmp_path: Path) -> None:
     assert load_error(tmp_path, "[run]\nboolean = ['amp']\n") == (
-        ": unknown key 'boolean' in [run] (known: booleans, ignore, lists, patterns, strings)"
+        ": unknown key 'boolean' in [run] "
+        "(known: booleans, ignore, ignore_metrics, lists, patterns, strings)"
     )
 
 
@@ -228,6 +231,15 @@ def test_a_flag_set_with_a_bad_item(tmp_path: Path, value: str, shown: str) -> N
 def test_a_long_bad_value_is_shortened(tmp_path: Path) -> None:
     message = load_error(tmp_path, f"[run]\nignore = '{'x' * 200}'\n")
     assert message == f": [run] ignore must be a list of flag names, not '{'x' * 56}..."
+
+
+@pytest.mark.parametrize(("value", "shown"), [("'seed'", "'seed'"), ("['seed', 3]", "['seed', 3]"),
+                                              ("['  ']", "['  ']")])  # fmt: skip
+def test_ignore_metrics_must_be_a_list_of_patterns(tmp_path: Path, value: str, shown: str) -> None:
+    assert load_error(tmp_path, f"[run]\nignore_metrics = {value}\n") == (
+        f': [run] ignore_metrics must be a list of metric key patterns ("seed", "*_time"), '
+        f"not {shown}"
+    )
 
 
 def test_a_flag_in_both_strings_and_lists(tmp_path: Path) -> None:

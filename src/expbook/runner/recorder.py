@@ -107,7 +107,7 @@ class Recorder:
         except ExpbookError as exc:
             self.warnings.append(str(exc))
             self.settings = load_settings(None)
-        return self._parser(self.settings.patterns)
+        return self._parser(self.settings.patterns, self.settings.ignore_metrics)
 
     def _fork(self, parser: OutputParser) -> IO[bytes]:
         """Start the reading half; return the pipe its messages come through."""
@@ -198,12 +198,14 @@ class Recorder:
         params.update({f"env.{name}": value for name, value in self.meta.get("env", {}).items()})
         return params
 
-    def _parser(self, patterns: tuple[dict[str, str], ...]) -> OutputParser:
+    def _parser(
+        self, patterns: tuple[dict[str, str], ...], ignore: tuple[str, ...]
+    ) -> OutputParser:
         try:
-            return OutputParser([UserPattern(**pattern) for pattern in patterns])
+            return OutputParser([UserPattern(**pattern) for pattern in patterns], ignore=ignore)
         except (ValueError, TypeError) as exc:
             self.warnings.append(f"expbook.toml: {exc}; user patterns ignored")
-            return OutputParser()
+            return OutputParser(ignore=ignore)
 
     def _parent(self, store: Any) -> str | None:
         reference = self.options.get("parent")

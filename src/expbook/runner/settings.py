@@ -9,6 +9,7 @@ hint from the user. The hints live in a ``[run]`` table::
                                       # and all the numbers in a row (--gpus 0 1 data/)
     strings = ["note"]                # values kept as text: one word, no typing, no splitting
     ignore = ["output-dir"]           # flags that are not params
+    ignore_metrics = ["seed", "*_time"]  # parsed metric keys to drop (shell-style patterns)
 
     [[run.patterns]]                  # passed on, unparsed, to the output parser
     regex = 'BLEU = (?P<value>[\\d.]+)'
@@ -36,7 +37,7 @@ SETTINGS_FILENAME = "expbook.toml"
 PATTERN_KINDS = ("series", "summary")
 
 _FLAG_SETS = ("booleans", "lists", "strings", "ignore")
-_RUN_KEYS = frozenset({*_FLAG_SETS, "patterns"})
+_RUN_KEYS = frozenset({*_FLAG_SETS, "patterns", "ignore_metrics"})
 _PATTERN_KEYS = frozenset({"regex", "key", "kind"})
 _TOML_POSITION = re.compile(r"(?P<msg>.*) \(at line (?P<line>\d+), column (?P<col>\d+)\)")
 
@@ -69,6 +70,9 @@ class RunSettings:
         ignore: flags that are not params (an output directory, say), dropped with their value.
         patterns: the raw ``[[run.patterns]]`` tables (``regex``, optional ``key`` and ``kind``),
             checked for shape only and passed on unparsed to the output parser.
+        ignore_metrics: shell-style patterns (``fnmatch``: ``*``, ``?``, ``[seq]``) of metric
+            keys the output parser must drop, matched against the key as stored (lower case:
+            ``Seed:`` gives ``seed``); a point left with no key is dropped.
         source: the path of the file these settings were read from, for messages.
     """
 
@@ -77,6 +81,7 @@ class RunSettings:
     strings: frozenset[str] = frozenset()
     ignore: frozenset[str] = frozenset()
     patterns: tuple[dict[str, str], ...] = ()
+    ignore_metrics: tuple[str, ...] = ()
     source: str | None = None
 
     def __post_init__(self) -> None:
@@ -149,7 +154,12 @@ def load_settings(path: str | os.PathLike[str] | None) -> RunSettings:
     both = sorted(flag_sets["strings"] & flag_sets["lists"])
     if both:
         raise InvalidValueError(f"{name}: [run] {both[0]!r} is in both strings and lists")
-    return RunSettings(**flag_sets, patterns=_patterns(name, run), source=name)
+    return RunSettings(
+        **flag_sets,
+        patterns=_patterns(name, run),
+        ignore_metrics=_metric_patterns(name, run),
+        source=name,
+    )
 
 
 def _read_toml(name: str) -> dict[str, Any]:
@@ -192,6 +202,16 @@ def _flag_names(name: str, run: dict[str, Any], field: str) -> frozenset[str]:
             f"{name}: [run] {field} must be a list of flag names, not {_short(value)}"
         )
     return frozenset(normalize_flag(flag) for flag in value)
+
+
+def _metric_patterns(name: str, run: dict[str, Any]) -> tuple[str, ...]:
+    value = run.get("ignore_metrics", [])
+    if not isinstance(value, list) or not all(isinstance(p, str) and p.strip() for p in value):
+        raise InvalidValueError(
+            f"{name}: [run] ignore_metrics must be a list of metric key patterns "
+            f'("seed", "*_time"), not {_short(value)}'
+        )
+    return tuple(pattern.strip().lower() for pattern in value)
 
 
 def _patterns(name: str, run: dict[str, Any]) -> tuple[dict[str, str], ...]:

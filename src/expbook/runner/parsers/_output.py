@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 
 from expbook.runner.parsers._common import (
@@ -9,7 +10,9 @@ from expbook.runner.parsers._common import (
     _MAX_CACHED_TEXT,
     _SHAPE_BYTES,
     Event,
+    Point,
     PointRows,
+    Summary,
     _CurrentLine,
     _LineParser,
     _StepContext,
@@ -32,6 +35,47 @@ def _digitless_look(line: str) -> bool:
     return "|" in line or "{" in line or line.rstrip()[-3:].lower() in ("nan", "inf", "ity")
 
 
+class _KeyFilter:
+    """Drops the metric keys that match the user's ``ignore_metrics`` patterns from events."""
+
+    def __init__(self, patterns: Sequence[str]) -> None:
+        import fnmatch
+
+        self._regex = re.compile("|".join(fnmatch.translate(pattern) for pattern in patterns))
+        self._memo: dict[str, bool] = {}
+
+    def ignored(self, key: str) -> bool:
+        hit = self._memo.get(key)
+        if hit is None:
+            hit = self._regex.match(key) is not None
+            if len(self._memo) < _PROGRESS_SHAPES:  # keys a program prints are few
+                self._memo[key] = hit
+        return hit
+
+    def apply(self, events: list[Event | PointRows]) -> list[Event | PointRows]:
+        ignored = self.ignored
+        kept: list[Event | PointRows] = []
+        for event in events:
+            if type(event) is Point:
+                if any(map(ignored, event.values)):
+                    values = {k: v for k, v in event.values.items() if not ignored(k)}
+                    if not values:
+                        continue
+                    event = Point(values, event.step, event.epoch)
+            elif type(event) is PointRows:
+                if any(map(ignored, event.keys)):
+                    pairs = [p for p in zip(event.keys, event.values, strict=True)
+                             if not ignored(p[0])]  # fmt: skip
+                    if not pairs:
+                        continue
+                    keys, columns = zip(*pairs, strict=True)
+                    event = PointRows(keys, columns, event.steps, event.epochs)
+            elif isinstance(event, Summary) and ignored(event.key):
+                continue
+            kept.append(event)
+        return kept
+
+
 class OutputParser:
     """Turn a program's printed lines into metric events.
 
@@ -39,6 +83,8 @@ class OutputParser:
 
     Args:
         patterns: The user's own patterns, tried before the built-in parsers.
+        ignore: Shell-style patterns (``fnmatch``, case-sensitive: keys are lower case) of
+            metric keys to drop from every event; a point left with no key is dropped.
         cache: Remember line shapes (digits masked) that gave nothing, and where the values of
             progress lines are; only ever changes speed, never results (a test checks it). The
             caches hold lines of at most 512 characters and a bounded number of entries.
@@ -48,8 +94,15 @@ class OutputParser:
             ``key`` group nor a fixed key, or has an unknown kind; the message names the regex.
     """
 
-    def __init__(self, patterns: Sequence[UserPattern] = (), *, cache: bool = True) -> None:
+    def __init__(
+        self,
+        patterns: Sequence[UserPattern] = (),
+        *,
+        ignore: Sequence[str] = (),
+        cache: bool = True,
+    ) -> None:
         context = self._context = _StepContext()
+        self._ignore = _KeyFilter(ignore) if ignore else None
         current = self._current = _CurrentLine()
         self._quiet: set[bytes] | None = set() if cache else None  # shapes that did nothing
         self._progress_shapes: dict[bytes, _Layout] = {}  # shapes of progress lines
@@ -73,6 +126,12 @@ class OutputParser:
         Returns:
             The events the line gives, from one parser only; usually none.
         """
+        events = self._feed(line)
+        if events and self._ignore is not None:
+            return self._ignore.apply(events)  # type: ignore[return-value]
+        return events
+
+    def _feed(self, line: str) -> list[Event]:
         if "\x1b" in line:
             line = strip_ansi(line)
         if self._user is not None:
@@ -118,8 +177,14 @@ class OutputParser:
         Returns:
             The events of all the lines; usually few.
         """
+        events = self._feed_lines(lines)
+        if events and self._ignore is not None:
+            return self._ignore.apply(events)
+        return events
+
+    def _feed_lines(self, lines: Iterable[str]) -> list[Event | PointRows]:
         events: list[Event | PointRows] = []
-        feed = self.feed
+        feed = self._feed
         quiet = self._quiet
         if quiet is None or self._user is not None:
             for line in lines:
@@ -212,4 +277,6 @@ class OutputParser:
         events: list[Event] = []
         for parser in self._parsers:
             events.extend(parser.close())
+        if events and self._ignore is not None:
+            return self._ignore.apply(events)  # type: ignore[return-value]
         return events
