@@ -537,6 +537,12 @@ def test_settings_apply_to_assignments(tmp_path: Path) -> None:
         ("mpirun -np 4 --allow-run-as-root --mca btl ^openib python train.py --lr 0.1", "train",
          {"mpirun.np": 4, "mpirun.allow-run-as-root": True, "mpirun.mca": "btl ^openib"}),
         ("nohup python train.py --lr 0.1", "train", {}),
+        ("timeout 10h python train.py --lr 0.1", "train", {}),
+        ("timeout -s INT -k 30 600 python train.py --lr 0.1", "train", {}),
+        ("timeout --signal=KILL 2.5 python train.py --lr 0.1", "train", {}),
+        ("stdbuf -oL -eL python train.py --lr 0.1", "train", {}),
+        ("stdbuf -o 0 --error=L python train.py --lr 0.1", "train", {}),
+        ("xvfb-run -a -s '-screen 0 1400x900x24' python train.py --lr 0.1", "train", {}),
         ("time -v python train.py --lr 0.1", "train", {"time.v": True}),
         ("nice -n 10 python train.py --lr 0.1", "train", {"nice.n": 10}),
         ("nice -10 python train.py --lr 0.1", "train", {}),
@@ -548,6 +554,17 @@ def test_settings_apply_to_assignments(tmp_path: Path) -> None:
 def test_launchers_are_unwrapped(command: str, name: str, expected: dict[str, Any]) -> None:
     assert params(command) == {**expected, "lr": 0.1}
     assert command_name(shlex.split(command)) == name
+
+
+def test_timeout_stdbuf_and_xvfb_run_nest_and_rerun_changes_the_program() -> None:
+    command = (
+        "timeout -k 30 10h stdbuf -oL xvfb-run -a torchrun --nproc_per_node 2 train.py --lr 0.1"
+    )
+    assert params(command) == {"torchrun.nproc_per_node": 2, "lr": 0.1}
+    assert command_name(shlex.split(command)) == "train"
+    assert rewrite(command, "lr=0.2", "torchrun.nproc_per_node=4") == (
+        "timeout -k 30 10h stdbuf -oL xvfb-run -a torchrun --nproc_per_node 4 train.py --lr 0.2"
+    )
 
 
 def test_launchers_nest() -> None:

@@ -35,6 +35,7 @@ class _Launcher:
     module: frozenset[str] = frozenset()  # options after which the command is a Python module
     code: frozenset[str] = frozenset()  # options whose value is program text (python -c)
     environment: bool = False  # NAME=value words before the command are its environment
+    positionals: int = 0  # words of its own after its options (timeout's DURATION)
 
 
 def _takes(count: int, options: str) -> dict[str, int]:
@@ -140,9 +141,24 @@ _UV = _Launcher(
 _ENV = _Launcher(
     None, values=_takes(1, "-u --unset -C --chdir -S --split-string"), environment=True
 )
+_TIMEOUT = _Launcher(
+    None, values=_takes(1, "-s --signal -k --kill-after"), positionals=1
+)  # timeout [-s SIG] [-k DURATION] DURATION COMMAND
+_STDBUF = _Launcher(None, values=_takes(1, "-i --input -o --output -e --error"))
+_XVFB_RUN = _Launcher(
+    None,
+    values=_takes(
+        1,
+        "-n --server-num -s --server-args -f --auth-file -e --error-file -p --xauth-protocol"
+        " -w --wait",
+    ),
+)
 _LAUNCHERS: dict[str, _Launcher] = {
     "env": _ENV,
     "nohup": _Launcher("nohup"),
+    "timeout": _TIMEOUT,
+    "stdbuf": _STDBUF,
+    "xvfb-run": _XVFB_RUN,
     "time": _Launcher("time", values=_takes(1, "-f --format -o --output")),
     "nice": _Launcher("nice", values=_takes(1, "-n --adjustment")),
     "uv": _UV,
@@ -236,6 +252,7 @@ def _layer(words: Sequence[str], start: int, spec: _Launcher) -> Layer | None:
         return Layer(spec, start, end, tuple(options), tuple(environment), command, args, module)
 
     waiting, module, index = spec.subcommand, False, start + 1
+    positionals = spec.positionals
     while index < len(words) and words[index] != "--":
         word = words[index]
         if word.startswith("-") and word != "-":
@@ -252,6 +269,8 @@ def _layer(words: Sequence[str], start: int, spec: _Launcher) -> Layer | None:
             if word != waiting:
                 return None
             waiting, index = None, index + 1
+        elif positionals:
+            positionals, index = positionals - 1, index + 1
         elif is_number(word):  # not a program: the value of an option we do not know
             if options and options[-1][1] == index:
                 options[-1] = (options[-1][0], index + 1)
