@@ -324,6 +324,22 @@ def test_resolve_run_by_number_prefix_and_name(store: Store) -> None:
         store.resolve_run("nothing")
 
 
+def test_resolve_run_last_and_last_n(store: Store) -> None:
+    with pytest.raises(RunNotFoundError, match="no run last: the store has 0 runs"):
+        store.resolve_run("last")
+    first = store.create_run(RunSpec(name="a"))
+    named_last = store.create_run(RunSpec(name="last"))
+    third = store.create_run(RunSpec(name="c"))
+    assert store.resolve_run("last") == third.id  # the keyword, not the run named "last"
+    assert store.resolve_run("last~0") == third.id
+    assert store.resolve_run("last~1") == named_last.id
+    assert store.resolve_run(" last~2 ") == first.id
+    with pytest.raises(RunNotFoundError, match="no run last~3: the store has 3 runs"):
+        store.resolve_run("last~3")
+    with pytest.raises(RunNotFoundError, match="'last~x'"):
+        store.resolve_run("last~x")  # not the keyword: looked up as a name
+
+
 # --- querying -----------------------------------------------------------------------------------
 
 

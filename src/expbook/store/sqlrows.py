@@ -18,6 +18,7 @@ from expbook.store.chunks import Points
 from expbook.store.schema import chunks, metric_summaries, runs
 
 _HEX = re.compile(r"[0-9a-f]{4,32}")
+_LAST = re.compile(r"last(?:~(\d+))?")
 
 CHUNK_COLUMNS = (chunks.c.codec, chunks.c.steps, chunks.c.vals, chunks.c.times, chunks.c.epochs)
 
@@ -153,6 +154,9 @@ def step_range(points: Points, step_min: int | None, step_max: int | None) -> Po
 
 def resolve_reference(connection: Connection, ref: str | int) -> str:
     text = str(ref).strip()
+    last = _LAST.fullmatch(text)
+    if last is not None:
+        return _nth_newest(connection, int(last.group(1) or 0), text)
     by_number = text[1:] if text.startswith("#") else text
     if by_number.isdigit():
         found = connection.scalar(sa.select(runs.c.uuid).where(runs.c.number == int(by_number)))
@@ -181,8 +185,19 @@ def resolve_reference(connection: Connection, ref: str | int) -> str:
     if not candidates:
         raise RunNotFoundError(
             f"no run matches {text!r} "
-            "(use a number like 12 or #12, a UUID prefix or a unique name)"
+            "(use a number like 12 or #12, last or last~1, a UUID prefix or a unique name)"
         )
     listed = ", ".join(f"#{number} ({name})" for _, number, name in candidates[:5])
     more = " and more" if len(candidates) > 5 else ""
     raise AmbiguousRunError(f"{text!r} matches several runs: {listed}{more}; use a number")
+
+
+def _nth_newest(connection: Connection, back: int, text: str) -> str:
+    """``last`` (the run with the highest number) or ``last~N`` (N runs before it)."""
+    found = connection.scalar(
+        sa.select(runs.c.uuid).order_by(runs.c.number.desc()).offset(back).limit(1)
+    )
+    if found is None:
+        count = connection.scalar(sa.select(sa.func.count()).select_from(runs))
+        raise RunNotFoundError(f"no run {text}: the store has {count} run{'s' * (count != 1)}")
+    return found
