@@ -39,6 +39,7 @@ import time
 
 from expbook.locations import resolve_url, spool_root
 from expbook.runner.spool import FRAME, read_json, write_json
+from expbook.storedir import make_directory
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs 10 ms
 if TYPE_CHECKING:
@@ -200,7 +201,7 @@ class Launch:
             return 126 if problem != "command not found" else 127
         argv = ["/bin/sh", program, *self.command[1:]] if via_shell else self.command
         _report_earlier_failures(os.path.dirname(self.spool))
-        os.makedirs(self.spool, exist_ok=True)
+        make_directory(self.spool)  # .expbook/ gets its .gitignore
         write_json(os.path.join(self.spool, "meta.json"), self._meta(time.time()))
         # Buffered, flushed every 50 ms: a program that flushes every line would otherwise cost a
         # write to the spool per line. The recorder sees output at most 50 ms late.

@@ -22,7 +22,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 from expbook.errors import StoreError
-from expbook.locations import default_location, resolve_url  # noqa: F401 - re-exported
+from expbook.locations import DEFAULT_DIR, default_location, resolve_url  # noqa: F401 - re-exported
+from expbook.storedir import hide_from_git, make_directory
 
 T = TypeVar("T")
 
@@ -64,9 +65,11 @@ def _sqlite_engine(url: sa.URL) -> Engine:
     if database and database != ":memory:":
         directory = Path(database).parent
         try:
-            directory.mkdir(parents=True, exist_ok=True)
+            make_directory(directory)
         except OSError as exc:
             raise StoreError(f"cannot create the store directory {directory}: {exc}") from exc
+        if directory.name == DEFAULT_DIR and not Path(database).exists():
+            hide_from_git(str(directory))  # a new store in a .expbook made by someone else
     # A short busy timeout: waiting longer is `retrying`'s job, which honours callers' deadlines.
     engine = sa.create_engine(
         url, connect_args={"timeout": BUSY_SECONDS, "check_same_thread": False}

@@ -24,7 +24,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -129,7 +129,9 @@ def sanitize_url(url: str) -> str:
     return f"{scheme}{rest}"
 
 
-def capture_git(cwd: str | os.PathLike[str] | None = None) -> GitState | None:
+def capture_git(
+    cwd: str | os.PathLike[str] | None = None, *, exclude: Sequence[str] = ()
+) -> GitState | None:
     """Capture the state of the git work tree that contains ``cwd``.
 
     Runs two or three short ``git`` processes (status, remotes and, when dirty, diff) with
@@ -138,15 +140,43 @@ def capture_git(cwd: str | os.PathLike[str] | None = None) -> GitState | None:
 
     Args:
         cwd: A directory inside the work tree; the current directory when ``None``.
+        exclude: Absolute glob patterns of paths to leave out of the untracked list, the dirty
+            flag and the diff: the store's own files (`expbook.locations.store_files`).
+            Patterns outside the work tree are ignored.
 
     Returns:
         The state, or ``None`` when git is not installed, ``cwd`` is not inside a work tree or
         ``git status`` fails or runs past its deadline.
     """
     try:
-        return _capture_git(None if cwd is None else os.fspath(cwd))
+        directory = None if cwd is None else os.fspath(cwd)
+        return _capture_git(directory, _pathspec(directory, exclude))
     except Exception:
         return None
+
+
+def _pathspec(cwd: str | None, exclude: Sequence[str]) -> tuple[str, ...]:
+    """``git`` pathspecs for the whole work tree but ``exclude`` (those inside it)."""
+    root = _work_tree(os.path.realpath(cwd if cwd is not None else os.getcwd()))
+    if root is None or not exclude:
+        return ()
+    inside = [
+        pattern
+        for pattern in (os.path.join(os.path.realpath(os.path.dirname(p)), os.path.basename(p))
+                        for p in exclude)
+        if pattern.startswith(root + os.sep)
+    ]  # fmt: skip
+    return (":(top)", *(f":(exclude,glob){pattern}" for pattern in inside)) if inside else ()
+
+
+def _work_tree(directory: str) -> str | None:
+    """The nearest directory at or above ``directory`` with a ``.git`` entry."""
+    while not os.path.exists(os.path.join(directory, ".git")):
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            return None
+        directory = parent
+    return directory
 
 
 def capture_host() -> dict[str, Any]:
@@ -232,9 +262,12 @@ def _attempt(func: Callable[..., _T], *args: Any) -> _T | None:
 # --- git ------------------------------------------------------------------------------------
 
 
-def _capture_git(cwd: str | None) -> GitState | None:
+def _capture_git(cwd: str | None, pathspec: tuple[str, ...] = ()) -> GitState | None:
     """Build a :class:`GitState` for ``cwd``; may raise on unexpected git output."""
-    output = _run_git(cwd, _STATUS_ARGS, _STATUS_CAP_BYTES)
+    output = _run_git(cwd, (*_STATUS_ARGS, "--", *pathspec), _STATUS_CAP_BYTES)
+    if output is not None and output.returncode != 0 and pathspec:  # a pathspec git refused
+        pathspec = ()
+        output = _run_git(cwd, _STATUS_ARGS, _STATUS_CAP_BYTES)
     if output is None or output.returncode != 0:
         return None
     status = _parse_status(output.data, truncated=output.total > len(output.data))
@@ -243,7 +276,7 @@ def _capture_git(cwd: str | None) -> GitState | None:
         branch=status.branch,
         remote=_attempt(_remote_url, cwd),
         dirty=status.dirty,
-        diff=(_attempt(_diff, cwd, status.commit) or "") if status.dirty else "",
+        diff=(_attempt(_diff, cwd, status.commit, pathspec) or "") if status.dirty else "",
         untracked=status.untracked,
     )
 
@@ -377,7 +410,7 @@ def _remote_url(cwd: str | None) -> str | None:
     return None if url is None else sanitize_url(url)
 
 
-def _diff(cwd: str | None, commit: str | None) -> str:
+def _diff(cwd: str | None, commit: str | None, pathspec: tuple[str, ...] = ()) -> str:
     """Return the diff of the work tree (staged and unstaged) against ``commit``.
 
     Without a commit the diff is taken against the empty tree, so it shows every tracked file.
@@ -385,7 +418,7 @@ def _diff(cwd: str | None, commit: str | None) -> str:
     base = commit or _empty_tree(cwd)
     if base is None:
         return ""
-    output = _run_git(cwd, (*_DIFF_ARGS, base, "--"), _DIFF_CAP_BYTES)
+    output = _run_git(cwd, (*_DIFF_ARGS, base, "--", *pathspec), _DIFF_CAP_BYTES)
     if output is None:
         return ""
     text = output.data.decode("utf-8", errors="replace")

@@ -33,7 +33,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from functools import partial
 from pathlib import Path
 from types import FrameType, TracebackType
@@ -44,6 +44,7 @@ from expbook.model import RunRecord, RunStatus
 from expbook.runner.spool import read_json
 from expbook.store import open_store, resolve_url
 from expbook.store.base import RunSpec, Store, WriteBatch
+from expbook.storedir import store_files
 from expbook.tracking.run import Run, outcome
 from expbook.tracking.writer import Writer
 from expbook.validation import check_run_fields, flatten_params
@@ -202,12 +203,15 @@ class Tracker:
         target = self.store(store)
         _install_process_hooks()
         record = target.create_run(spec)
+        prepare = partial(
+            capture_context, spec.cwd, packages=packages, exclude=store_files(target.url)
+        )
         writer = Writer(
             target,
             record.id,
             flush_interval=flush,
             heartbeat_interval=spec.heartbeat_interval,
-            prepare=partial(capture_context, spec.cwd, packages=packages) if capture else None,
+            prepare=prepare if capture else None,
         )
         run = Run(self, target, record, writer, owner=owner)
         with self._lock:
@@ -309,12 +313,15 @@ def _parent_id(store: Store, parent: Run | RunRecord | str | int | None) -> str 
     return store.resolve_run(parent)
 
 
-def capture_context(cwd: str | None = None, *, packages: bool = True) -> WriteBatch:
-    """Git state, host, GPUs and installed packages, as a batch (run on the writer thread)."""
+def capture_context(
+    cwd: str | None = None, *, packages: bool = True, exclude: Sequence[str] = ()
+) -> WriteBatch:
+    """Git state (``exclude``: the store's own files, see `capture_git`), host, GPUs and
+    installed packages, as a batch (run on the writer thread)."""
     from expbook.tracking.capture import capture_git, capture_host, capture_packages
 
     batch = WriteBatch()
-    git = capture_git(cwd or os.getcwd())
+    git = capture_git(cwd or os.getcwd(), exclude=exclude)
     if git is not None:
         batch.update.update(
             git_commit=git.commit, git_branch=git.branch, git_remote=git.remote,
