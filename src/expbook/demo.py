@@ -81,7 +81,7 @@ def train(run: Any, data: dict[str, Any], hidden: int, lr: float, epochs: int) -
 
 def main(*, epochs: int, experiment: str, store: str | None) -> None:
     from expbook.cli.output import console, fmt_duration
-    from expbook.cli.runs import runs_table
+    from expbook.cli.runs import print_runs
     from expbook.tracking import Tracker
 
     out = console()
@@ -108,7 +108,7 @@ def main(*, epochs: int, experiment: str, store: str | None) -> None:
         took = fmt_duration(time.perf_counter() - started)
         out.print(f"  #{run.number} {name}: test/acc {test_acc:.4f} ({took})")
     runs = target.runs(f"number >= {min(numbers)} and number <= {max(numbers)}")
-    out.print(runs_table(runs, title=f"Runs of {experiment!r}"))
+    print_runs(out, runs, title=f"Runs of {experiment!r}")
     out.print(
         "Next: expbook show "
         + str(max(numbers))

@@ -54,7 +54,7 @@ def ls(*, as_json: bool, store: str | None) -> None:
 
 
 def show(*, experiment: str, metric: str | None, as_json: bool, store: str | None) -> None:
-    from expbook.cli.runs import runs_table
+    from expbook.cli.runs import print_runs
 
     with open_cli_store(store) as opened:
         record = opened.get_experiment(experiment)
@@ -75,7 +75,7 @@ def show(*, experiment: str, metric: str | None, as_json: bool, store: str | Non
     if not runs:
         out.print(dim("no runs yet"))
         return
-    out.print(runs_table(runs))
+    print_runs(out, runs)
     if best is not None:
         way = "lowest" if lower_is_better(metric or "") else "highest"
         out.print(f"best by {metric} ({way}): {best.ref} {best.name} = {best.metric(metric)}",

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import datetime as _dt
+import io
 import json
 import math
 import sys
-from typing import Any
+from typing import Any, TextIO
 
 from rich.console import Console
 from rich.text import Text
@@ -21,15 +22,48 @@ STATUS_STYLES = {
 
 
 def console(stderr: bool = False) -> Console:
-    """A console that never truncates when output goes to a file or a pipe, and never reads
-    text as markup: run names, notes and params are printed as they are (styles come from
-    ``Text`` objects)."""
+    """A console that never reads text as markup (run names, notes and params are printed as
+    they are; styles come from ``Text`` objects) and, when output goes to a file or a pipe,
+    never truncates and never pads: lines end at their last character."""
     stream = sys.stderr if stderr else sys.stdout
     interactive = stream.isatty()
     width = None if interactive else 10_000  # tables grow only as wide as their content
     return Console(
-        file=stream, width=width, highlight=False, markup=False, soft_wrap=not interactive
+        file=stream if interactive else _Unpadded(stream),
+        width=width,
+        highlight=False,
+        markup=False,
+        soft_wrap=not interactive,
     )
+
+
+class _Unpadded(io.TextIOBase):
+    """A text stream that writes each line without its trailing spaces (Rich pads table
+    cells and lines to their width)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._pending = ""
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self._stream, "encoding", None) or "utf-8"
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        lines = (self._pending + text).split("\n")
+        self._pending = lines.pop()
+        if lines:
+            self._stream.write("".join(line.rstrip(" ") + "\n" for line in lines))
+        return len(text)
+
+    def flush(self) -> None:
+        if self._pending:  # a print without a newline: written as it is
+            self._stream.write(self._pending)
+            self._pending = ""
+        self._stream.flush()
 
 
 def dim(text: str) -> Text:

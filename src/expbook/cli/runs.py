@@ -6,10 +6,13 @@ import dataclasses
 import math
 import shlex
 from collections import Counter
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
+from itertools import zip_longest
+from typing import Any, Literal
 
 from rich import box
+from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
@@ -27,7 +30,14 @@ from expbook.cli.output import (
     status_text,
     to_json,
 )
-from expbook.columns import MISSING, canonical, common_metrics, varying_params
+from expbook.columns import (
+    MISSING,
+    canonical,
+    common_metrics,
+    key_metric,
+    split_key,
+    varying_params,
+)
 from expbook.model import RunRecord
 
 MAX_PARAM_COLUMNS = 10
@@ -64,13 +74,23 @@ def ls(
         filtered = experiments or statuses or where
         out.print("no runs match" if filtered else "no runs yet")
         return
-    out.print(runs_table(found, metric_keys=_split(metric_keys), param_keys=_split(param_keys)))
+    print_runs(out, found, metric_keys=_split(metric_keys), param_keys=_split(param_keys),
+               hint=" (choose with -m/-p)")  # fmt: skip
     if total > len(found):
         out.print(dim(f"{len(found)} of {total} runs shown; use --limit 0 to see all"))
 
 
 def _split(values: Sequence[str]) -> list[str]:
     return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+@dataclasses.dataclass
+class _Column:
+    header: str
+    cells: list[Any]
+    justify: Literal["left", "right"] = "left"
+    style: str = ""
+    wrap: bool = False  # only the name wraps (and then only when even it is too wide)
 
 
 def runs_table(
@@ -80,45 +100,139 @@ def runs_table(
     param_keys: Sequence[str] = (),
     title: str | None = None,
 ) -> Table:
-    """The runs table of ``expbook ls`` (also printed by the demo)."""
+    """The whole runs table of ``expbook ls``: every column (`print_runs` fits a terminal)."""
+    columns, _ = _runs_columns(runs, metric_keys, param_keys)
+    return _table(columns, range(len(columns)), title)
+
+
+def print_runs(
+    out: Console,
+    runs: Sequence[RunRecord],
+    *,
+    metric_keys: Sequence[str] = (),
+    param_keys: Sequence[str] = (),
+    title: str | None = None,
+    hint: str = "",
+) -> None:
+    """Print the runs table at the console's width: on a terminal too narrow for it, the
+    columns of lowest priority are left out (named in a line below it, followed by ``hint``)
+    rather than every column cut to a few characters; piped output has them all."""
+    columns, rank = _runs_columns(runs, metric_keys, param_keys)
+    shown = set(range(len(columns)))
+    table = _table(columns, shown, title)
+    if _width(out, table) > out.width:
+        table = _table(columns, shown, title, name_width=NAME_WIDTH)
+        for index in reversed(rank[_REQUIRED:]):
+            if _width(out, table) <= out.width:
+                break
+            shown.discard(index)
+            table = _table(columns, shown, title, name_width=NAME_WIDTH)
+    out.print(table)
+    hidden = [column.header for index, column in enumerate(columns) if index not in shown]
+    if hidden:
+        out.print(dim(f"not shown at {out.width} columns: {', '.join(hidden)}{hint}"))
+
+
+_REQUIRED = 3  # number, name, status: never left out
+NAME_WIDTH = 32  # names are cut to this before columns are left out
+
+
+def _runs_columns(
+    runs: Sequence[RunRecord], metric_keys: Sequence[str], param_keys: Sequence[str]
+) -> tuple[list[_Column], list[int]]:
+    """The columns in display order, and their indexes by priority, highest first: number,
+    name, status, the key metric, the start time, then params and metrics alternately, the
+    duration, the experiment and the kind. Named columns (``-m``/``-p``) all come before the
+    start time."""
     params = list(param_keys) or varying_params(runs)[:MAX_PARAM_COLUMNS]
     metrics = list(metric_keys) or common_metrics(runs)
-    show_experiment = len({run.experiment for run in runs}) > 1
-    show_kind = any(run.kind != "train" for run in runs)
-    table = Table(box=box.SIMPLE_HEAD, title=title, title_justify="left", pad_edge=False)
-    table.add_column("#", justify="right", style="bold")
-    table.add_column("name")
-    if show_experiment:
-        table.add_column("experiment")
-    if show_kind:
-        table.add_column("kind")
-    table.add_column("status")
-    table.add_column("started")
-    table.add_column("duration", justify="right")
+    both = set(params) & set(metrics)
+    columns = [
+        _Column("#", [str(run.number) for run in runs], "right", "bold"),
+        _Column("name", [run.name for run in runs], wrap=True),
+        _Column("status", [status_text(run.status.value) for run in runs]),
+        _Column("started", [fmt_time(run.started_at) for run in runs]),
+        _Column("duration", [fmt_duration(run.duration) for run in runs], "right"),
+    ]
+    late = [4]
+    if len({run.experiment for run in runs}) > 1:
+        late.append(len(columns))
+        columns.append(_Column("experiment", [run.experiment or "—" for run in runs]))
+    if any(run.kind != "train" for run in runs):
+        late.append(len(columns))
+        columns.append(_Column("kind", [run.kind for run in runs]))
+    param_columns = list(range(len(columns), len(columns) + len(params)))
     for key in params:
-        table.add_column(key, justify="right", style="cyan")
+        cells = [
+            fmt_value(run.params[key], width=24) if key in run.params else "—" for run in runs
+        ]
+        columns.append(_Column(f"params.{key}" if key in both else key, cells, "right", "cyan"))
+    metric_columns = list(range(len(columns), len(columns) + len(metrics)))
     for key in metrics:
-        table.add_column(key, justify="right", style="magenta")
-    for run in runs:
-        cells: list[Any] = [str(run.number), run.name]
-        if show_experiment:
-            cells.append(run.experiment or "—")
-        if show_kind:
-            cells.append(run.kind)
-        cells += [
-            status_text(run.status.value),
-            fmt_time(run.started_at),
-            fmt_duration(run.duration),
+        cells = [_metric_cell(run, key) for run in runs]
+        columns.append(_Column(f"metrics.{key}" if key in both else key, cells, "right",
+                               "magenta"))  # fmt: skip
+    if not metric_keys:  # the key metric first, then validation, test and other metrics
+        key = key_metric(metrics)
+        order = {metric: _split_rank(metric, key) for metric in metrics}
+        metric_columns = [
+            metric_columns[i] for i in sorted(range(len(metrics)), key=lambda i: order[metrics[i]])
         ]
-        cells += [
-            fmt_value(run.params.get(key), width=24) if key in run.params else "—"
-            for key in params
-        ]
-        for key in metrics:
-            summary = run.metrics.get(key)
-            cells.append("—" if summary is None else fmt_metric(summary.value, summary.unit))
-        table.add_row(*cells)
+    alternate = [
+        i for pair in zip_longest(metric_columns, param_columns) for i in pair if i is not None
+    ]
+    if metric_keys or param_keys:
+        rank = [0, 1, 2, *alternate, 3, *late]
+    else:
+        rank = [0, 1, 2, *alternate[:1], 3, *alternate[1:], *late]
+    return columns, rank
+
+
+def _split_rank(metric: str, key: str | None) -> int:
+    if metric == key:
+        return 0
+    split = (split_key(metric)[0] or "").lower()
+    return (
+        1
+        if split in ("valid", "validation", "val", "eval", "dev")
+        else 2
+        if split == "test"
+        else 3
+    )
+
+
+def _metric_cell(run: RunRecord, key: str) -> str:
+    summary = run.metrics.get(key)
+    return "—" if summary is None else fmt_metric(summary.value, summary.unit)
+
+
+def _table(
+    columns: Sequence[_Column],
+    shown: Iterable[int],
+    title: str | None,
+    name_width: int | None = None,
+) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, title=title, title_justify="left", pad_edge=False)
+    chosen = sorted(shown)
+    for index in chosen:
+        column = columns[index]
+        table.add_column(
+            column.header,
+            justify=column.justify,
+            style=column.style,
+            no_wrap=not column.wrap,
+            max_width=name_width if column.wrap else None,
+            overflow="ellipsis" if column.wrap and name_width else "fold",
+        )
+    rows = len(columns[0].cells) if columns else 0
+    for row in range(rows):
+        table.add_row(*(columns[index].cells[row] for index in chosen))
     return table
+
+
+def _width(out: Console, table: Table) -> int:
+    """The table's natural width (a measurement at the console's width is capped to it)."""
+    return Measurement.get(out, out.options.update_width(1_000_000), table).maximum
 
 
 # --- show ---------------------------------------------------------------------------------------
