@@ -92,7 +92,10 @@ def test_ls_filters_sorts_limits(filled: str) -> None:
     out = ok("ls", "--limit", "1", store=filled)
     assert "1 of 3 runs shown" in out
     assert "no runs match" in ok("ls", "--status", "crashed", store=filled)
-    assert "no runs match" in ok("ls", "-e", "other question", store=filled)
+    assert "no runs match" in ok("ls", "-e", "hidden size", "--status", "crashed", store=filled)
+    assert fails("ls", "-e", "other question", store=filled) == (
+        "error: no experiment named 'other question'"  # a typo is not an empty list
+    )
 
 
 def test_ls_json(filled: str) -> None:

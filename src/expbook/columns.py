@@ -3,12 +3,17 @@ the reports, so ``expbook ls`` and the runs page pick the same columns."""
 
 from __future__ import annotations
 
+import difflib
 import json
 from collections import Counter
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from expbook.model import RunRecord
+
+if TYPE_CHECKING:
+    from expbook.store.base import Store
 
 DEFAULT_METRIC_COLUMNS = 6
 MISSING: Any = object()
@@ -76,3 +81,82 @@ def key_metric(keys: Sequence[str]) -> str | None:
         if chosen:
             return chosen[0]
     return keys[0] if keys else None
+
+
+def closest(name: str, candidates: Iterable[str], count: int = 3) -> list[str]:
+    """The candidates most like ``name`` (a typo's likely meaning), best first: flattened keys
+    that end with it (``lr`` → ``optimizer.lr``), then the closest spellings."""
+    pool = sorted(set(candidates))
+    ends = [c for c in pool if c.endswith((f".{name}", f"/{name}"))]
+    near = difflib.get_close_matches(name, pool, n=count, cutoff=0.6)
+    return list(dict.fromkeys(ends + near))[:count]
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str:
+    """`` (did you mean 'valid/acc'?)`` for the closest candidates, else ``""``."""
+    found = closest(name, candidates)
+    return f" (did you mean {' or '.join(repr(c) for c in found)}?)" if found else ""
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownKey:
+    """A param or metric key that a command names but no run in the store has."""
+
+    scope: str  # "param" or "metric"
+    key: str
+    suggestions: tuple[str, ...]
+
+    def message(self) -> str:
+        hint = f" (did you mean {' or '.join(map(repr, self.suggestions))}?)"
+        return f"no run has {self.scope} {self.key!r}" + (hint if self.suggestions else "")
+
+
+def unknown_keys(
+    store: Store, wanted: Iterable[tuple[str, str]], seen: Sequence[RunRecord] = ()
+) -> list[UnknownKey]:
+    """The ``(scope, key)`` pairs in ``wanted`` that no run in ``store`` has, with the closest
+    keys that runs do have. ``seen``: runs already read (a key one of them has is known); the
+    store is asked only about the others, and read whole only when one is unknown."""
+    from expbook.store.base import RunQuery
+
+    known = {"param": set(), "metric": set()}  # type: dict[str, set[str]]
+    for run in seen:
+        known["param"].update(run.params)
+        known["metric"].update(run.metrics)
+    missing = []
+    for scope, key in dict.fromkeys(wanted):
+        if key in known[scope]:
+            continue
+        field = f"{scope}s.'" + key.replace("\\", "\\\\").replace("'", "\\'") + "'"
+        if store.count_runs(RunQuery(where=f"{field} is not null", limit=1)):
+            known[scope].add(key)
+        else:
+            missing.append((scope, key))
+    if not missing:
+        return []
+    every = {"param": set(), "metric": set()}  # type: dict[str, set[str]]
+    for run in store.find_runs(RunQuery()):
+        every["param"].update(run.params)
+        every["metric"].update(run.metrics)
+    return [UnknownKey(scope, key, tuple(closest(key, every[scope]))) for scope, key in missing]
+
+
+def filter_keys(where: str | None, sort: str | None) -> tuple[list[tuple[str, str]], ...]:
+    """The ``(scope, key)`` of every param and metric a filter and a sort expression name."""
+    from expbook.query import And, Not, Or, parse_filter, parse_sort
+
+    def walk(node: Any) -> Iterator[tuple[str, str]]:
+        if isinstance(node, And | Or):
+            for item in node.items:
+                yield from walk(item)
+        elif isinstance(node, Not):
+            yield from walk(node.item)
+        elif getattr(node, "field", None) is not None and node.field.scope in _SCOPES:
+            yield node.field.scope, node.field.name
+
+    in_where = list(walk(parse_filter(where))) if where else []
+    in_sort = [(k.field.scope, k.field.name) for k in parse_sort(sort) if k.field.scope in _SCOPES]
+    return in_where, in_sort
+
+
+_SCOPES = ("param", "metric")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 
-from expbook.errors import StoreError
+from expbook.columns import did_you_mean, filter_keys, unknown_keys
+from expbook.errors import ExperimentNotFoundError, StoreError
 from expbook.locations import sqlite_path
-from expbook.model import RunStatus
+from expbook.model import RunRecord, RunStatus
 from expbook.store import Store, open_store, resolve_url
 from expbook.store.base import RunQuery
 
@@ -45,3 +48,41 @@ def selection_query(
         statuses=tuple(RunStatus(s) for s in statuses),
         limit=limit or None,
     )
+
+
+def check_experiments(store: Store, names: Sequence[str]) -> None:
+    """Refuse an experiment name no experiment has (a typo would list nothing, silently).
+
+    Raises:
+        ExperimentNotFoundError: naming it and the closest experiments' names.
+    """
+    if not names:
+        return
+    known = [experiment.name for experiment in store.list_experiments()]
+    for name in names:
+        if name not in known:
+            raise ExperimentNotFoundError(
+                f"no experiment named {name!r}{did_you_mean(name, known)}"
+            )
+
+
+def warn_unknown_keys(
+    store: Store,
+    runs: Sequence[RunRecord],
+    metrics: Sequence[str] = (),
+    params: Sequence[str] = (),
+    where: str | None = None,
+    sort: str | None = None,
+) -> None:
+    """One line on stderr for each metric or param named (as a column, in the filter or the
+    sort) that no run in the store has, with the closest keys runs do have."""
+    in_where, in_sort = filter_keys(where, sort)
+    columns = [("metric", key) for key in metrics] + [("param", key) for key in params]
+    wanted = {"": columns, "--where: ": in_where, "--sort: ": in_sort}
+    unknown = {
+        (u.scope, u.key): u for u in unknown_keys(store, columns + in_where + in_sort, runs)
+    }
+    for option, pairs in wanted.items():
+        for pair in dict.fromkeys(pairs):
+            if pair in unknown:
+                sys.stderr.write(f"warning: {option}{unknown[pair].message()}\n")

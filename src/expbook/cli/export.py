@@ -10,7 +10,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from typing import IO, Any
 
-from expbook.cli.common import open_cli_store, selection_query
+from expbook.cli.common import check_experiments, open_cli_store, selection_query
 from expbook.cli.output import to_json
 from expbook.errors import ExpbookError
 from expbook.model import RunRecord
@@ -40,6 +40,7 @@ def export(
         experiments=experiments, statuses=statuses, where=where, sort=sort, limit=limit
     )
     with open_cli_store(store) as opened:
+        check_experiments(opened, experiments)
         runs = opened.find_runs(query)
         if points:
             _export_points(opened, runs, keys, fmt, out)

@@ -16,7 +16,12 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-from expbook.cli.common import open_cli_store, selection_query
+from expbook.cli.common import (
+    check_experiments,
+    open_cli_store,
+    selection_query,
+    warn_unknown_keys,
+)
 from expbook.cli.output import (
     console,
     dim,
@@ -59,6 +64,7 @@ def ls(
     store: str | None,
 ) -> None:
     with open_cli_store(store) as opened:
+        check_experiments(opened, experiments)
         query = selection_query(
             experiments=experiments, statuses=statuses, where=where, sort=sort, limit=limit
         )
@@ -66,6 +72,7 @@ def ls(
         total = len(found)
         if query.limit is not None and len(found) == query.limit:
             total = opened.count_runs(query)
+        warn_unknown_keys(opened, found, _split(metric_keys), _split(param_keys), where, sort)
     out = console()
     if as_json:
         print_json(to_json([run.to_dict() for run in found]))
