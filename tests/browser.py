@@ -43,12 +43,16 @@ def free_port() -> int:
 
 
 @contextmanager
-def ui_server(store: Path, *, read_only: bool = False) -> Iterator[str]:
-    """Run ``expbook ui`` on ``store`` and yield its base URL (``http://127.0.0.1:PORT``)."""
+def ui_server(
+    store: Path, *, read_only: bool = False, extra: list[str] | None = None
+) -> Iterator[str]:
+    """Run ``expbook ui`` on ``store`` (with ``extra`` options) and yield its base URL
+    (``http://127.0.0.1:PORT``)."""
     port = free_port()
     command = [EXPBOOK, "ui", "--store", str(store), "--host", "127.0.0.1", "--port", str(port)]
     if read_only:
         command.append("--read-only")
+    command.extend(extra or ())
     env = {**os.environ, "EXPBOOK_STORE": str(store)}
     log = store.with_name(f"ui-{port}.log")  # a file: a full pipe would block the server
     with log.open("w") as stderr:

@@ -20,12 +20,14 @@ from expbook.server import create_app
 from expbook.store import Store
 from tests.helpers import EXPBOOK
 
+LOCAL = "http://127.0.0.1:5005"  # a host name the server answers to (testserver is not one)
+
 
 @pytest.fixture
 def client(store: Store) -> Iterator[httpx.Client]:
     from fastapi.testclient import TestClient
 
-    with TestClient(create_app(store)) as test_client:
+    with TestClient(create_app(store), base_url=LOCAL) as test_client:
         yield test_client
 
 
@@ -242,7 +244,10 @@ def test_output_tail_and_follow_cursor(store_url, tmp_path) -> None:
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     assert done.returncode == 0
-    with expbook.open_store(store_url) as opened, TestClient(create_app(opened)) as client:
+    with (
+        expbook.open_store(store_url) as opened,
+        TestClient(create_app(opened), base_url=LOCAL) as client,
+    ):
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             # a program of milliseconds ends before its recorder is ready: it records after
@@ -260,7 +265,7 @@ def test_read_only_server_refuses_edits(tracker, store) -> None:
     from fastapi.testclient import TestClient
 
     grid(tracker)
-    with TestClient(create_app(store, read_only=True)) as client:
+    with TestClient(create_app(store, read_only=True), base_url=LOCAL) as client:
         assert client.get("/api/info").json()["read_only"] is True
         answer = client.post("/api/runs/1/notes", json={"text": "x"})
         assert answer.status_code == 403 and "read-only" in answer.json()["detail"]

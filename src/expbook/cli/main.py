@@ -488,6 +488,10 @@ def rerun_command(**options: Any) -> None:
 @click.option("--read-only", is_flag=True,
               help="Refuse edits (notes, tags, names, experiments).")  # fmt: skip
 @click.option("--open", "open_browser", is_flag=True, help="Open the address in a browser.")
+@click.option("--allowed-hosts", metavar="NAMES", default="",
+              help="Host names (comma-separated) the UI answers to besides localhost and "
+              "the --host address: a DNS alias, a proxy's name; '*' for any (behind a "
+              "proxy that checks them).")  # fmt: skip
 @store_option
 def ui_command(**options: Any) -> None:
     """Serve the web UI and its JSON API on the store: runs, charts, compare, experiments.
@@ -498,6 +502,7 @@ def ui_command(**options: Any) -> None:
       expbook ui
       expbook ui --port 8080 --store postgresql://tracker@db.internal/expbook
       expbook ui --host 0.0.0.0 --read-only
+      expbook ui --host 0.0.0.0 --allowed-hosts gpu-box.lab.example
     """
     from expbook.cli import web
 

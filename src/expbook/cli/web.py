@@ -11,7 +11,10 @@ from expbook.cli.common import existing_store_url
 from expbook.cli.output import console
 
 
-def ui(*, host: str, port: int, read_only: bool, open_browser: bool, store: str | None) -> None:
+def ui(
+    *, host: str, port: int, read_only: bool, open_browser: bool, allowed_hosts: str,
+    store: str | None,
+) -> None:  # fmt: skip
     try:
         from expbook.server import serve
     except ImportError as exc:  # pragma: no cover - the UI's packages are dependencies
@@ -32,7 +35,10 @@ def ui(*, host: str, port: int, read_only: bool, open_browser: bool, store: str 
             webbrowser.open(address)
 
     try:
-        serve(url, host=host, port=port, read_only=read_only, on_ready=ready)
+        serve(
+            url, host=host, port=port, read_only=read_only, on_ready=ready,
+            allowed_hosts=[name.strip() for name in allowed_hosts.split(",") if name.strip()],
+        )  # fmt: skip
     except KeyboardInterrupt:  # Ctrl-C is how a server stops: not an error
         console(stderr=True).print("expbook UI stopped", highlight=False)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import Response
 
 from expbook.columns import (
@@ -24,6 +24,7 @@ from expbook.model import ExperimentRecord, RunRecord, RunStatus
 from expbook.server import schemas
 from expbook.server.encoding import ApiJSON, float_list
 from expbook.server.markdown import render_markdown
+from expbook.server.security import MAX_BODY_BYTES
 from expbook.store.base import RunQuery, Store, parse_status
 
 MAX_PAGE = 1000
@@ -32,7 +33,31 @@ MAX_PARAM_COLUMNS = 12
 OUTPUT_TAIL_CHUNKS = 8
 OUTPUT_MAX_CHUNKS = 512
 
-router = APIRouter(prefix="/api", default_response_class=ApiJSON)
+ERRORS = {
+    400: "A bad value, named (a filter's syntax error with its position); or a Host header "
+    "this server does not answer to (see --allowed-hosts)",
+    403: "A change on a --read-only server, or one sent by another site's page",
+    404: "No such run, experiment, metric, note or attachment",
+    409: "An ambiguous run reference, or a name that is taken",
+    413: f"A request body over the limit ({MAX_BODY_BYTES:,} bytes)",
+    422: "A malformed request: a parameter or field missing or of the wrong type",
+    503: "The store cannot be reached",
+}
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for these error statuses, each ``{"detail": ...}``."""
+    return {code: {"model": schemas.Error, "description": ERRORS[code]} for code in codes}
+
+
+ATTACHMENT = {
+    "description": "The attachment's bytes (text files as UTF-8 text)",
+    "content": {"application/octet-stream": {}, "text/plain": {}},
+}
+READ = errors(404, 409)  # an operation on a run or an experiment named by the client
+WRITE = errors(403, 404, 409, 413)
+
+router = APIRouter(prefix="/api", default_response_class=ApiJSON, responses=errors(400, 422, 503))
 
 
 def get_store(request: Request) -> Store:
@@ -41,6 +66,12 @@ def get_store(request: Request) -> Store:
 
 StoreDep = Annotated[Store, Depends(get_store)]
 CsvQuery = Annotated[str | None, Query(description="comma-separated keys")]
+INT64_MAX = 2**63 - 1  # the stores' integers are 64-bit
+NoteId = Annotated[int, Path(ge=1, le=INT64_MAX)]
+Step = Annotated[int | None, Query(ge=-INT64_MAX, le=INT64_MAX)]
+RunRef = Annotated[
+    str, Path(description="a run: its number (12), a UUID prefix or a unique name", examples=["1"])
+]
 
 
 def _csv(value: str | None) -> list[str]:
@@ -69,8 +100,8 @@ def list_runs(
     store: StoreDep,
     where: Annotated[str | None, Query(description="filter expression (docs/filter.md)")] = None,
     sort: Annotated[str | None, Query(description="sort expression: '-metrics.valid/acc'")] = None,
-    experiment: Annotated[list[str] | None, Query()] = None,
-    status: Annotated[list[str] | None, Query()] = None,
+    experiment: Annotated[list[str], Query(description="only these experiments")] = [],  # noqa: B006
+    status: Annotated[list[str], Query(description="only runs of these statuses")] = [],  # noqa: B006
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
     metrics: CsvQuery = None,
@@ -85,8 +116,8 @@ def list_runs(
     query = RunQuery(
         where=where or None,
         sort=sort or None,
-        experiments=tuple(experiment or ()),
-        statuses=tuple(parse_status(s) for s in status or ()),
+        experiments=tuple(experiment),
+        statuses=tuple(parse_status(s) for s in status),
         limit=limit,
         offset=offset,
     )
@@ -131,8 +162,9 @@ def run_row(run: RunRecord, param_keys: list[str], metric_keys: list[str]) -> di
     }
 
 
-@router.get("/runs/{ref}", response_model=schemas.RunDetail, summary="Everything about one run")
-def get_run(ref: str, store: StoreDep) -> dict[str, Any]:
+@router.get("/runs/{ref}", response_model=schemas.RunDetail, summary="Everything about one run",
+            responses=READ)  # fmt: skip
+def get_run(ref: RunRef, store: StoreDep) -> dict[str, Any]:
     """``ref`` is a number (``12``), a UUID prefix or a unique name."""
     return run_detail(store, store.run(ref))
 
@@ -152,8 +184,9 @@ def run_detail(store: Store, run: RunRecord) -> dict[str, Any]:
     return data
 
 
-@router.patch("/runs/{ref}", response_model=schemas.RunDetail, summary="Rename or move a run")
-def update_run(ref: str, change: schemas.RunChange, store: StoreDep, request: Request) -> Any:
+@router.patch("/runs/{ref}", response_model=schemas.RunDetail, summary="Rename or move a run",
+              responses=WRITE)  # fmt: skip
+def update_run(ref: RunRef, change: schemas.RunChange, store: StoreDep, request: Request) -> Any:
     _writable(request)
     fields = change.model_dump(exclude_unset=True)
     if fields:
@@ -161,17 +194,18 @@ def update_run(ref: str, change: schemas.RunChange, store: StoreDep, request: Re
     return get_run(fields.get("name") or ref, store)
 
 
-@router.post("/runs/{ref}/notes", response_model=schemas.RunDetail, summary="Add a note")
-def add_note(ref: str, note: schemas.NoteText, store: StoreDep, request: Request) -> Any:
+@router.post("/runs/{ref}/notes", response_model=schemas.RunDetail, summary="Add a note",
+             responses=WRITE)  # fmt: skip
+def add_note(ref: RunRef, note: schemas.NoteText, store: StoreDep, request: Request) -> Any:
     _writable(request)
     store.add_note(ref, note.text)
     return get_run(ref, store)
 
 
 @router.put("/runs/{ref}/notes/{note_id}", response_model=schemas.RunDetail,
-            summary="Replace a note's text")  # fmt: skip
+            summary="Replace a note's text", responses=WRITE)  # fmt: skip
 def edit_note(
-    ref: str, note_id: int, note: schemas.NoteText, store: StoreDep, request: Request
+    ref: RunRef, note_id: NoteId, note: schemas.NoteText, store: StoreDep, request: Request
 ) -> Any:
     _writable(request)
     store.edit_note(ref, note_id, note.text)
@@ -179,35 +213,38 @@ def edit_note(
 
 
 @router.delete("/runs/{ref}/notes/{note_id}", response_model=schemas.RunDetail,
-               summary="Delete a note")  # fmt: skip
-def delete_note(ref: str, note_id: int, store: StoreDep, request: Request) -> Any:
+               summary="Delete a note", responses=WRITE)  # fmt: skip
+def delete_note(ref: RunRef, note_id: NoteId, store: StoreDep, request: Request) -> Any:
     _writable(request)
     store.edit_note(ref, note_id, None)
     return get_run(ref, store)
 
 
-@router.post("/runs/{ref}/tags", response_model=schemas.RunDetail, summary="Add tags")
-def add_tags(ref: str, tags: schemas.Tags, store: StoreDep, request: Request) -> Any:
+@router.post("/runs/{ref}/tags", response_model=schemas.RunDetail, summary="Add tags",
+             responses=WRITE)  # fmt: skip
+def add_tags(ref: RunRef, tags: schemas.Tags, store: StoreDep, request: Request) -> Any:
     _writable(request)
     store.add_tags(ref, *tags.tags)
     return get_run(ref, store)
 
 
 @router.delete("/runs/{ref}/tags/{tag}", response_model=schemas.RunDetail,
-               summary="Remove a tag")  # fmt: skip
-def remove_tag(ref: str, tag: str, store: StoreDep, request: Request) -> Any:
+               summary="Remove a tag", responses=WRITE)  # fmt: skip
+def remove_tag(ref: RunRef, tag: str, store: StoreDep, request: Request) -> Any:
     _writable(request)
     store.remove_tags(ref, tag)
     return get_run(ref, store)
 
 
 @router.get("/runs/{ref}/output", response_model=schemas.Output,
-            summary="What the run's program printed")  # fmt: skip
+            summary="What the run's program printed", responses=READ)  # fmt: skip
 def get_output(
-    ref: str,
+    ref: RunRef,
     store: StoreDep,
     tail: Annotated[int, Query(ge=1, le=100_000, description="at most this many lines")] = 200,
-    after: Annotated[int, Query(ge=0, description="only chunks after this cursor")] = 0,
+    after: Annotated[
+        int, Query(ge=0, le=INT64_MAX, description="only chunks after this cursor")
+    ] = 0,
 ) -> dict[str, Any]:
     """The last ``tail`` lines (of what came after ``after``, a cursor from an earlier
     answer: poll with it to follow a running program)."""
@@ -228,10 +265,8 @@ def get_output(
 
 
 @router.get("/runs/{ref}/attachments/{name:path}", summary="Download an attachment",
-            response_class=Response)  # fmt: skip
-def get_attachment(ref: str, name: str, store: StoreDep) -> Response:
-    from fastapi import HTTPException
-
+            response_class=Response, responses={**READ, 200: ATTACHMENT})  # fmt: skip
+def get_attachment(ref: RunRef, name: str, store: StoreDep) -> Response:
     content = store.get_attachment(store.resolve_run(ref), name)
     if content is None:
         raise HTTPException(404, f"run {ref} has no attachment {name!r}")
@@ -244,20 +279,18 @@ def get_attachment(ref: str, name: str, store: StoreDep) -> Response:
 
 
 @router.get("/series", response_model=schemas.SeriesList,
-            summary="Metric series, downsampled for display")  # fmt: skip
+            summary="Metric series, downsampled for display", responses=READ)  # fmt: skip
 def get_series(
     store: StoreDep,
     run: Annotated[list[str], Query(description="run refs (repeat the parameter)")],
     key: Annotated[list[str], Query(description="metric keys (repeat the parameter)")],
     points: Annotated[int, Query(ge=4, le=1_000_000, description="budget per series")] = 1500,
-    step_min: int | None = None,
-    step_max: int | None = None,
+    step_min: Step = None,
+    step_max: Step = None,
 ) -> ApiJSON:
     """Each (run, key) series that exists, within the step range, reduced to about
     ``points`` points that draw like the whole (each bucket's first, min and max point). A
     chart asks again with the visible step range when zoomed, for finer data."""
-    from fastapi import HTTPException
-
     from expbook.downsample import downsample
 
     if len(run) * len(key) > MAX_SERIES:
@@ -313,7 +346,7 @@ def experiment_dict(experiment: ExperimentRecord) -> dict[str, Any]:
 
 
 @router.get("/experiments/{name:path}", response_model=schemas.ExperimentDetail,
-            summary="An experiment, its runs and its best run")  # fmt: skip
+            summary="An experiment, its runs and its best run", responses=READ)  # fmt: skip
 def get_experiment(
     name: str,
     store: StoreDep,
@@ -360,7 +393,8 @@ def _best(runs: Any, metric: str | None, mode: str) -> int | None:
 
 
 @router.patch("/experiments/{name:path}", response_model=schemas.Experiment,
-              summary="Edit an experiment's question, hypothesis or conclusion")  # fmt: skip
+              summary="Edit an experiment's question, hypothesis or conclusion",
+              responses=WRITE)  # fmt: skip
 def update_experiment(
     name: str,
     change: Annotated[schemas.ExperimentChange, Body()],
@@ -369,12 +403,13 @@ def update_experiment(
 ) -> dict[str, Any]:
     _writable(request)
     fields = change.model_dump(exclude_unset=True)
+    new_name = fields.get("name")
+    if new_name and new_name != name and new_name in {e.name for e in store.list_experiments()}:
+        raise HTTPException(409, f"an experiment named {new_name!r} exists already")
     record = store.update_experiment(name, **fields) if fields else store.get_experiment(name)
     return experiment_dict(record)
 
 
 def _writable(request: Request) -> None:
-    from fastapi import HTTPException
-
     if request.app.state.read_only:
         raise HTTPException(403, "this server is read-only (started with --read-only)")

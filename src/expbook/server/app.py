@@ -8,6 +8,7 @@ contract between the store and what the browser shows.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -29,15 +30,26 @@ from expbook.errors import (
 )
 from expbook.server.api import router
 from expbook.server.encoding import ApiJSON
+from expbook.server.openapi import openapi_30
+from expbook.server.security import MAX_BODY_BYTES, Guard
 from expbook.store.base import Store
 
 HERE = Path(__file__).parent
 PAGES = ("runs", "run", "compare", "experiment", "experiments")
 _NOT_FOUND = (RunNotFoundError, ExperimentNotFoundError, MetricNotFoundError, NoteNotFoundError)
 
+__all__ = ["MAX_BODY_BYTES", "create_app"]
 
-def create_app(store: Store, *, read_only: bool = False) -> FastAPI:
-    """The web UI and JSON API on ``store`` (which the caller closes)."""
+
+def create_app(
+    store: Store, *, read_only: bool = False, allowed_hosts: Iterable[str] = ()
+) -> FastAPI:
+    """The web UI and JSON API on ``store`` (which the caller closes).
+
+    Args:
+        allowed_hosts: host names it answers to besides the loopback ones (``"*"``: any);
+            see ``security.py``.
+    """
     from expbook import __version__
 
     app = FastAPI(
@@ -56,6 +68,7 @@ def create_app(store: Store, *, read_only: bool = False) -> FastAPI:
     app.mount("/vendor/swagger", StaticFiles(directory=swagger_ui_dir()), name="swagger")
     _add_pages(app)
     _add_error_handlers(app)
+    app.add_middleware(Guard, allowed_hosts=allowed_hosts)
     return app
 
 
@@ -100,16 +113,13 @@ def _add_pages(app: FastAPI) -> None:
 
     @app.get("/api/docs", include_in_schema=False)
     def api_docs() -> HTMLResponse:
-        from fastapi.openapi.docs import get_swagger_ui_html
+        html = (HERE / "pages" / "apidocs.html").read_text()
+        return HTMLResponse(html, headers={"Cache-Control": "no-cache"})
 
-        return get_swagger_ui_html(
-            openapi_url="/api/openapi.json",
-            title="expbook API",
-            swagger_js_url="/vendor/swagger/swagger-ui-bundle.js",
-            swagger_css_url="/vendor/swagger/swagger-ui.css",
-            swagger_favicon_url="/static/favicon.svg",
-            swagger_ui_parameters={"validatorUrl": None},  # no badge from validator.swagger.io
-        )
+    @app.get("/api/openapi-3.0.json", include_in_schema=False)
+    def api_docs_schema() -> ApiJSON:
+        """The schema as OpenAPI 3.0, which the Swagger UI of swagger-ui-bundle reads."""
+        return ApiJSON(openapi_30(app.openapi()))
 
     @app.get("/vendor/plotly.min.js", include_in_schema=False)
     def plotly() -> FileResponse:
@@ -137,6 +147,8 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StoreError)
     def store_down(request: Request, exc: StoreError) -> ApiJSON:
+        if _is_conflict(exc):  # a unique name taken by a concurrent write
+            return error(409, f"a name is taken already: {exc}")
         return error(503, str(exc))
 
     @app.exception_handler(ExpbookError)
@@ -145,8 +157,19 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     def invalid_request(request: Request, exc: RequestValidationError) -> ApiJSON:
-        problems = [
-            f"{'.'.join(str(part) for part in e['loc'] if part != 'body')}: {e['msg']}"
-            for e in exc.errors()
-        ]
-        return error(422, "; ".join(problems))
+        return error(422, "; ".join(_problem(e) for e in exc.errors()))
+
+
+def _problem(error: dict[str, Any]) -> str:
+    """One problem of a malformed request, naming where and what: "query.status.0: Input
+    should be 'running', ... (got 'sleeping')"."""
+    where = ".".join(str(part) for part in error["loc"] if part != "body")
+    shown = repr(error.get("input"))
+    got = f" (got {shown[:60]}{'...' if len(shown) > 60 else ''})" if "input" in error else ""
+    return f"{where}: {error['msg']}{got}"
+
+
+def _is_conflict(exc: StoreError) -> bool:
+    from sqlalchemy.exc import IntegrityError
+
+    return isinstance(exc.__cause__, IntegrityError)

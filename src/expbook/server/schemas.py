@@ -13,6 +13,19 @@ Number = float | str | None
 """A metric value: a number, or "NaN"/"Infinity"/"-Infinity", or null."""
 
 
+class FilterProblem(BaseModel):
+    message: str = Field(description="the whole message, with the position")
+    reason: str = Field(description="what is wrong")
+    position: int = Field(description="0-based offset of the problem in text")
+    text: str = Field(description="the filter or sort expression")
+
+
+class Error(BaseModel):
+    detail: str | FilterProblem = Field(
+        description="what is wrong, naming the value; a filter's syntax error with its position"
+    )
+
+
 class Info(BaseModel):
     store: str = Field(description="the store's URL, without password")
     version: str
