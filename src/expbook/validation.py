@@ -1,7 +1,10 @@
-"""Checks and conversions for what users log: keys, metric values, steps and params.
+"""Checks and conversions for what users log: keys, metric values, steps, params and text.
 
-Errors name the offending key and value. These functions sit off the hot path: ``Run.log`` calls
-them only for a key it has not seen before or a value that is not a plain ``float``/``int``.
+Every entry point (``Run`` methods, ``Store`` conveniences, and through those the CLI and the web
+API) checks here, so bad input is refused by the call that brings it in, not later on the writer
+thread where it would take the rest of a flush with it. Errors name the offending key and show a
+shortened value. These functions sit off the hot path: ``Run.log`` calls them only for a key it
+has not seen before or a value that is not a plain ``float``/``int``.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import math
 import numbers
 import operator
 import os
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,7 +24,9 @@ from expbook.errors import InvalidKeyError, InvalidStepError, InvalidValueError
 
 MAX_KEY_LENGTH = 250
 MAX_STEP = 2**63 - 1  # steps are stored as 64-bit integers
+MAX_SHOWN = 60  # characters of a bad key or value an error message shows
 _FORBIDDEN_KEY_CHARS = frozenset("\"'`") | {chr(c) for c in range(32)} | {"\x7f"}
+_SURROGATE = re.compile("[\ud800-\udfff]")  # in a str, always a lone one: UTF-8 cannot encode it
 
 JSONScalar = None | bool | int | float | str
 
@@ -33,10 +39,10 @@ def check_key(key: object, what: str = "metric") -> str:
     (``train/loss``, ``system/gpu.0.util``).
     """
     if not isinstance(key, str):
-        raise InvalidKeyError(f"{what} key {key!r} is a {type(key).__name__}, not a str")
+        raise InvalidKeyError(f"{what} key {shorten(key)} is a {type(key).__name__}, not a str")
     problem = _key_problem(key)
     if problem:
-        raise InvalidKeyError(f"invalid {what} key {key!r}: {problem}")
+        raise InvalidKeyError(f"invalid {what} key {shorten(key)}: {problem}")
     return key
 
 
@@ -50,6 +56,10 @@ def _key_problem(key: str) -> str | None:
     bad = sorted(set(key) & _FORBIDDEN_KEY_CHARS)
     if bad:
         return f"it contains {', '.join(repr(c) for c in bad)}"
+    if not key.isascii():
+        problem = text_problem(key)
+        if problem:
+            return problem
     if key.startswith("/") or key.endswith("/") or "//" in key:
         return "'/' must separate non-empty parts"
     return None
@@ -65,12 +75,7 @@ def coerce_metric(key: str, value: object) -> float:
     if isinstance(value, numbers.Real) or (
         isinstance(value, numbers.Number) and not isinstance(value, numbers.Complex)
     ):  # Decimal registers only as a Number
-        try:
-            return float(value)  # type: ignore[arg-type]
-        except OverflowError:
-            raise InvalidValueError(
-                f"metric {key!r}: value {_short_repr(value)} is too large for a float"
-            ) from None
+        return to_float(value, f"metric {key!r}")
     item = getattr(value, "item", None)
     if callable(item) and not isinstance(value, str | bytes):
         try:
@@ -83,10 +88,33 @@ def coerce_metric(key: str, value: object) -> float:
                 f"is not a scalar; log one number per key"
             ) from exc
         if isinstance(scalar, numbers.Real):
-            return float(scalar)
+            return to_float(scalar, f"metric {key!r}")
     raise InvalidValueError(
-        f"metric {key!r}: value {_short_repr(value)} is a {type(value).__name__}, not a number"
+        f"metric {key!r}: value {shorten(value)} is a {type(value).__name__}, not a number"
     )
+
+
+def to_float(value: Any, where: str) -> float:
+    """``float(value)`` for a real number, or InvalidValueError starting with ``where``.
+
+    Every number a float cannot hold is refused alike: an int or ``Fraction`` beyond float range,
+    a ``Decimal`` or numpy ``longdouble`` that would silently become infinite, and a ``Decimal``
+    signaling NaN. Real infinities and NaN of any type are kept.
+    """
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    except ValueError:  # Decimal('sNaN'): any operation on it signals
+        raise InvalidValueError(
+            f"{where}: value {shorten(value)} is a signaling NaN, which cannot be stored; "
+            "use float('nan')"
+        ) from None
+    if (number == math.inf or number == -math.inf) and number != value:
+        raise InvalidValueError(
+            f"{where}: value {shorten(value)} is too large for a float (at most ~1.8e308)"
+        )
+    return number
 
 
 def check_step(step: object) -> int:
@@ -100,12 +128,12 @@ def check_step(step: object) -> int:
         index = operator.index(step)
     except TypeError:
         raise InvalidStepError(
-            f"step {_short_repr(step)} is a {type(step).__name__}; steps are integers >= 0"
+            f"step {shorten(step)} is a {type(step).__name__}; steps are integers >= 0"
         ) from None
     if index < 0:
         raise InvalidStepError(f"step {index} is negative; steps are integers >= 0")
     if index > MAX_STEP:
-        raise InvalidStepError(f"step {_short_repr(index)} is larger than {MAX_STEP} (2**63 - 1)")
+        raise InvalidStepError(f"step {shorten(index)} is larger than {MAX_STEP} (2**63 - 1)")
     return index
 
 
@@ -114,27 +142,91 @@ def check_epoch(epoch: object) -> float | None:
     if epoch is None:
         return None
     if isinstance(epoch, bool) or not isinstance(epoch, numbers.Real):
-        raise InvalidValueError(f"epoch {_short_repr(epoch)} is not a number")
+        raise InvalidValueError(f"epoch {shorten(epoch)} is not a number")
     value = float(epoch)
     if not math.isfinite(value):
         raise InvalidValueError(f"epoch {value!r} is not finite")
     return value
 
 
-def check_run_fields(*, name: object = None, kind: object = "train", tags: object = ()) -> None:
+def check_run_fields(
+    *, name: object = None, kind: object = "train", tags: object = (), experiment: object = None
+) -> None:
     """Check the simple fields of a new run, naming the bad one."""
-    if name is not None and (not isinstance(name, str) or not name.strip() or _control(name)):
-        raise InvalidValueError(f"invalid run name {name!r}: a name is non-empty text")
-    if not isinstance(kind, str) or not kind.strip() or _control(kind):
-        raise InvalidValueError(f"invalid run kind {kind!r}: e.g. 'train' or 'eval'")
+    if name is not None:
+        check_name(name, "run name", "a name is non-empty text")
+    check_name(kind, "run kind", "e.g. 'train' or 'eval'")
+    if experiment is not None:
+        check_name(experiment, "experiment name", "the question the run belongs to")
     if isinstance(tags, str | bytes) or not isinstance(tags, list | tuple | set | frozenset):
         raise InvalidValueError(
-            f"tags must be a list of strings, not {type(tags).__name__} {tags!r}"
+            f"tags must be a list of strings, not {type(tags).__name__} {shorten(tags)}"
         )
+    for tag in tags:
+        check_tag(tag)
 
 
-def _control(text: str) -> bool:
-    return any(ord(c) < 32 for c in text)
+def check_name(value: object, what: str, hint: str) -> str:
+    """A one-line label (a run name or kind, an experiment): non-empty text without control
+    characters, lone surrogates or NUL."""
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidValueError(f"invalid {what} {shorten(value)}: {hint}")
+    if any(ord(c) < 32 for c in value):
+        raise InvalidValueError(f"invalid {what} {shorten(value)}: it contains control characters")
+    return check_text(value, what)
+
+
+def check_tag(tag: object) -> str:
+    """A tag is a non-empty string without surrounding whitespace or control characters."""
+    if not isinstance(tag, str) or not tag.strip() or tag != tag.strip():
+        raise InvalidValueError(f"invalid tag {shorten(tag)}: tags are non-empty, trimmed strings")
+    return check_name(tag, "tag", "")
+
+
+def check_text(value: object, what: str) -> str:
+    """Return ``value`` if it is a str every store can hold, else raise InvalidValueError.
+
+    Refused: NUL (PostgreSQL cannot store it) and lone surrogates (UTF-8 cannot encode them;
+    Python makes them from undecodable bytes, e.g. a Latin-1 file name or argument).
+    """
+    if not isinstance(value, str):
+        raise InvalidValueError(f"{what} {shorten(value)} is a {type(value).__name__}, not a str")
+    problem = text_problem(value)
+    if problem:
+        raise InvalidValueError(f"invalid {what} {shorten(value)}: {problem}")
+    return value
+
+
+def text_problem(text: str) -> str | None:
+    """Why ``text`` cannot be stored (a NUL character or a lone surrogate), or None."""
+    if "\x00" in text:
+        return "it contains a NUL character ('\\x00')"
+    if not text.isascii():
+        found = _SURROGATE.search(text)
+        if found:
+            return (
+                f"it contains a lone surrogate ({found.group()!r} at position {found.start()}), "
+                "which is not valid Unicode: decode bytes with errors='replace'"
+            )
+    return None
+
+
+def check_attachment(name: object, data: object) -> bytes:
+    """The bytes of attachment ``name``: ``data`` as it is, or text encoded as UTF-8."""
+    check_name(name, "attachment name", "a file name such as 'config.yaml'")
+    if isinstance(data, str):
+        problem = text_problem(data.replace("\x00", ""))  # NUL is fine in a file
+        if problem:
+            raise InvalidValueError(
+                f"attachment {shorten(name)}: text {shorten(data)} {problem[3:]}; pass bytes"
+            )
+        return data.encode()
+    try:
+        return bytes(data)  # type: ignore[call-overload]
+    except TypeError:
+        raise InvalidValueError(
+            f"attachment {shorten(name)}: data is a {type(data).__name__}, not bytes or str"
+        ) from None
 
 
 def flatten_params(params: object, prefix: str = "") -> dict[str, Any]:
@@ -182,22 +274,27 @@ def _json_value(key: str, value: object, depth: int = 0) -> Any:
     mappings of numpy scalars and paths included), so nothing can fail later on the writer
     thread. Structures nested deeper than 32 levels (or cyclic) become their ``str()``."""
     if depth > 32:
-        return str(value)
+        return _param_text(key, str(value))
     if isinstance(value, enum.Enum):
         return _json_value(key, value.value, depth + 1)
     if value is None or isinstance(value, bool):
         return value
     if isinstance(value, str):
-        return str(value)
+        return _param_text(key, str(value))
     if isinstance(value, numbers.Integral):
         return int(value)
-    if isinstance(value, numbers.Real):
-        return float(value)
+    if isinstance(value, numbers.Real) or (
+        isinstance(value, numbers.Number) and not isinstance(value, numbers.Complex)
+    ):  # Decimal too
+        return to_float(value, f"param {key!r}")
     if isinstance(value, os.PathLike):
-        return os.fspath(value)
+        return _param_text(key, os.fspath(value))
     mapping = _as_mapping(value)
     if mapping is not None:
-        return {str(k): _json_value(key, v, depth + 1) for k, v in mapping.items()}
+        return {
+            _param_text(key, str(k), "key"): _json_value(key, v, depth + 1)
+            for k, v in mapping.items()
+        }
     if isinstance(value, list | tuple | set | frozenset):
         items = sorted(value, key=repr) if isinstance(value, set | frozenset) else value
         return [_json_value(key, v, depth + 1) for v in items]
@@ -213,7 +310,14 @@ def _json_value(key: str, value: object, depth: int = 0) -> Any:
             return _json_value(key, tolist(), depth + 1)
         except (ValueError, RuntimeError, TypeError):
             pass
-    return str(value)
+    return _param_text(key, str(value))
+
+
+def _param_text(key: str, text: str, what: str = "value") -> str:
+    problem = text_problem(text)
+    if problem:
+        raise InvalidValueError(f"param {shorten(key)}: {what} {shorten(text)} {problem[3:]}")
+    return text
 
 
 def param_columns(value: Any) -> tuple[str, float | None, str | None]:
@@ -234,6 +338,10 @@ def param_columns(value: Any) -> tuple[str, float | None, str | None]:
     return text, None, None
 
 
-def _short_repr(value: object, limit: int = 40) -> str:
+def shorten(value: object) -> str:
+    """``repr(value)`` for an error message: a long string shows its first 60 characters and its
+    length, anything else at most about 60 characters of its repr."""
+    if isinstance(value, str) and len(value) > MAX_SHOWN:
+        return f"{value[:MAX_SHOWN]!r}... ({len(value)} characters)"
     text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return text if len(text) <= MAX_SHOWN else f"{text[: MAX_SHOWN - 3]}..."

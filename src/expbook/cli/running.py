@@ -96,7 +96,7 @@ def rerun(
     dry_run: bool,
     store: str | None,
 ) -> int:
-    from expbook.runner.rewrite import with_flags
+    from expbook.runner.rewrite import guessed_flags, with_flags
 
     with open_cli_store(store) as opened:
         record = opened.run(run)
@@ -104,8 +104,11 @@ def rerun(
     if not record.command:
         raise ExpbookError(f"run #{record.number} has no recorded command to run again")
     cwd = record.cwd if record.cwd and os.path.isdir(record.cwd) else os.getcwd()
+    settings = _settings(cwd, assignments)
+    for assignment, close in guessed_flags(record.command, assignments, settings)[:1]:
+        raise ExpbookError(_no_such_flag(record.number, assignment, close))
     # Before splitting off NAME=value prefixes, so that --set env.NAME=value can change them.
-    command = with_flags(list(record.command), assignments, _settings(cwd, assignments))
+    command = with_flags(list(record.command), assignments, settings)
     env, command = split_assignments(command)
     if dry_run:
         prefix = [f"{k}={v}" for k, v in env.items()]
@@ -126,6 +129,21 @@ def rerun(
     }
     os.chdir(cwd)
     return Launch(options, command, url, env).run()
+
+
+def _no_such_flag(number: int, assignment: str, close: list[str]) -> str:
+    """``--set batch_size=64`` of a flag the command does not have: the program may spell it
+    ``--batch-size`` or ``--batch_size``, so expbook does not guess."""
+    key, _, value = assignment.partition("=")
+    key = key.strip()
+    spellings = dict.fromkeys([key, key.replace("_", "-"), key.replace("-", "_")])
+    dashes = "-" if len(key) == 1 else "--"
+    ways = " or ".join(f"--set {dashes}{k}={value}" for k in spellings)
+    hint = f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
+    return (
+        f"--set {assignment}: run #{number}'s command has no flag {key}{hint}; to add it, write "
+        f"it as the program spells it: {ways}"
+    )
 
 
 def _settings(cwd: str, assignments: tuple[str, ...]) -> Any:

@@ -67,6 +67,54 @@ def with_flags(
     return result
 
 
+def guessed_flags(
+    argv: Sequence[str], assignments: Sequence[str], settings: RunSettings = DEFAULT_SETTINGS
+) -> list[tuple[str, list[str]]]:
+    """The assignments that `with_flags` would add as a new flag whose spelling it guesses: a
+    plain key (no dashes, no ``+``) that the command has neither as a flag nor as a ``key=value``
+    word, for a command whose last param is not a ``key=value`` word. The program may spell it
+    otherwise (``--batch-size`` for ``batch_size``), so ``expbook rerun`` refuses these.
+
+    Returns:
+        ``(assignment, closest keys the command has)`` for each, in order.
+    """
+    from expbook.columns import closest
+
+    words = [str(word) for word in argv]
+    guessed = []
+    for assignment in assignments:
+        name, eq, value = assignment.partition("=")
+        name = name.strip()
+        if not eq or not name.lstrip("-+"):
+            continue  # with_flags says what is wrong with it
+        if _adds_a_guessed_flag(words, name, value, settings):
+            args = words[unwrap(words).start :]
+            flags = [_written(args, f) for f in scan(args, settings) if isinstance(f, Flag)]
+            guessed.append((assignment, closest(name, flags)))
+        words = _set(words, name, value, settings)
+    return guessed
+
+
+def _adds_a_guessed_flag(words: list[str], name: str, value: str, settings: RunSettings) -> bool:
+    if name.startswith(("-", "+")) or (name.startswith("env.") and ENV_NAME.fullmatch(name[4:])):
+        return False
+    command = unwrap(words)
+    if any(
+        layer.spec.namespace and name.startswith(f"{layer.spec.namespace}.")
+        for layer in command.layers
+    ):
+        return False
+    args = words[command.start :]
+    flags = [item for item in scan(args, settings) if isinstance(item, Flag)]
+    if any(_same_key(_written(args, f), name) for f in flags):
+        return False
+    if any(f.negated and _same_key(f.key, name) for f in flags):
+        return False
+    if flags and flags[-1].form == "assign":
+        return False  # added as a key=value word, the command's own way
+    return not (normalize_flag(name) in settings.booleans and _truth(value) is False)
+
+
 def _set(words: list[str], name: str, value: str, settings: RunSettings) -> list[str]:
     command = unwrap(words)
     if name.startswith("env.") and ENV_NAME.fullmatch(name[4:]):

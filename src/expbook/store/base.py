@@ -32,7 +32,16 @@ from typing import Any
 from expbook.errors import InvalidValueError
 from expbook.model import ExperimentRecord, OutputChunk, RunList, RunRecord, RunStatus, Series
 from expbook.store.chunks import Points
-from expbook.validation import check_key, coerce_metric, flatten_params
+from expbook.validation import (
+    check_key,
+    check_name,
+    check_run_fields,
+    check_tag,
+    check_text,
+    coerce_metric,
+    flatten_params,
+    shorten,
+)
 
 STALE_HEARTBEATS = 4
 """A running run is crashed after this many heartbeat intervals without a heartbeat."""
@@ -332,6 +341,11 @@ class Store(abc.ABC):
 
     def add_note(self, run: str | int | RunRecord, text: str) -> None:
         check_note(text)
+        """Add a note to the run.
+
+        Raises:
+            InvalidValueError: ``text`` is empty or holds NUL or lone surrogates.
+        """
         self.write(self._id(run), WriteBatch(notes=[(time.time(), text)]))
 
     def edit_note(self, run: str | int | RunRecord, note_id: int, text: str | None) -> None:
@@ -348,7 +362,7 @@ class Store(abc.ABC):
         self.write(self._id(run), WriteBatch(tags_add={check_tag(t) for t in tags}))
 
     def remove_tags(self, run: str | int | RunRecord, *tags: str) -> None:
-        self.write(self._id(run), WriteBatch(tags_remove=set(tags)))
+        self.write(self._id(run), WriteBatch(tags_remove={check_text(t, "tag") for t in tags}))
 
     def set_params(self, run: str | int | RunRecord, params: Mapping[str, Any]) -> None:
         self.write(self._id(run), WriteBatch(params=flatten_params(params)))
@@ -360,13 +374,13 @@ class Store(abc.ABC):
         score, an evaluation on another machine)."""
         check_key(key)
         summary = {key: SummaryValue(coerce_metric(key, value), unit, time.time())}
+        if unit is not None:
+            check_name(unit, "unit", "e.g. '%' or 'ms'")
         self.write(self._id(run), WriteBatch(summary=summary))
 
     def update_run(self, run: str | int | RunRecord, **columns: Any) -> None:
         """Change run columns such as ``name`` or ``experiment`` (a name, or None)."""
-        unknown = set(columns) - RUN_COLUMNS - {"experiment", "parent"}
-        if unknown:
-            raise InvalidValueError(f"cannot update run field(s): {', '.join(sorted(unknown))}")
+        check_run_columns(columns)
         if "status" in columns:
             columns["status"] = parse_status(columns["status"], terminal=True).value
         self.write(self._id(run), WriteBatch(update=dict(columns)))
@@ -399,22 +413,39 @@ def parse_status(value: object, *, terminal: bool = False) -> RunStatus:
     return status
 
 
-def check_note(text: object) -> str:
-    """A note is markdown text: not empty, no NUL characters."""
+def check_note(text: object, what: str = "note") -> str:
+    """A note is markdown text: not empty, no NUL characters or lone surrogates."""
     if not isinstance(text, str) or not text.strip():
-        raise InvalidValueError(f"a note needs some text, got {text!r}")
-    if "\x00" in text:
-        raise InvalidValueError("a note cannot contain NUL characters")
-    return text
+        raise InvalidValueError(f"a {what} needs some text, got {shorten(text)}")
+    return check_text(text, what)
 
 
-def check_tag(tag: object) -> str:
-    """A tag is a non-empty string without surrounding whitespace or control characters."""
-    if not isinstance(tag, str) or not tag.strip() or tag != tag.strip():
-        raise InvalidValueError(f"invalid tag {tag!r}: tags are non-empty, trimmed strings")
-    if any(ord(c) < 32 for c in tag):
-        raise InvalidValueError(f"invalid tag {tag!r}: it contains control characters")
-    return tag
+def check_run_columns(columns: Mapping[str, Any]) -> None:
+    """Check the run columns a client may change (``update_run``), naming the bad one."""
+    unknown = set(columns) - RUN_COLUMNS - {"experiment", "parent"}
+    if unknown:
+        raise InvalidValueError(f"cannot update run field(s): {', '.join(sorted(unknown))}")
+    if "name" in columns:
+        check_run_fields(name=columns["name"])
+    if "kind" in columns:
+        check_run_fields(kind=columns["kind"])
+    if columns.get("experiment") is not None:
+        check_run_fields(experiment=columns["experiment"])
+    for column in ("error", "command", "cwd", "hostname", "git_commit", "git_branch"):
+        if isinstance(columns.get(column), str):
+            check_text(columns[column], f"run {column}")
+
+
+def check_experiment_fields(fields: Mapping[str, Any]) -> None:
+    """Check an experiment's name and texts (``create_experiment``, ``update_experiment``)."""
+    unknown = set(fields) - {"name", "description", "hypothesis", "conclusion"}
+    if unknown:
+        raise InvalidValueError(f"cannot update experiment field(s): {', '.join(sorted(unknown))}")
+    if "name" in fields:
+        check_name(fields["name"], "experiment name", "the question the experiment answers")
+    for what in ("description", "hypothesis", "conclusion"):
+        if fields.get(what) is not None:
+            check_text(fields[what], what)
 
 
 def _names(value: str | Sequence[str] | None) -> tuple[str, ...]:

@@ -38,6 +38,7 @@ from expbook.store.base import (
     RunSpec,
     Store,
     WriteBatch,
+    check_experiment_fields,
     check_tag,
     iter_chunks,
     summarize,
@@ -74,7 +75,7 @@ from expbook.store.sqlrows import (
     summary,
     summary_row,
 )
-from expbook.validation import check_run_fields, param_columns
+from expbook.validation import check_run_fields, param_columns, text_problem
 
 _IN_BATCH = 5000
 _parent = runs.alias("parent")
@@ -160,7 +161,9 @@ class SqlStore(Store):
     # --- creating runs --------------------------------------------------------------------------
 
     def create_run(self, spec: RunSpec) -> RunRecord:
-        check_run_fields(name=spec.name, kind=spec.kind, tags=spec.tags)
+        check_run_fields(
+            name=spec.name, kind=spec.kind, tags=spec.tags, experiment=spec.experiment
+        )
         run_uuid = spec.id or uuid.uuid4().hex
         tag_set = sorted({check_tag(t) for t in spec.tags})
 
@@ -701,8 +704,8 @@ class SqlStore(Store):
     def create_experiment(
         self, name: str, *, description: str | None = None, hypothesis: str | None = None
     ) -> ExperimentRecord:
-        if not isinstance(name, str) or not name.strip():
-            raise InvalidValueError(f"invalid experiment name {name!r}")
+        check_experiment_fields({"name": name, "description": description,
+                                 "hypothesis": hypothesis})  # fmt: skip
 
         def create(connection: Connection) -> None:
             now = time.time()
@@ -737,7 +740,8 @@ class SqlStore(Store):
         return self._query(read)
 
     def get_experiment(self, name: str) -> ExperimentRecord:
-        found = self._experiments(experiments.c.name == name)
+        # text no store can hold names no experiment (and could not be sent in a query)
+        found = [] if text_problem(name) else self._experiments(experiments.c.name == name)
         if not found:
             raise ExperimentNotFoundError(f"no experiment named {name!r}")
         return found[0]
@@ -746,12 +750,7 @@ class SqlStore(Store):
         return self._experiments(None)
 
     def update_experiment(self, name: str, /, **fields: str | None) -> ExperimentRecord:
-        allowed = {"name", "description", "hypothesis", "conclusion"}
-        unknown = set(fields) - allowed
-        if unknown:
-            raise InvalidValueError(
-                f"cannot update experiment field(s): {', '.join(sorted(unknown))}"
-            )
+        check_experiment_fields(fields)
 
         def update(connection: Connection) -> None:
             result = connection.execute(

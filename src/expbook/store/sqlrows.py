@@ -16,8 +16,10 @@ from expbook.model import GitInfo, MetricSummary, Note, RunRecord, RunStatus
 from expbook.store.base import OutputText, SummaryValue
 from expbook.store.chunks import Points
 from expbook.store.schema import chunks, metric_summaries, runs
+from expbook.validation import shorten, text_problem
 
 _HEX = re.compile(r"[0-9a-f]{4,32}")
+_SURROGATES = re.compile("[\ud800-\udfff]")
 _LAST = re.compile(r"last(?:~(\d+))?")
 
 CHUNK_COLUMNS = (chunks.c.codec, chunks.c.steps, chunks.c.vals, chunks.c.times, chunks.c.epochs)
@@ -46,8 +48,13 @@ def check_metric_exists(connection: Connection, pk: int, key: str) -> None:
 
 
 def clean(text: str | None) -> str | None:
-    """Text PostgreSQL accepts: NUL characters become U+FFFD."""
-    return text.replace("\x00", "\ufffd") if text and "\x00" in text else text
+    """Text every store accepts: NUL characters and lone surrogates become U+FFFD. For text
+    that must be kept rather than refused (a traceback, a program's output)."""
+    if text and "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
+    if text and not text.isascii():
+        text = _SURROGATES.sub("\ufffd", text)
+    return text
 
 
 def reason(exc: sa.exc.DBAPIError) -> str:
@@ -154,6 +161,8 @@ def step_range(points: Points, step_min: int | None, step_max: int | None) -> Po
 
 def resolve_reference(connection: Connection, ref: str | int) -> str:
     text = str(ref).strip()
+    if text_problem(text):  # no run has such a name (and it could not be sent in a query)
+        raise RunNotFoundError(f"no run matches {shorten(text)}")
     last = _LAST.fullmatch(text)
     if last is not None:
         return _nth_newest(connection, int(last.group(1) or 0), text)

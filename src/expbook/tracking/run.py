@@ -25,10 +25,13 @@ from expbook.store.base import (
 )
 from expbook.validation import (
     MAX_STEP,
+    check_attachment,
     check_epoch,
     check_key,
+    check_name,
     check_run_fields,
     check_step,
+    check_text,
     coerce_metric,
     flatten_params,
 )
@@ -141,26 +144,40 @@ class Run:
             self._writer.wake()
 
     def log_params(self, params: Mapping[str, Any] | Any) -> None:
-        """Add or change params (nested mappings are flattened to dotted keys)."""
+        """Add or change params (nested mappings are flattened to dotted keys).
+
+        Raises:
+            InvalidKeyError, InvalidValueError: a param key or value cannot be stored (text
+                with NUL or lone surrogates, a number a float cannot hold).
+        """
         self._submit(WriteBatch(params=flatten_params(params)))
 
     def note(self, text: str) -> None:
-        """Add a timestamped markdown note."""
+        """Add a timestamped markdown note.
+
+        Raises:
+            InvalidValueError: ``text`` is empty or holds NUL or lone surrogates.
+        """
         self._submit(WriteBatch(notes=[(time.time(), check_note(text))]))
 
     def tag(self, *tags: str) -> None:
         self._submit(WriteBatch(tags_add={check_tag(t) for t in tags}))
 
     def untag(self, *tags: str) -> None:
-        self._submit(WriteBatch(tags_remove=set(tags)))
+        self._submit(WriteBatch(tags_remove={check_text(t, "tag") for t in tags}))
 
     def set_name(self, name: str) -> None:
         check_run_fields(name=name)
         self._submit(WriteBatch(update={"name": name}))
 
     def attach(self, name: str, data: bytes | str) -> None:
-        """Store a small file with the run (kept compressed in the database)."""
-        payload = data.encode() if isinstance(data, str) else bytes(data)
+        """Store a small file with the run (kept compressed in the database).
+
+        Raises:
+            InvalidValueError: ``name`` is not a one-line name, or ``data`` is text with lone
+                surrogates.
+        """
+        payload = check_attachment(name, data)
         self._submit(WriteBatch(attachments={name: payload}))
 
     def _submit(self, batch: WriteBatch) -> None:
@@ -220,7 +237,7 @@ class Run:
         """Stop recording without saying how the run ended: it reads as crashed once its
         heartbeat is stale (the recorder uses this when ``expbook run`` itself was killed)."""
         self._status = RunStatus.CRASHED
-        self._writer.close()
+        self._writer.close(timeout)
         self._tracker._forget(self)
 
     def _note_signal(self, name: str) -> None:
@@ -297,3 +314,5 @@ class Summary:
     ) -> None:
         for key, value in dict(values, **more).items():
             self.set(key, value)
+        if unit is not None:
+            check_name(unit, "unit", "e.g. '%' or 'ms'")
