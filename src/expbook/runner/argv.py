@@ -62,10 +62,14 @@ def command_params(
       program (a script, a ``-m`` module, a binary); ``python -c CODE`` and ``python -`` have
       no program, the words after them are its arguments. Config files named by launcher
       options are not read.
+    - Programs whose arguments are text, not settings (`TEXT_PROGRAMS`: ``echo``, ``printf``,
+      ``cat``...), have no params: ``echo "loss=0.1 acc=0.9"`` prints a line, it overrides
+      nothing.
     - The program's positional arguments are not params (but see ``key=value`` and config
       files). ``key=value`` words whose key is a dotted name (Hydra, ``make``: ``model=resnet``,
       ``optimizer.lr=0.01``, ``+trainer.max_epochs=5``, ``LR=0.1``) are params of that key,
-      without the ``+``/``++``; ``~key`` deletions are not params.
+      without the ``+``/``++``; ``~key`` deletions are not params, nor is a word that holds
+      several assignments (``"loss=0.1 acc=0.9"``: a value with a space and another ``key=``).
     - A token starting with ``-`` is a flag unless it is a number (``-1``, ``-3e-4``, ``-inf``),
       ``-`` or ``--``. Its key is the flag without its leading dashes, spelled as written:
       ``--batch-size`` gives ``batch-size``, ``-lr`` gives ``lr``. Flags are never split further
@@ -117,6 +121,8 @@ def command_params(
     words = [clean(str(word)) for word in argv]
     command = unwrap(words)
     params = _launcher_params(words, command, settings)
+    if _takes_text(words, command):
+        return params
     flags: list[Flag] = []
     candidates: list[str] = []
     for item in scan(words[command.start :], settings):
@@ -148,6 +154,16 @@ def _launcher_params(
     ]
     params.update(_collect(flags, settings))
     return params
+
+
+TEXT_PROGRAMS = frozenset({"echo", "printf", "yes", "true", "false", "sleep", "cat", "tee"})
+"""Programs whose arguments are text to print or pass on, not settings: they have no params."""
+
+
+def _takes_text(words: Sequence[str], command: Command) -> bool:
+    if command.program >= len(words) or command.start != command.program + 1:
+        return False  # nothing run, or python -c CODE: its arguments may be settings
+    return os.path.basename(words[command.program]) in TEXT_PROGRAMS
 
 
 # --- naming --------------------------------------------------------------------------------------
@@ -262,8 +278,10 @@ def _value_stop(words: Sequence[str], first: int, name: str, settings: RunSettin
 
 
 def _assignment(word: str, side: int, index: int) -> Flag | None:
+    """A ``key=value`` word as a flag; None for other words, and for one that holds several
+    assignments (``"loss=0.1 acc=0.9"``: text, not one override)."""
     match = _ASSIGNMENT.fullmatch(word)
-    if match is None:
+    if match is None or any(_ASSIGNMENT.fullmatch(part) for part in match[3].split()[1:]):
         return None
     key = match[2]
     return Flag(key, normalize_flag(key), match[3], side, False, index, index + 1, "assign")
