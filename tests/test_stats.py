@@ -230,3 +230,33 @@ def test_experiment_commands(tmp_path: Path) -> None:
     assert "nope" in unknown.stderr
     both = run_cli("experiment", "move", "3", store=store)
     assert both.returncode == 1 and "--to EXPERIMENT or --detach" in both.stderr
+
+
+def test_runs_without_a_seed_are_not_repeats(tracker: expbook.Tracker) -> None:
+    for params in (
+        {"lr": 0.1},
+        {"lr": 0.1},
+        {},
+        {},
+        {"lr": 0.1, "seed": 1},
+        {"lr": 0.1, "seed": 2},
+    ):
+        with tracker.start_run(params=params, capture=False):
+            pass
+    runs = tracker.store().runs(sort="number")
+    groups = [[r.number for r in g.runs] for g in group_repeats(runs)]
+    assert groups == [[1], [2], [3], [4], [5, 6]]
+
+
+def test_compare_of_two_runs_that_differ_in_nothing_says_noise_is_unknown(tmp_path: Path) -> None:
+    store = str(tmp_path / "s.db")
+    tracker = expbook.Tracker(store)
+    for _ in range(2):  # the same deterministic program twice: echo "loss=0.1 acc=0.9"
+        with tracker.start_run("echo", capture=False) as run:
+            run.log({"acc": 0.9, "loss": 0.1}, step=0)
+    data = json.loads(run_cli("compare", "1", "2", "--json", store=store).stdout)
+    assert (data["a"]["runs"], data["b"]["runs"]) == ([1], [2])
+    assert data["a"]["n"] == data["b"]["n"] == 1
+    assert data["verdict"] == NOISE_UNKNOWN
+    text = run_cli("compare", "1", "2", store=store).stdout
+    assert NOISE_UNKNOWN in text and "± 0" not in text

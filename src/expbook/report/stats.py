@@ -2,11 +2,11 @@
 difference between two configurations is bigger than run-to-run noise.
 
 Runs that share every param except their seed are *repeats* of one configuration
-(:func:`group_repeats`). A group's metric is summarised as mean ± sample standard deviation with a
-95 % confidence interval from Student's t (:func:`estimate`). Two groups (or two runs) are
-compared with Welch's t-test, which does not assume equal variances (:func:`compare_values`).
-With a single run on a side there is nothing to estimate noise from, and the verdict says so
-instead of pretending.
+(:func:`group_repeats`); runs without a seed param are never repeats. A group's metric is
+summarised as mean ± sample standard deviation with a 95 % confidence interval from Student's t
+(:func:`estimate`). Two groups (or two runs) are compared with Welch's t-test, which does not
+assume equal variances (:func:`compare_values`). With a single run on a side there is nothing to
+estimate noise from, and the verdict says so instead of pretending.
 
 scipy is imported inside the functions that need it.
 """
@@ -56,14 +56,18 @@ class Group:
 def group_repeats(runs: Sequence[RunRecord], seed_params: Iterable[str] = ()) -> list[Group]:
     """Group runs whose params are equal except for seeds: params named like a seed (see
     :func:`is_seed`), the keys in ``seed_params``, and the params that runs name in a
-    ``seed:PARAM`` tag (``expbook run --repeat --seed-flag`` adds it). Groups keep the order of
-    their first run; runs inside a group keep theirs."""
+    ``seed:PARAM`` tag (``expbook run --repeat --seed-flag`` adds it). Only runs that have a
+    seed are repeats: two runs without one differ in nothing that is known to change the
+    result (the same deterministic program twice), so each is a group of its own, and their
+    run-to-run noise stays unknown instead of reading as 0. Groups keep the order of their
+    first run; runs inside a group keep theirs."""
     extra = (*seed_params, *seed_tags(runs))
     groups: dict[str, list[RunRecord]] = {}
     shared: dict[str, dict[str, object]] = {}
     for run in runs:
         params = {k: v for k, v in sorted(run.params.items()) if not is_seed(k, extra)}
-        key = canonical(params)
+        seeded = len(params) < len(run.params)
+        key = canonical(params) if seeded else f"\0run {run.id}"
         groups.setdefault(key, []).append(run)
         shared.setdefault(key, params)
     return [Group(shared[key], tuple(members)) for key, members in groups.items()]
