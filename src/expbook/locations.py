@@ -77,5 +77,22 @@ def spool_root(url: str) -> str:
     database = sqlite_path(url)
     if database is not None:
         return os.path.join(os.path.dirname(database), "spool")
+    return _cache_spool()
+
+
+def spool_roots(url: str) -> list[str]:
+    """Where spools for the store at ``url`` may be: ``spool_root(url)`` first, then the
+    fallback used when that cannot be written (a read-only store directory, a full disk):
+    ``~/.cache/expbook/spool``, else a directory of this user's in the temporary directory."""
+    temporary = os.environ.get("TMPDIR") or "/tmp"
+    roots = [spool_root(url), _cache_spool(), os.path.join(temporary, f"expbook-spool-{os.getuid()}")]
+    unique: list[str] = []
+    for root in roots:
+        if root not in unique:
+            unique.append(root)
+    return unique
+
+
+def _cache_spool() -> str:
     cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(cache, "expbook", "spool")

@@ -126,6 +126,12 @@ class RunRecord:
     heartbeat_at: float | None = None
     exit_code: int | None = None
     error: str | None = None
+    recording_error: str | None = None
+    """A failure of expbook's own recording (a parser that broke, output that could not be
+    spooled): what the run may lack. Never the program's failure, which is ``error``."""
+    recorded_offset: int | None = None
+    """For ``expbook run``: bytes of the spooled output the store has (the recorder's bookmark,
+    so that resuming a recording stores nothing twice)."""
     command: tuple[str, ...] = ()
     cwd: str | None = None
     pid: int | None = None

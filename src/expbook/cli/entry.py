@@ -13,9 +13,13 @@ import sys
 def main() -> None:
     argv = sys.argv[1:]
     if argv[:1] == ["run"]:
+        from expbook.runner.launch import HelpRequested
         from expbook.runner.launch import main as run
 
-        sys.exit(run(argv[1:]))
+        try:
+            sys.exit(run(argv[1:]))
+        except HelpRequested:
+            argv = ["run", "--help"]
     from expbook.cli.main import main as cli
 
     cli(argv)

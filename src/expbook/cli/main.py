@@ -253,6 +253,10 @@ def run_options(function: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--tag", "-t", "tags", multiple=True, metavar="TAG", help="Repeatable."),
         click.option("--note", metavar="TEXT", help="A note to add to the run."),
         click.option("--quiet", "-q", is_flag=True, help="No summary line at the end."),
+        click.option("--json", "json", is_flag=True,
+                     help="The summary line as one JSON object on stderr, for scripts."),
+        click.option("--no-wait", is_flag=True,
+                     help="Return when the program ends, before the run is stored."),
         click.option("--no-capture", is_flag=True,
                      help="Do not record git state, host and packages."),
     ]  # fmt: skip

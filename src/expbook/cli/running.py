@@ -92,6 +92,8 @@ def rerun(
     tags: tuple[str, ...],
     note: str | None,
     quiet: bool,
+    json: bool,
+    no_wait: bool,
     no_capture: bool,
     dry_run: bool,
     store: str | None,
@@ -125,6 +127,8 @@ def rerun(
         "tags": [*record.tags, *(t for t in tags if t not in record.tags)],
         "note": note,
         "quiet": quiet,
+        "json": json,
+        "no_wait": no_wait,
         "no_capture": no_capture,
     }
     os.chdir(cwd)

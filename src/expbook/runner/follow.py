@@ -11,30 +11,37 @@ creates the run, and after that the two use a CPU each. It
   marker), points from output printed after that are dropped, so nothing counts twice;
 - every ``FLUSH_SECONDS`` or ``FLUSH_BYTES`` of output sends one batch — the output text, the
   points, the summary values — through a pipe to the storing half;
-- when the launcher has reported the exit status (``exit.json``) and all output is read, sends
-  the end: the exit report and what the summary line needs. If the launcher died without a
-  report, the end carries none.
+- when the launcher has reported the exit status (the spool's ``exit``) and all output is read,
+  sends the end: the exit report and what the summary line needs. If the launcher died without
+  a report, the end carries none.
 
-Messages are ``marshal`` tuples, each after its length. The pipe is written without blocking:
+A recorder that resumes a spool (after one was killed, or ``expbook recover``) starts with
+``skip``, the bytes of output the store already has: those lines are parsed again, so that the
+parser's context (the step, the epoch) is as it was, but not sent. Every batch carries the
+offset it reaches, stored with it in one transaction, so nothing is stored twice.
+
+If the parser raises (a bug), parsing stops there and the output goes on being stored; the
+error is sent as a recording error, never as the program's failure.
+
+The messages are those of ``expbook.runner.messages``. The pipe is written without blocking:
 while the storing half is busy (starting, or waiting for the database) this half goes on
 reading and parsing, keeping up to ``OUTBOX_BYTES`` of messages, then waits.
 """
 
 from __future__ import annotations
 
-import marshal
 import os
 import select
-import struct
 import time
 from collections import deque
 from collections.abc import Sequence
-from typing import IO, Any
+from typing import Any
 
 from expbook.errors import ExpbookError
+from expbook.runner.messages import SUMMARY_FIELDS, Batch, End, encode
 from expbook.runner.parsers import Event, OutputParser, Point, PointRows, Summary
 from expbook.runner.points import PointBuffer
-from expbook.runner.spool import FrameReader, read_json
+from expbook.runner.spool import FrameReader, Spool
 from expbook.runner.text import LineAssembler
 
 FLUSH_SECONDS = 0.5
@@ -49,26 +56,32 @@ GROUP_BYTES = 1 << 18
 TAIL_LINES = 30
 IDLE_SLEEP = 0.02
 LAUNCHER_CHECK_SECONDS = 1.0
-_HEADER = struct.Struct("<I")
-
-# One summary value: key, value, unit, time, step, epoch, min, min_step, min_epoch, max,
-# max_step, max_epoch (the fields of ``SummaryValue`` after the key).
-SummaryFields = tuple[Any, ...]
 
 
 class Follower:
     """Follows one spool directory and sends batches to ``out`` (a pipe's writing end).
 
     Args:
-        spool: The run's spool directory.
+        spool: The run's spool.
         parser: The parser for its lines (with the user's patterns).
         launcher_pid: The launcher, watched while it has not reported the exit status.
         out: File descriptor to write messages to.
+        skip: Bytes of output the store already has (a resumed recording).
     """
 
-    def __init__(self, spool: str, parser: OutputParser, launcher_pid: int | None, out: int):
+    def __init__(
+        self,
+        spool: Spool,
+        parser: OutputParser,
+        launcher_pid: int | None,
+        out: int,
+        skip: int = 0,
+    ) -> None:
         self.spool = spool
-        self.parser = parser
+        self.parser: OutputParser | None = parser
+        self.skip = skip
+        self.offset = 0  # output read and fed to the parser
+        self.errors: list[str] = []  # recording errors not yet sent
         self.launcher_pid = launcher_pid
         self.recorder_pid = os.getppid()  # the storing half
         self.outbox = _Outbox(out)
@@ -78,7 +91,7 @@ class Follower:
         self.lines = 0
         self.tail: deque[str] = deque(maxlen=TAIL_LINES)
         self.buffer = PointBuffer()  # parsed points not yet sent
-        self.values: dict[str, SummaryFields] = {}  # parsed summary values, likewise
+        self.values: dict[str, tuple[Any, ...]] = {}  # parsed summary values, likewise
         self.summaries = 0
         self.keys: set[str] = set()  # keys of summary values
         self.warnings: list[str] = []  # not yet sent
@@ -88,30 +101,31 @@ class Follower:
     def run(self) -> None:
         """Follow the output to its end; send the batches and then the end."""
         ended = self._follow()
-        self.outbox.put(("end", ended, *self._counts()))
+        self.outbox.put(
+            End(
+                exit=ended, lines=self.lines, points=self.buffer.count, values=self.summaries,
+                keys=len(self.keys | self.buffer.keys), tail=list(self.tail),
+                attached_at=self.attached_at, offset=self.offset,
+            )
+        )  # fmt: skip
         self.outbox.close()
-
-    def _counts(self) -> tuple[Any, ...]:
-        """Lines, points, summary values, keys, the last lines, and when the program attached."""
-        keys = len(self.keys | self.buffer.keys)
-        tail = list(self.tail)
-        return self.lines, self.buffer.count, self.summaries, keys, tail, self.attached_at
 
     def _follow(self) -> dict[str, Any] | None:
         """Read output until the launcher reports the end and all of it is read; return the
         exit report (None if the launcher died without one)."""
-        reader = FrameReader(os.path.join(self.spool, "output"))
-        exit_path = os.path.join(self.spool, "exit.json")
+        reader = FrameReader(self.spool.output)
         last_flush = last_check = time.monotonic()
         ended = None
         while True:
             frames = list(reader.read())
             if frames and self.attached_at is None:
-                self._check_attached()
-            for stream, data, points in self._groups(frames):
+                self.attached_at = self.spool.attached_at()
+            for stream, data, points, at, end in self._groups(frames):
                 lines = self.assemblers[stream].feed(data)
+                self.now = max(self.now, at)
                 if lines:
-                    self._lines(stream, lines, points=points)
+                    self._lines(stream, lines, points=points, send=end > self.skip)
+                self.offset = end
                 if self.pending_bytes >= FLUSH_BYTES:
                     self._flush()
                     last_flush = time.monotonic()
@@ -124,15 +138,15 @@ class Follower:
             if frames:
                 continue
             if ended is None:
-                ended = read_json(exit_path)
-            if ended is not None and reader.at_end():
+                ended = self.spool.exit_report()
+            if ended is not None and _all_read(reader, ended):
                 break
             if now - last_check > LAUNCHER_CHECK_SECONDS:
                 last_check = now
                 if os.getppid() != self.recorder_pid:
                     raise BrokenPipeError("the recorder's storing half has gone")
                 if ended is None and not alive(self.launcher_pid):
-                    ended = read_json(exit_path)  # it may have written it just before dying
+                    ended = self.spool.exit_report()  # it may have written it just before dying
                     if ended is None:
                         self._flush()
                         return None
@@ -140,53 +154,78 @@ class Follower:
         reader.close()
         for stream, assembler in self.assemblers.items():
             self._lines(stream, assembler.flush(), points=self.attached_at is None)
-        self._take(self.parser.close(), points=self.attached_at is None)
+        if self.parser is not None:
+            try:
+                self._take(self.parser.close(), points=self.attached_at is None)
+            except Exception as exc:
+                self._parser_failed(exc)
         self._flush()
         return ended
 
-    def _check_attached(self) -> None:
-        """Once the program logs through the API, its points win over parsed ones: drop points
-        from output that arrived after it attached (the marker holds the time; it is written
-        before anything the program prints after attaching)."""
-        attached = read_json(os.path.join(self.spool, "attached"))
-        self.attached_at = attached["at"] if attached else None
-
-    def _groups(self, frames: list[tuple[str, float, bytes]]) -> list[tuple[str, bytes, bool]]:
-        """(stream, data, whether parsed points count) for runs of consecutive frames of one
-        stream, up to about ``GROUP_BYTES``; a run ends where the program attached."""
-        attached = self.attached_at
-        groups: list[tuple[str, bytes, bool]] = []
+    def _groups(
+        self, frames: list[tuple[str, float, bytes, int]]
+    ) -> list[tuple[str, bytes, bool, float, int]]:
+        """(stream, data, whether parsed points count, time, end offset) for runs of
+        consecutive frames of one stream, up to about ``GROUP_BYTES``; a run ends where the
+        program attached (once the program logs through the API, its points win over parsed
+        ones: the marker holds the time, written before anything it prints after attaching),
+        and where the output the store already has ends."""
+        attached, skip = self.attached_at, self.skip
+        groups: list[tuple[str, bytes, bool, float, int]] = []
         group: list[bytes] = []
         size = 0
-        key = ("", True)
-        for stream, at, data in frames:
+        key: tuple[str, bool, bool] = ("", True, True)
+        last_at, last_end = 0.0, 0
+        for stream, at, data, end in frames:
             points = attached is None or at < attached
-            if stream != key[0] or points != key[1] or size >= GROUP_BYTES:
+            new = end > skip
+            if stream != key[0] or points != key[1] or new != key[2] or size >= GROUP_BYTES:
                 if group:
-                    groups.append((key[0], b"".join(group), key[1]))
-                group, size, key = [], 0, (stream, points)
+                    groups.append((key[0], b"".join(group), key[1], last_at, last_end))
+                group, size, key = [], 0, (stream, points, new)
             group.append(data)
             size += len(data)
+            last_at, last_end = at, end
         if group:
-            groups.append((key[0], b"".join(group), key[1]))
+            groups.append((key[0], b"".join(group), key[1], last_at, last_end))
         return groups
 
-    def _lines(self, stream: str, lines: list[str], *, points: bool = True) -> None:
+    def _lines(
+        self, stream: str, lines: list[str], *, points: bool = True, send: bool = True
+    ) -> None:
         """Keep, remember the tail of, and parse complete lines of one stream (this loop runs
-        for every line a program prints: the per-line work is the parser's only)."""
+        for every line a program prints: the per-line work is the parser's only). Lines the
+        store already has (``send`` False) are parsed for the context they set, not sent."""
         if not lines:
             return
         self.lines += len(lines)
-        if self.pending and self.pending[-1][0] == stream:
-            self.pending[-1][1].extend(lines)
-        else:
-            self.pending.append((stream, list(lines)))
-        self.pending_bytes += sum(map(len, lines)) + len(lines)
         self.tail.extend(lines[-TAIL_LINES:])
-        self.now = time.time()
-        events = self.parser.feed_lines(lines)
+        if send:
+            if self.pending and self.pending[-1][0] == stream:
+                self.pending[-1][1].extend(lines)
+            else:
+                self.pending.append((stream, list(lines)))
+            self.pending_bytes += sum(map(len, lines)) + len(lines)
+        if self.parser is None:
+            return
+        try:
+            events = self.parser.feed_lines(lines)
+        except Exception as exc:
+            self._parser_failed(exc)
+            return
         if events:
             self._take(events, points=points)
+            if not send:  # stored before: only the step they set counts
+                self.buffer.take()
+                self.values.clear()
+
+    def _parser_failed(self, error: Exception) -> None:
+        """A bug in a parser: stop parsing, keep storing the output, and say so on the run."""
+        self.parser = None
+        self.errors.append(
+            f"metrics were not parsed after line {self.lines} of output: the parser failed "
+            f"({type(error).__name__}: {error})"
+        )
 
     def _take(self, events: Sequence[Event | PointRows], *, points: bool = True) -> None:
         """Keep parsed events for the next batch (a point the store cannot take is skipped,
@@ -206,10 +245,10 @@ class Follower:
                     except ExpbookError:  # some point is wrong: which ones, one by one
                         self._take(event.points())
             elif isinstance(event, Summary):
-                self.values[event.key] = _summary_fields(event)
+                self.values[event.key] = _summary_fields(event, self.now)
                 self.summaries += 1
                 self.keys.add(event.key)
-                self.now = time.time()  # points after it are newer, as they were printed
+                self.now += 1e-6  # points after it are newer, as they were printed
 
     def _flush(self) -> None:
         """Send the output, points, summary values and warnings gathered so far."""
@@ -217,19 +256,31 @@ class Follower:
             (key, *(column.tobytes() for column in columns))
             for key, columns in self.buffer.take().items()
         ]
-        if not (self.pending or series or self.values or self.warnings):
+        if not (self.pending or series or self.values or self.warnings or self.errors):
             return
         now = time.time()
         output = [(stream, now, "\n".join(lines) + "\n") for stream, lines in self.pending]
-        self.outbox.put(("batch", output, series, list(self.values.values()), self.warnings))
+        batch = Batch(
+            output=output, series=series, values=list(self.values.values()),
+            warnings=self.warnings, errors=self.errors, offset=self.offset,
+        )  # fmt: skip
+        self.outbox.put(batch)
         self.pending, self.pending_bytes, self.values, self.warnings = [], 0, {}, []
+        self.errors = []
 
 
-def _summary_fields(event: Summary) -> SummaryFields:
-    return (
-        event.key, event.value, event.unit, time.time(), event.step, event.epoch,
-        event.min, event.min_step, event.min_epoch, event.max, event.max_step, event.max_epoch,
-    )  # fmt: skip
+def _summary_fields(event: Summary, at: float) -> tuple[Any, ...]:
+    """A parsed summary value as sent: its key, then ``SUMMARY_FIELDS``."""
+    fields = {name: getattr(event, name, None) for name in SUMMARY_FIELDS}
+    fields["time"] = at
+    return (event.key, *(fields[name] for name in SUMMARY_FIELDS))
+
+
+def _all_read(reader: FrameReader, ended: dict[str, Any]) -> bool:
+    """Whether every whole frame the launcher wrote has been read (``spooled``: the bytes of
+    output it left in the file; a spool made by an older launcher lacks it)."""
+    spooled = ended.get("spooled")
+    return reader.at_end() if spooled is None else reader.offset >= spooled
 
 
 class _Outbox:
@@ -246,10 +297,10 @@ class _Outbox:
         self.queue: deque[memoryview] = deque()
         self.size = 0
 
-    def put(self, message: tuple[Any, ...]) -> None:
-        data = marshal.dumps(message)
-        self.queue.append(memoryview(_HEADER.pack(len(data)) + data))
-        self.size += _HEADER.size + len(data)
+    def put(self, message: Batch | End) -> None:
+        data = encode(message)
+        self.queue.append(memoryview(data))
+        self.size += len(data)
         self.push()
         while self.size > OUTBOX_BYTES:
             self.wait(1.0)
@@ -281,18 +332,6 @@ class _Outbox:
                 queue.popleft()
             else:
                 queue[0] = queue[0][written:]
-
-
-def read_message(source: IO[bytes]) -> tuple[Any, ...] | None:
-    """The next message from the follower, or None once it has closed the pipe."""
-    header = source.read(_HEADER.size)
-    if len(header) < _HEADER.size:
-        return None
-    (length,) = _HEADER.unpack(header)
-    data = source.read(length)
-    if len(data) < length:
-        return None
-    return marshal.loads(data)
 
 
 def alive(pid: int | None) -> bool:

@@ -37,9 +37,8 @@ import signal
 import sys
 import time
 
-from expbook.locations import resolve_url, spool_root
-from expbook.runner.spool import FRAME, read_json, write_json
-from expbook.storedir import make_directory
+from expbook.locations import resolve_url, spool_roots
+from expbook.runner.spool import FRAME, Spool, find_spools
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs 10 ms
 if TYPE_CHECKING:
@@ -60,7 +59,13 @@ _GATHER_SECONDS = 0.001
 again: a program that writes line by line (``print(..., flush=True)``) is then read in chunks of
 many lines, not a line at a time, which would cost the launcher as much CPU as the program
 itself spends printing. The pipe holds 1 MiB meanwhile."""
-_REPORT_SECONDS = 5.0
+_WAIT_SAY_SECONDS = 2.0
+"""After the program has ended, how long the launcher waits for the recorder to store the
+run before it says what it is waiting for."""
+_RECORDER_CHECK_SECONDS = 1.0
+_RECORDER_STARTS = 3
+"""A recorder that is killed (OOM, ``kill -9``) is started again, resuming where it stopped,
+up to this many recorders in all; one that fails says why and is not restarted."""
 
 OPTIONS = {
     # option: (key, takes a value, repeatable)
@@ -76,6 +81,8 @@ OPTIONS = {
     "--quiet": ("quiet", False, False),
     "-q": ("quiet", False, False),
     "--no-capture": ("no_capture", False, False),
+    "--no-wait": ("no_wait", False, False),
+    "--json": ("json", False, False),
     "--repeat": ("repeat", True, False),
     "--seed-flag": ("seed_flag", True, False),
     "--help": ("help", False, False),
@@ -88,6 +95,10 @@ USAGE = "usage: expbook run [OPTIONS] -- COMMAND [ARGS]... (see 'expbook run --h
 
 class UsageError(Exception):
     """A mistake on the command line of ``expbook run``."""
+
+
+class HelpRequested(Exception):
+    """``expbook run --help``: the console script shows click's help (not imported here)."""
 
 
 def parse_args(argv: list[str]) -> tuple[dict[str, Any], list[str]]:
@@ -150,9 +161,7 @@ def main(argv: list[str]) -> int:
     try:
         options, command = parse_args(argv)
         if options.get("help"):
-            from expbook.cli.main import run_cli
-
-            return run_cli(["run", "--help"])
+            raise HelpRequested
         env, command = split_assignments(command)
         if not command:
             raise UsageError("nothing to run")
@@ -161,6 +170,8 @@ def main(argv: list[str]) -> int:
             from expbook.runner.repeat import run_repeats
 
             return run_repeats(options, command, url, env)
+    except HelpRequested:
+        raise
     except UsageError as exc:
         _error(f"{exc}; {USAGE}")
         return 2
@@ -185,11 +196,19 @@ class Launch:
         self.url = url
         self.env = env or {}
         self.run_id = new_run_id()
-        self.spool = os.path.join(spool_root(url), self.run_id)
+        self.spool: Spool | None = None  # None: the run cannot be recorded (no spool)
+        self.result: dict[str, Any] | None = None  # the recorder's ``done``
         self.pid = 0
         self.recorder = 0
         self.forwarded: int | None = None
-        self._output: Any = None
+        self._lock: int | None = None
+        self._out: int | None = None  # the spool's output file
+        self._buffer = bytearray()  # frames not yet written to it
+        self._spooled = 0  # bytes of whole frames in it
+        self._spool_error: str | None = None
+        self._recorders = 0
+        self._check_at = 0.0
+        self._leave: int | None = None  # a signal received while waiting for the recorder
         self._flushed_at = 0.0
         self._stdout = _fd(sys.stdout)
         self._stderr = _fd(sys.stderr)
@@ -200,20 +219,44 @@ class Launch:
             _error(f"cannot run {self.command[0]!r}: {problem}")
             return 126 if problem != "command not found" else 127
         argv = ["/bin/sh", program, *self.command[1:]] if via_shell else self.command
-        _report_earlier_failures(os.path.dirname(self.spool))
-        make_directory(self.spool)  # .expbook/ gets its .gitignore
-        write_json(os.path.join(self.spool, "meta.json"), self._meta(time.time()))
-        # Buffered, flushed every 50 ms: a program that flushes every line would otherwise cost a
-        # write to the spool per line. The recorder sees output at most 50 ms late.
-        self._output = open(os.path.join(self.spool, "output"), "ab", buffering=_SPOOL_BUFFER)  # noqa: SIM115
+        _report_orphans(self.url)
+        self._make_spool()
         try:
             if self._stdout is not None and os.isatty(self._stdout):
                 status = self._run_on_pty(argv)
             else:
                 status = self._run_on_pipes(argv)
         finally:
-            self._output.close()
+            self._close_spool()
         return self._finish(status)
+
+    def _make_spool(self) -> None:
+        """The run's spool, in the first root where it can be written (next to a SQLite store,
+        else the user's cache, else the temporary directory); without one the program runs
+        unrecorded, and one line says so. Nothing here can stop the program from running."""
+        meta = self._meta(time.time())
+        problems = []
+        for root in spool_roots(self.url):
+            spool = None
+            try:
+                spool = Spool.create(root, self.run_id, meta)
+                self._lock = spool.lock()
+                flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+                self._out = os.open(spool.output, flags, 0o644)
+            except OSError as exc:
+                problems.append(f"{exc.filename or root}: {exc.strerror or exc}")
+                if self._lock is not None:
+                    os.close(self._lock)
+                    self._lock = None
+                if spool is not None:
+                    spool.remove()
+                continue
+            self.spool = spool
+            return
+        _say(
+            f"warning: this run is not recorded: no spool can be written ({problems[0]}); "
+            "the program runs as usual"
+        )
 
     def _meta(self, started: float) -> dict[str, Any]:
         return {
@@ -227,34 +270,61 @@ class Launch:
             "launcher_pid": os.getpid(),
             "python": sys.executable,
             "options": self.options,
+            "wait": not self.options.get("no_wait"),
         }
 
     def _child_env(self) -> dict[str, str]:
         env = dict(os.environ)
         env.update(self.env)
-        env["EXPBOOK_RUN_ID"] = self.run_id
-        env["EXPBOOK_STORE"] = self.url
-        env["EXPBOOK_SPOOL"] = self.spool
+        if self.spool is not None:
+            env["EXPBOOK_RUN_ID"] = self.run_id
+            env["EXPBOOK_STORE"] = self.url
+            env["EXPBOOK_SPOOL"] = self.spool.path
         return env
 
-    def _start_recorder(self) -> None:
-        log = os.open(os.path.join(self.spool, "recorder.log"), os.O_WRONLY | os.O_CREAT, 0o644)
+    def _start_recorder(self) -> bool:
+        """Start a recorder on the spool, with its lock; False if none can be started (no
+        spool, or as many recorders as allowed have been)."""
+        if self.spool is None or self._lock is None or self._recorders >= _RECORDER_STARTS:
+            return False
+        self._recorders += 1
+        try:
+            log = os.open(self.spool.file("recorder.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+        except OSError:
+            log = os.open(os.devnull, os.O_WRONLY)
         null = os.open(os.devnull, os.O_RDONLY)
         try:
             self.recorder = os.posix_spawn(
                 sys.executable,
-                [sys.executable, "-m", "expbook.runner.recorder", self.spool],
+                [sys.executable, "-m", "expbook.runner.recorder", self.spool.path, "3"],
                 os.environ,
                 file_actions=[
                     (os.POSIX_SPAWN_DUP2, null, 0),
                     (os.POSIX_SPAWN_DUP2, log, 1),
                     (os.POSIX_SPAWN_DUP2, log, 2),
+                    (os.POSIX_SPAWN_DUP2, self._lock, 3),  # the spool's lock, held
                 ],
                 setsid=True,  # not in the terminal's session: Ctrl-C and hang-ups don't reach it
             )
+        except OSError:  # no memory for a process now: the spool keeps the run for later
+            self.recorder = 0
         finally:
             os.close(log)
             os.close(null)
+        return self.recorder != 0
+
+    def _check_recorder(self) -> None:
+        """Once a second while the program runs: a recorder that was killed is replaced by one
+        that resumes where it stopped (the store has a bookmark; nothing is stored twice)."""
+        now = time.monotonic()
+        if now < self._check_at or not self.recorder:
+            return
+        self._check_at = now + _RECORDER_CHECK_SECONDS
+        if _reap(self.recorder) is None:
+            return
+        self.recorder = 0
+        if self.spool is not None and self.spool.failed() is None:
+            self._start_recorder()
 
     # --- pipes ----------------------------------------------------------------------------------
 
@@ -385,8 +455,9 @@ class Launch:
                     watched.remove(fd)
             if gather:
                 time.sleep(_GATHER_SECONDS)
+            self._check_recorder()
             if not ready:  # quiet: has the program ended (leaving a process that holds a pipe)?
-                self._output.flush()
+                self._flush_spool()
                 status = _reap(self.pid)
                 if status is not None:
                     break
@@ -439,12 +510,52 @@ class Launch:
                     self._stdout = None
                 else:
                     self._stderr = None
-        now = time.time()
-        self._output.write(FRAME.pack(kind, len(data), now) + data)
-        if now - self._flushed_at >= _SPOOL_FLUSH_SECONDS:
-            self._output.flush()
-            self._flushed_at = now
+        if self._out is not None:
+            now = time.time()
+            buffer = self._buffer
+            buffer += FRAME.pack(kind, len(data), now)
+            buffer += data
+            if now - self._flushed_at >= _SPOOL_FLUSH_SECONDS or len(buffer) >= _SPOOL_BUFFER:
+                self._flush_spool(now)
         return passed
+
+    def _flush_spool(self, now: float = 0.0) -> None:
+        """Append the buffered frames to the spool (every 50 ms: a program that flushes every
+        line would otherwise cost a write per line; the recorder sees output at most 50 ms
+        late). A write that fails (a full disk, a file system gone read-only) is cut back to
+        the frames before it, and the spool takes nothing more: the program goes on, and one
+        line says what is not recorded."""
+        self._flushed_at = now or time.time()
+        if self._out is None or not self._buffer:
+            return
+        buffer, self._buffer = self._buffer, bytearray()
+        try:
+            _write_all(self._out, buffer)
+        except OSError as exc:
+            self._spool_failed(exc)
+            return
+        self._spooled += len(buffer)
+
+    def _spool_failed(self, error: OSError) -> None:
+        assert self._out is not None and self.spool is not None
+        try:  # noqa: SIM105 - shortening a file works on a full disk
+            os.ftruncate(self._out, self._spooled)
+        except OSError:
+            pass
+        os.close(self._out)
+        self._out = None
+        self._spool_error = error.strerror or str(error)
+        _say(
+            f"warning: the program's output from here on is not recorded: cannot write "
+            f"{self.spool.output}: {self._spool_error}; the program goes on"
+        )
+
+    def _close_spool(self) -> None:
+        if self._out is not None:
+            self._flush_spool()
+        if self._out is not None:
+            os.close(self._out)
+            self._out = None
 
     def _forward_signals(self, *, group: bool) -> None:
         def forward(signum: int, _frame: object) -> None:
@@ -469,43 +580,100 @@ class Launch:
     def _finish(self, status: int) -> int:
         ended = time.time()
         code, killed_by = _decode(status)
-        write_json(
-            os.path.join(self.spool, "exit.json"),
-            {
+        if self.spool is not None:
+            report = {
                 "exit_code": code,
                 "signal": _signal_name(killed_by),
                 "forwarded": _signal_name(self.forwarded),
                 "ended_at": ended,
-            },
-        )
-        self._report()
+                "spooled": self._spooled,
+                "spool_error": self._spool_error,
+            }
+            try:
+                self.spool.write_exit(report)
+            except OSError as exc:
+                _say(
+                    f"warning: how the program ended could not be recorded "
+                    f"({exc.strerror or exc}): the run will read as crashed; its output is "
+                    f"kept in {self.spool.path}"
+                )
+            else:
+                if not self.options.get("no_wait"):
+                    self._await_recorder()
         if killed_by is not None and killed_by in _DIE_BY:
             signal.signal(killed_by, signal.SIG_DFL)
             os.kill(os.getpid(), killed_by)  # end as the program ended
+        if self._leave is not None:  # Ctrl-C while waiting: end as Ctrl-C ends a command
+            signal.signal(self._leave, signal.SIG_DFL)
+            os.kill(os.getpid(), self._leave)
         return 128 + killed_by if killed_by is not None else code
 
-    def _report(self) -> None:
-        """Once the recorder is done, one line on stderr — if it was ready already (for a
-        command of a few milliseconds it is still starting and finishes in the background; a
-        failure then is reported by the next ``expbook run``)."""
-        ready = read_json(os.path.join(self.spool, "ready")) is not None
-        deadline = time.time() + _REPORT_SECONDS
+    def _await_recorder(self) -> None:
+        """Return once the store has the whole run (the recorder's ``done``), and print the
+        summary line; so a script can read the run on its next line. A recorder that was
+        killed is replaced; one that failed is reported in one line, with where the output is
+        kept. After 2 s one line says what is being waited for; Ctrl-C (or SIGTERM, SIGHUP)
+        leaves the rest to the recorder, in the background."""
+        spool = self.spool
+        assert spool is not None
+        for signum in _FORWARDED:
+            if signal.getsignal(signum) is not signal.SIG_IGN:
+                signal.signal(signum, lambda s, f: setattr(self, "_leave", s))
+        started = time.monotonic()
+        said = False
         while True:
-            done = read_json(os.path.join(self.spool, "done"))
+            done = spool.done()
             if done is not None:
-                if not self.options.get("quiet"):
-                    _say(done["summary"])
+                self.result = done
+                self._print_result(done)
+                spool.remove()
                 return
-            failed = _failed(self.spool)
-            gone = self.recorder and _reap(self.recorder) is not None
-            if gone and failed is None and os.path.exists(os.path.join(self.spool, "done")):
-                continue  # it finished just now
-            if failed is not None or gone:
-                _warn_failure(self.spool, failed)
+            failed = spool.failed()
+            if failed is not None:
+                _warn_failure(spool, failed["error"])
                 return
-            if not ready or time.time() > deadline:
+            if not self.recorder or _reap(self.recorder) is not None:
+                self.recorder = 0
+                if spool.done() is not None or spool.failed() is not None:
+                    continue  # it finished just now
+                if not self._start_recorder():
+                    _warn_failure(spool, "its recorder was killed, and so was each one after it")
+                    return
+            if self._leave is not None:
+                _say(
+                    f"left the rest of run {self._run_name()} to its recorder in the background "
+                    f"(pid {self.recorder}): `expbook show {self._run_name()}` once it is done"
+                )
                 return
+            if not said and time.monotonic() - started > _WAIT_SAY_SECONDS:
+                said = True
+                _say(self._waiting_for())
             time.sleep(0.01)
+
+    def _run_name(self) -> str:
+        ready = self.spool.ready() if self.spool is not None else None
+        return str(ready["number"]) if ready else self.run_id[:8]
+
+    def _waiting_for(self) -> str:
+        assert self.spool is not None
+        if self.spool.ready() is None:
+            return (
+                f"waiting for the store to take run {self.run_id[:8]} (Ctrl-C leaves it to "
+                "the recorder, in the background)"
+            )
+        left = max(0, self._spooled - self.spool.progress())
+        return (
+            f"storing the last {_size(left)} of output of run #{self._run_name()}… "
+            "(Ctrl-C leaves it to the recorder, in the background)"
+        )
+
+    def _print_result(self, done: dict[str, Any]) -> None:
+        if self.options.get("json"):
+            import json
+
+            _write_line(json.dumps({k: v for k, v in done.items() if k != "summary"}))
+        elif not self.options.get("quiet"):
+            _say(done["summary"])
 
 
 class _RawMode:
@@ -661,30 +829,48 @@ def _resolve_program(program: str, env: dict[str, str]) -> tuple[str, str | None
     return executable, None, not (magic.startswith(b"#!") or magic == b"\x7fELF")
 
 
-def _failed(spool: str) -> dict[str, Any] | None:
-    return read_json(os.path.join(spool, "failed.json"))
+def _warn_failure(spool: Spool, reason: str) -> None:
+    _say(
+        f"warning: run {spool.run_id[:8]} is not fully recorded: {reason}; its output is kept "
+        f"in {spool.path}, and `expbook recover` stores it once the store can take it"
+    )
+    spool.failure_reported()
 
 
-def _warn_failure(spool: str, failed: dict[str, Any] | None) -> None:
-    reason = failed["error"] if failed else "the recorder stopped (see recorder.log)"
-    _say(f"warning: the run was not recorded: {reason}; its output is kept in {spool}")
-    try:  # noqa: SIM105 - contextlib costs an import on the critical path
-        os.replace(os.path.join(spool, "failed.json"), os.path.join(spool, "failed-reported.json"))
-    except OSError:
-        pass
-
-
-def _report_earlier_failures(root: str) -> None:
-    """Failures of recorders that finished after their ``expbook run`` had exited."""
+def _report_orphans(url: str) -> None:
+    """One line when earlier runs on this store wait to be recovered (their recorders were
+    killed, or could not write the store), and spools whose runs are stored are removed.
+    Reported rather than recovered here: storing them may take long, and the store may still
+    be failing; ``expbook recover`` does it when asked."""
     try:
-        entries = os.listdir(root)
+        orphans = [s for s in find_spools(spool_roots(url), url) if _sweep(s)]
     except OSError:
         return
-    for entry in entries:
-        spool = os.path.join(root, entry)
-        failed = _failed(spool)
-        if failed is not None:
-            _warn_failure(spool, failed)
+    if orphans:
+        count = len(orphans)
+        _say(
+            f"{count} earlier run{'s' * (count > 1)} on this store "
+            f"{'wait' if count > 1 else 'waits'} to be recovered (see `expbook recover --list`); "
+            "`expbook recover` stores them"
+        )
+
+
+def _sweep(spool: Spool) -> bool:
+    """Whether ``spool`` is orphaned; a stored one's leftovers are removed."""
+    state = spool.state()
+    if state == "done":
+        spool.remove()
+    return state == "orphaned"
+
+
+def _size(count: int) -> str:
+    if count < 1000:
+        return f"{count} bytes"
+    for unit in ("KB", "MB", "GB"):
+        count /= 1000  # type: ignore[assignment]
+        if count < 1000 or unit == "GB":
+            break
+    return f"{count:.1f} {unit}"
 
 
 def _signal_name(signum: int | None) -> str | None:
@@ -727,6 +913,14 @@ def _copy_window_size(source: int, target: int) -> None:
 def _say(message: str) -> None:
     try:  # noqa: SIM105
         sys.stderr.write(f"expbook: {message}\n")
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def _write_line(message: str) -> None:
+    try:
+        sys.stderr.write(message + "\n")
+        sys.stderr.flush()
     except (OSError, ValueError, AttributeError):
         pass
 

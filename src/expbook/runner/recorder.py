@@ -18,6 +18,13 @@ The two halves use a CPU each, and the reading starts before the database code i
 imported (a quarter to half a second), so the recorder catches up with a fast-printing program
 sooner. If the launcher disappears without reporting (``kill -9``), the recorder stops without
 an ending, and the run reads as crashed once its heartbeat is stale.
+
+Every batch stores how far into the spooled output it reaches (``recorded_offset``) in the same
+transaction, so a recorder started on a spool that another one had begun (that one was killed;
+``expbook recover``) stores exactly what is missing. The spool is removed only once the run read
+back from the store has all of the output and its final status. A failure of the recording
+itself (a store that cannot be written, a bug) is never the program's: the run keeps it as its
+``recording_error``, the status is left for a later recorder to set, and the spool stays.
 """
 
 from __future__ import annotations
@@ -33,10 +40,13 @@ from array import array
 from typing import IO, TYPE_CHECKING, Any
 
 from expbook.errors import ExpbookError
-from expbook.runner.follow import Follower, alive, read_message
+from expbook.model import RunStatus
+from expbook.runner.follow import Follower, alive
+from expbook.runner.messages import SUMMARY_FIELDS, Batch, End, read_message
 from expbook.runner.parsers import OutputParser, UserPattern
-from expbook.runner.spool import read_json, write_json
+from expbook.runner.spool import Spool
 from expbook.runner.text import strip_ansi
+from expbook.store.base import WriteBatch
 
 if TYPE_CHECKING:  # the storing half imports these after the fork (SQLAlchemy: 0.25 s)
     from expbook.tracking import Run
@@ -56,47 +66,72 @@ creation are on the way to the end), it comes first; later it mostly waits for t
 
 
 class Recorder:
-    """Records one run from its spool directory."""
+    """Records one run from its spool.
 
-    def __init__(self, spool: str) -> None:
+    Args:
+        spool: The run's spool.
+        lock: The spool's lock, already held (passed by the launcher or ``expbook recover``).
+    """
+
+    def __init__(self, spool: Spool, lock: int | None = None) -> None:
         self.spool = spool
-        meta = read_json(os.path.join(spool, "meta.json"))
+        self.lock = lock
+        meta = spool.meta()
         if meta is None:
-            raise ExpbookError(f"no meta.json in {spool}")
+            raise ExpbookError(f"no meta.json in {spool.path}")
         self.meta: dict[str, Any] = meta
         self.options: dict[str, Any] = meta.get("options", {})
         self.warnings: list[str] = []
         self.settings: Any = None
         self.reader: int | None = None  # the reading half's pid
         self.queued_bytes = 0
-        self.tail: list[str] = []  # the last lines of output
-        self.counts = (0, 0, 0, 0)  # lines, points, summary values, keys
-        self.attached_at: float | None = None  # when the program attached through the API
+        self.run: Run | None = None
+        self.stored = 0  # bytes of output the store had when this recorder started
+        self.errors: list[str] = []  # recording errors, kept on the run
 
     # --- life cycle -----------------------------------------------------------------------------
 
     def record(self) -> None:
-        messages = self._fork(self._prepare())
+        """Record the spool, resuming after what the store has if a recorder worked on it
+        before (it was killed, or the store failed): nothing is stored twice."""
+        parser = self._prepare()
+        if self.spool.ready() is not None:  # resuming: what does the store have?
+            run = self._start(resume=True)
+            messages = self._fork(parser, skip=self.stored)
+        else:  # the usual case: read from the first moment, while the database code loads
+            messages = self._fork(parser, skip=0)
+            run = self._start(resume=False)
+        self.spool.mark_ready(run.number)
+        gc.freeze()  # the database code's objects: later collections need not visit them
         try:
-            run = self._start()
-            write_json(os.path.join(self.spool, "ready"), {"number": run.number})
-            gc.freeze()  # the database code's objects: later collections need not visit them
-            ended = self._store(run, messages)
+            end = self._store(run, messages)
         finally:
             self._stop_reader()
-        if ended is None:  # the launcher vanished without an exit status
-            run._abandon()
+        if end.exit is None:  # the launcher vanished before the program ended
+            self._submit_errors(run, end.offset)
+            run.abandon()
+            self._check_stored(run, end, terminal=False)
             self._clean_up()
             return
-        status, error, code = self._outcome(run, ended)
-        run.finish(status, error=error, exit_code=code, ended_at=ended["ended_at"])
-        summary = self._summary(run, status, ended)
-        write_json(os.path.join(self.spool, "done"), {"number": run.number, "summary": summary})
+        status, error, code = self._outcome(run, end)
+        self._submit_errors(run, end.offset, end.exit)
+        run.finish(status, error=error, exit_code=code, ended_at=end.exit["ended_at"])
+        self._check_stored(run, end, terminal=True)
+        self.spool.mark_done(self._result(run, status, end))
         self._clean_up()
 
     def fail(self, error: BaseException) -> None:
-        """Tell the launcher (now or at the next ``expbook run``) that nothing was recorded."""
-        write_json(os.path.join(self.spool, "failed.json"), {"error": _one_line(error)})
+        """Expbook's own failure, never the program's: keep what can be kept on the run as a
+        recording error (the status stays for a later recorder to set), and tell the launcher
+        (now, or the next ``expbook run``) in the spool, which keeps the output."""
+        reason = _one_line(error)
+        run = self.run
+        if run is not None and run.status is RunStatus.RUNNING:
+            with contextlib.suppress(Exception):
+                run.submit(WriteBatch(update={"recording_error": f"recording failed: {reason}"}))
+            with contextlib.suppress(Exception):
+                run.abandon(timeout=10)
+        self.spool.mark_failed(reason)
 
     def _prepare(self) -> OutputParser:
         """Read ``expbook.toml`` (a broken one is a warning); the parser with its patterns."""
@@ -109,7 +144,7 @@ class Recorder:
             self.settings = load_settings(None)
         return self._parser(self.settings.patterns, self.settings.ignore_metrics)
 
-    def _fork(self, parser: OutputParser) -> IO[bytes]:
+    def _fork(self, parser: OutputParser, *, skip: int) -> IO[bytes]:
         """Start the reading half; return the pipe its messages come through."""
         read, write = os.pipe()
         with contextlib.suppress(ImportError, AttributeError, OSError):
@@ -121,7 +156,7 @@ class Recorder:
             os.close(read)
             with contextlib.suppress(OSError):
                 os.nice(READER_NICENESS)
-            _follow_and_exit(self.spool, parser, self.meta.get("launcher_pid"), write)
+            _follow_and_exit(self.spool, parser, self.meta.get("launcher_pid"), write, skip)
         os.close(write)
         self.reader = pid
         return os.fdopen(read, "rb", buffering=1 << 20)
@@ -140,14 +175,15 @@ class Recorder:
         self.reader = None
         return os.waitstatus_to_exitcode(status)
 
-    def _start(self) -> Run:
+    def _start(self, *, resume: bool) -> Run:
+        """Create the run (or find it: the program may have attached first, or a recorder
+        before this one created it) with its params and context."""
         from expbook.runner.argv import command_name
-        from expbook.store.base import RunSpec, WriteBatch
+        from expbook.store.base import RunSpec
         from expbook.tracking import Tracker
 
         cwd = self.meta["cwd"]
         command = self.meta["command"]
-        settings = self.settings
         # Recorded as typed, ``NAME=value`` prefixes included, so that it can be run again.
         typed = [*(f"{k}={v}" for k, v in self.meta.get("env", {}).items()), *command]
         tracker = Tracker(self.meta["store"])
@@ -159,7 +195,7 @@ class Recorder:
             experiment=self.options.get("experiment"),
             parent=parent,
             kind=self.options.get("kind") or "train",
-            params=self._params(command, settings, cwd),
+            params=self._params(command, self.settings, cwd),
             tags=list(self.options.get("tags", [])),
             command=typed,
             cwd=cwd,
@@ -167,23 +203,31 @@ class Recorder:
             hostname=self.meta.get("hostname"),
             started_at=self.meta["started_at"],
         )
-        run = tracker.begin(
-            spec,
-            capture=not self.options.get("no_capture"),
-            packages=_runs_this_python(command),
-        )
+        started = None
+        if resume:
+            with contextlib.suppress(ExpbookError):
+                started = store.run(spec.id).recorded_offset
+        capture = not self.options.get("no_capture") and started is None
+        run = tracker.begin(spec, capture=capture, packages=_runs_this_python(command))
+        self.run = run
+        if started is None:  # a recorder before this one may have been killed mid-way
+            with contextlib.suppress(ExpbookError):
+                started = store.run(spec.id).recorded_offset
+        self.stored = started or 0
         # The program may have created the run first (it attached): make sure ours is there.
         update = {
             "command": typed, "cwd": cwd, "pid": spec.pid, "hostname": spec.hostname,
+            "recorded_offset": self.stored,
             **{k: v for k in ("name", "experiment", "kind") if (v := self.options.get(k))},
         }  # fmt: skip
         if parent:
             update["parent"] = parent
-        run._submit(WriteBatch(params=dict(spec.params), tags_add=set(spec.tags), update=update))
-        if self.options.get("note"):
-            run.note(self.options["note"])
-        for warning in self.warnings:
-            run.note(f"expbook: {warning}")
+        batch = WriteBatch(params=dict(spec.params), tags_add=set(spec.tags), update=update)
+        if started is None:  # notes once, however often the recording is resumed
+            notes = [self.options["note"]] if self.options.get("note") else []
+            notes += [f"expbook: {warning}" for warning in self.warnings]
+            batch.notes.extend((time.time(), note) for note in notes)
+        run.submit(batch)
         return run
 
     def _params(self, command: list[str], settings: Any, cwd: str) -> dict[str, Any]:
@@ -219,36 +263,43 @@ class Recorder:
 
     # --- storing what the reading half sends ----------------------------------------------------
 
-    def _store(self, run: Run, messages: IO[bytes]) -> dict[str, Any] | None:
-        """Store the batches the reading half sends until its end; return the exit report
-        (None if the launcher died without one)."""
+    def _store(self, run: Run, messages: IO[bytes]) -> End:
+        """Store the batches the reading half sends until its end; return the end."""
         while True:
             message = read_message(messages)
             if message is None:
                 raise ExpbookError(f"the recorder's reading half stopped ({self._reader_end()})")
-            if message[0] == "end":
-                _, ended, *self.counts, self.tail, self.attached_at = message
+            if isinstance(message, End):
                 self._reap_reader()
-                return ended
+                return message
             self._batch(run, message)
 
-    def _batch(self, run: Run, message: tuple[Any, ...]) -> None:
-        """Hand one batch — output, points, summary values — to the run's writer."""
-        from expbook.store.base import OutputText, SummaryValue, WriteBatch
+    def _batch(self, run: Run, message: Batch) -> None:
+        """Hand one batch — output, points, summary values, and how far into the output it
+        reaches — to the run's writer, which stores it in one transaction."""
+        from expbook.store.base import OutputText, SummaryValue
         from expbook.store.chunks import Points
 
-        _, output, series, values, warnings = message
-        self.warnings += warnings
+        self.warnings += message.warnings
+        self.errors += message.errors
+        update: dict[str, Any] = {"recorded_offset": message.offset}
+        if self.errors:
+            update["recording_error"] = "; ".join(self.errors)
         batch = WriteBatch(
-            points={key: Points(*_columns(columns)) for key, *columns in series},
-            summary={key: SummaryValue(*fields) for key, *fields in values},
-            output=[OutputText(*text) for text in output],
+            points={key: Points(*_columns(columns)) for key, *columns in message.series},
+            summary={
+                key: SummaryValue(**dict(zip(SUMMARY_FIELDS, fields, strict=True)))
+                for key, *fields in message.values
+            },
+            output=[OutputText(*text) for text in message.output],
+            update=update,
         )
-        run._submit(batch)
-        self.queued_bytes += sum(len(text[2]) for text in output)
+        run.submit(batch)
+        self.queued_bytes += sum(len(text[2]) for text in message.output)
         if self.queued_bytes >= OUTPUT_QUEUED_BYTES:
             run.flush()
             self.queued_bytes = 0
+            self.spool.write_progress(message.offset)
         else:
             run.flush(timeout=0)  # write now, while the reader works on: not all at the end
 
@@ -260,7 +311,9 @@ class Recorder:
 
     # --- the end --------------------------------------------------------------------------------
 
-    def _outcome(self, run: Run, ended: dict[str, Any]) -> tuple[str, str | None, int | None]:
+    def _outcome(self, run: Run, end: End) -> tuple[str, str | None, int | None]:
+        """The program's status, from the launcher's exit report; never expbook's."""
+        ended = end.exit or {}
         code, killed_by = ended.get("exit_code"), ended.get("signal")
         forwarded = ended.get("forwarded")
         if killed_by in _INTERRUPTING or (killed_by and forwarded):
@@ -270,45 +323,81 @@ class Recorder:
         if code == 0:
             return "finished", None, 0
         error = f"killed by {killed_by}" if killed_by else f"exit code {code}"
-        tail = [plain for line in self.tail if (plain := strip_ansi(line)).strip()]
+        tail = [plain for line in end.tail if (plain := strip_ansi(line)).strip()]
         if tail:
             error += "; last lines of output:\n" + "\n".join(tail)
         if run.store.run(run.id).error:  # the program's own traceback (it attached) says more
             error = None
         return "failed", error, code
 
-    def _summary(self, run: Run, status: str, ended: dict[str, Any]) -> str:
-        seconds = ended["ended_at"] - self.meta["started_at"]
-        if self.attached_at is not None:
+    def _submit_errors(self, run: Run, offset: int, ended: dict[str, Any] | None = None) -> None:
+        """The end of the recording: how far it got, and what went wrong with the recording
+        itself (output the launcher could not spool; a parser that broke)."""
+        if ended and ended.get("spool_error"):
+            self.errors.append(
+                f"output after the first {_size(ended.get('spooled', 0))} was not recorded: "
+                f"{ended['spool_error']}"
+            )
+        update: dict[str, Any] = {"recorded_offset": offset}
+        if self.errors:
+            update["recording_error"] = "; ".join(self.errors)
+        run.submit(WriteBatch(update=update))
+
+    def _check_stored(self, run: Run, end: End, *, terminal: bool) -> None:
+        """Read the run back: the spool goes only once the store has all of it.
+
+        Raises:
+            ExpbookError: the store lacks something (its writer gave up on it).
+        """
+        record = run.store.run(run.id)
+        if record.recorded_offset != end.offset:
+            raise ExpbookError(
+                f"the store has {_size(record.recorded_offset or 0)} of the run's "
+                f"{_size(end.offset)} of output (it could not be written)"
+            )
+        if terminal and not record.status.is_terminal():
+            raise ExpbookError("the store did not take the run's final status")
+
+    def _result(self, run: Run, status: str, end: End) -> dict[str, Any]:
+        """What the launcher prints: the summary line's facts, and the line itself."""
+        assert end.exit is not None
+        seconds = end.exit["ended_at"] - self.meta["started_at"]
+        if end.attached_at is not None:
             parsed = "metrics logged by the program"
         else:
-            _, points, values, keys = self.counts
-            parsed = f"{points} points and {values} values of {keys} keys"
+            parsed = f"{end.points} points and {end.values} values of {end.keys} keys"
         text = (
-            f"run #{run.number} {status} after {seconds:.1f}s: {self.counts[0]} lines of output, "
+            f"run #{run.number} {status} after {seconds:.1f}s: {end.lines} lines of output, "
             f"{parsed}; expbook show {run.number}"
         )
-        if self.warnings:
-            text += f" (warning: {self.warnings[0]})"
-        return text
+        problems = [*(f"recording error: {e}" for e in self.errors), *self.warnings]
+        if problems:
+            text += f" (warning: {problems[0]})"
+        return {
+            "run": run.number, "id": run.id, "status": status, "seconds": round(seconds, 3),
+            "exit_code": end.exit.get("exit_code"), "signal": end.exit.get("signal"),
+            "lines": end.lines, "points": end.points, "values": end.values, "keys": end.keys,
+            "logged_by_program": end.attached_at is not None,
+            "recording_error": "; ".join(self.errors) or None, "warnings": self.warnings,
+            "store": self.meta["store"], "summary": text,
+        }  # fmt: skip
 
     def _clean_up(self) -> None:
-        """Remove the spool once everything is stored and the launcher has read ``done`` and
-        exited (it waits at most 5 s for it)."""
-        deadline = time.monotonic() + 10
-        while alive(self.meta.get("launcher_pid")) and time.monotonic() < deadline:
-            time.sleep(0.01)
-        import shutil
-
-        shutil.rmtree(self.spool, ignore_errors=True)
+        """Remove the spool, now that the store has everything — unless the launcher is
+        waiting for ``done``: it removes the spool itself once it has read it."""
+        if self.meta.get("wait") and alive(self.meta.get("launcher_pid")):
+            return
+        self.spool.remove()
 
 
-def _follow_and_exit(spool: str, parser: OutputParser, launcher: int | None, out: int) -> None:
+def _follow_and_exit(
+    spool: Spool, parser: OutputParser, launcher: int | None, out: int, skip: int
+) -> None:
     """The reading half's life, in the forked child: follow, send, exit (without the parent's
     exit hooks and buffers)."""
     code = 0
     try:
-        Follower(spool, parser, launcher, out).run()
+        Follower(spool, parser, launcher, out, skip=skip).run()
     except BrokenPipeError:
         code = 1  # the storing half has gone: it reports why
     except BaseException:
@@ -344,13 +433,32 @@ def _one_line(error: BaseException) -> str:
     return text if len(text) <= 300 else text[:297] + "..."
 
 
+def _size(count: int) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if count < 1000 or unit == "GB":
+            return f"{count} {unit}" if unit == "bytes" else f"{count:.1f} {unit}"
+        count /= 1000  # type: ignore[assignment]
+    return f"{count} bytes"
+
+
 def main(argv: list[str]) -> int:
-    if len(argv) != 1:
-        print("usage: python -m expbook.runner.recorder SPOOL_DIRECTORY", file=sys.stderr)
+    """``python -m expbook.runner.recorder SPOOL [LOCK_FD]``: record the spool. The launcher
+    (and ``expbook recover``) pass the spool's lock, held, as ``LOCK_FD``; without it the
+    recorder takes the lock itself, and leaves a spool another process works on alone."""
+    if len(argv) not in (1, 2):
+        print("usage: python -m expbook.runner.recorder SPOOL_DIRECTORY [LOCK_FD]",
+              file=sys.stderr)  # fmt: skip
         return 2
     with contextlib.suppress(OSError):
         os.nice(RECORDER_NICENESS)  # the program comes first when the CPUs are busy
-    recorder = Recorder(argv[0])
+    spool = Spool(argv[0])
+    lock = int(argv[1]) if len(argv) == 2 else spool.lock()
+    if lock is None:
+        print(f"{spool.path} is being recorded by another process", file=sys.stderr)
+        return 0
+    with contextlib.suppress(OSError):
+        os.unlink(spool.file("failed.json"))  # an earlier recorder's: this one tries again
+    recorder = Recorder(spool, lock)
     try:
         recorder.record()
     except BaseException as exc:

@@ -1,14 +1,26 @@
-"""The spool: files through which ``expbook run``'s launcher hands a run to its recorder.
+"""The spool: the files through which ``expbook run``'s launcher hands a run to its recorder.
 
-One directory per run, ``<spool root>/<run UUID>/``:
+The spool is the source of truth for a run until the store has all of it: a recorder that is
+killed, a store that cannot be written, a full disk — the spool keeps what the program printed
+and how it ended, and ``expbook recover`` (or a restarted recorder) stores it later, exactly
+once. One directory per run, ``<spool root>/<run UUID>/``:
 
-- ``meta.json``   — written by the launcher before anything starts: the command, options, times;
-- ``output``      — the program's output as it is printed: frames of (stream, time, bytes);
-- ``exit.json``   — written by the launcher when the program has ended: exit code or signal;
-- ``ready``       — written by the recorder once the run exists in the store (its number);
-- ``done``        — written by the recorder when everything is stored (status, counts);
-- ``attached``    — created by a Python program that attached to the run with ``start_run``;
-- ``recorder.log``— the recorder's own messages.
+- ``meta.json``    — written by the launcher before anything starts: the command, options, times;
+- ``output``       — the program's output as it was printed: frames of (stream, time, bytes).
+  It only ever holds whole frames (a write that fails is cut back), so a reader never waits for
+  the rest of a frame that will not come;
+- ``exit``         — reserved by the launcher at the start (so that a full disk cannot keep it
+  from being written), filled in when the program has ended: its exit code or signal, any
+  signal forwarded, whether spooling failed;
+- ``lock``         — locked (``flock``) by the launcher and every recorder while they work on the
+  spool, and released by the kernel when they die: a spool that is neither locked nor ``done``
+  is orphaned;
+- ``ready``        — written by the recorder once the run exists in the store (its number);
+- ``progress``     — written by the recorder: how much of ``output`` it has handed to the store;
+- ``done``         — written by the recorder once the store has everything (status, counts);
+- ``failed.json``  — written by a recorder that could not finish (one line, the reason);
+- ``attached``     — created by a Python program that attached to the run with ``start_run``;
+- ``recorder.log`` — the recorder's own messages.
 
 JSON files are written to a temporary name and renamed, so a reader never sees half a file.
 Standard library only: the launcher uses this module on its critical path.
@@ -19,6 +31,7 @@ from __future__ import annotations
 import json
 import os
 import struct
+import time
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs 10 ms
 if TYPE_CHECKING:
@@ -28,6 +41,8 @@ if TYPE_CHECKING:
 FRAME = struct.Struct(">cId")
 """A frame header: stream (b"o" stdout, b"e" stderr), length of the data, time (Unix seconds)."""
 STREAMS = {b"o": "stdout", b"e": "stderr"}
+EXIT_RESERVED = 4096
+"""Bytes reserved for the exit report when the spool is made."""
 
 
 def write_json(path: str, data: dict[str, Any]) -> None:
@@ -38,12 +53,209 @@ def write_json(path: str, data: dict[str, Any]) -> None:
 
 
 def read_json(path: str) -> dict[str, Any] | None:
-    """The JSON object at ``path``, or None if it does not exist (yet)."""
+    """The JSON object at ``path``, or None if it does not exist (yet) or is not whole."""
     try:
         with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except FileNotFoundError:
+            text = handle.read()
+    except (FileNotFoundError, NotADirectoryError):
         return None
+    if not text.strip():
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:  # a reserved file being filled in right now
+        return None
+
+
+class Spool:
+    """One run's spool directory. Every reader and writer of the spool goes through this."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.run_id = os.path.basename(path.rstrip(os.sep))
+
+    def __repr__(self) -> str:
+        return f"Spool({self.path!r})"
+
+    def file(self, name: str) -> str:
+        return os.path.join(self.path, name)
+
+    @property
+    def output(self) -> str:
+        return self.file("output")
+
+    # --- made by the launcher -------------------------------------------------------------------
+
+    @classmethod
+    def create(cls, root: str, run_id: str, meta: dict[str, Any]) -> Spool:
+        """Make the directory with ``meta.json`` and the reserved exit report.
+
+        Raises:
+            OSError: the directory or its files cannot be written.
+        """
+        from expbook.storedir import make_directory
+
+        spool = cls(os.path.join(root, run_id))
+        make_directory(root)  # a new .expbook/ gets its .gitignore
+        os.mkdir(spool.path)
+        write_json(spool.file("meta.json"), meta)
+        fd = os.open(spool.file("exit"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            os.write(fd, b" " * EXIT_RESERVED)
+        finally:
+            os.close(fd)
+        return spool
+
+    def meta(self) -> dict[str, Any] | None:
+        return read_json(self.file("meta.json"))
+
+    def write_exit(self, report: dict[str, Any]) -> None:
+        """Fill in the exit report, in the bytes reserved for it (a full disk cannot refuse).
+
+        Raises:
+            OSError: it could not be written.
+        """
+        data = json.dumps(report).encode()
+        if len(data) > EXIT_RESERVED:
+            write_json(self.file("exit"), report)
+            return
+        fd = os.open(self.file("exit"), os.O_WRONLY)
+        try:
+            os.pwrite(fd, data.ljust(EXIT_RESERVED), 0)
+        finally:
+            os.close(fd)
+
+    def exit_report(self) -> dict[str, Any] | None:
+        """How the program ended, or None while it runs (or if the launcher died first)."""
+        return read_json(self.file("exit"))
+
+    # --- the lock: who works on this spool ------------------------------------------------------
+
+    def lock(self) -> int | None:
+        """Lock the spool for this process (and those it passes the descriptor to); the open
+        descriptor, or None if another process holds the lock. The kernel releases the lock when
+        the last process holding the descriptor exits, however it exits."""
+        import fcntl
+
+        fd = os.open(self.file("lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        except OSError:
+            os.close(fd)
+            raise
+        return fd
+
+    def is_locked(self) -> bool:
+        """Whether a launcher or a recorder is working on the spool now."""
+        try:
+            fd = self.lock()
+        except OSError:
+            return False
+        if fd is None:
+            return True
+        os.close(fd)
+        return False
+
+    # --- written by the recorder ----------------------------------------------------------------
+
+    def mark_ready(self, number: int) -> None:
+        write_json(self.file("ready"), {"number": number})
+
+    def ready(self) -> dict[str, Any] | None:
+        return read_json(self.file("ready"))
+
+    def write_progress(self, offset: int) -> None:
+        write_json(self.file("progress"), {"offset": offset, "at": time.time()})
+
+    def progress(self) -> int:
+        """Bytes of ``output`` the recorder has handed to the store so far."""
+        data = read_json(self.file("progress"))
+        return int(data["offset"]) if data else 0
+
+    def mark_done(self, result: dict[str, Any]) -> None:
+        write_json(self.file("done"), result)
+
+    def done(self) -> dict[str, Any] | None:
+        return read_json(self.file("done"))
+
+    def mark_failed(self, error: str) -> None:
+        write_json(self.file("failed.json"), {"error": error, "at": time.time()})
+
+    def failed(self) -> dict[str, Any] | None:
+        """Why the last recorder could not finish (None if none failed, or it was reported)."""
+        return read_json(self.file("failed.json"))
+
+    def failure_reported(self) -> None:
+        try:  # noqa: SIM105 - contextlib costs an import on the critical path
+            os.replace(self.file("failed.json"), self.file("failed-reported.json"))
+        except OSError:
+            pass
+
+    def output_size(self) -> int:
+        try:
+            return os.path.getsize(self.output)
+        except OSError:
+            return 0
+
+    # --- attaching a Python program -------------------------------------------------------------
+
+    def claim_attached(self) -> bool:
+        """Create the ``attached`` marker (with the time, for the recorder) unless it exists;
+        False if another process claimed it first. Without a spool (cleaned up), True."""
+        marker = self.file("attached")
+        temporary = f"{marker}.{os.getpid()}"
+        try:
+            with open(temporary, "w") as handle:
+                handle.write(json.dumps({"at": time.time(), "pid": os.getpid()}))
+            os.link(temporary, marker)  # atomic: fails if another process claimed it first
+        except FileExistsError:
+            return False
+        except OSError:
+            return True  # no spool to claim in: attach, as the only one
+        finally:
+            try:  # noqa: SIM105
+                os.unlink(temporary)
+            except OSError:
+                pass
+        return True
+
+    def attached_at(self) -> float | None:
+        """When the program attached through the Python API, or None."""
+        data = read_json(self.file("attached"))
+        return data["at"] if data else None
+
+    # --- the end --------------------------------------------------------------------------------
+
+    def state(self) -> str:
+        """``active`` (locked: being run or recorded), ``done`` (stored; only the directory is
+        left), or ``orphaned`` (nobody works on it and the store lacks some of it)."""
+        if self.done() is not None:
+            return "done"
+        return "active" if self.is_locked() else "orphaned"
+
+    def remove(self) -> None:
+        import shutil
+
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+def find_spools(roots: list[str], url: str) -> list[Spool]:
+    """The spools under ``roots`` of runs recorded to the store at ``url``, oldest first."""
+    found: list[tuple[float, Spool]] = []
+    for root in roots:
+        try:
+            entries = os.listdir(root)
+        except OSError:
+            continue
+        for entry in entries:
+            spool = Spool(os.path.join(root, entry))
+            meta = spool.meta()
+            if meta is not None and meta.get("store") == url:
+                found.append((meta.get("started_at", 0.0), spool))
+    return [spool for _, spool in sorted(found, key=lambda item: item[0])]
 
 
 class FrameReader:
@@ -55,8 +267,9 @@ class FrameReader:
         self._handle: Any = None
         self._partial = b""
 
-    def read(self, limit: int = 1 << 22) -> Iterator[tuple[str, float, bytes]]:
-        """(stream, time, data) for each complete frame, up to about ``limit`` bytes."""
+    def read(self, limit: int = 1 << 22) -> Iterator[tuple[str, float, bytes, int]]:
+        """(stream, time, data, end) for each complete frame, up to about ``limit`` bytes;
+        ``end`` is the offset in the file just after the frame."""
         if self._handle is None:
             try:
                 self._handle = open(self.path, "rb")  # noqa: SIM115 - kept open across calls
@@ -64,12 +277,13 @@ class FrameReader:
                 return
         data = self._partial + self._handle.read(limit)
         position = 0
+        base = self.offset
         while len(data) - position >= FRAME.size:
             stream, length, at = FRAME.unpack_from(data, position)
             end = position + FRAME.size + length
             if end > len(data):
                 break
-            yield STREAMS.get(stream, "stdout"), at, data[position + FRAME.size : end]
+            yield STREAMS.get(stream, "stdout"), at, data[position + FRAME.size : end], base + end
             position = end
         self._partial = data[position:]
         self.offset += position

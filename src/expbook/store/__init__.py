@@ -1,14 +1,15 @@
 """Stores: where runs live. ``open_store`` turns a location into a ``Store``.
 
-This package imports SQLAlchemy; ``import expbook`` does not import it until a store is opened.
+Importing this package (or ``expbook.store.base``, the contract and ``WriteBatch``) does not
+import SQLAlchemy: ``open_store`` does, when a store is opened.
 """
 
 from __future__ import annotations
 
 import os
 
+from expbook.locations import default_location, resolve_url
 from expbook.store.base import RunQuery, RunSpec, Store, SummaryValue, WriteBatch
-from expbook.store.engine import default_location, resolve_url
 
 __all__ = [
     "RunQuery",

@@ -340,12 +340,12 @@ class Store(abc.ABC):
         return self.get_series(self._id(run), key, step_min=step_min, step_max=step_max)
 
     def add_note(self, run: str | int | RunRecord, text: str) -> None:
-        check_note(text)
         """Add a note to the run.
 
         Raises:
             InvalidValueError: ``text`` is empty or holds NUL or lone surrogates.
         """
+        check_note(text)
         self.write(self._id(run), WriteBatch(notes=[(time.time(), text)]))
 
     def edit_note(self, run: str | int | RunRecord, note_id: int, text: str | None) -> None:
@@ -373,9 +373,9 @@ class Store(abc.ABC):
         """Set a summary value directly: a result obtained after the run (a manual validation
         score, an evaluation on another machine)."""
         check_key(key)
-        summary = {key: SummaryValue(coerce_metric(key, value), unit, time.time())}
         if unit is not None:
             check_name(unit, "unit", "e.g. '%' or 'ms'")
+        summary = {key: SummaryValue(coerce_metric(key, value), unit, time.time())}
         self.write(self._id(run), WriteBatch(summary=summary))
 
     def update_run(self, run: str | int | RunRecord, **columns: Any) -> None:

@@ -94,6 +94,8 @@ runs = sa.Table(
     sa.Column("git_remote", sa.Text),
     sa.Column("git_dirty", sa.Boolean),
     sa.Column("host", Json),
+    sa.Column("recorded_offset", sa.BigInteger),
+    sa.Column("recording_error", sa.Text),
 )
 
 params = sa.Table(

@@ -343,8 +343,9 @@ class SqlStore(Store):
             values["parent_id"] = self._parent(connection, parent)[0] if parent else None
         if "status" in values:
             values["status"] = RunStatus(values["status"]).value
-        if values.get("error"):
-            values["error"] = clean(values["error"])
+        for column in ("error", "recording_error"):
+            if values.get(column):
+                values[column] = clean(values[column])
         if "name" in values and not (isinstance(values["name"], str) and values["name"].strip()):
             raise InvalidValueError(f"invalid run name {values['name']!r}")
         if values:

@@ -138,6 +138,8 @@ def run_record(
         heartbeat_at=row["heartbeat_at"],
         exit_code=row["exit_code"],
         error=row["error"],
+        recording_error=row["recording_error"],
+        recorded_offset=row["recorded_offset"],
         command=tuple(row["command"] or ()),
         cwd=row["cwd"],
         pid=row["pid"],

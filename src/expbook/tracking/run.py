@@ -237,7 +237,7 @@ class Run:
         """Stop recording without saying how the run ended: it reads as crashed once its
         heartbeat is stale (the recorder uses this when ``expbook run`` itself was killed)."""
         self._status = RunStatus.CRASHED
-        self._writer.close(timeout)
+        self._writer.close()
         self._tracker._forget(self)
 
     def _note_signal(self, name: str) -> None:
@@ -306,6 +306,8 @@ class Summary:
         """Set ``key`` to ``value`` (a number), optionally with a unit such as ``"%"``."""
         check_key(key)
         number = coerce_metric(key, value)
+        if unit is not None:
+            check_name(unit, "unit", "e.g. '%' or 'ms'")
         self._values[key] = number
         self._run._submit(WriteBatch(summary={key: SummaryValue(number, unit, time.time())}))
 
@@ -314,5 +316,3 @@ class Summary:
     ) -> None:
         for key, value in dict(values, **more).items():
             self.set(key, value)
-        if unit is not None:
-            check_name(unit, "unit", "e.g. '%' or 'ms'")

@@ -24,13 +24,11 @@ copies stop recording instead of buffering forever. Start a run in the child to 
 from __future__ import annotations
 
 import atexit
-import contextlib
 import os
 import signal
 import socket
 import sys
 import threading
-import time
 import weakref
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -41,7 +39,7 @@ from typing import Any
 
 from expbook.errors import InvalidValueError, Terminated
 from expbook.model import RunRecord, RunStatus
-from expbook.runner.spool import read_json
+from expbook.runner.spool import Spool
 from expbook.store import open_store, resolve_url
 from expbook.store.base import RunSpec, Store, WriteBatch
 from expbook.storedir import store_files
@@ -148,7 +146,7 @@ class Tracker:
             return self.begin(spec, store=target, capture=capture)
         _state["attached"] = spec.id = wrapper
         run = self.begin(spec, store=target, capture=False, owner=False)
-        run._submit(_fields_for_wrapper(spec, name=name, experiment=experiment, kind=kind))
+        run.submit(_fields_for_wrapper(spec, name=name, experiment=experiment, kind=kind))
         return run
 
     def repeat(
@@ -250,27 +248,15 @@ def _wrapper_run(store: Store) -> str | None:
     run_id = _wrapper_id(store)
     if run_id is None or _state.get("attached"):
         return None
-    spool = os.environ.get("EXPBOOK_SPOOL")
-    if spool and not _claim(os.path.join(spool, "attached")):
+    spool = _wrapper_spool()
+    if spool is not None and not spool.claim_attached():
         return None
     return run_id
 
 
-def _claim(marker: str) -> bool:
-    """Create ``marker`` (with the time, for the recorder) unless it exists; False if it did."""
-    temporary = f"{marker}.{os.getpid()}"
-    try:
-        with open(temporary, "w") as handle:
-            handle.write(f'{{"at": {time.time()!r}, "pid": {os.getpid()}}}')
-        os.link(temporary, marker)  # atomic: fails if another process claimed it first
-    except FileExistsError:
-        return False
-    except OSError:
-        return True  # no spool to claim in (it was cleaned up): attach, as the only one
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-    return True
+def _wrapper_spool() -> Spool | None:
+    path = os.environ.get("EXPBOOK_SPOOL")
+    return Spool(path) if path else None
 
 
 def _fields_for_wrapper(
@@ -279,8 +265,8 @@ def _fields_for_wrapper(
     """What the program's ``start_run`` adds to the wrapper's run: its params and tags, and
     the name, experiment and kind it gives — unless ``expbook run``'s command line gave them
     (the command line wins)."""
-    spool = os.environ.get("EXPBOOK_SPOOL")
-    meta = read_json(os.path.join(spool, "meta.json")) if spool else None
+    spool = _wrapper_spool()
+    meta = spool.meta() if spool is not None else None
     given = (meta or {}).get("options", {})
     update: dict[str, Any] = {}
     if name and not given.get("name"):
@@ -435,10 +421,14 @@ class _Detached:
         return False
 
 
+def detached_writer() -> Any:
+    """A writer that records nothing, for handles a forked child inherits."""
+    return _Detached()
+
+
 def _after_fork_in_child() -> None:
     for run in _LIVE:
-        run._writer = _Detached()  # type: ignore[assignment]
-        run._points = _Detached.points
+        run.detach()
     _LIVE.clear()
     _uncaught.clear()
     for tracker in _TRACKERS:
