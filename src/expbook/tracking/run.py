@@ -180,10 +180,20 @@ class Run:
         payload = check_attachment(name, data)
         self._submit(WriteBatch(attachments={name: payload}))
 
-    def _submit(self, batch: WriteBatch) -> None:
+    def submit(self, batch: WriteBatch) -> None:
+        """Queue any change to the run as a ``WriteBatch`` (see ``expbook.store.base``); the
+        writer stores it with the next flush, in one transaction with whatever else is queued.
+        A low-level method for tools that record runs (``expbook run``'s recorder); user code
+        has ``log``, ``note``, ``tag``...
+
+        Raises:
+            RunFinishedError: the run has finished.
+        """
         if self._status is not None:
             raise RunFinishedError(f"run #{self.number} has finished ({self._status})")
         self._writer.submit(batch)
+
+    _submit = submit
 
     # --- life cycle -----------------------------------------------------------------------------
 
@@ -233,12 +243,23 @@ class Run:
         if not self._writer.is_alive():
             self._tracker._forget(self)
 
-    def _abandon(self) -> None:
-        """Stop recording without saying how the run ended: it reads as crashed once its
-        heartbeat is stale (the recorder uses this when ``expbook run`` itself was killed)."""
+    def abandon(self, timeout: float | None = None) -> None:
+        """Store what is queued, then stop recording without saying how the run ended: it reads
+        as crashed once its heartbeat is stale. A low-level method: ``expbook run``'s recorder
+        uses it when the launcher was killed before the program ended, or when its own
+        recording failed (the program's status is then not known here)."""
         self._status = RunStatus.CRASHED
-        self._writer.close()
+        self._writer.close(timeout)
         self._tracker._forget(self)
+
+    def detach(self) -> None:
+        """Stop recording in this process without touching the store or the writer thread: for
+        the copy of a live handle that a forked child inherits (the parent goes on recording;
+        the child could not flush it)."""
+        from expbook.tracking.tracker import detached_writer
+
+        self._writer = detached_writer()
+        self._points = self._writer.points
 
     def _note_signal(self, name: str) -> None:
         """The program received signal ``name`` and handles it itself: the run ends as
