@@ -124,3 +124,14 @@ def test_a_param_and_a_metric_with_one_name_get_distinct_headers(tmp_path: Path)
     header = next(line for line in run_cli("ls", store=location).stdout.splitlines()
                   if "name" in line)  # fmt: skip
     assert "params.lr" in header.split() and "metrics.lr" in header.split()
+
+
+def test_the_experiments_table_keeps_dates_whole(tmp_path: Path) -> None:
+    location = str(tmp_path / "s.db")
+    store = expbook.open_store(location)
+    for index in range(3):
+        store.create_experiment(f"Batch size {index} with RegNet on the long audio clips?",
+                                hypothesis="smaller batches generalise better " * 3)  # fmt: skip
+    store.close()
+    out = run_on_terminal("experiment", "ls", store=location, columns=60)
+    assert len(DATE.findall(out)) == 3, out

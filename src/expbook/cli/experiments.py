@@ -46,7 +46,8 @@ def ls(*, as_json: bool, store: str | None) -> None:
         return
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     for column in ("experiment", "runs", "hypothesis", "conclusion", "updated"):
-        table.add_column(column, justify="right" if column == "runs" else "left")
+        table.add_column(column, justify="right" if column == "runs" else "left",
+                         no_wrap=column in ("runs", "updated"))  # fmt: skip
     for e in found:
         table.add_row(e.name, str(e.run_count), _short(e.hypothesis), _short(e.conclusion),
                       fmt_time(e.updated_at))  # fmt: skip
