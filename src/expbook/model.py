@@ -211,6 +211,7 @@ class RunRecord:
             "duration": self.duration,
             "exit_code": self.exit_code,
             "error": self.error,
+            "recording_error": self.recording_error,
             "command": list(self.command),
             "cwd": self.cwd,
             "pid": self.pid,

@@ -33,6 +33,15 @@ def open_cli_store(location: str | None) -> Store:
     return open_store(existing_store_url(location))
 
 
+def warn_orphans(url: str) -> None:
+    """One line on stderr when runs of ``expbook run`` on this store wait to be recovered."""
+    from expbook.runner.recover import orphans_line
+
+    line = orphans_line(url)
+    if line:
+        sys.stderr.write(f"expbook: {line}\n")
+
+
 def selection_query(
     *,
     experiments: tuple[str, ...] = (),

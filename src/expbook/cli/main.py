@@ -437,6 +437,26 @@ def experiment_move_command(**options: Any) -> None:
     experiments.move(**options)
 
 
+@cli.command("recover")
+@click.option("--list", "list_only", is_flag=True, help="Only list the runs that wait.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of lines.")
+@store_option
+def recover_command(**options: Any) -> None:
+    """Store runs of `expbook run` whose recording was cut short: a recorder killed (kill -9,
+    the OOM killer, a job torn down), or a store that could not be written. Their spool kept
+    the output and how the program ended; each is stored once, resuming after what the store
+    has, with the program's real status.
+
+    \b
+    Examples:
+      expbook recover --list
+      expbook recover
+    """
+    from expbook.cli import running
+
+    sys.exit(running.recover(**options))
+
+
 @cli.command("logs")
 @click.argument("run")
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new output until the run ends.")

@@ -185,3 +185,73 @@ def _describe(commit: str | None, dirty: bool | None) -> str:
 
 def _warn(message: str) -> None:
     sys.stderr.write(f"expbook: warning: {message}\n")
+
+
+def recover(*, list_only: bool, as_json: bool, store: str | None) -> int:
+    """``expbook recover``: 0 when every orphaned run was stored (or none waited), else 1."""
+    from expbook.runner.recover import RecoverError, orphans
+    from expbook.runner.recover import recover as recover_one
+
+    url = resolve_url(store)
+    waiting = orphans(url)
+    if list_only:
+        _list_orphans(waiting, as_json)
+        return 0
+    if not waiting:
+        _say_line("no runs wait to be recovered", as_json, [])
+        return 0
+    results, failures = [], 0
+    for orphan in waiting:
+        name = f"#{orphan.number}" if orphan.number else orphan.spool.run_id[:8]
+        try:
+            done = recover_one(orphan)
+        except RecoverError as exc:
+            failures += 1
+            results.append({"run": orphan.number, "id": orphan.spool.run_id, "error": str(exc)})
+            if not as_json:
+                sys.stderr.write(f"error: run {name} could not be recovered: {exc}\n")
+            continue
+        results.append(done)
+        if not as_json:
+            lines = f" ({done['lines']} lines of output)" if "lines" in done else ""
+            print(f"recovered run #{done.get('run') or name}: {done.get('status')}{lines}")
+    if as_json:
+        import json
+
+        print(json.dumps(results))
+    return 1 if failures else 0
+
+
+def _list_orphans(waiting: list[Any], as_json: bool) -> None:
+    import json
+
+    rows = [
+        {
+            "run": o.number, "id": o.spool.run_id, "command": o.command,
+            "started_at": o.started_at, "program_ended": o.ended, "output_bytes": o.output_bytes,
+            "reason": o.reason, "spool": o.spool.path,
+        }
+        for o in waiting
+    ]  # fmt: skip
+    if as_json:
+        print(json.dumps(rows))
+        return
+    if not rows:
+        print("no runs wait to be recovered")
+        return
+    for row in rows:
+        name = f"#{row['run']}" if row["run"] else row["id"][:8]
+        started = time.strftime("%Y-%m-%d %H:%M", time.localtime(row["started_at"]))
+        ended = "ended" if row["program_ended"] else "end unknown"
+        why = f"; {row['reason']}" if row["reason"] else ""
+        size = f"{row['output_bytes']} bytes of output"
+        print(f"{name}  {started}  {shlex.join(row['command'])}  ({ended}, {size}{why})")
+
+
+def _say_line(text: str, as_json: bool, empty: list[Any]) -> None:
+    if as_json:
+        import json
+
+        print(json.dumps(empty))
+    else:
+        print(text)

@@ -20,6 +20,7 @@ from expbook.cli.common import (
     check_experiments,
     open_cli_store,
     selection_query,
+    warn_orphans,
     warn_unknown_keys,
 )
 from expbook.cli.output import (
@@ -73,6 +74,7 @@ def ls(
         if query.limit is not None and len(found) == query.limit:
             total = opened.count_runs(query)
         warn_unknown_keys(opened, found, _split(metric_keys), _split(param_keys), where, sort)
+        warn_orphans(opened.url)
     out = console()
     if as_json:
         print_json(to_json([run.to_dict() for run in found]))
@@ -276,6 +278,9 @@ def show(
     if record.error:
         out.print(Text("Error", style="bold red"))
         out.print(Text(record.error.rstrip()))
+    if record.recording_error:
+        out.print(Text("Recording error (expbook's, not the program's)", style="bold yellow"))
+        out.print(Text(record.recording_error.rstrip()))
     if show_diff:
         out.print(Text("Git diff", style="bold"))
         out.print(Text(diff_text.decode("utf-8", "replace") if diff_text else "(clean)"))

@@ -38,7 +38,7 @@ import sys
 import time
 
 from expbook.locations import resolve_url, spool_roots
-from expbook.runner.spool import FRAME, Spool, find_spools
+from expbook.runner.spool import FRAME, Spool, find_orphans, orphans_message
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs 10 ms
 if TYPE_CHECKING:
@@ -198,7 +198,10 @@ class Launch:
         self.run_id = new_run_id()
         self.spool: Spool | None = None  # None: the run cannot be recorded (no spool)
         self.result: dict[str, Any] | None = None  # the recorder's ``done``
-        self.pid = 0
+        self.pid = 0  # the program (and its process group)
+        self._leader = 0  # on a terminal: the session leader that stands in for a shell
+        self._reports: int | None = None  # where the leader reports the program's status
+        self._reported = b""  # what it reported after the program's pid
         self.recorder = 0
         self.forwarded: int | None = None
         self._lock: int | None = None
@@ -370,10 +373,12 @@ class Launch:
         if size is not None:
             _set_window_size(slave, size)
         env = self._child_env()
+        reports, report = os.pipe()  # not inherited by the program (closed on exec)
         pid = os.fork()
         if pid == 0:  # the child: its own session on the new terminal, then the program
             try:
                 os.close(master)
+                os.close(reports)
                 os.setsid()
                 import fcntl
 
@@ -381,15 +386,16 @@ class Launch:
                 os.dup2(slave if terminal_in or stdin is None else stdin, 0)
                 os.dup2(slave, 1)
                 os.dup2(err_w if err_w is not None else slave, 2)
-                for signum in _RESET_FOR_PROGRAM:  # others stay as inherited (nohup: SIGHUP)
-                    signal.signal(signum, signal.SIG_DFL)
-                os.execvpe(argv[0], argv, env)
+                _lead_session(argv, env, slave, report)
             finally:
                 os._exit(127)  # not reached unless exec failed (checked beforehand)
         os.close(slave)
+        os.close(report)
         if err_w is not None:
             os.close(err_w)
-        self.pid = pid
+        self._leader, self._reports = pid, reports
+        program, self._reported = _read_program_pid(reports)
+        self.pid = program or pid
         self._start_recorder()
         self._forward_signals(group=True)
         if self._stdout is not None:
@@ -458,14 +464,33 @@ class Launch:
             self._check_recorder()
             if not ready:  # quiet: has the program ended (leaving a process that holds a pipe)?
                 self._flush_spool()
-                status = _reap(self.pid)
+                status = self._reap_program()
                 if status is not None:
                     break
         for fd, (kind, target) in streams.items():  # what was written just before the end
             for data in _drain(fd):
                 self._pass(kind, data, target)
             os.close(fd)
-        return status if status is not None else _wait(self.pid)
+        return status if status is not None else self._program_status(blocking=True)
+
+    def _reap_program(self) -> int | None:
+        """The program's wait status if it has ended, else None (without blocking)."""
+        if not self._leader:
+            return _reap(self.pid)
+        return self._program_status(blocking=False)
+
+    def _program_status(self, *, blocking: bool) -> int | None:
+        """The program's wait status, once it has ended: on a terminal, as its session leader
+        reports it (the leader's own status if it died without reporting)."""
+        if not self._leader:
+            return _wait(self.pid)
+        leader = _wait(self._leader) if blocking else _reap(self._leader)
+        if leader is None:
+            return None
+        assert self._reports is not None
+        words = b"".join([self._reported, *_drain(self._reports)]).split()
+        os.close(self._reports)
+        return int(words[-1]) if words else leader
 
     def _type(self, data: bytes, master: int, raw: _RawMode) -> None:
         """Pass keystrokes to the program's terminal — except Ctrl-Z, which that terminal
@@ -676,6 +701,54 @@ class Launch:
             _say(done["summary"])
 
 
+def _lead_session(argv: list[str], env: dict[str, str], terminal: int, report: int) -> None:
+    """In the forked child, leader of the pseudo-terminal's session: start the program in a
+    process group of its own in the terminal's foreground, as a shell does, report its pid and
+    then its wait status through ``report``, and take the terminal back before exiting. The
+    program is then not the session leader, so processes it leaves running (``cmd &``) keep
+    running after it exits, as they do in a terminal without expbook: only a session leader's
+    end hangs the terminal up for its foreground group."""
+    signal.signal(signal.SIGTTOU, signal.SIG_IGN)  # foreground changes from the background
+    program = os.fork()
+    if program == 0:
+        try:
+            os.setpgid(0, 0)
+            os.tcsetpgrp(terminal, os.getpgrp())
+            for signum in (*_RESET_FOR_PROGRAM, signal.SIGTTOU):  # others as inherited (nohup)
+                signal.signal(signum, signal.SIG_DFL)
+            os.execvpe(argv[0], argv, env)
+        finally:
+            os._exit(127)
+    try:  # noqa: SIM105 - also done by the child: whichever comes first
+        os.setpgid(program, program)
+    except OSError:
+        pass
+    try:  # noqa: SIM105
+        os.tcsetpgrp(terminal, program)
+    except OSError:
+        pass
+    os.write(report, f"{program}\n".encode())
+    status = os.waitpid(program, 0)[1]
+    os.write(report, f"{status}\n".encode())
+    try:  # noqa: SIM105
+        os.tcsetpgrp(terminal, os.getpgrp())
+    except OSError:
+        pass
+    os._exit(0)
+
+
+def _read_program_pid(reports: int) -> tuple[int, bytes]:
+    """The pid the session leader reports first (0 if it died before), and what followed."""
+    data = b""
+    while b"\n" not in data:
+        chunk = os.read(reports, 64)
+        if not chunk:
+            return 0, b""
+        data += chunk
+    pid, _, rest = data.partition(b"\n")
+    return int(pid), rest
+
+
 class _RawMode:
     """Our terminal in raw mode while we are its foreground job, so that every keystroke
     (Ctrl-C, Ctrl-Z included) goes to the program's own terminal; restored when we stop,
@@ -838,29 +911,14 @@ def _warn_failure(spool: Spool, reason: str) -> None:
 
 
 def _report_orphans(url: str) -> None:
-    """One line when earlier runs on this store wait to be recovered (their recorders were
-    killed, or could not write the store), and spools whose runs are stored are removed.
-    Reported rather than recovered here: storing them may take long, and the store may still
-    be failing; ``expbook recover`` does it when asked."""
+    """One line when earlier runs on this store wait to be recovered (see
+    ``expbook.runner.recover``: reported here, recovered when asked)."""
     try:
-        orphans = [s for s in find_spools(spool_roots(url), url) if _sweep(s)]
+        count = len(find_orphans(spool_roots(url), url))
     except OSError:
         return
-    if orphans:
-        count = len(orphans)
-        _say(
-            f"{count} earlier run{'s' * (count > 1)} on this store "
-            f"{'wait' if count > 1 else 'waits'} to be recovered (see `expbook recover --list`); "
-            "`expbook recover` stores them"
-        )
-
-
-def _sweep(spool: Spool) -> bool:
-    """Whether ``spool`` is orphaned; a stored one's leftovers are removed."""
-    state = spool.state()
-    if state == "done":
-        spool.remove()
-    return state == "orphaned"
+    if count:
+        _say(orphans_message(count))
 
 
 def _size(count: int) -> str:

@@ -81,6 +81,7 @@ class Recorder:
             raise ExpbookError(f"no meta.json in {spool.path}")
         self.meta: dict[str, Any] = meta
         self.options: dict[str, Any] = meta.get("options", {})
+        self.launcher_pid: int | None = meta.get("launcher_pid")  # None: known to be gone
         self.warnings: list[str] = []
         self.settings: Any = None
         self.reader: int | None = None  # the reading half's pid
@@ -156,7 +157,7 @@ class Recorder:
             os.close(read)
             with contextlib.suppress(OSError):
                 os.nice(READER_NICENESS)
-            _follow_and_exit(self.spool, parser, self.meta.get("launcher_pid"), write, skip)
+            _follow_and_exit(self.spool, parser, self.launcher_pid, write, skip)
         os.close(write)
         self.reader = pid
         return os.fdopen(read, "rb", buffering=1 << 20)
@@ -385,7 +386,7 @@ class Recorder:
     def _clean_up(self) -> None:
         """Remove the spool, now that the store has everything — unless the launcher is
         waiting for ``done``: it removes the spool itself once it has read it."""
-        if self.meta.get("wait") and alive(self.meta.get("launcher_pid")):
+        if self.meta.get("wait") and alive(self.launcher_pid):
             return
         self.spool.remove()
 
@@ -442,12 +443,16 @@ def _size(count: int) -> str:
 
 
 def main(argv: list[str]) -> int:
-    """``python -m expbook.runner.recorder SPOOL [LOCK_FD]``: record the spool. The launcher
-    (and ``expbook recover``) pass the spool's lock, held, as ``LOCK_FD``; without it the
-    recorder takes the lock itself, and leaves a spool another process works on alone."""
+    """``python -m expbook.runner.recorder SPOOL [LOCK_FD] [--launcher-gone]``: record the
+    spool. The launcher (and ``expbook recover``) pass the spool's lock, held, as ``LOCK_FD``;
+    without it the recorder takes the lock itself, and leaves a spool another process works on
+    alone. ``--launcher-gone``: the spool is an orphan (its launcher's pid may be another
+    process's by now)."""
+    gone = "--launcher-gone" in argv
+    argv = [arg for arg in argv if arg != "--launcher-gone"]
     if len(argv) not in (1, 2):
-        print("usage: python -m expbook.runner.recorder SPOOL_DIRECTORY [LOCK_FD]",
-              file=sys.stderr)  # fmt: skip
+        print("usage: python -m expbook.runner.recorder SPOOL_DIRECTORY [LOCK_FD] "
+              "[--launcher-gone]", file=sys.stderr)  # fmt: skip
         return 2
     with contextlib.suppress(OSError):
         os.nice(RECORDER_NICENESS)  # the program comes first when the CPUs are busy
@@ -459,6 +464,8 @@ def main(argv: list[str]) -> int:
     with contextlib.suppress(OSError):
         os.unlink(spool.file("failed.json"))  # an earlier recorder's: this one tries again
     recorder = Recorder(spool, lock)
+    if gone:
+        recorder.launcher_pid = None
     try:
         recorder.record()
     except BaseException as exc:

@@ -28,30 +28,21 @@ def run_repeats(options: dict[str, Any], command: list[str], url: str, env: dict
     tags = list(base.get("tags") or [])
     if not _is_seed_name(key) and f"seed:{key}" not in tags:
         tags.append(f"seed:{key}")
+    # Each repeat returns once its run is stored (never --no-wait here), so the next one gets
+    # the next number and recorders do not pile up.
+    base["no_wait"] = False
     status, numbers = 0, []
     for n, seed in enumerate(seeds, 1):
         argv = _with_seed(command, flag, seed)
         _say(f"repeat {n}/{count}: {key} = {seed}")
         launch = Launch({**base, "tags": tags}, argv, url, dict(env))
         code = launch.run()
-        numbers.append(launch.run_id)
-        _wait_recorded(launch.spool)
+        numbers.append(launch.result["run"] if launch.result else None)
         status = status or code
         if code >= 128 or code < 0:  # interrupted: the user wants to stop
             break
-    _summary(url, numbers, key)
+    _summary(numbers, count, key)
     return status
-
-
-def _wait_recorded(spool: str, timeout: float = 30.0) -> None:
-    """Until the repeat's recorder is done (it removes the spool), so that the next repeat's
-    run gets the next number and recorders do not pile up; a slow store only delays."""
-    import os
-    import time
-
-    deadline = time.monotonic() + timeout
-    while os.path.isdir(spool) and time.monotonic() < deadline:
-        time.sleep(0.02)
 
 
 def _count(text: Any) -> int:
@@ -103,29 +94,15 @@ def _with_seed(command: list[str], flag: str, seed: int) -> list[str]:
     return with_flags(command, [f"{flag}={seed}"])
 
 
-def _summary(url: str, run_ids: list[str], key: str) -> None:
-    """One line naming the repeats by number (once their recorders have created them)."""
-    import time
-
-    from expbook.store import open_store
-
-    numbers: list[str] = []
-    try:
-        with open_store(url) as store:
-            deadline = time.monotonic() + 5
-            while time.monotonic() < deadline:
-                found = {r.id: r.number for r in store.runs(limit=len(run_ids) + 50)}
-                if all(run_id in found for run_id in run_ids):
-                    numbers = [str(found[run_id]) for run_id in run_ids]
-                    break
-                time.sleep(0.1)
-    except Exception:  # the summary is a courtesy; the runs are recorded anyway
-        numbers = []
-    if numbers:
-        _say(f"{len(numbers)} repeats over {key}: runs {', '.join('#' + n for n in numbers)}; "
-             f"expbook compare {numbers[0]} OTHER_RUN")  # fmt: skip
+def _summary(numbers: list[int | None], count: int, key: str) -> None:
+    """One line naming the repeats by number."""
+    recorded = [str(number) for number in numbers if number is not None]
+    if recorded:
+        listed = ", ".join("#" + n for n in recorded)
+        _say(f"{len(recorded)} repeats over {key}: runs {listed}; "
+             f"expbook compare {recorded[0]} OTHER_RUN")  # fmt: skip
     else:
-        _say(f"{len(run_ids)} repeats over {key} recorded")
+        _say(f"{len(numbers)} of {count} repeats over {key} run; none was recorded")
 
 
 def _say(message: str) -> None:

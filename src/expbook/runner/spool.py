@@ -258,6 +258,28 @@ def find_spools(roots: list[str], url: str) -> list[Spool]:
     return [spool for _, spool in sorted(found, key=lambda item: item[0])]
 
 
+def find_orphans(roots: list[str], url: str) -> list[Spool]:
+    """The orphaned spools of the store at ``url``, oldest first; spools whose run is stored
+    (a recorder wrote ``done`` but could not remove them) are removed on the way."""
+    orphans = []
+    for spool in find_spools(roots, url):
+        state = spool.state()
+        if state == "done":
+            spool.remove()
+        elif state == "orphaned":
+            orphans.append(spool)
+    return orphans
+
+
+def orphans_message(count: int) -> str:
+    """The one line ``expbook run`` and ``expbook ls`` print when runs wait to be recovered."""
+    runs = "1 earlier run waits" if count == 1 else f"{count} earlier runs wait"
+    return (
+        f"{runs} to be recovered (their recording was cut short; `expbook recover --list` "
+        "shows them): `expbook recover` stores them"
+    )
+
+
 class FrameReader:
     """Reads the frames appended to an ``output`` file so far, resuming where it stopped."""
 

@@ -115,6 +115,11 @@ class RunDetail(BaseModel):
     duration: float | None
     exit_code: int | None
     error: str | None
+    recording_error: str | None = Field(
+        None,
+        description="a failure of expbook's own recording (what the run may lack); never the "
+        "program's failure, which is `error`",
+    )
     command: list[str]
     cwd: str | None
     pid: int | None

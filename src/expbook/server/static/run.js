@@ -119,7 +119,11 @@ function drawHeader() {
     if (!readOnly() && !$("#run-name .editor")) renameRun();
   });
   document.title = `#${run.number} ${run.name} · expbook`;
-  $("#error").innerHTML = run.error ? html`<pre class="error-block">${run.error}</pre>` : "";
+  const recording = run.recording_error
+    ? html`<p class="recording-error"><strong>Recording error</strong> (expbook's, not the
+        program's): ${run.recording_error}</p>`
+    : "";
+  $("#error").innerHTML = html`${run.error ? html`<pre class="error-block">${run.error}</pre>` : ""}${recording}`;
 }
 
 function renameRun() {
