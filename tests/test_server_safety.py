@@ -116,6 +116,10 @@ def test_every_answer_forbids_framing_and_foreign_scripts(sqlite_store: Store) -
             assert directives["connect-src"] == "'self'", path
             assert headers["x-frame-options"] == "DENY"
             assert headers["x-content-type-options"] == "nosniff"
+        # plotly's parallel coordinates (WebGL) compile code with new Function: that page only
+        compare = client.get("/compare?runs=1,2").headers["content-security-policy"]
+        assert "script-src 'self' 'unsafe-eval';" in compare
+        assert "frame-ancestors 'none'" in compare
 
 
 # --- request sizes and conflicts ----------------------------------------------------------------

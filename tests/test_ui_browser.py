@@ -1,6 +1,9 @@
 """The web UI in a real browser: Chromium (through Playwright) on a real ``expbook ui`` process
 serving a store filled by a real ``expbook demo`` run.
 
+The pages' Content-Security-Policy forbids evaluating strings, so waits are written as
+functions (``"() => ..."``), which Playwright calls instead of evaluating.
+
 Every test saves a screenshot of each page it looks at (under its ``tmp_path``) and requires
 that the pages logged no console error and raised no exception.
 """
@@ -92,17 +95,17 @@ def test_sorting_by_a_column_header_toggles_and_lives_in_the_url(
     newest_first = shown_rows(page)
     page.click('th[data-sort="number"]')  # the default order is -number: now ascending
     page.wait_for_url("**/?sort=number")
-    page.wait_for_function("document.querySelector('tbody tr').dataset.number === '1'")
+    page.wait_for_function("() => document.querySelector('tbody tr').dataset.number === '1'")
     assert shown_rows(page) == sorted(newest_first)
     page.click('th[data-sort="metrics.valid/acc"]')  # metrics: best (highest) first
     page.wait_for_url("**/?sort=-metrics.valid%2Facc")
     with open_store(demo_store) as store:
         expected = [run.number for run in store.runs(sort="-metrics.valid/acc")]
     first_row = "document.querySelector('tbody tr').dataset.number"
-    page.wait_for_function(f"{first_row} === '{expected[0]}'")
+    page.wait_for_function(f"() => {first_row} === '{expected[0]}'")
     assert shown_rows(page) == expected
     page.go_back()  # history: back to ascending numbers
-    page.wait_for_function(f"{first_row} === '1'")
+    page.wait_for_function(f"() => {first_row} === '1'")
     ui.assert_no_errors()
 
 
@@ -115,7 +118,9 @@ def test_a_filter_shows_only_the_matching_runs(ui: UiPage, demo_store: Path) -> 
     page.fill("#where", where)
     page.press("#where", "Enter")
     page.wait_for_url("**/?where=*")
-    page.wait_for_function(f"document.querySelectorAll('tbody tr').length === {len(expected)}")
+    page.wait_for_function(
+        f"() => document.querySelectorAll('tbody tr').length === {len(expected)}"
+    )
     assert shown_rows(page) == expected
     page.reload()  # the state is in the URL
     page.wait_for_selector("body[data-ready]", state="attached")
@@ -218,7 +223,7 @@ def test_selected_runs_open_in_compare_with_a_parcoords_chart(
     page.wait_for_selector("body[data-ready]", state="attached")
 
     page.locator("#parcoords").scroll_into_view_if_needed()  # drawn when seen (WebGL)
-    page.wait_for_function("document.querySelector('#parcoords').data")
+    page.wait_for_function("() => document.querySelector('#parcoords').data")
     parcoords = page.evaluate(
         """() => { const trace = document.querySelector('#parcoords').data[0];
         return {type: trace.type, dims: trace.dimensions.map(d => [d.label, d.values.length])} }"""
@@ -323,7 +328,7 @@ def test_a_running_run_updates_without_reloading(browser: Any, tmp_path: Path) -
             batch = WriteBatch(points={"loss": _points(range(5, 10), 0.25)}, heartbeat=time.time())
             store.write(run.id, batch)
             last_cell = "document.querySelector('tr[data-number=\"1\"] td:last-child')"
-            page.wait_for_function(f"{last_cell}.textContent === '0.25'")
+            page.wait_for_function(f"() => {last_cell}.textContent === '0.25'")
             assert page.evaluate("window.notReloaded") is True
             assert page.is_checked('tr[data-number="1"] input.select')
             assert page.evaluate("document.activeElement.id") == "where"
@@ -339,7 +344,7 @@ def test_a_running_run_updates_without_reloading(browser: Any, tmp_path: Path) -
                            heartbeat=time.time()),
             )  # fmt: skip
             page.wait_for_function(
-                "document.querySelector('.chart-card .chart').data[0].x.length === 12"
+                "() => document.querySelector('.chart-card .chart').data[0].x.length === 12"
             )
             page.locator("#output", has_text="epoch 2 done").wait_for()
             store.update_run(run.id, status="finished", ended_at=time.time())
@@ -407,9 +412,9 @@ def test_zooming_a_chart_fetches_the_visible_steps_in_full(
         first_chart = "document.querySelector('.chart-card .chart')"
         assert page.evaluate(f"{first_chart}.data[0].x.length") < 10_000
         page.evaluate(f"Plotly.relayout({first_chart}, {{'xaxis.range': [1000, 1100]}})")
-        page.wait_for_function(f"{first_chart}.data[0].x.length === 101")
+        page.wait_for_function(f"() => {first_chart}.data[0].x.length === 101")
         assert page.evaluate(f"{first_chart}.data[0].x[0]") == 1000
         page.evaluate(f"Plotly.relayout({first_chart}, {{'xaxis.autorange': true}})")
-        page.wait_for_function(f"{first_chart}.data[0].x[0] === 0")
+        page.wait_for_function(f"() => {first_chart}.data[0].x[0] === 0")
         tab.screenshot("run-long")
         tab.assert_no_errors()

@@ -31,7 +31,7 @@ from expbook.errors import (
 from expbook.server.api import router
 from expbook.server.encoding import ApiJSON
 from expbook.server.openapi import openapi_30
-from expbook.server.security import MAX_BODY_BYTES, Guard
+from expbook.server.security import MAX_BODY_BYTES, Guard, content_security_policy
 from expbook.store.base import Store
 
 HERE = Path(__file__).parent
@@ -87,9 +87,12 @@ def swagger_ui_dir() -> str:
 def _add_pages(app: FastAPI) -> None:
     shell = (HERE / "pages" / "shell.html").read_text()
 
-    def page(name: str, title: str) -> HTMLResponse:
+    def page(name: str, title: str, *, allow_eval: bool = False) -> HTMLResponse:
         html = shell.replace("{{page}}", name).replace("{{title}}", title)
-        return HTMLResponse(html, headers={"Cache-Control": "no-cache"})
+        headers = {"Cache-Control": "no-cache"}
+        if allow_eval:
+            headers["Content-Security-Policy"] = content_security_policy(allow_eval=True)
+        return HTMLResponse(html, headers=headers)
 
     @app.get("/", include_in_schema=False)
     def runs_page() -> HTMLResponse:
@@ -101,7 +104,7 @@ def _add_pages(app: FastAPI) -> None:
 
     @app.get("/compare", include_in_schema=False)
     def compare_page() -> HTMLResponse:
-        return page("compare", "Compare runs")
+        return page("compare", "Compare runs", allow_eval=True)  # plotly's parcoords (WebGL)
 
     @app.get("/experiments", include_in_schema=False)
     def experiments_page() -> HTMLResponse:

@@ -12,7 +12,8 @@ these checks make it hold:
 - **Body size**: a request body over ``max_body`` bytes is refused (413) before the app reads
   it, whether or not it declares its length.
 - **Headers**: every answer has a Content-Security-Policy (only our own scripts, styles and
-  API; no inline script, no eval, no framing) and the usual no-sniff and no-framing headers.
+  API; no inline script, no framing; no eval but on the compare page) and the usual no-sniff
+  and no-framing headers; a policy the app set itself is kept.
 
 Errors are JSON ``{"detail": ...}`` like every other error of the API.
 """
@@ -34,21 +35,29 @@ LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 ANY_HOST = "*"
 MAX_BODY_BYTES = 1 << 20  # 1 MiB: a note of ~500 pages; a run page stays small
 
-CONTENT_SECURITY_POLICY = "; ".join(
-    [
-        "default-src 'none'",
-        "script-src 'self'",  # our modules, plotly.min.js, Swagger UI: no inline, no eval
-        "style-src 'self' 'unsafe-inline'",  # plotly and Swagger UI set style attributes
-        "img-src 'self' data:",  # Swagger UI's icons are data: URLs
-        "font-src 'self'",
-        "connect-src 'self'",
-        "base-uri 'none'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-    ]
-)
+
+def content_security_policy(*, allow_eval: bool = False) -> str:
+    """The policy of every answer: our own scripts, styles and API only; no inline script, no
+    framing. ``allow_eval`` is for the compare page alone: plotly's parallel-coordinates chart
+    (WebGL, through regl) compiles its drawing code with ``new Function``, and the plotly
+    package ships no bundle without it."""
+    return "; ".join(
+        [
+            "default-src 'none'",
+            "script-src 'self'" + (" 'unsafe-eval'" if allow_eval else ""),
+            "style-src 'self' 'unsafe-inline'",  # plotly and Swagger UI set style attributes
+            "img-src 'self' data:",  # Swagger UI's icons are data: URLs
+            "font-src 'self'",
+            "connect-src 'self'",
+            "base-uri 'none'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+        ]
+    )
+
+
 SECURITY_HEADERS = [
-    (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
+    (b"content-security-policy", content_security_policy().encode()),
     (b"x-frame-options", b"DENY"),
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"same-origin"),

@@ -28,6 +28,18 @@ export function loadPlotly() {
   return plotlyLoading;
 }
 
+const PLOT_ESCAPES = { "&": "&amp;", "<": "&lt;", ">": "&gt;" };
+
+/**
+ * Text for Plotly's trace names, hover templates, axis and dimension labels, as text: Plotly
+ * reads tags in them (`<b>`, `<a href>`, `<br>`) as markup, and reads entities back as the
+ * characters they stand for, so a run named `<b>x</b>` shows as written.
+ */
+export const plotText = (text) => String(text).replace(/[&<>]/g, (c) => PLOT_ESCAPES[c]);
+
+/** What an epoch axis shows when none of its series has epochs. */
+export const NO_EPOCHS = "No epochs were logged for these series: choose step or time";
+
 /** At most this many (run, key) series per /api/series request (the API's limit). */
 export const MAX_SERIES = 400;
 
@@ -119,6 +131,27 @@ export function lineLayout({ xMode, logY, unit, legend = true }) {
   };
 }
 
+/** Layout changes of a chart on an epoch axis whose series have no epochs: a note, no axes. */
+function noEpochsLayout() {
+  const hidden = { visible: false, showgrid: false, zeroline: false };
+  return {
+    showlegend: false,
+    xaxis: hidden,
+    yaxis: hidden,
+    annotations: [
+      {
+        text: NO_EPOCHS,
+        xref: "paper",
+        yref: "paper",
+        x: 0.5,
+        y: 0.5,
+        showarrow: false,
+        font: { size: 13, color: "#6b7280" },
+      },
+    ],
+  };
+}
+
 /**
  * A chart of the series `keys` of `runs` (refs), one trace per (run, key).
  *   name(series), color(series) -> the trace's legend entry and colour
@@ -160,13 +193,19 @@ export class LineChart {
     this.draw();
   }
 
+  /** The series drawn: on an epoch axis, those that have epochs. */
+  shown() {
+    if (this.options.xMode !== "epoch") return this.series;
+    return this.series.filter((s) => s.epochs.some((e) => finiteOrNull(e) !== null));
+  }
+
   traces() {
     const unit = this.unit();
     const step = this.options.xMode === "step" ? "" : " (step %{customdata})";
-    return this.series.map((s) => ({
+    return this.shown().map((s) => ({
       type: "scatter",
       mode: s.steps.length === 1 ? "markers" : "lines",
-      name: this.name(s),
+      name: plotText(this.name(s)),
       x: xValues(s, this.options.xMode, this.startOf(s.run), unit),
       y: yValues(s),
       customdata: s.steps,
@@ -187,7 +226,11 @@ export class LineChart {
 
   draw() {
     const layout = lineLayout({ ...this.options, unit: this.unit(), legend: this.legend });
-    Plotly.react(this.element, this.traces(), layout, PLOT_CONFIG);
+    const traces = this.traces();
+    if (!traces.length && this.series.length && this.options.xMode === "epoch") {
+      Object.assign(layout, noEpochsLayout()); // say so, rather than draw empty axes
+    }
+    Plotly.react(this.element, traces, layout, PLOT_CONFIG);
     if (!this.bound) {
       this.bound = true;
       this.element.on("plotly_relayout", (event) => this.onRelayout(event));

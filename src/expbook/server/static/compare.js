@@ -15,7 +15,7 @@ import {
   startPage,
   toNumber,
 } from "./common.js";
-import { colorAt, fetchSeries, LineChart, loadPlotly, PLOT_CONFIG } from "./charts.js";
+import { colorAt, fetchSeries, LineChart, loadPlotly, PLOT_CONFIG, plotText } from "./charts.js";
 
 const plotlyLoaded = loadPlotly(); // parsed while the runs' data is fetched
 
@@ -229,32 +229,52 @@ function dimension(label, values) {
     return a.localeCompare(b);
   });
   return {
-    label,
+    label: plotText(label),
     values: texts.map((t) => labels.indexOf(t)),
     tickvals: labels.map((_, i) => i),
-    ticktext: labels,
+    ticktext: labels.map(plotText),
     range: [-0.3, labels.length - 0.7], // lines off the axis' ends, where they would hide
   };
 }
 
-/** A numeric dimension; spread over decades (learning rates), on a log scale. */
+const spread = (xs) => {
+  const gaps = xs.slice(1).map((x, i) => x - xs[i]);
+  return Math.max(...gaps) / Math.min(...gaps);
+};
+
+/** Whether values are spread over decades or spaced evenly on a log scale (1e-4, 3e-4, 1e-3,
+ * 3e-3: a learning-rate sweep), where a linear axis would crowd all but the largest. */
+function logSpaced(values) {
+  const distinct = [...new Set(values)].sort((a, b) => a - b);
+  const [min, max] = [distinct[0], distinct[distinct.length - 1]];
+  if (!(min > 0) || max / min < 10) return false;
+  if (max / min >= 100 || distinct.length === 2) return true;
+  return spread(distinct.map(Math.log10)) < spread(distinct);
+}
+
+/** A numeric dimension over exactly the data's range; log-spaced values on a log axis. */
 function numericDimension(label, values) {
   const min = Math.min(...values);
   const max = Math.max(...values);
-  if (min > 0 && max / min >= 100) {
-    const low = Math.floor(Math.log10(min));
-    const high = Math.ceil(Math.log10(max));
-    const ticks = Array.from({ length: high - low + 1 }, (_, i) => low + i);
+  if (logSpaced(values)) {
+    const [low, high] = [Math.log10(min), Math.log10(max)];
+    const distinct = [...new Set(values)].sort((a, b) => a - b);
+    const decades = Array.from(
+      { length: Math.floor(high) - Math.ceil(low) + 1 },
+      (_, i) => 10 ** (Math.ceil(low) + i),
+    );
+    const ticks = distinct.length <= 8 ? distinct : decades.length >= 2 ? decades : [min, max];
     return {
-      label: `${label} (log)`,
+      label: `${plotText(label)} (log)`,
       values: values.map((v) => Math.log10(v)),
-      tickvals: ticks,
-      ticktext: ticks.map((t) => `1e${t}`),
-      range: [low - 0.1, high + 0.1],
+      tickvals: ticks.map((t) => Math.log10(t)),
+      ticktext: ticks.map(fmtNumber),
+      range: [low, high],
     };
   }
-  const pad = min === max ? Math.abs(min) || 1 : (max - min) * 0.08; // lines off the ends
-  return { label, values, range: [min - pad, max + pad], tickformat: ".3~g" };
+  // one value: an axis around it, on its side of zero
+  const pad = min === max ? Math.abs(min) / 2 || 1 : 0;
+  return { label: plotText(label), values, range: [min - pad, max + pad], tickformat: ".3~g" };
 }
 
 function drawParcoords() {
@@ -274,7 +294,7 @@ function drawParcoords() {
   const shown = scores.map((v) => (v !== null && Number.isFinite(v) ? v : low));
   const dims = [
     ...keys.map((key) => dimension(key, runs.map((run) => run.params[key]))),
-    { ...dimension(metric, shown), label: metric },
+    dimension(metric, shown),
   ];
   const trace = {
     type: "parcoords",
@@ -284,7 +304,7 @@ function drawParcoords() {
       color: shown,
       colorscale: "Viridis",
       showscale: true,
-      colorbar: { title: { text: metric, side: "right" }, thickness: 12, x: 1 },
+      colorbar: { title: { text: plotText(metric), side: "right" }, thickness: 12, x: 1 },
     },
     labelfont: { size: 12 },
     tickfont: { size: 10 },
@@ -308,28 +328,28 @@ function drawScatter() {
   const xs = shown.map((run) => run.params[xKey]);
   const numeric = xs.every(isNumber);
   const positive = numeric && xs.every((x) => x > 0);
-  const spread = positive && Math.max(...xs) / Math.min(...xs) >= 100;
+  const logX = positive && logSpaced(xs);
   const trace = {
     type: "scatter",
     mode: "markers+text",
-    x: numeric ? xs : xs.map(fmtParam),
+    x: numeric ? xs : xs.map((x) => plotText(fmtParam(x))),
     y: shown.map((run) => metricValue(run, yKey)),
     text: shown.map((run) => `#${run.number}`),
     textposition: "top center",
-    customdata: shown.map((run) => run.name),
-    hovertemplate: `%{text} %{customdata}<br>${xKey} = %{x}<br>${yKey} = %{y:.4~g}<extra></extra>`,
+    customdata: shown.map((run) => plotText(run.name)),
+    hovertemplate: `%{text} %{customdata}<br>${plotText(xKey)} = %{x}<br>${plotText(yKey)} = %{y:.4~g}<extra></extra>`,
     marker: { size: 11, color: shown.map((run) => colorOf(run.number)), line: { color: "#fff", width: 1 } },
   };
   const layout = {
     margin: { l: 60, r: 16, t: 16, b: 48 },
     font: { size: 11 },
     xaxis: {
-      title: { text: xKey },
-      type: spread ? "log" : numeric ? "linear" : "category",
+      title: { text: plotText(xKey) },
+      type: logX ? "log" : numeric ? "linear" : "category",
       gridcolor: "#eef0f3",
       automargin: true,
     },
-    yaxis: { title: { text: yKey }, gridcolor: "#eef0f3", automargin: true },
+    yaxis: { title: { text: plotText(yKey) }, gridcolor: "#eef0f3", automargin: true },
   };
   target.innerHTML = "";
   Plotly.react(target, [trace], layout, PLOT_CONFIG);

@@ -3,10 +3,13 @@
 
 import { $, $$, api, experimentUrl, fmtInt, html, showFatal, startPage, timeHtml } from "./common.js";
 
-/** The first `length` characters of markdown text, as plain text. */
-function excerpt(text, length = 160) {
-  if (!text) return "";
-  const plain = text.replace(/[#*_`>]+/g, "").replace(/\s+/g, " ").trim();
+/** The first `length` characters of markdown, as the text it shows: from the server's
+ * rendering (`html`), so its markup goes and the text keeps every character (`batch_size`,
+ * `lr * 2`, `run #3`). DOMParser runs no script and loads nothing. */
+function excerpt(html, length = 160) {
+  if (!html) return "";
+  const text = new DOMParser().parseFromString(html, "text/html").body.textContent;
+  const plain = text.replace(/\s+/g, " ").trim();
   return plain.length > length ? `${plain.slice(0, length - 1)}…` : plain;
 }
 
@@ -14,8 +17,8 @@ function rowHtml(experiment) {
   return html`<tr data-name="${experiment.name.toLowerCase()}">
     <td><a href="${experimentUrl(experiment.name)}"><b>${experiment.name}</b></a></td>
     <td class="num">${fmtInt(experiment.run_count)}</td>
-    <td class="excerpt">${excerpt(experiment.description) || excerpt(experiment.hypothesis)}</td>
-    <td class="excerpt">${excerpt(experiment.conclusion) || html`<span class="muted">—</span>`}</td>
+    <td class="excerpt">${excerpt(experiment.html.description) || excerpt(experiment.html.hypothesis)}</td>
+    <td class="excerpt">${excerpt(experiment.html.conclusion) || html`<span class="muted">—</span>`}</td>
     <td class="nowrap">${timeHtml(experiment.updated_at)}</td></tr>`;
 }
 
