@@ -204,7 +204,7 @@ def browser_timings(base: str, compare: list[int], repeats: int) -> dict[str, fl
         for _ in range(repeats + 1):  # the first load fills the browser's cache: not counted
             page.goto(base + "/", wait_until="commit")
             page.wait_for_function(
-                "document.querySelectorAll('tbody tr').length >= 50", timeout=30_000
+                "() => document.querySelectorAll('tbody tr').length >= 50", timeout=30_000
             )
             runs_page.append(page.evaluate("performance.now()") / 1000)
             query = ",".join(str(n) for n in compare)
