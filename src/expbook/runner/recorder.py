@@ -82,6 +82,7 @@ class Recorder:
         self.meta: dict[str, Any] = meta
         self.options: dict[str, Any] = meta.get("options", {})
         self.launcher_pid: int | None = meta.get("launcher_pid")  # None: known to be gone
+        self.awaited = False  # ``expbook recover`` reads ``done`` and removes the spool
         self.warnings: list[str] = []
         self.settings: Any = None
         self.reader: int | None = None  # the reading half's pid
@@ -120,6 +121,13 @@ class Recorder:
         self._check_stored(run, end, terminal=True)
         self.spool.mark_done(self._result(run, status, end))
         self._clean_up()
+
+    def stop(self) -> None:
+        """Killed (in part): store what is queued and stop, as if this recorder had been killed
+        whole: the launcher starts another, which resumes after what the store has."""
+        if self.run is not None and self.run.status is RunStatus.RUNNING:
+            with contextlib.suppress(Exception):
+                self.run.abandon(timeout=10)
 
     def fail(self, error: BaseException) -> None:
         """Expbook's own failure, never the program's: keep what can be kept on the run as a
@@ -269,7 +277,10 @@ class Recorder:
         while True:
             message = read_message(messages)
             if message is None:
-                raise ExpbookError(f"the recorder's reading half stopped ({self._reader_end()})")
+                reason = self._reader_end()
+                if reason.startswith("killed"):
+                    raise ReaderKilled(f"the recorder's reading half was {reason}")
+                raise ExpbookError(f"the recorder's reading half stopped ({reason})")
             if isinstance(message, End):
                 self._reap_reader()
                 return message
@@ -385,10 +396,14 @@ class Recorder:
 
     def _clean_up(self) -> None:
         """Remove the spool, now that the store has everything — unless the launcher is
-        waiting for ``done``: it removes the spool itself once it has read it."""
-        if self.meta.get("wait") and alive(self.launcher_pid):
+        waiting for ``done`` (or ``expbook recover``): it removes the spool once it has read it."""
+        if self.awaited or (self.meta.get("wait") and alive(self.launcher_pid)):
             return
         self.spool.remove()
+
+
+class ReaderKilled(ExpbookError):
+    """The reading half was killed (the OOM killer picks the larger process)."""
 
 
 def _follow_and_exit(
@@ -464,10 +479,15 @@ def main(argv: list[str]) -> int:
     with contextlib.suppress(OSError):
         os.unlink(spool.file("failed.json"))  # an earlier recorder's: this one tries again
     recorder = Recorder(spool, lock)
-    if gone:
+    if gone:  # started by ``expbook recover``, which waits for it
         recorder.launcher_pid = None
+        recorder.awaited = True
     try:
         recorder.record()
+    except ReaderKilled as exc:
+        print(f"{exc}; stopping, for another recorder to resume", file=sys.stderr)
+        recorder.stop()
+        return 3
     except BaseException as exc:
         recorder.fail(exc)
         raise

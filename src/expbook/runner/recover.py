@@ -115,7 +115,8 @@ def recover(orphan: Orphan, timeout: float | None = None) -> dict[str, Any]:
     if failed is not None:
         spool.failure_reported()
         raise RecoverError(failed["error"])
-    if not orphan.ended and code == 0 and not os.path.isdir(spool.path):
+    if not orphan.ended and code == 0:  # the launcher died first: stored up to there
+        spool.remove()
         return {"run": orphan.number, "status": "crashed", "summary": None}
     log_path = spool.file("recorder.log")
     raise RecoverError(f"the recorder stopped (exit status {code}; see {log_path})")
