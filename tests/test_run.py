@@ -1056,7 +1056,8 @@ def test_messages_larger_than_the_pipe_arrive_whole_and_in_order() -> None:
 
     read, write = os.pipe()
     outbox = follow._Outbox(write)
-    messages = [Batch([("stdout", 1.0, "x" * size)], [], [], [], [], size) for size in (10, 3 << 20, 7)]
+    sizes = (10, 3 << 20, 7)
+    messages = [Batch([("stdout", 1.0, "x" * size)], [], [], [], [], size) for size in sizes]
     for message in messages:
         outbox.put(message)  # the pipe cannot take the second: kept, not blocking
     assert outbox.size > 0

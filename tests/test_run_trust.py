@@ -149,7 +149,8 @@ def test_the_run_is_stored_when_expbook_run_returns(tmp_path: Path) -> None:
 
 def test_json_quiet_and_no_wait(tmp_path: Path) -> None:
     store = str(tmp_path / "s.db")
-    result = run_cli("run", "--json", "--", "sh", "-c", "echo epoch 1 loss=0.5; exit 3", store=store)
+    program = ["sh", "-c", "echo epoch 1 loss=0.5; exit 3"]
+    result = run_cli("run", "--json", "--", *program, store=store)
     assert result.returncode == 3
     summary = json.loads(result.stderr)  # one JSON object, nothing else
     assert summary["run"] == 1 and summary["status"] == "failed" and summary["exit_code"] == 3
@@ -169,14 +170,15 @@ def test_a_slow_store_is_said_and_ctrl_c_leaves_it_to_the_recorder(tmp_path: Pat
     SIGINT ends the wait (dying by it) and the recorder stores the run all the same."""
     store = str(tmp_path / "s.db")
     assert run_cli("run", "-q", "--", "true", store=store).returncode == 0  # create the store
+    hold = (
+        "import sqlite3, sys\n"
+        f"c = sqlite3.connect({store!r}, isolation_level=None)\n"
+        "c.execute('BEGIN EXCLUSIVE'); print('locked', flush=True)\n"
+        "sys.stdin.readline(); c.execute('ROLLBACK')\n"
+    )
     holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import sqlite3, sys, time\n"
-         f"c = sqlite3.connect({store!r}, isolation_level=None)\n"
-         "c.execute('BEGIN EXCLUSIVE'); print('locked', flush=True)\n"
-         "sys.stdin.readline(); c.execute('ROLLBACK')\n"],  # fmt: skip
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [sys.executable, "-c", hold], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     assert holder.stdout is not None and holder.stdin is not None
     assert holder.stdout.readline() == "locked\n"
     try:
@@ -400,4 +402,4 @@ def test_the_summary_fields_on_the_wire_are_those_of_summary_value() -> None:
     from expbook.runner.messages import SUMMARY_FIELDS
     from expbook.store.base import SummaryValue
 
-    assert SUMMARY_FIELDS == tuple(f.name for f in dataclasses.fields(SummaryValue))
+    assert tuple(f.name for f in dataclasses.fields(SummaryValue)) == SUMMARY_FIELDS

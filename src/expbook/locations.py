@@ -85,7 +85,8 @@ def spool_roots(url: str) -> list[str]:
     fallback used when that cannot be written (a read-only store directory, a full disk):
     ``~/.cache/expbook/spool``, else a directory of this user's in the temporary directory."""
     temporary = os.environ.get("TMPDIR") or "/tmp"
-    roots = [spool_root(url), _cache_spool(), os.path.join(temporary, f"expbook-spool-{os.getuid()}")]
+    fallback = os.path.join(temporary, f"expbook-spool-{os.getuid()}")
+    roots = [spool_root(url), _cache_spool(), fallback]
     unique: list[str] = []
     for root in roots:
         if root not in unique:
