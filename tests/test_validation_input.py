@@ -345,17 +345,9 @@ def test_numbers_a_float_cannot_hold_are_refused_alike_naming_the_key(
     assert store.run(run.id).metrics.keys() == {"edge"}
 
 
-def test_negative_zero_reads_back_as_negative_zero(
-    tracker: expbook.Tracker, store: Store, request: pytest.FixtureRequest
-) -> None:
-    request.applymarker(
-        pytest.mark.xfail(
-            store.url.startswith("sqlite"),
-            reason="SQLite stores a whole REAL as an integer, so -0.0 becomes 0: keeping the "
-            "sign needs summary value columns without REAL affinity (a schema migration)",
-            strict=True,
-        )
-    )
+def test_negative_zero_reads_back_as_negative_zero(tracker: expbook.Tracker, store: Store) -> None:
+    """SQLite writes a whole REAL as an integer, so -0.0 became 0 there until the summary value
+    columns lost their REAL affinity (migration 0003)."""
     with tracker.start_run(name="r", capture=False) as run:
         run.summary["delta"] = -0.0
         run.log({"loss": 1.0}, step=0)

@@ -47,6 +47,30 @@ class Json(sa.types.TypeDecorator[Any]):
 Float = sa.Double()
 
 
+class _SqliteExactDouble(sa.types.UserDefinedType[float]):
+    """A float column SQLite stores exactly: its declared type has BLOB affinity (the name holds
+    "BLOB"), so SQLite keeps a Python float as REAL as it is. With REAL affinity SQLite writes a
+    whole float as an integer, and ``-0.0`` reads back as ``0.0``."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **_: Any) -> str:
+        return "DOUBLE_BLOB"
+
+
+class ExactFloat(sa.types.TypeDecorator[float]):
+    """A float value that keeps every bit a float has: its sign at zero too (a summary value of
+    ``-0.0``). DOUBLE PRECISION on PostgreSQL; ``DOUBLE_BLOB`` (BLOB affinity) on SQLite."""
+
+    impl = sa.Double
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(_SqliteExactDouble())
+        return dialect.type_descriptor(sa.Double())
+
+
 def _run_fk() -> sa.ForeignKey:
     return sa.ForeignKey("runs.id", ondelete="CASCADE")
 
@@ -130,14 +154,14 @@ metric_summaries = sa.Table(
     metadata,
     sa.Column("run_id", sa.Integer, _run_fk(), primary_key=True),
     sa.Column("key", sa.Text, primary_key=True),
-    sa.Column("value", Float),
+    sa.Column("value", ExactFloat()),
     sa.Column("step", sa.BigInteger),
     sa.Column("epoch", Float),
     sa.Column("time", Float, nullable=False),
-    sa.Column("min_value", Float),
+    sa.Column("min_value", ExactFloat()),
     sa.Column("min_step", sa.BigInteger),
     sa.Column("min_epoch", Float),
-    sa.Column("max_value", Float),
+    sa.Column("max_value", ExactFloat()),
     sa.Column("max_step", sa.BigInteger),
     sa.Column("max_epoch", Float),
     sa.Column("count", sa.BigInteger, nullable=False),
