@@ -9,9 +9,14 @@ virtualenv of its own: ``python -m venv .venv-guild && .venv-guild/bin/pip insta
 
 Measurements (medians), each command a fresh process of this one process tree:
 
-- start-up: wall time of ``expbook run -q -- true`` minus ``true``; of a trivial Python script
-  under ``expbook run`` and ``guild run`` minus the script alone. Between two measurements the
-  previous run's recorder is let finish, so recorders don't pile up on the CPUs.
+- start-up: how much later a program starts under ``expbook run`` than alone (the program,
+  ``sh -c 'date +%s.%N > FILE'``, writes the time it started); of a trivial Python script under
+  ``expbook run`` and ``guild run`` minus the script alone (whole commands). Between two
+  measurements the previous run's recorder is let finish, so recorders don't pile up.
+- end cost: ``expbook run`` returns only once the run is stored (issue 10): the whole wall time
+  of ``expbook run -q -- true`` against ``true`` alone (and with ``--no-wait``, which returns
+  when the program ends), and for the throughput workloads the time from the program's last
+  line to ``expbook run``'s return.
 - throughput: a Python program prints N lines (70% log messages, 30% progress lines with
   metrics; a variant with 100% progress lines; and one whose progress lines come in four
   styles in turn — ``step``, Keras-like, Hugging Face dicts, ``key=value`` with ``|`` — with
@@ -19,10 +24,9 @@ Measurements (medians), each command a fresh process of this one process tree:
   logs), ``--repeats`` times. Measured: the program
   alone (to /dev/null); under ``expbook run``, until the program itself has printed its last
   line (what the program experiences: it writes ``time.time()`` to a file as it ends), until
-  ``expbook run`` returns (it waits up to 5 s for the recorder, to print its summary line, when
-  the recorder was ready as the program ended), and until the run is completely recorded (every
-  line parsed and stored, the spool removed: the target is on this one); and through ``guild
-  run``.
+  ``expbook run`` returns (once the run is stored), and until the run is completely recorded
+  (every line parsed and stored, the spool removed: the target is on this one); and through
+  ``guild run``.
 """
 
 from __future__ import annotations
@@ -122,14 +126,34 @@ class Bench:
         took = wall([EXPBOOK, "run", "-q", "--", *command], env=self.env, cwd=str(self.workdir))
         return took
 
+    def started_after(self, *prefix: str) -> float:
+        """Seconds from starting ``prefix + program`` to the program's start."""
+        stamp = self.workdir / "started.txt"
+        program = ["sh", "-c", f"date +%s.%N > {stamp}"]
+        began = time.time()
+        subprocess.run([*prefix, *program], stdout=subprocess.DEVNULL, env=self.env,
+                       cwd=str(self.workdir), check=True)  # fmt: skip
+        return float(stamp.read_text()) - began
+
     def startup(self) -> dict[str, float]:
         self.expbook("true")  # create the store: not timed
         wait_recorded(self.spool)
-        samples: dict[str, list[float]] = {"true": [], "run true": [], "py": [], "run py": []}
+        samples: dict[str, list[float]] = {
+            "true": [], "run true": [], "run --no-wait true": [], "py": [], "run py": [],
+            "program starts": [], "program starts under run": [],
+        }  # fmt: skip
         guild: list[float] = []
         for _ in range(self.repeats):
             samples["true"].append(wall(["true"]))
             samples["run true"].append(self.expbook("true"))
+            wait_recorded(self.spool)
+            no_wait = [EXPBOOK, "run", "-q", "--no-wait", "--", "true"]
+            samples["run --no-wait true"].append(
+                wall(no_wait, env=self.env, cwd=str(self.workdir))
+            )
+            wait_recorded(self.spool)
+            samples["program starts"].append(self.started_after())
+            samples["program starts under run"].append(self.started_after(EXPBOOK, "run", "-q"))
             wait_recorded(self.spool)
             samples["py"].append(wall([sys.executable, "noop.py"], cwd=str(self.workdir)))
             samples["run py"].append(self.expbook(sys.executable, "noop.py"))
@@ -166,6 +190,10 @@ class Bench:
             "program under expbook run": lines / statistics.median(printed),
             "through expbook run": lines / statistics.median(through),
             "recorded by expbook": lines / statistics.median(recorded),
+            "end cost ms": 1000
+            * statistics.median(t - p for t, p in zip(through, printed, strict=True)),
+            "alone s": statistics.median(alone),
+            "through s": statistics.median(through),
         }
         if guild:
             result["through guild run"] = lines / statistics.median(guild)
@@ -210,13 +238,20 @@ def report(
     lines: int,
     guild: str | None,
 ) -> None:
-    added = startup["run true"] - startup["true"]
+    added = startup["program starts under run"] - startup["program starts"]
     print(f"expbook run benchmark (python {sys.version.split()[0]}, {os.cpu_count()} CPUs)\n")
     verdict = "ok" if added <= TARGET_STARTUP_MS else "MISSED"
     target = f"target <= {TARGET_STARTUP_MS:.0f} ms"
     print(
-        f"start-up: expbook run -- true  {startup['run true']:6.1f} ms (true alone "
-        f"{startup['true']:.1f} ms): +{added:.1f} ms, {target}  {verdict}"
+        f"start-up: a program starts {startup['program starts under run']:6.1f} ms after "
+        f"expbook run is called ({startup['program starts']:.1f} ms alone): +{added:.1f} ms, "
+        f"{target}  {verdict}"
+    )
+    print(
+        f"end to end: expbook run -- true {startup['run true']:.1f} ms until the run is stored "
+        f"and it returns (true alone {startup['true']:.1f} ms: x"
+        f"{startup['run true'] / startup['true']:.0f}); with --no-wait "
+        f"{startup['run --no-wait true']:.1f} ms"
     )
     python_added = startup["run py"] - startup["py"]
     line = (
@@ -230,11 +265,19 @@ def report(
     for title, numbers in workloads.items():
         print(f"\nthroughput, {lines:,} lines, {title} (lines/s):")
         for name, value in numbers.items():
+            if name in ("end cost ms", "alone s", "through s"):
+                continue
             mark = ""
             if name == "recorded by expbook":  # the wrapper's throughput with all parsers on
                 verdict = "ok" if value >= TARGET_LINES_PER_S else "MISSED"
                 mark = f"  target >= {TARGET_LINES_PER_S:,}  {verdict}"
             print(f"  {name:<26} {value:>12,.0f}{mark}")
+        print(
+            f"  end to end: {numbers['through s']:.2f} s through expbook run (stored when it "
+            f"returns) vs {numbers['alone s']:.2f} s alone "
+            f"(x{numbers['through s'] / numbers['alone s']:.2f}); expbook run returns "
+            f"{numbers['end cost ms']:.0f} ms after the program's last line"
+        )
         if "through guild run" in numbers:
             ratio = numbers["recorded by expbook"] / numbers["through guild run"]
             print(f"  expbook records it {ratio:.1f}x faster than guild run passes it through")
