@@ -319,17 +319,46 @@ def test_a_store_under_a_file_never_stops_the_program(tmp_path: Path) -> None:
         assert (run.status.value, run.exit_code, run.metric("loss")) == ("failed", 4, 0.5)
 
 
+def mount_tmpfs(mount: Path, options: str) -> None:
+    """A real tmpfs at ``mount`` (skips the test where mounting is not allowed)."""
+    mount.mkdir(exist_ok=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount)],
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+
+
 @pytest.fixture
 def small_disk(tmp_path: Path):  # type: ignore[no-untyped-def]
     """A real 1 MiB tmpfs, for the spool."""
     mount = tmp_path / "small"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
-                          capture_output=True, text=True, check=False)  # fmt: skip
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    mount_tmpfs(mount, "size=1m")
     yield mount
     subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_read_only_store_directory_never_stops_the_program(tmp_path: Path) -> None:
+    """A store on a read-only file system (EROFS): the spool goes to the cache, the program
+    runs to its end, one line; once the file system is writable, `expbook recover` stores it."""
+    mount = tmp_path / "ro"
+    mount_tmpfs(mount, "ro,size=1m")
+    try:
+        store = str(mount / "s.db")
+        cache = tmp_path / "cache"
+        env = {"XDG_CACHE_HOME": str(cache)}
+        result = run_cli("run", "--store", store, "--", "sh", "-c", "echo loss=0.5",
+                         env=env)  # fmt: skip
+        assert result.returncode == 0 and result.stdout == "loss=0.5\n"
+        assert len(result.stderr.splitlines()) == 1, result.stderr
+        assert "not fully recorded" in result.stderr and str(cache) in result.stderr
+        subprocess.run(["mount", "-o", "remount,rw", str(mount)], check=True)
+        recovered = run_cli("recover", "--store", store, env=env)
+        assert recovered.returncode == 0, recovered.stderr
+        with expbook.open_store(store) as opened:
+            run = opened.run("last")
+            assert (run.status.value, run.metric("loss")) == ("finished", 0.5)
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def test_a_full_disk_never_stops_the_program(tmp_path: Path, small_disk: Path) -> None:
