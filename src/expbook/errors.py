@@ -32,6 +32,25 @@ class StoreError(ExpbookError):
     """The store cannot be opened, read or written."""
 
 
+class StoreUnavailableError(StoreError):
+    """The store cannot be written now, but the same write can succeed later: the connection
+    was lost, the file is locked by another process, the server is restarting or full."""
+
+
+class StoreRefusedError(StoreError):
+    """The database refused a change (a constraint, a trigger, a value or text it cannot hold):
+    the same change fails again. ``reason`` is the database's own message."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class StoreReplacedError(StoreError):
+    """The store's file was deleted, or replaced by another file, while it was open: writing
+    on would go into the old file, which nobody can read any more."""
+
+
 class SchemaVersionError(StoreError):
     """The store's schema is older or newer than this version of expbook understands."""
 

@@ -9,6 +9,7 @@ comes back as "database is locked" is retried with backoff by ``retrying``.
 
 from __future__ import annotations
 
+import os
 import random
 import sqlite3
 import time
@@ -21,7 +22,12 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
-from expbook.errors import StoreError
+from expbook.errors import (
+    StoreError,
+    StoreRefusedError,
+    StoreReplacedError,
+    StoreUnavailableError,
+)
 from expbook.locations import DEFAULT_DIR, default_location, resolve_url  # noqa: F401 - re-exported
 from expbook.storedir import hide_from_git, make_directory
 
@@ -97,11 +103,14 @@ def _sqlite_engine(url: sa.URL) -> Engine:
 
 
 def is_transient(error: BaseException) -> bool:
-    """True for errors worth retrying: a locked/busy SQLite file, a PostgreSQL serialization
-    failure or deadlock, a dropped connection."""
+    """True for errors worth retrying at once: a locked/busy SQLite file, a PostgreSQL
+    serialization failure or deadlock, a dropped connection."""
     if not isinstance(error, sa.exc.DBAPIError):
         return False
-    if error.connection_invalidated:
+    if error.connection_invalidated or isinstance(error, sa.exc.InterfaceError):
+        return True
+    name = getattr(error.orig, "sqlite_errorname", "")
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
         return True
     text = str(error.orig).lower() if error.orig is not None else str(error).lower()
     if (
@@ -114,6 +123,86 @@ def is_transient(error: BaseException) -> bool:
     if code in ("40001", "40P01", "55P03", "57P01", "08006", "08003", "08001"):
         return True
     return isinstance(error, sa.exc.OperationalError) and "server closed the connection" in text
+
+
+_UNAVAILABLE_SQLITE = ("SQLITE_FULL", "SQLITE_IOERR", "SQLITE_READONLY", "SQLITE_CANTOPEN",
+                       "SQLITE_PROTOCOL", "SQLITE_NOMEM")  # fmt: skip
+_UNAVAILABLE_SQLSTATE = ("08", "53", "57", "58", "25006", "55P03", "40")
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """True when the store as a whole cannot be written now but may be later, whatever the
+    write: everything ``is_transient`` retries, plus a full disk, an I/O error, a read-only
+    file or server (a failover), too many connections, a server shutting down. False for a
+    database refusing a particular change (a constraint, a value, text it cannot hold)."""
+    if is_transient(error) or isinstance(error, sa.exc.TimeoutError):
+        return True
+    if not isinstance(error, sa.exc.DBAPIError):
+        return False
+    if getattr(error.orig, "sqlite_errorname", "").startswith(_UNAVAILABLE_SQLITE):
+        return True
+    code = getattr(error.orig, "sqlstate", None) or ""
+    return code.startswith(_UNAVAILABLE_SQLSTATE)
+
+
+def store_error(url: str, error: sa.exc.DBAPIError | sa.exc.TimeoutError) -> StoreError:
+    """The StoreError to raise for a database error: ``StoreUnavailableError`` when the same
+    write can succeed later (see ``is_unavailable``), else ``StoreRefusedError``."""
+    orig = getattr(error, "orig", None)
+    text = str(orig) if orig is not None else str(error)
+    reason = text.strip().splitlines()[0] if text.strip() else type(error).__name__
+    message = f"store {display_url(url)}: {reason}"
+    if is_unavailable(error):
+        return StoreUnavailableError(message)
+    return StoreRefusedError(message, reason)
+
+
+class FileGuard:
+    """Notices a SQLite store file deleted or replaced while the store is open.
+
+    SQLite keeps writing through open connections into the file they opened, even once it is
+    unlinked or another file has taken its name: such writes are lost without an error. The
+    guard remembers the file's (device, inode) and compares it with the path's before each
+    write transaction (one ``stat``, about a microsecond). A replaced file is adopted (the
+    connections to the old one are dropped) after the one write that noticed it has failed;
+    a deleted file is never re-created by a write.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        database = engine.url.database if engine.dialect.name == "sqlite" else None
+        memory = not database or database == ":memory:" or database.startswith("file:")
+        self.path = None if memory else os.path.abspath(database)  # type: ignore[arg-type]
+        self._identity: tuple[int, int] | None = None
+        self._identity = self._stat()
+
+    def _stat(self) -> tuple[int, int] | None:
+        if self.path is None:
+            return None
+        try:
+            found = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        except OSError:  # cannot tell: let SQLite report it
+            return self._identity
+        return found.st_dev, found.st_ino
+
+    def check(self, engine: Engine) -> None:
+        """Raises StoreReplacedError when the file is no longer the one the store opened."""
+        if self.path is None or self._identity is None:
+            return
+        now = self._stat()
+        if now == self._identity:
+            return
+        if now is None:
+            raise StoreReplacedError(
+                f"store file {self.path} was deleted while open; nothing more is written to it"
+            )
+        self._identity = now
+        engine.dispose()
+        raise StoreReplacedError(
+            f"store file {self.path} was replaced by another file while open; "
+            "nothing more is written to the old one"
+        )
 
 
 def retrying(

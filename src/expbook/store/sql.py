@@ -19,6 +19,7 @@ from expbook.errors import (
     NoteNotFoundError,
     RunNotFoundError,
     StoreError,
+    StoreRefusedError,
 )
 from expbook.model import (
     ExperimentRecord,
@@ -46,9 +47,11 @@ from expbook.store.base import (
 from expbook.store.chunks import ChunkPlan, ChunkStack, Points
 from expbook.store.engine import (
     RETRY_SECONDS,
+    FileGuard,
     display_url,
     make_engine,
     retrying,
+    store_error,
     transaction,
 )
 from expbook.store.schema import (
@@ -109,6 +112,7 @@ class SqlStore(Store):
         # integer key: a deleted run's integer key can be handed to a new run.
         self._stacks: dict[tuple[str, str], ChunkStack] = {}
         self._stacks_lock = threading.Lock()
+        self._file = FileGuard(self.engine)
 
     def __repr__(self) -> str:
         return f"SqlStore({display_url(self.url)!r})"
@@ -132,14 +136,27 @@ class SqlStore(Store):
         return transaction(self.engine, write=False)
 
     def _write(self, action, timeout: float | None = None):  # type: ignore[no-untyped-def]
+        """Run ``action(connection)`` in a write transaction, retrying transient errors.
+
+        Raises:
+            StoreUnavailableError: still busy or unreachable after ``timeout`` (or a full disk,
+                a read-only server...): the same write can succeed later.
+            StoreRefusedError: the database refused the change.
+            StoreReplacedError: the SQLite file was deleted or replaced while open.
+        """
+
         def attempt():  # type: ignore[no-untyped-def]
+            self._file.check(self.engine)  # before connecting: never re-create a deleted file
             with transaction(self.engine, write=True) as connection:
                 return action(connection)
 
         try:
             return retrying(attempt, deadline=RETRY_SECONDS if timeout is None else timeout)
-        except sa.exc.DBAPIError as exc:
-            raise StoreError(f"store {display_url(self.url)}: {reason(exc)}") from exc
+        except (sa.exc.DBAPIError, sa.exc.TimeoutError) as exc:
+            raise store_error(self.url, exc) from exc
+        except sa.exc.StatementError as exc:  # a value the driver cannot send
+            message = f"store {display_url(self.url)}: {exc.orig}"
+            raise StoreRefusedError(message, str(exc.orig)) from exc
 
     def _query(self, action):  # type: ignore[no-untyped-def]
         def attempt():  # type: ignore[no-untyped-def]
