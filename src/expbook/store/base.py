@@ -26,7 +26,7 @@ import abc
 import math
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from expbook.errors import InvalidValueError
@@ -110,6 +110,18 @@ RUN_COLUMNS = frozenset(
 )  # fmt: skip
 
 
+RUN_END = ("status", "ended_at", "exit_code")
+"""Run columns that say how a run ended: kept together and never dropped (``WriteBatch.parts``)."""
+
+
+def _how(kind: str, merge: str = "update", cancels: str = "") -> dict[str, str]:
+    """A WriteBatch field's metadata: ``kind`` names one of its items in messages; ``merge``
+    says how a later batch's value folds in (``update`` a dict; ``extend`` a list, or each value
+    of a dict; ``union`` a set, minus what the later batch's ``cancels`` field takes back;
+    ``replace`` a single value)."""
+    return {"kind": kind, "merge": merge, "cancels": cancels}
+
+
 @dataclass(slots=True)
 class WriteBatch:
     """Changes to one run, applied atomically by ``Store.write``.
@@ -117,49 +129,95 @@ class WriteBatch:
     ``update`` holds run columns (see ``RUN_COLUMNS``), plus ``experiment`` (a name, or None to
     detach) and ``parent`` (a run UUID, or None). ``note_edits`` maps a note id of the run to
     its new text, or None to delete it. Later values win when batches are merged.
+
+    ``merge``, ``is_empty`` and ``parts`` loop over the fields (their metadata says how each
+    merges), so a new field is merged, split and tested without being listed anywhere else.
     """
 
-    points: dict[str, Points] = field(default_factory=dict)
-    params: dict[str, Any] = field(default_factory=dict)
-    tags_add: set[str] = field(default_factory=set)
-    tags_remove: set[str] = field(default_factory=set)
-    notes: list[tuple[float, str]] = field(default_factory=list)
-    note_edits: dict[int, str | None] = field(default_factory=dict)
-    summary: dict[str, SummaryValue] = field(default_factory=dict)
-    attachments: dict[str, bytes] = field(default_factory=dict)
-    output: list[OutputText] = field(default_factory=list)
-    update: dict[str, Any] = field(default_factory=dict)
-    heartbeat: float | None = None
+    points: dict[str, Points] = field(default_factory=dict, metadata=_how("metric", "extend"))
+    params: dict[str, Any] = field(default_factory=dict, metadata=_how("param"))
+    tags_add: set[str] = field(default_factory=set, metadata=_how("tag", "union", "tags_remove"))
+    tags_remove: set[str] = field(
+        default_factory=set, metadata=_how("removed tag", "union", "tags_add")
+    )
+    notes: list[tuple[float, str]] = field(default_factory=list, metadata=_how("note", "extend"))
+    note_edits: dict[int, str | None] = field(default_factory=dict, metadata=_how("edit of note"))
+    summary: dict[str, SummaryValue] = field(default_factory=dict, metadata=_how("summary value"))
+    attachments: dict[str, bytes] = field(default_factory=dict, metadata=_how("attachment"))
+    output: list[OutputText] = field(default_factory=list, metadata=_how("output", "extend"))
+    update: dict[str, Any] = field(default_factory=dict, metadata=_how("run field"))
+    heartbeat: float | None = field(default=None, metadata=_how("heartbeat", "replace"))
 
     def is_empty(self) -> bool:
-        return not (
-            self.points or self.params or self.tags_add or self.tags_remove or self.notes
-            or self.note_edits or self.summary or self.attachments or self.output or self.update
-            or self.heartbeat is not None
-        )  # fmt: skip
+        for name, merge, _, _ in _FIELDS:
+            value = getattr(self, name)
+            if value is not None if merge == "replace" else value:
+                return False
+        return True
 
     def point_count(self) -> int:
         return sum(len(p) for p in self.points.values())
 
     def merge(self, later: WriteBatch) -> None:
         """Fold a later batch into this one (used when a write must be retried)."""
-        for key, points in later.points.items():
-            mine = self.points.get(key)
-            if mine is None:
-                self.points[key] = points
+        for name, merge, cancels, _ in _FIELDS:
+            new = getattr(later, name)
+            if merge == "replace":
+                if new is not None:
+                    setattr(self, name, new)
+            elif merge == "union":
+                taken_back = getattr(later, cancels)
+                if new or taken_back:
+                    setattr(self, name, (getattr(self, name) - taken_back) | new)
+            elif new:
+                mine = getattr(self, name)
+                if merge == "update":
+                    mine.update(new)
+                elif isinstance(mine, list):
+                    mine.extend(new)
+                else:  # a dict of growable values (the points of each key)
+                    for key, value in new.items():
+                        if key in mine:
+                            mine[key].extend(value)
+                        else:
+                            mine[key] = value
+
+    def parts(self) -> list[tuple[str, WriteBatch]]:
+        """The batch as one small batch per item, each with what it is ("note 'text'", "param
+        'lr'", "metric 'loss'"), in an order that merged back gives this batch. The run's
+        ending (``RUN_END`` columns) stays one part. Used to find the one item a database
+        refuses."""
+        found: list[tuple[str, WriteBatch]] = []
+        for name, merge, _, kind in _FIELDS:
+            value = getattr(self, name)
+            if merge == "replace":
+                if value is not None:
+                    found.append((kind, WriteBatch(**{name: value})))
+                continue
+            if name == "update" and any(key in value for key in RUN_END):
+                ending = {key: value[key] for key in RUN_END if key in value}
+                found.append(("the run's status and end time", WriteBatch(update=ending)))
+                value = {key: v for key, v in value.items() if key not in RUN_END}
+            if isinstance(value, dict):
+                items = [(repr(key), {key: item}) for key, item in value.items()]
+            elif isinstance(value, set):
+                items = [(repr(item), {item}) for item in sorted(value)]
             else:
-                mine.extend(points)
-        self.params.update(later.params)
-        self.tags_add = (self.tags_add - later.tags_remove) | later.tags_add
-        self.tags_remove = (self.tags_remove - later.tags_add) | later.tags_remove
-        self.notes.extend(later.notes)
-        self.note_edits.update(later.note_edits)
-        self.summary.update(later.summary)
-        self.attachments.update(later.attachments)
-        self.output.extend(later.output)
-        self.update.update(later.update)
-        if later.heartbeat is not None:
-            self.heartbeat = later.heartbeat
+                items = [(_preview(item), [item]) for item in value]
+            found += [(f"{kind} {what}", WriteBatch(**{name: one})) for what, one in items]
+        return found
+
+
+def _preview(item: Any) -> str:
+    """A note (time, text) or an output (OutputText) as a short quoted text."""
+    text = item.text if isinstance(item, OutputText) else item[-1]
+    return repr(text if len(text) <= 40 else text[:39] + "…")
+
+
+_FIELDS = tuple(
+    (f.name, f.metadata["merge"], f.metadata["cancels"], f.metadata["kind"])
+    for f in fields(WriteBatch)
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -107,7 +107,7 @@ def is_transient(error: BaseException) -> bool:
     serialization failure or deadlock, a dropped connection."""
     if not isinstance(error, sa.exc.DBAPIError):
         return False
-    if error.connection_invalidated or isinstance(error, sa.exc.InterfaceError):
+    if error.connection_invalidated:
         return True
     name = getattr(error.orig, "sqlite_errorname", "")
     if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
