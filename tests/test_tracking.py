@@ -420,7 +420,7 @@ def test_a_part_the_store_refuses_is_dropped_and_the_metrics_kept(
     assert record.status is RunStatus.FINISHED
     assert record.metrics["loss"].count == 6 and record.notes == ()
     err = capfd.readouterr().err
-    assert "could not save notes" in err and "notes are read-only here" in err
+    assert "dropped note 'this note cannot be stored'" in err and "read-only here" in err
 
 
 def test_numbers_the_store_cannot_hold_are_refused_at_the_call(

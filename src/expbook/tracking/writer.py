@@ -6,13 +6,19 @@
 and writes one batch per wake-up in one transaction, with a heartbeat at least every
 ``heartbeat_interval``.
 
-What happens when a write fails:
+What happens when a write fails (the store says which kind of failure it is):
 
-- the store is busy or unreachable: the batch is kept, later data is merged into it, and the
-  write is retried with backoff, so a slow store delays data but does not drop it;
-- one part of the batch cannot be stored (say, text the database refuses): the points and the
-  heartbeat are written on their own, and only the part that fails is dropped, with a message;
-- the run was deleted: recording stops at once, with a message.
+- the store is busy or unreachable (``StoreUnavailableError``: a lost connection, a file locked
+  by another process, a full disk): the whole batch is kept, later data is merged into it, and
+  it is retried with backoff for as long as the run is live; nothing is printed unless the
+  outage lasts ``OUTAGE_WARNING`` seconds;
+- the database refuses something in the batch (``StoreRefusedError`` and other errors): if a
+  heartbeat alone is refused too, the store refuses everything and the batch is kept as for an
+  outage; otherwise the batch is split in halves until the one item that fails on its own is
+  found, and only that item is dropped, with a message naming it. The run's status, end time
+  and exit code are never dropped;
+- the run was deleted, or the store file deleted or replaced (``StoreReplacedError``):
+  recording stops at once, with one message.
 
 The thread never dies of an error: anything unexpected is reported once on stderr and the loop
 goes on.
@@ -28,8 +34,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from expbook.errors import RunNotFoundError
-from expbook.store.base import Store, WriteBatch
+from expbook.errors import RunNotFoundError, StoreReplacedError, StoreUnavailableError
+from expbook.store.base import RUN_END, Store, WriteBatch
 from expbook.store.chunks import Points
 
 Item = tuple[int, float | None, float, dict[str, float]]
@@ -38,6 +44,8 @@ STOP_ATTEMPTS = 5
 """Writes tried after the run ended before giving up (backoff 0.5 s, 1 s, 2 s, 4 s, 8 s)."""
 WRITE_TIMEOUT = 10.0
 """How long one write may wait on a busy store before the writer regains control."""
+OUTAGE_WARNING = 60.0
+"""Seconds the store may stay unavailable before the writer says so (once per outage)."""
 
 
 class Writer:
@@ -68,6 +76,7 @@ class Writer:
         self._completed = 0
         self._warned: set[str] = set()
         self._deleted = False
+        self._outage: float | None = None  # when the store became unavailable (monotonic)
         self.dropped_points = 0
         self.error: BaseException | None = None
         # Waiting for the thread uses this event, not Thread.join: when an exception from a
@@ -137,8 +146,8 @@ class Writer:
                 if now - last_heartbeat >= self._heartbeat_interval or not pending.is_empty():
                     pending.heartbeat = now
                 if not pending.is_empty():
-                    if self._write(pending):
-                        pending = WriteBatch()
+                    pending = self._write(pending)
+                    if pending.is_empty():
                         last_heartbeat = now
                         failures = 0
                     else:
@@ -184,38 +193,89 @@ class Writer:
             batch.merge(WriteBatch(points=series))
         return batch
 
-    def _write(self, batch: WriteBatch) -> bool:
-        """Write ``batch``; True when it no longer needs retrying."""
-        if self._try(batch):
-            return True
+    def _write(self, batch: WriteBatch) -> WriteBatch:
+        """Write ``batch``; returns what still needs writing (empty when all is done)."""
+        error = self._try(batch)
+        if error is None:
+            self._store_is_back()
+            return WriteBatch()
+        if self._deleted:
+            return batch
+        if _store_down(error):
+            self._note_outage(error, batch)
+            return batch
+        # Is it the store, or something in this batch? A heartbeat alone tells.
+        probe = self._try(WriteBatch(heartbeat=batch.heartbeat or time.time()))
+        if probe is not None:
+            if not self._deleted:
+                self._note_outage(probe, batch)
+            return batch
+        return self._write_parts(batch.parts())
+
+    def _write_parts(self, parts: list[tuple[str, WriteBatch]]) -> WriteBatch:
+        """Write ``parts`` in halves, down to single items; drop an item only when it fails on
+        its own and the store is fine. Returns what is left to retry (empty when done)."""
+        todo = [parts[len(parts) // 2 :], parts[: len(parts) // 2]]  # the whole just failed
+        while todo:
+            group = todo.pop()
+            batch = _merged(group)
+            error = self._try(batch) if group else None
+            if error is None:
+                continue
+            if len(group) > 1 and not (self._deleted or _store_down(error)):
+                todo += [group[len(group) // 2 :], group[: len(group) // 2]]
+            elif not self._drop(*group[0], batch, error):
+                return _merged([*group, *(item for rest in reversed(todo) for item in rest)])
+        self._store_is_back()
+        return WriteBatch()
+
+    def _drop(self, what: str, item: WriteBatch, batch: WriteBatch, error: Exception) -> bool:
+        """Drop ``item``, which failed on its own with ``error``; False when it must be kept
+        (the store became unavailable, or it is the run's ending)."""
         if self._deleted:
             return False
-        core, rest = _split(batch)
-        # Is it the store, or something in this batch? The points alone tell.
-        if not core.is_empty() and not rest.is_empty() and self._try(core):
-            self._warn(
-                f"dropped {_describe(rest)}",
-                f"could not save {_describe(rest)} of run {self.run_id[:8]} ({self.error}); "
-                "metrics are saved, this part is dropped",
-            )
-            return True
-        self._warn(
-            "store",
-            f"cannot write run {self.run_id[:8]} to the store yet ({self.error}); keeping "
-            f"{batch.point_count()} points in memory and retrying",
-        )
-        return False
+        if _store_down(error):
+            self._note_outage(error, batch)
+            return False
+        if set(item.update) & set(RUN_END):
+            self._warn("ending", f"cannot save {what} of run {self.run_id[:8]} yet: "
+                       f"{_reason(error)}; retrying")  # fmt: skip
+            return False
+        self._warn(f"dropped {what}", f"dropped {what} of run {self.run_id[:8]}: "
+                   f"{_reason(error)}")  # fmt: skip
+        return True
 
-    def _try(self, batch: WriteBatch) -> bool:
+    def _try(self, batch: WriteBatch) -> Exception | None:
+        """Write ``batch``; the error when it failed."""
         try:
             self.store.write(self.run_id, batch, timeout=WRITE_TIMEOUT)
-            return True
-        except RunNotFoundError as exc:  # deleted while running: retrying cannot help
+            return None
+        except (RunNotFoundError, StoreReplacedError) as exc:  # retrying cannot help
             self.error = exc
             self._deleted = True
+            return exc
         except Exception as exc:
             self.error = exc
-        return False
+            return exc
+
+    def _note_outage(self, error: Exception, batch: WriteBatch) -> None:
+        """The store cannot take the batch now: say so once the outage lasts."""
+        now = time.monotonic()
+        if self._outage is None:
+            self._outage = now
+        if now - self._outage >= OUTAGE_WARNING or not _store_down(error):
+            self._warn(
+                "store",
+                f"cannot write run {self.run_id[:8]} to the store yet ({error}); keeping "
+                f"{batch.point_count()} points in memory and retrying",
+            )
+
+    def _store_is_back(self) -> None:
+        if self._outage is not None and "store" in self._warned:
+            self._warned.discard("store")
+            print(f"expbook: run {self.run_id[:8]}: the store is back, nothing was lost",
+                  file=sys.stderr)  # fmt: skip
+        self._outage = None
 
     def _give_up(self, batch: WriteBatch) -> None:
         self.dropped_points = batch.point_count()
@@ -244,21 +304,18 @@ class Writer:
             return None
 
 
-def _split(batch: WriteBatch) -> tuple[WriteBatch, WriteBatch]:
-    """(points and heartbeat, everything else): the part that is only numbers, and the rest."""
-    core = WriteBatch(points=batch.points, heartbeat=batch.heartbeat)
-    rest = WriteBatch(
-        params=batch.params, tags_add=batch.tags_add, tags_remove=batch.tags_remove,
-        notes=batch.notes, summary=batch.summary, attachments=batch.attachments,
-        output=batch.output, update=batch.update,
-    )  # fmt: skip
-    return core, rest
+def _merged(parts: list[tuple[str, WriteBatch]]) -> WriteBatch:
+    merged = WriteBatch()
+    for _, part in parts:
+        merged.merge(part)
+    return merged
 
 
-def _describe(batch: WriteBatch) -> str:
-    parts = {
-        "params": batch.params, "tags": batch.tags_add or batch.tags_remove,
-        "notes": batch.notes, "summary values": batch.summary,
-        "attachments": batch.attachments, "output": batch.output, "run fields": batch.update,
-    }  # fmt: skip
-    return ", ".join(name for name, value in parts.items() if value) or "changes"
+def _store_down(error: Exception) -> bool:
+    """The store cannot be written now, whatever the batch (retry it all later)."""
+    return isinstance(error, StoreUnavailableError)
+
+
+def _reason(error: Exception) -> str:
+    """The database's own words when it refused a change, else the error's message."""
+    return getattr(error, "reason", None) or str(error) or type(error).__name__
