@@ -2,9 +2,11 @@
 
 SQLite: WAL journal (readers never block the writer), ``synchronous=NORMAL`` (a committed
 transaction survives the process being killed; only an OS crash or power loss can lose the last
-ones), foreign keys on, a 60 s busy timeout, and ``BEGIN IMMEDIATE`` for every write transaction
+ones), foreign keys on, a 5 s busy timeout, and ``BEGIN IMMEDIATE`` for every write transaction
 so two writers queue on the lock instead of failing on a read-to-write upgrade. Whatever still
-comes back as "database is locked" is retried with backoff by ``retrying``.
+comes back as "database is locked" is retried with backoff by ``retrying`` until the caller's
+deadline; past it, the error is a ``StoreUnavailableError`` (``store_error``), which the run
+writer keeps retrying quietly. ``FileGuard`` notices a store file deleted or replaced while open.
 """
 
 from __future__ import annotations
