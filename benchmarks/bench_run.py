@@ -255,8 +255,8 @@ def report(
     )
     python_added = startup["run py"] - startup["py"]
     line = (
-        f"start-up: a no-op Python script: alone {startup['py']:.1f} ms, "
-        f"under expbook run +{python_added:.1f} ms"
+        f"a no-op Python script, the whole command: alone {startup['py']:.1f} ms, "
+        f"under expbook run +{python_added:.1f} ms (until recorded)"
     )
     if "guild py" in startup:
         guild_added = startup["guild py"] - startup["py"]
