@@ -209,6 +209,23 @@ def test_a_slow_store_is_said_and_ctrl_c_leaves_it_to_the_recorder(tmp_path: Pat
         assert run.status.value == "finished" and run.metric("loss") == 0.25
 
 
+def test_runs_started_together_are_each_stored_when_they_return(tmp_path: Path) -> None:
+    """Eight `expbook run`s on one store at once (a sweep): each returns with its run stored;
+    one run's sweep of finished spools never takes another's before its launcher has read it."""
+    store = str(tmp_path / "s.db")
+    assert run_cli("run", "-q", "--", "true", store=store).returncode == 0
+    launchers = [start("--json", "--", "sh", "-c", f"echo epoch 1 loss=0.{n}", store=store)
+                 for n in range(1, 9)]  # fmt: skip
+    numbers = []
+    for launcher in launchers:
+        _, err = launcher.communicate(timeout=120)
+        assert launcher.returncode == 0, err
+        numbers.append(json.loads(err)["run"])
+    assert sorted(numbers) == list(range(2, 10))
+    with expbook.open_store(store) as opened:
+        assert all(run.status.value == "finished" for run in opened.runs())
+
+
 def test_repeats_follow_each_other_without_a_gap(tmp_path: Path) -> None:
     store = str(tmp_path / "s.db")
     started = time.monotonic()
@@ -296,13 +313,10 @@ def test_recover_stores_an_orphan_exactly_once_with_the_programs_status(tmp_path
     assert not os.path.exists(spool.path)
 
 
-def test_a_store_under_a_file_never_stops_the_program(tmp_path: Path) -> None:
-    """`--store` where no directory can be made: the program runs to its end with its output,
-    one line says what was not recorded and where it is kept, and `expbook recover` stores it
-    once the store can be written."""
-    blocker = tmp_path / "file"
-    blocker.write_text("not a directory\n")
-    store = str(blocker / "s.db")
+def record_then_recover(store: str, tmp_path: Path, make_writable) -> expbook.RunRecord:  # type: ignore[no-untyped-def]
+    """Run a program on a store that cannot be written: it runs to its end with its output and
+    status, one line says what was not recorded and where it is kept; once ``make_writable``
+    has run, `expbook recover` stores it. The recovered run."""
     cache = tmp_path / "cache"
     env = {"XDG_CACHE_HOME": str(cache)}
     result = run_cli("run", "--store", store, "--", "sh", "-c", "echo loss=0.5; exit 4",
@@ -310,13 +324,24 @@ def test_a_store_under_a_file_never_stops_the_program(tmp_path: Path) -> None:
     assert result.returncode == 4 and result.stdout == "loss=0.5\n"
     assert len(result.stderr.splitlines()) == 1, result.stderr
     assert "not fully recorded" in result.stderr and str(cache) in result.stderr
-    blocker.unlink()
-    blocker.mkdir()
+    make_writable()
     recovered = run_cli("recover", "--store", store, env=env)
     assert recovered.returncode == 0, recovered.stderr
     with expbook.open_store(store) as opened:
-        run = opened.run("last")
-        assert (run.status.value, run.exit_code, run.metric("loss")) == ("failed", 4, 0.5)
+        return opened.run("last")
+
+
+def test_a_store_under_a_file_never_stops_the_program(tmp_path: Path) -> None:
+    """`--store` where no directory can be made (ENOTDIR)."""
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory\n")
+
+    def make_writable() -> None:
+        blocker.unlink()
+        blocker.mkdir()
+
+    run = record_then_recover(str(blocker / "s.db"), tmp_path, make_writable)
+    assert (run.status.value, run.exit_code, run.metric("loss")) == ("failed", 4, 0.5)
 
 
 def mount_tmpfs(mount: Path, options: str) -> None:
@@ -338,25 +363,14 @@ def small_disk(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 
 def test_a_read_only_store_directory_never_stops_the_program(tmp_path: Path) -> None:
-    """A store on a read-only file system (EROFS): the spool goes to the cache, the program
-    runs to its end, one line; once the file system is writable, `expbook recover` stores it."""
+    """A store on a read-only file system (EROFS): the spool goes to the cache."""
     mount = tmp_path / "ro"
     mount_tmpfs(mount, "ro,size=1m")
     try:
-        store = str(mount / "s.db")
-        cache = tmp_path / "cache"
-        env = {"XDG_CACHE_HOME": str(cache)}
-        result = run_cli("run", "--store", store, "--", "sh", "-c", "echo loss=0.5",
-                         env=env)  # fmt: skip
-        assert result.returncode == 0 and result.stdout == "loss=0.5\n"
-        assert len(result.stderr.splitlines()) == 1, result.stderr
-        assert "not fully recorded" in result.stderr and str(cache) in result.stderr
-        subprocess.run(["mount", "-o", "remount,rw", str(mount)], check=True)
-        recovered = run_cli("recover", "--store", store, env=env)
-        assert recovered.returncode == 0, recovered.stderr
-        with expbook.open_store(store) as opened:
-            run = opened.run("last")
-            assert (run.status.value, run.metric("loss")) == ("finished", 0.5)
+        remount = ["mount", "-o", "remount,rw", str(mount)]
+        run = record_then_recover(str(mount / "s.db"), tmp_path,
+                                  lambda: subprocess.run(remount, check=True))  # fmt: skip
+        assert (run.status.value, run.exit_code, run.metric("loss")) == ("failed", 4, 0.5)
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
 

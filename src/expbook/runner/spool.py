@@ -230,11 +230,12 @@ class Spool:
     # --- the end --------------------------------------------------------------------------------
 
     def state(self) -> str:
-        """``active`` (locked: being run or recorded), ``done`` (stored; only the directory is
-        left), or ``orphaned`` (nobody works on it and the store lacks some of it)."""
-        if self.done() is not None:
-            return "done"
-        return "active" if self.is_locked() else "orphaned"
+        """``active`` (locked: being run or recorded — a launcher may be about to read its
+        ``done``), ``done`` (stored, and nobody works on it: only the directory is left), or
+        ``orphaned`` (nobody works on it and the store lacks some of it)."""
+        if self.is_locked():
+            return "active"
+        return "done" if self.done() is not None else "orphaned"
 
     def remove(self) -> None:
         import shutil
