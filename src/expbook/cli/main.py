@@ -285,11 +285,13 @@ def run_command(command: tuple[str, ...], **options: Any) -> None:
     stdout is a terminal, so colours and progress bars stay), stdin passed through, Ctrl-C,
     Ctrl-Z and SIGTERM working as usual, its exit status returned. NAME=value words before
     the program are its environment. A Python program that calls expbook.start_run() records
-    into this run.
+    into this run. It returns once the run is stored (the next command can read it: expbook
+    show last); a run whose recording is cut short is kept for expbook recover.
 
     \b
     Examples:
       expbook run -- python train.py --lr 1e-3 --epochs 16
+      expbook run --json -- python train.py 2> summary.json
       expbook run -e "sequence length" --tag gru -- cargo run --release -- --model-epochs 16
       expbook run --kind eval --parent 12 -- python eval.py --ckpt runs/12/model.pt
       expbook run --repeat 3 --seed-flag --seed -- python train.py --lr 1e-3
