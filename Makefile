@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench corpus corpus-score clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else \
@@ -32,6 +32,28 @@ lint: $(BIN)/python
 bench: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/bench_logging.py
+
+# The capture corpus (tests/corpus/): re-train every program in a venv of real frameworks, then
+# score what expbook run captures against the frameworks' own records. torch comes first, from
+# the local wheel; the rest are installed with torch==2.13.0 as a constraint.
+FRAMEWORKS ?= .venv-frameworks
+FRAMEWORK_PACKAGES ?= transformers accelerate lightning keras xgboost lightgbm scikit-learn tqdm rich pandas
+
+$(FRAMEWORKS)/bin/python:
+	$(PYTHON) -m venv $(FRAMEWORKS)
+	$(FRAMEWORKS)/bin/python -m pip install --quiet torch==2.13.0
+	echo "torch==2.13.0" > $(FRAMEWORKS)/torch-constraint.txt
+	$(FRAMEWORKS)/bin/python -m pip install --quiet -c $(FRAMEWORKS)/torch-constraint.txt \
+		$(FRAMEWORK_PACKAGES)
+
+corpus: $(BIN)/python $(FRAMEWORKS)/bin/python
+	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python benchmarks/bench_capture.py capture --all --python $(FRAMEWORKS)/bin/python
+	$(BIN)/python benchmarks/bench_capture.py
+
+corpus-score: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python benchmarks/bench_capture.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build dist src/*.egg-info

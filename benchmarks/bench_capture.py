@@ -1,0 +1,275 @@
+"""What ``expbook run`` captures from real programs, measured against the frameworks' own records.
+
+    python benchmarks/bench_capture.py                    # score the committed corpus
+    python benchmarks/bench_capture.py --json out.json    # ... and write the numbers
+    python benchmarks/bench_capture.py capture NAME ...   # re-run programs, write their captures
+    python benchmarks/bench_capture.py capture --all
+
+The corpus is ``tests/corpus/`` (its README says what a program's folder holds). Scoring replays
+each capture through the recorder's own reading path (``expbook.runner.replay``) and compares
+the points it would store with the truth the program wrote from its framework's records:
+
+- recall: printed truth points that were captured (same key, same value as printed);
+- at the right place: of those, the share stored at the truth's step (or epoch);
+- precision: stored points that are some truth point (printed or not);
+- false keys: stored keys that are no truth key (a setting or a count read as a metric).
+
+Capturing runs each program under the real launcher (``expbook.runner.launch.Launch``, without a
+recorder), once with pipes and once on a 120x40 pseudo-terminal, and keeps the spool's frames.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT / "tests" / "corpus"
+FRAMEWORKS_PYTHON = ROOT / ".venv-frameworks" / "bin" / "python"
+MODES = ("pipe", "terminal")
+REL_TOLERANCE = 5e-3
+ABS_TOLERANCE = 1e-4
+_SYNONYMS = (("validation", "val"), ("valid", "val"), ("accuracy", "acc"))
+
+
+# --- scoring -------------------------------------------------------------------------------------
+
+
+def canonical(key: str) -> str:
+    """A key without case and separators, with common synonyms folded (``val_acc`` and
+    ``validation/accuracy`` are one key)."""
+    text = key.lower()
+    for long, short in _SYNONYMS:
+        text = text.replace(long, short)
+    return re.sub(r"[^a-z0-9]", "", text)
+
+
+def close(a: float, b: float) -> bool:
+    if math.isnan(a) or math.isnan(b):
+        return math.isnan(a) and math.isnan(b)
+    return abs(a - b) <= max(ABS_TOLERANCE, REL_TOLERANCE * abs(b))
+
+
+@dataclass
+class Score:
+    printed: int = 0  # printed truth points
+    captured: int = 0  # of those, captured
+    placed: int = 0  # of those, at the right step/epoch
+    stored: int = 0  # points the recorder would store
+    true_stored: int = 0  # of those, some truth point
+    false_keys: list[str] = field(default_factory=list)
+    missed_keys: list[str] = field(default_factory=list)
+
+    def add(self, other: Score) -> None:
+        for name in ("printed", "captured", "placed", "stored", "true_stored"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.false_keys += other.false_keys
+        self.missed_keys += other.missed_keys
+
+    @property
+    def recall(self) -> float:
+        return self.captured / self.printed if self.printed else 1.0
+
+    @property
+    def precision(self) -> float:
+        return self.true_stored / self.stored if self.stored else 1.0
+
+    @property
+    def place(self) -> float:
+        return self.placed / self.captured if self.captured else 1.0
+
+
+def score(truth: dict, points: list) -> Score:  # type: ignore[type-arg]
+    """Score the parsed points (``ParsedPoint``) of one capture against its truth."""
+    result = Score()
+    truth_points = truth["points"]
+    by_key: dict[str, list] = {}  # type: ignore[type-arg]
+    for point in points:
+        by_key.setdefault(canonical(point.key), []).append(point)
+    truth_keys = {canonical(p["key"]) for p in truth_points}
+    used: set[int] = set()
+    for key in sorted(truth_keys):
+        candidates = by_key.get(key, [])
+        start = 0
+        for truth_point in (p for p in truth_points if canonical(p["key"]) == key):
+            found = None
+            for index in range(start, len(candidates)):
+                if id(candidates[index]) not in used and close(
+                    candidates[index].value, truth_point["value"]
+                ):
+                    found = index
+                    break
+            if found is not None:
+                used.add(id(candidates[found]))
+                start = found + 1
+            if not truth_point.get("printed", True):
+                continue
+            result.printed += 1
+            if found is None:
+                continue
+            result.captured += 1
+            if _placed(candidates[found], truth_point):
+                result.placed += 1
+        if not candidates and any(
+            p.get("printed", True) for p in truth_points if canonical(p["key"]) == key
+        ):
+            result.missed_keys.append(key)
+    result.stored = len(points)
+    result.true_stored = len(used)
+    result.false_keys = sorted({p.key for p in points if canonical(p.key) not in truth_keys})
+    return result
+
+
+def _placed(point, truth_point: dict) -> bool:  # type: ignore[no-untyped-def, type-arg]
+    if truth_point.get("step") is not None:
+        return point.step == truth_point["step"]
+    if truth_point.get("epoch") is not None:
+        epoch = point.epoch if point.epoch is not None else point.step
+        return epoch is not None and abs(epoch - truth_point["epoch"]) < 1e-6
+    return True
+
+
+def programs() -> list[Path]:
+    return sorted(p.parent for p in CORPUS.glob("*/corpus.json"))
+
+
+def score_corpus() -> dict[str, dict[str, Score]]:
+    from expbook.runner.replay import read_capture, replay
+
+    results: dict[str, dict[str, Score]] = {}
+    for folder in programs():
+        for mode in MODES:
+            capture, truth = folder / f"{mode}.jsonl", folder / f"{mode}.truth.json"
+            if not capture.exists() or not truth.exists():
+                continue
+            replayed = replay(read_capture(capture))
+            results.setdefault(folder.name, {})[mode] = score(
+                json.loads(truth.read_text()), replayed.points
+            )
+    return results
+
+
+def report(results: dict[str, dict[str, Score]]) -> dict[str, dict[str, float]]:
+    columns = f"{'recall':>7} {'placed':>7} {'precision':>9}"
+    header = f"{'program':<28} {'mode':<9} {columns}  false keys"
+    print(header)
+    print("-" * len(header))
+    totals = {mode: Score() for mode in MODES}
+    for name, modes in results.items():
+        for mode, s in modes.items():
+            totals[mode].add(s)
+            false = ", ".join(s.false_keys[:4]) + (" ..." if len(s.false_keys) > 4 else "")
+            print(f"{name:<28} {mode:<9} {s.recall:>7.1%} {s.place:>7.1%} {s.precision:>9.1%}  "
+                  f"{false}")  # fmt: skip
+    print("-" * len(header))
+    summary = {}
+    for mode, s in totals.items():
+        print(f"{'all programs':<28} {mode:<9} {s.recall:>7.1%} {s.place:>7.1%} "
+              f"{s.precision:>9.1%}  {len(set(s.false_keys))} false keys; "
+              f"{s.captured}/{s.printed} printed points, {s.stored} stored")  # fmt: skip
+        summary[mode] = {"recall": s.recall, "placed": s.place, "precision": s.precision,
+                         "printed": s.printed, "stored": s.stored}  # fmt: skip
+    return summary
+
+
+# --- capturing -----------------------------------------------------------------------------------
+
+
+def capture(folder: Path, python: Path) -> None:
+    """Run the program of ``folder`` in both modes; write its captures and truths."""
+    spec = json.loads((folder / "corpus.json").read_text())
+    command = [str(python) if word == "{python}" else word for word in spec["command"]]
+    for mode in MODES:
+        with tempfile.TemporaryDirectory(prefix="corpus-") as tmp:
+            truth = Path(tmp) / "truth.json"
+            env = {**os.environ, "EXPBOOK_CORPUS_TRUTH": str(truth), "PYTHONHASHSEED": "0",
+                   "EXPBOOK_SPOOL_ROOT": tmp, "COLUMNS": "120", "LINES": "40"}  # fmt: skip
+            env.pop("EXPBOOK_STORE", None)
+            worker = [sys.executable, str(Path(__file__).resolve()), "_launch", tmp, *command]
+            if mode == "pipe":
+                done = subprocess.run(worker, cwd=folder, env=env, stdin=subprocess.DEVNULL,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                      timeout=spec.get("timeout", 600), check=False)  # fmt: skip
+                code = done.returncode
+            else:
+                code = _on_terminal(worker, folder, env)
+            if not truth.exists():
+                problem = f"the program wrote no truth (exit {code})"
+                raise SystemExit(f"{folder.name} ({mode}): {problem}")
+            shutil.copy(truth, folder / f"{mode}.truth.json")
+            shutil.copy(Path(tmp) / "capture.jsonl", folder / f"{mode}.jsonl")
+        print(f"captured {folder.name} ({mode}, exit {code})")
+
+
+def _on_terminal(worker: list[str], folder: Path, env: dict[str, str]) -> int:
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    pid, master = pty.fork()
+    if pid == 0:
+        os.chdir(folder)
+        os.execve(worker[0], worker, env)
+    fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    while True:
+        try:
+            if not os.read(master, 1 << 16):
+                break
+        except OSError:
+            break
+    _, status = os.waitpid(pid, 0)
+    os.close(master)
+    return os.waitstatus_to_exitcode(status)
+
+
+def _launch(root: str, command: list[str]) -> int:
+    """In the worker: run ``command`` under the real launcher, without a recorder, and keep
+    the spool's frames as ``ROOT/capture.jsonl``."""
+    from expbook.runner.launch import Launch
+    from expbook.runner.replay import spool_chunks, write_capture
+
+    class CaptureLaunch(Launch):
+        def _start_recorder(self) -> bool:
+            return False
+
+    launch = CaptureLaunch({"no_wait": True, "quiet": True}, command,
+                           f"sqlite:///{root}/unused.db")  # fmt: skip
+    code = launch.run()
+    assert launch.spool is not None
+    write_capture(Path(root) / "capture.jsonl", spool_chunks(launch.spool))
+    return code
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["_launch"]:
+        sys.exit(_launch(sys.argv[2], sys.argv[3:]))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command")
+    cap = sub.add_parser("capture", help="re-run corpus programs and write their captures")
+    cap.add_argument("names", nargs="*")
+    cap.add_argument("--all", action="store_true")
+    cap.add_argument("--python", type=Path, default=FRAMEWORKS_PYTHON)
+    parser.add_argument("--json", metavar="FILE", help="also write the scores as JSON")
+    args = parser.parse_args()
+    if args.command == "capture":
+        folders = programs() if args.all else [CORPUS / name for name in args.names]
+        for folder in folders:
+            capture(folder, args.python)
+        return
+    summary = report(score_corpus())
+    if args.json:
+        Path(args.json).write_text(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()
