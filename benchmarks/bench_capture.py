@@ -259,16 +259,33 @@ def main() -> None:
     cap.add_argument("names", nargs="*")
     cap.add_argument("--all", action="store_true")
     cap.add_argument("--python", type=Path, default=FRAMEWORKS_PYTHON)
-    parser.add_argument("--json", metavar="FILE", help="also write the scores as JSON")
+    parser.add_argument("--json", metavar="FILE", help="also write the totals as JSON")
+    parser.add_argument("--scores", metavar="FILE",
+                        help="also write each program's scores (the floor tests/test_corpus.py "
+                        "checks: tests/corpus/scores.json)")  # fmt: skip
     args = parser.parse_args()
     if args.command == "capture":
         folders = programs() if args.all else [CORPUS / name for name in args.names]
         for folder in folders:
             capture(folder, args.python)
         return
-    summary = report(score_corpus())
+    results = score_corpus()
+    summary = report(results)
     if args.json:
         Path(args.json).write_text(json.dumps(summary, indent=2))
+    if args.scores:
+        scores = {
+            name: {
+                mode: {
+                    "recall": round(s.recall, 6),
+                    "placed": round(s.place, 6),
+                    "precision": round(s.precision, 6),
+                }
+                for mode, s in modes.items()
+            }
+            for name, modes in results.items()
+        }
+        Path(args.scores).write_text(json.dumps(scores, indent=2, sort_keys=True) + "\n")
 
 
 if __name__ == "__main__":
