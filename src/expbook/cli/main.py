@@ -439,6 +439,29 @@ def experiment_move_command(**options: Any) -> None:
     experiments.move(**options)
 
 
+@cli.command("parse")
+@click.argument("file", metavar="FILE")
+@click.option("--all", "show_all", is_flag=True, help="Show every line, not only those read.")
+@click.option("--settings", metavar="TOML", type=click.Path(dir_okay=False, exists=True),
+              help="The expbook.toml to use [default: the one expbook run would use here].")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def parse_command(**options: Any) -> None:
+    """Show what `expbook run` reads in a program's output, line by line, and why: which
+    parser took each line and the points and values it stored, at which step. FILE is a log
+    (`-`: standard input), e.g. `expbook logs 12 > out.log`. To fix a miss, add a pattern or an
+    ignore_metrics entry to expbook.toml and run it again.
+
+    \b
+    Examples:
+      expbook parse train.log
+      python train.py 2>&1 | expbook parse --all -
+      expbook logs 12 | expbook parse -
+    """
+    from expbook.cli import running
+
+    running.parse(**options)
+
+
 @cli.command("recover")
 @click.option("--list", "list_only", is_flag=True, help="Only list the runs that wait.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of lines.")

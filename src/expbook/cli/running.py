@@ -255,3 +255,41 @@ def _say_line(text: str, as_json: bool, empty: list[Any]) -> None:
         print(json.dumps(empty))
     else:
         print(text)
+
+
+def parse(*, file: str, show_all: bool, settings: str | None, as_json: bool) -> None:
+    """``expbook parse``: each line of a log with what the parsers made of it."""
+    from expbook.runner.explain import as_json as line_json
+    from expbook.runner.explain import describe, explain, read_output
+    from expbook.runner.parsers import UserPattern
+    from expbook.runner.settings import find_settings_file, load_settings
+
+    chosen = load_settings(settings if settings else find_settings_file(os.getcwd()))
+    try:
+        chunks = read_output(file)
+    except OSError as exc:
+        raise ExpbookError(f"cannot read {file}: {exc.strerror or exc}") from None
+    try:
+        patterns = [UserPattern(**pattern) for pattern in chosen.patterns]
+        lines = explain(chunks, patterns, chosen.ignore_metrics)
+    except (TypeError, ValueError) as exc:
+        raise ExpbookError(f"expbook.toml: {exc}") from None
+    counts = {"lines": 0, "read": 0, "points": 0, "values": 0}
+    keys: set[str] = set()
+    for line in lines:
+        counts["lines"] += 1
+        read = bool(line.points or line.summaries or line.problems)
+        counts["read"] += read
+        counts["points"] += len(line.points)
+        counts["values"] += len(line.summaries)
+        keys.update(key for _, _, values in line.points for key in values)
+        keys.update(summary.key for summary in line.summaries)
+        if as_json:
+            print(line_json(line))
+        elif read or show_all:
+            print(f"{line.number:>6}  {strip_ansi(line.text)}")
+            print(f"{'':>6}  -> {describe(line)}")
+    if not as_json:
+        source = f" (patterns from {chosen.source})" if chosen.source else ""
+        print(f"{counts['lines']} lines, {counts['read']} read: {counts['points']} points and "
+              f"{counts['values']} summary values of {len(keys)} keys{source}")  # fmt: skip

@@ -27,6 +27,12 @@ from expbook.runner.text import strip_ansi
 _SHAPE_CACHE_SIZE = 16384  # quiet shapes kept (then cleared): at most ~10 MB
 _PROGRESS_SHAPES = 4096  # shapes of progress lines kept (then cleared)
 _NO_LAYOUT = _Layout(0, [], None, None, False, None, False, None)  # no block of lines yet
+_PARSER_NAMES = {
+    "_DictLineParser": "dict",
+    "_TableParser": "table",
+    "_ProgressParser": "progress",
+    "_SummaryLineParser": "summary",
+}
 
 
 def _digitless_look(line: str) -> bool:
@@ -162,6 +168,18 @@ class OutputParser:
             if events is not None:
                 return events
         return self._parse_and_learn(line, shape, quiet)
+
+    def explain(self, line: str) -> tuple[list[Event], str | None]:
+        """:meth:`feed`, and which parser took the line: ``"user pattern"``, ``"dict"``,
+        ``"table"``, ``"progress"``, ``"summary"``, or None (for ``expbook parse``)."""
+        self._recognised = None
+        events = self.feed(line)
+        if not events:
+            return events, None
+        recognised = self._recognised
+        if recognised is None:
+            return events, "user pattern" if self._user is not None else None
+        return events, _PARSER_NAMES.get(type(recognised).__name__)
 
     def feed_lines(self, lines: Iterable[str]) -> list[Event | PointRows]:
         """Parse many lines: the events of :meth:`feed` for each, in order, with less work per
