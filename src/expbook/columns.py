@@ -29,6 +29,50 @@ def canonical(value: Any) -> str:
     return "\0missing" if value is MISSING else json.dumps(value, sort_keys=True)
 
 
+def words(value: Any) -> list[str] | None:
+    """The elements of a list-like param — a list of scalars (``["cli", "ml_train"]``, a
+    repeated flag), or a string of two or more words separated by spaces or commas (Cargo's
+    ``--features "cli ml_train"``) — else None."""
+    if (
+        isinstance(value, list)
+        and value
+        and all(type(item) in (str, int, float) for item in value)
+    ):
+        return [item if isinstance(item, str) else json.dumps(item) for item in value]
+    if isinstance(value, str):
+        found = [word for word in value.replace(",", " ").split() if word]
+        if len(found) >= 2:
+            return found
+    return None
+
+
+def list_change(old: Any, new: Any) -> tuple[list[str], list[str], int] | None:
+    """For two list-like values of one param, what changed element-wise: (removed, added,
+    number in common), in their order; None unless both are list-like and share an element
+    (two sentences are not lists of options)."""
+    before, after = words(old), words(new)
+    if before is None or after is None:
+        return None
+    common = set(before) & set(after)
+    if not common:
+        return None
+    removed = [word for word in before if word not in set(after)]
+    added = [word for word in after if word not in set(before)]
+    return removed, added, len(common)
+
+
+def describe_change(old: Any, new: Any) -> str | None:
+    """``-ml_loader_note_binned_convolution +ml_loader_frequency_pooled`` for list-like values
+    that differ element-wise (None for other values)."""
+    change = list_change(old, new)
+    if change is None:
+        return None
+    removed, added, _ = change
+    return " ".join([*(f"-{word}" for word in removed), *(f"+{word}" for word in added)]) or (
+        "same elements, reordered"
+    )
+
+
 def varying_params(runs: Sequence[RunRecord]) -> list[str]:
     """Param keys whose value differs between the runs (or is missing in some), sorted."""
     keys = sorted({key for run in runs for key in run.params})

@@ -41,6 +41,7 @@ from expbook.columns import (
     canonical,
     common_metrics,
     key_metric,
+    list_change,
     split_key,
     varying_params,
 )
@@ -452,7 +453,7 @@ def diff(*, run_a: str, run_b: str, show_all: bool, as_json: bool, store: str | 
                 {
                     "a": {"id": a.id, "number": a.number},
                     "b": {"id": b.id, "number": b.number},
-                    "params": [{"key": k, "a": va, "b": vb} for k, va, vb in result.params],
+                    "params": [_param_json(k, va, vb) for k, va, vb in result.params],
                     "fields": [{"field": f, "a": va, "b": vb} for f, va, vb in result.fields],
                     "metrics": [
                         {"key": k, "a": va, "b": vb, "delta": _delta(va, vb)}
@@ -477,6 +478,13 @@ def diff(*, run_a: str, run_b: str, show_all: bool, as_json: bool, store: str | 
         params.add_column(f"#{a.number}", style="cyan")
         params.add_column(f"#{b.number}", style="cyan")
         for key, va, vb in result.params:
+            change = list_change(va, vb) if key in a.params and key in b.params else None
+            if change is not None:  # list-like: what differs, element-wise
+                removed, added, common = change
+                params.add_row(key, Text(" ".join(f"-{w}" for w in removed) or "—", style="red"),
+                               Text(" ".join(f"+{w}" for w in added) or "—", style="green")
+                               + Text(f"  ({common} in common)", style="dim"))  # fmt: skip
+                continue
             params.add_row(key, _param_cell(va, key in a.params), _param_cell(vb, key in b.params))
         if show_all:
             for key, value in result.equal_params:
@@ -501,6 +509,16 @@ def diff(*, run_a: str, run_b: str, show_all: bool, as_json: bool, store: str | 
                 "—" if relative is None else f"{relative:+.1f}%",
             )
         out.print(metrics)
+
+
+def _param_json(key: str, a: Any, b: Any) -> dict[str, Any]:
+    """A differing param in ``diff --json``; list-like ones also say what was removed and
+    added, element-wise."""
+    row = {"key": key, "a": a, "b": b}
+    change = list_change(a, b)
+    if change is not None:
+        row["removed"], row["added"] = change[0], change[1]
+    return row
 
 
 def _param_cell(value: Any, present: bool) -> Text:

@@ -19,6 +19,7 @@ from expbook.columns import (
     MISSING,
     canonical,
     common_metrics,
+    describe_change,
     lower_is_better,
     split_key,
     varying_params,
@@ -482,15 +483,21 @@ def what_changed(run: RunRecord, reference: RunRecord, *, parent: bool = False) 
     who = f"parent {reference.ref}" if parent else reference.ref
     if not changed:
         return f"Same params as {who}."
-    parts = [
-        f"{key}: {fmt_value(reference.params.get(key, MISSING))} → "
-        f"{fmt_value(run.params.get(key, MISSING))}"
-        for key in changed[:MAX_CHANGES]
-    ]
+    parts = [_change(key, reference.params.get(key, MISSING), run.params.get(key, MISSING))
+             for key in changed[:MAX_CHANGES]]  # fmt: skip
     if len(changed) > MAX_CHANGES:
         parts.append(f"and {len(changed) - MAX_CHANGES} more")
     repeat = " (a repeat: only the seed changed)" if all(map(is_seed, changed)) else ""
     return f"Same as {who} except {', '.join(parts)}{repeat}."
+
+
+def _change(key: str, before: Any, after: Any) -> str:
+    """``lr: 0.001 → 0.0003``; for list-like params (Cargo features, repeated flags) what
+    changed element-wise: ``features: -ml_target_full +ml_target_folded``."""
+    elements = describe_change(before, after)
+    if elements is not None:
+        return f"{key}: {elements}"
+    return f"{key}: {fmt_value(before)} → {fmt_value(after)}"
 
 
 # --- figures ------------------------------------------------------------------------------------
