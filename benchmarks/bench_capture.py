@@ -85,51 +85,95 @@ class Score:
 
     @property
     def place(self) -> float:
-        return self.placed / self.captured if self.captured else 1.0
+        """Of the captured points, the share at the right place (NaN when none was captured)."""
+        return self.placed / self.captured if self.captured else math.nan
 
 
-def score(truth: dict, points: list) -> Score:  # type: ignore[type-arg]
-    """Score the parsed points (``ParsedPoint``) of one capture against its truth."""
+def score(truth: dict, points: list, summaries: dict | None = None) -> Score:  # type: ignore[type-arg]
+    """Score what the recorder would store — parsed points (``ParsedPoint``) and summary
+    values (key -> fields) — against the truth of one capture.
+
+    Per key, the stored points are aligned with the truth points in order (an alignment that
+    captures the most printed points, then puts the most at the right step), so a value never
+    pairs with a neighbour it merely resembles. A truth point without step and epoch (a final
+    result) is captured by a summary value of its key, too."""
     result = Score()
     truth_points = truth["points"]
-    by_key: dict[str, list] = {}  # type: ignore[type-arg]
+    stored: dict[str, list] = {}  # type: ignore[type-arg]
     for point in points:
-        by_key.setdefault(canonical(point.key), []).append(point)
+        stored.setdefault(canonical(point.key), []).append(point)
+    values = {canonical(key): fields["value"] for key, fields in (summaries or {}).items()}
     truth_keys = {canonical(p["key"]) for p in truth_points}
-    used: set[int] = set()
+    matched = 0
     for key in sorted(truth_keys):
-        candidates = by_key.get(key, [])
-        start = 0
-        for truth_point in (p for p in truth_points if canonical(p["key"]) == key):
-            found = None
-            for index in range(start, len(candidates)):
-                if id(candidates[index]) not in used and close(
-                    candidates[index].value, truth_point["value"]
-                ):
-                    found = index
-                    break
-            if found is not None:
-                used.add(id(candidates[found]))
-                start = found + 1
+        wanted = [p for p in truth_points if canonical(p["key"]) == key]
+        pairs = _align(wanted, stored.get(key, []))
+        matched += len(pairs)
+        for index, truth_point in enumerate(wanted):
             if not truth_point.get("printed", True):
                 continue
             result.printed += 1
+            found = pairs.get(index)
+            final = truth_point.get("step") is None and truth_point.get("epoch") is None
+            if (
+                found is None
+                and final
+                and key in values
+                and close(values[key], truth_point["value"])
+            ):
+                result.captured += 1
+                result.placed += 1
+                matched += 1
+                values.pop(key)
+                continue
             if found is None:
                 continue
             result.captured += 1
-            if _placed(candidates[found], truth_point):
-                result.placed += 1
-        if not candidates and any(
-            p.get("printed", True) for p in truth_points if canonical(p["key"]) == key
-        ):
+            result.placed += _placed(found, truth_point)
+        if key not in stored and key not in values and any(p.get("printed", True) for p in wanted):
             result.missed_keys.append(key)
-    result.stored = len(points)
-    result.true_stored = len(used)
-    result.false_keys = sorted({p.key for p in points if canonical(p.key) not in truth_keys})
+    result.stored = len(points) + len(summaries or {})
+    result.true_stored = min(matched, result.stored)
+    stored_keys = {p.key for p in points} | set(summaries or {})
+    result.false_keys = sorted(k for k in stored_keys if canonical(k) not in truth_keys)
     return result
 
 
+def _align(wanted: list, candidates: list) -> dict:  # type: ignore[type-arg]
+    """An order-preserving matching of truth points to stored points of one key (close
+    values only) that maximises printed matches, then matches at the right place, then any
+    matches: {truth index: stored point}."""
+    n, m = len(wanted), len(candidates)
+    if not n or not m:
+        return {}
+    weight = [[0] * m for _ in range(n)]
+    for i, truth_point in enumerate(wanted):
+        printed = 1_000_000 if truth_point.get("printed", True) else 0
+        for j, point in enumerate(candidates):
+            if close(point.value, truth_point["value"]):
+                weight[i][j] = printed + 1_000 * _placed(point, truth_point) + 1
+    best = [[0] * (m + 1) for _ in range(n + 1)]
+    for i in range(n - 1, -1, -1):
+        row, below = best[i], best[i + 1]
+        for j in range(m - 1, -1, -1):
+            take = weight[i][j] + below[j + 1] if weight[i][j] else 0
+            row[j] = max(below[j], row[j + 1], take)
+    pairs = {}
+    i = j = 0
+    while i < n and j < m:
+        if weight[i][j] and best[i][j] == weight[i][j] + best[i + 1][j + 1]:
+            pairs[i] = candidates[j]
+            i, j = i + 1, j + 1
+        elif best[i][j] == best[i + 1][j]:
+            i += 1
+        else:
+            j += 1
+    return pairs
+
+
 def _placed(point, truth_point: dict) -> bool:  # type: ignore[no-untyped-def, type-arg]
+    """Whether a stored point is where the truth has it: at its step when the truth has one,
+    else at its epoch (a point without an epoch by its step, for a per-epoch series)."""
     if truth_point.get("step") is not None:
         return point.step == truth_point["step"]
     if truth_point.get("epoch") is not None:
@@ -153,9 +197,13 @@ def score_corpus() -> dict[str, dict[str, Score]]:
                 continue
             replayed = replay(read_capture(capture))
             results.setdefault(folder.name, {})[mode] = score(
-                json.loads(truth.read_text()), replayed.points
+                json.loads(truth.read_text()), replayed.points, replayed.summaries
             )
     return results
+
+
+def _percent(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{value:.1%}"
 
 
 def report(results: dict[str, dict[str, Score]]) -> dict[str, dict[str, float]]:
@@ -168,7 +216,7 @@ def report(results: dict[str, dict[str, Score]]) -> dict[str, dict[str, float]]:
         for mode, s in modes.items():
             totals[mode].add(s)
             false = ", ".join(s.false_keys[:4]) + (" ..." if len(s.false_keys) > 4 else "")
-            print(f"{name:<28} {mode:<9} {s.recall:>7.1%} {s.place:>7.1%} {s.precision:>9.1%}  "
+            print(f"{name:<28} {mode:<9} {s.recall:>7.1%} {_percent(s.place):>7} {s.precision:>9.1%}  "
                   f"{false}")  # fmt: skip
     print("-" * len(header))
     summary = {}
