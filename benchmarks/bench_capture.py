@@ -216,8 +216,8 @@ def report(results: dict[str, dict[str, Score]]) -> dict[str, dict[str, float]]:
         for mode, s in modes.items():
             totals[mode].add(s)
             false = ", ".join(s.false_keys[:4]) + (" ..." if len(s.false_keys) > 4 else "")
-            print(f"{name:<28} {mode:<9} {s.recall:>7.1%} {_percent(s.place):>7} {s.precision:>9.1%}  "
-                  f"{false}")  # fmt: skip
+            numbers = f"{s.recall:>7.1%} {_percent(s.place):>7} {s.precision:>9.1%}"
+            print(f"{name:<28} {mode:<9} {numbers}  {false}")
     print("-" * len(header))
     summary = {}
     for mode, s in totals.items():
