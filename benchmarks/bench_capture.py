@@ -132,6 +132,11 @@ def score(truth: dict, points: list, summaries: dict | None = None) -> Score:  #
             result.placed += _placed(found, truth_point)
         if key not in stored and key not in values and any(p.get("printed", True) for p in wanted):
             result.missed_keys.append(key)
+    # A summary value left over is still true when it is some value of its key (the final
+    # `train_loss` of a run, printed again in a closing table).
+    for key, value in values.items():
+        if any(canonical(p["key"]) == key and close(value, p["value"]) for p in truth_points):
+            matched += 1
     result.stored = len(points) + len(summaries or {})
     result.true_stored = min(matched, result.stored)
     stored_keys = {p.key for p in points} | set(summaries or {})
