@@ -255,6 +255,9 @@ def capture(folder: Path, python: Path) -> None:
                 code = done.returncode
             else:
                 code = _on_terminal(worker, folder, env)
+            if code != spec.get("exit_code", 0):  # a crash would be committed as the corpus
+                problem = f"exit status {code}, not {spec.get('exit_code', 0)}; nothing written"
+                raise SystemExit(f"{folder.name} ({mode}): {problem}")
             if not truth.exists():
                 problem = f"the program wrote no truth (exit {code})"
                 raise SystemExit(f"{folder.name} ({mode}): {problem}")
