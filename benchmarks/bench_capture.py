@@ -39,6 +39,9 @@ MODES = ("pipe", "terminal")
 REL_TOLERANCE = 5e-3
 ABS_TOLERANCE = 1e-4
 _SYNONYMS = (("validation", "val"), ("valid", "val"), ("accuracy", "acc"))
+FACTS = "model."
+"""Keys of facts about the model that expbook stores on purpose (parameter counts read from
+model-summary tables): not metrics, so neither scored nor counted as false keys."""
 
 
 # --- scoring -------------------------------------------------------------------------------------
@@ -99,6 +102,8 @@ def score(truth: dict, points: list, summaries: dict | None = None) -> Score:  #
     result) is captured by a summary value of its key, too."""
     result = Score()
     truth_points = truth["points"]
+    points = [p for p in points if not p.key.startswith(FACTS)]
+    summaries = {k: v for k, v in (summaries or {}).items() if not k.startswith(FACTS)}
     stored: dict[str, list] = {}  # type: ignore[type-arg]
     for point in points:
         stored.setdefault(canonical(point.key), []).append(point)
