@@ -73,6 +73,6 @@ def test_no_program_scores_below_its_recorded_score() -> None:
                 continue
             for metric in ("recall", "placed", "precision"):
                 now = getattr(score, "place" if metric == "placed" else metric)
-                if now < floor[metric] - 1e-9:
+                if now < floor[metric] - 1e-6:  # the file keeps 6 decimals
                     worse.append(f"{name} ({mode}): {metric} {now:.3f} < {floor[metric]:.3f}")
     assert worse == []
