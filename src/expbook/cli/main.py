@@ -442,8 +442,12 @@ def experiment_move_command(**options: Any) -> None:
 @cli.command("parse")
 @click.argument("file", metavar="FILE")
 @click.option("--all", "show_all", is_flag=True, help="Show every line, not only those read.")
-@click.option("--settings", metavar="TOML", type=click.Path(dir_okay=False, exists=True),
-              help="The expbook.toml to use [default: the one expbook run would use here].")
+@click.option(
+    "--settings",
+    metavar="TOML",
+    type=click.Path(dir_okay=False, exists=True),
+    help="The expbook.toml to use [default: the one expbook run would use here].",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def parse_command(**options: Any) -> None:
     """Show what `expbook run` reads in a program's output, line by line, and why: which
