@@ -1,4 +1,5 @@
-"""PyTorch Lightning on synthetic data with the Rich progress bar, then ``trainer.test``.
+"""PyTorch Lightning on synthetic data with the Rich progress bar (``--progress-bar rich``, the
+default here) or its default TQDM bar (``--progress-bar tqdm``), then ``trainer.test``.
 
 A small MLP classifies 16-dimensional points (two noisy Gaussian blobs) for 3 epochs:
 10 training batches and 4 validation batches per epoch. It logs ``train_loss`` (on_step and
@@ -26,7 +27,8 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-BAR = "rich"
+BAR = sys.argv[sys.argv.index("--progress-bar") + 1] if "--progress-bar" in sys.argv else "rich"
+assert BAR in ("rich", "tqdm"), f"--progress-bar {BAR}: rich or tqdm"
 # On a terminal Rich redraws from a thread (Lightning's refresh_rate=100: every 10 ms, when a
 # redraw was asked for), so a state the bar shows for less than that may never be drawn; one
 # shown for 2.5 refresh periods is.
