@@ -35,9 +35,10 @@ def open_cli_store(location: str | None) -> Store:
 
 def warn_orphans(url: str) -> None:
     """One line on stderr when runs of ``expbook run`` on this store wait to be recovered."""
-    from expbook.runner.recover import orphans_line
+    from expbook.locations import spool_roots
+    from expbook.runner.spool import orphans_line
 
-    line = orphans_line(url)
+    line = orphans_line(spool_roots(url), url)
     if line:
         sys.stderr.write(f"expbook: {line}\n")
 

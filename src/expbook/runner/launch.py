@@ -38,7 +38,7 @@ import sys
 import time
 
 from expbook.locations import resolve_url, spool_roots
-from expbook.runner.spool import FRAME, Spool, find_orphans, orphans_message
+from expbook.runner.spool import FRAME, Spool, orphans_line, size_text
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs 10 ms
 if TYPE_CHECKING:
@@ -688,7 +688,7 @@ class Launch:
             )
         left = max(0, self._spooled - self.spool.progress())
         return (
-            f"storing the last {_size(left)} of output of run #{self._run_name()}… "
+            f"storing the last {size_text(left)} of output of run #{self._run_name()}… "
             "(Ctrl-C leaves it to the recorder, in the background)"
         )
 
@@ -913,22 +913,9 @@ def _warn_failure(spool: Spool, reason: str) -> None:
 def _report_orphans(url: str) -> None:
     """One line when earlier runs on this store wait to be recovered (see
     ``expbook.runner.recover``: reported here, recovered when asked)."""
-    try:
-        count = len(find_orphans(spool_roots(url), url))
-    except OSError:
-        return
-    if count:
-        _say(orphans_message(count))
-
-
-def _size(count: int) -> str:
-    if count < 1000:
-        return f"{count} bytes"
-    for unit in ("KB", "MB", "GB"):
-        count /= 1000  # type: ignore[assignment]
-        if count < 1000 or unit == "GB":
-            break
-    return f"{count:.1f} {unit}"
+    line = orphans_line(spool_roots(url), url)
+    if line:
+        _say(line)
 
 
 def _signal_name(signum: int | None) -> str | None:

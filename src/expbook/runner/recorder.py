@@ -44,7 +44,7 @@ from expbook.model import RunStatus
 from expbook.runner.follow import Follower, alive
 from expbook.runner.messages import SUMMARY_FIELDS, Batch, End, read_message
 from expbook.runner.parsers import OutputParser, UserPattern
-from expbook.runner.spool import Spool
+from expbook.runner.spool import Spool, size_text
 from expbook.runner.text import strip_ansi
 from expbook.store.base import WriteBatch
 
@@ -347,7 +347,7 @@ class Recorder:
         itself (output the launcher could not spool; a parser that broke)."""
         if ended and ended.get("spool_error"):
             self.errors.append(
-                f"output after the first {_size(ended.get('spooled', 0))} was not recorded: "
+                f"output after the first {size_text(ended.get('spooled', 0))} was not recorded: "
                 f"{ended['spool_error']}"
             )
         update: dict[str, Any] = {"recorded_offset": offset}
@@ -364,8 +364,8 @@ class Recorder:
         record = run.store.run(run.id)
         if record.recorded_offset != end.offset:
             raise ExpbookError(
-                f"the store has {_size(record.recorded_offset or 0)} of the run's "
-                f"{_size(end.offset)} of output (it could not be written)"
+                f"the store has {size_text(record.recorded_offset or 0)} of the run's "
+                f"{size_text(end.offset)} of output (it could not be written)"
             )
         if terminal and not record.status.is_terminal():
             raise ExpbookError("the store did not take the run's final status")
@@ -447,14 +447,6 @@ def _runs_this_python(command: list[str]) -> bool:
 def _one_line(error: BaseException) -> str:
     text = " ".join(str(error).split()) or type(error).__name__
     return text if len(text) <= 300 else text[:297] + "..."
-
-
-def _size(count: int) -> str:
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if count < 1000 or unit == "GB":
-            return f"{count} {unit}" if unit == "bytes" else f"{count:.1f} {unit}"
-        count /= 1000  # type: ignore[assignment]
-    return f"{count} bytes"
 
 
 def main(argv: list[str]) -> int:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from expbook.locations import spool_roots
-from expbook.runner.spool import Spool, find_orphans, orphans_message
+from expbook.runner.spool import Spool, find_orphans
 
 
 @dataclass(frozen=True)
@@ -63,15 +63,6 @@ def _read_reported(spool: Spool) -> dict[str, Any] | None:
     from expbook.runner.spool import read_json
 
     return read_json(spool.file("failed-reported.json"))
-
-
-def orphans_line(url: str) -> str | None:
-    """One line when earlier runs on this store wait to be recovered, else None."""
-    try:
-        count = len(find_orphans(spool_roots(url), url))
-    except OSError:
-        return None
-    return orphans_message(count) if count else None
 
 
 def recover(orphan: Orphan, timeout: float | None = None) -> dict[str, Any]:

@@ -272,13 +272,31 @@ def find_orphans(roots: list[str], url: str) -> list[Spool]:
     return orphans
 
 
-def orphans_message(count: int) -> str:
-    """The one line ``expbook run`` and ``expbook ls`` print when runs wait to be recovered."""
+def orphans_line(roots: list[str], url: str) -> str | None:
+    """The one line ``expbook run`` and ``expbook ls`` print when runs of the store at ``url``
+    wait to be recovered (None when none do, or the spool roots cannot be read)."""
+    try:
+        count = len(find_orphans(roots, url))
+    except OSError:
+        return None
+    if not count:
+        return None
     runs = "1 earlier run waits" if count == 1 else f"{count} earlier runs wait"
     return (
         f"{runs} to be recovered (their recording was cut short; `expbook recover --list` "
         "shows them): `expbook recover` stores them"
     )
+
+
+def size_text(count: float) -> str:
+    """``512 bytes``, ``1.4 MB``: an amount of output in messages."""
+    if count < 1000:
+        return f"{count:.0f} bytes"
+    for unit in ("KB", "MB", "GB"):
+        count /= 1000
+        if count < 1000 or unit == "GB":
+            break
+    return f"{count:.1f} {unit}"
 
 
 class FrameReader:
