@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 
 def run_python(
@@ -45,3 +46,16 @@ def run_cli(
         timeout=timeout,
         check=False,
     )
+
+
+def isolate_git(tmp_path: Path, monkeypatch: Any) -> None:
+    """Give git an identity and keep the user's and the system's git configuration (and any
+    repository above ``tmp_path``) out of a test."""
+    empty_config = tmp_path / "empty.gitconfig"
+    empty_config.write_text("")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(empty_config))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
+    for role in ("AUTHOR", "COMMITTER"):
+        monkeypatch.setenv(f"GIT_{role}_NAME", "Test User")
+        monkeypatch.setenv(f"GIT_{role}_EMAIL", "test@example.com")

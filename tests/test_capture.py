@@ -23,6 +23,7 @@ from expbook.tracking.capture import (
     capture_packages,
     sanitize_url,
 )
+from tests.helpers import isolate_git
 
 requires_git = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 
@@ -48,14 +49,7 @@ TRUNCATION_MARKER = re.compile(r"\n\[expbook: diff truncated at 5 MiB of (\d+) b
 @pytest.fixture(autouse=True)
 def isolated_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Give git an identity and keep the user's and the system's git configuration out."""
-    empty_config = tmp_path / "empty.gitconfig"
-    empty_config.write_text("")
-    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(empty_config))
-    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
-    for role in ("AUTHOR", "COMMITTER"):
-        monkeypatch.setenv(f"GIT_{role}_NAME", "Test User")
-        monkeypatch.setenv(f"GIT_{role}_EMAIL", "test@example.com")
+    isolate_git(tmp_path, monkeypatch)
 
 
 def git(repo: Path, *args: str) -> str:

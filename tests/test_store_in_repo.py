@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import expbook
-from tests.helpers import run_cli, run_python
+from tests.helpers import isolate_git, run_cli, run_python
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 
@@ -23,14 +23,7 @@ with expbook.start_run(name="t", store={store!r}) as run:
 
 @pytest.fixture
 def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    empty_config = tmp_path / "empty.gitconfig"
-    empty_config.write_text("")
-    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(empty_config))
-    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
-    for role in ("AUTHOR", "COMMITTER"):
-        monkeypatch.setenv(f"GIT_{role}_NAME", "Test User")
-        monkeypatch.setenv(f"GIT_{role}_EMAIL", "test@example.com")
+    isolate_git(tmp_path, monkeypatch)
     root = tmp_path / "repo"
     (root / "src").mkdir(parents=True)
     git(root, "init", "-q", "-b", "main")
