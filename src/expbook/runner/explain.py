@@ -15,9 +15,8 @@ from pathlib import Path
 
 from expbook.runner.parsers import OutputParser, Point, Summary, UserPattern
 from expbook.runner.points import PointBuffer
+from expbook.runner.replay import Chunk, read_capture
 from expbook.runner.text import LineAssembler
-
-Chunk = tuple[str, float, bytes]
 
 
 @dataclass
@@ -41,8 +40,6 @@ def read_output(path: str) -> list[Chunk]:
         return [("stdout", 0.0, sys.stdin.buffer.read())]
     data = Path(path).read_bytes()
     if path.endswith(".jsonl") and data.lstrip().startswith(b'{"s"'):
-        from expbook.runner.replay import read_capture
-
         return read_capture(path)
     return [("stdout", 0.0, data)]
 
