@@ -3,6 +3,7 @@ the reports, so ``expbook ls`` and the runs page pick the same columns."""
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import json
 from collections import Counter
@@ -71,6 +72,197 @@ def describe_change(old: Any, new: Any) -> str | None:
     return " ".join([*(f"-{word}" for word in removed), *(f"+{word}" for word in added)]) or (
         "same elements, reordered"
     )
+
+
+def elements(value: Any) -> list[str] | None:
+    """The elements of a value as a list param's member: :func:`words`, or a single word
+    (``--tag a`` alone is the one-element list of ``--tag a --tag b``)."""
+    found = words(value)
+    if found is None and isinstance(value, str) and value.strip() and len(value.split()) == 1:
+        return [value.strip()]
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class ListSpread:
+    """What varies in one list-like param across runs (:func:`list_spread`).
+
+    ``common``: the elements every run with the param has; ``varying``: those some have and
+    others do not; ``present``: per value, its varying elements (None where the run does not
+    have the param). All in the order of first appearance."""
+
+    common: tuple[str, ...]
+    varying: tuple[str, ...]
+    present: tuple[tuple[str, ...] | None, ...]
+
+    def varying_of(self, value: Any) -> tuple[str, ...] | None:
+        """The varying elements a value has (None when it is not list-like)."""
+        found = elements(value)
+        return None if found is None else tuple(e for e in found if e in set(self.varying))
+
+
+def list_spread(values: Sequence[Any]) -> ListSpread | None:
+    """What varies in one param across runs, element-wise, when it is a list of words in every
+    run that has it (``values``: one per run, :data:`MISSING` where a run lacks it): the
+    elements all share, once, and those that vary. None for other params, for values that are
+    all equal, and for text that is not a list of options (strings with no word in common).
+    The CLI, the report and the web UI all show list params with it."""
+    present = [value for value in values if value is not MISSING]
+    found = [elements(value) for value in present]
+    if len(present) < 2 or any(f is None for f in found):
+        return None
+    if len({canonical(value) for value in values}) < 2:
+        return None
+    sets = [set(f or ()) for f in found]
+    multi = [v for v, f in zip(present, found, strict=True) if words(v) is not None]
+    if not multi:
+        return None  # single words only: a plain text param ("adam" vs "sgd")
+    common_set = set.intersection(*sets)
+    if not common_set and not all(isinstance(v, list) for v in multi):
+        return None  # two sentences are not lists of options
+    order = list(dict.fromkeys(e for f in found for e in f or ()))
+    varying = tuple(e for e in order if e not in common_set)
+    spread = ListSpread(tuple(e for e in order if e in common_set), varying, ())
+    shown = tuple(None if value is MISSING else spread.varying_of(value) for value in values)
+    return dataclasses.replace(spread, present=shown)
+
+
+def list_cell(spread: ListSpread, value: Any) -> str:
+    """A list param's cell in a table with its common elements stated once above:
+    ``+ml_loader_frequency_pooled +ml_target_folded`` (``—`` when it has none of the varying
+    elements)."""
+    present = spread.varying_of(value)
+    if present is None:
+        return json.dumps(value) if not isinstance(value, str) else value
+    return " ".join(f"+{e}" for e in present) or "—"
+
+
+# --- factors: what varies between runs, for grids and charts ------------------------------------
+
+FACTOR_SEARCH_LIMIT = 2000
+"""Nodes the search for a factor's exact cover of the runs visits at most."""
+
+
+@dataclass(frozen=True, slots=True)
+class Factor:
+    """One thing that varies between runs: a param (``key`` is None; a run's level is the
+    param's value) or a set of mutually exclusive elements of list param ``param`` (each
+    ``levels[i]`` a tuple of elements that always occur together; a run's level is the label
+    of the one it has). A level of one element with ``presence`` set is a yes/no factor:
+    ``+gpu`` or ``-gpu``."""
+
+    name: str
+    param: str
+    levels: tuple[tuple[str, ...], ...] = ()
+    labels: tuple[str, ...] = ()
+    presence: bool = False
+
+    @property
+    def is_param(self) -> bool:
+        return not self.levels
+
+    def value(self, params: Any) -> Any:
+        """This factor's level for a run's params (:data:`MISSING` when it has not the param)."""
+        value = params.get(self.param, MISSING)
+        if self.is_param or value is MISSING:
+            return value
+        found = set(elements(value) or ())
+        if self.presence:
+            element = self.levels[0][0]
+            return f"+{element}" if element in found else f"-{element}"
+        for level, label in zip(self.levels, self.labels, strict=True):
+            if set(level) <= found:
+                return label
+        return MISSING
+
+
+def factors(runs: Sequence[RunRecord], params: Sequence[str]) -> list[Factor]:
+    """The factors of the runs' differences, from the varying ``params``: each scalar param is
+    one; a list param (:func:`list_spread`) gives one factor per set of mutually exclusive
+    elements whose presence partitions the runs (``ml_loader_a`` / ``ml_loader_b`` and
+    ``ml_target_full`` / ``ml_target_folded``: a 2 x 2 of two factors), and a yes/no factor
+    per element that varies alone."""
+    found: list[Factor] = []
+    for key in params:
+        values = [run.params.get(key, MISSING) for run in runs]
+        spread = list_spread(values)
+        if spread is None or not spread.varying:
+            found.append(Factor(key, key))
+            continue
+        found += _element_factors(key, spread)
+    return found
+
+
+def _element_factors(key: str, spread: ListSpread) -> list[Factor]:
+    with_param = [i for i, p in enumerate(spread.present) if p is not None]
+    blocks: dict[frozenset[int], list[str]] = {}
+    for element in spread.varying:
+        has = frozenset(i for i in with_param if element in (spread.present[i] or ()))
+        blocks.setdefault(has, []).append(element)
+    remaining = [(runs, tuple(elems)) for runs, elems in blocks.items()]
+    everyone = frozenset(with_param)
+    result = []
+    while remaining:
+        first = remaining[0]
+        covers = _covers(first, remaining[1:], everyone)
+        if covers:
+            cover = max(covers, key=lambda c: (len(_prefix(c)), -len(c)))
+            result.append(_factor(key, [elems for _, elems in cover]))
+            remaining = [block for block in remaining if block not in cover]
+        else:
+            result.append(_factor(key, [first[1]], presence=len(first[1]) == 1))
+            remaining = remaining[1:]
+    return result
+
+
+Block = tuple[frozenset[int], tuple[str, ...]]
+
+
+def _covers(first: Block, others: Sequence[Block], everyone: frozenset[int]) -> list[list[Block]]:
+    """The exact covers of ``everyone`` by ``first`` and some of ``others`` (disjoint blocks)."""
+    found: list[list[Block]] = []
+    budget = [FACTOR_SEARCH_LIMIT]
+
+    def search(chosen: list[Block], covered: frozenset[int]) -> None:
+        budget[0] -= 1
+        if budget[0] < 0:
+            return
+        if covered == everyone:
+            found.append(list(chosen))
+            return
+        gap = min(everyone - covered)
+        for block in others:
+            if gap in block[0] and not block[0] & covered:
+                search([*chosen, block], covered | block[0])
+
+    search([first], first[0])
+    return [cover for cover in found if len(cover) >= 2]
+
+
+def _prefix(cover: Sequence[Block]) -> str:
+    """The common prefix of the cover's elements, cut after its last ``_ - . : /``."""
+    names = [element for _, elems in cover for element in elems]
+    prefix = names[0]
+    for name in names[1:]:
+        while not name.startswith(prefix):
+            prefix = prefix[:-1]
+    cut = max(prefix.rfind(sep) for sep in "_-.:/")
+    return prefix[: cut + 1] if cut >= 1 else ""
+
+
+def _factor(key: str, levels: list[tuple[str, ...]], *, presence: bool = False) -> Factor:
+    if presence:
+        return Factor(f"{key}: {levels[0][0]}", key, tuple(levels), (), presence=True)
+    prefix = _prefix([(frozenset(), level) for level in levels])
+    labels = tuple(
+        " + ".join(e[len(prefix) :] if len(e) > len(prefix) else e for e in level)
+        for level in levels
+    )
+    if prefix:
+        return Factor(f"{key}: {prefix}…", key, tuple(levels), labels)
+    name = " | ".join(labels)
+    name = name if len(name) <= 40 else name[:39] + "…"
+    return Factor(f"{key}: {name}", key, tuple(levels), labels)
 
 
 def varying_params(runs: Sequence[RunRecord]) -> list[str]:

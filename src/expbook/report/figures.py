@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from expbook.columns import MISSING, canonical, metric_groups, split_key
+from expbook.columns import MISSING, Factor, canonical, metric_groups, split_key
 from expbook.model import RunRecord, Series
 from expbook.report.stats import Group, estimate
 from expbook.report.text import file_slug, fmt_number, fmt_value, plural
@@ -170,7 +170,7 @@ def _axis(name: str, values: Sequence[Any]) -> Axis:
     if not numeric or len(choices) < 2:
         places = {canonical(v): (i / (len(choices) - 1) if len(choices) > 1 else 0.5)
                   for i, v in enumerate(choices)}  # fmt: skip
-        ticks = tuple((places[canonical(v)], fmt_value(v, 16)) for v in choices)
+        ticks = tuple((places[canonical(v)], fmt_value(v, 24)) for v in choices)
         return Axis(name, tuple(places[canonical(v)] for v in values), ticks)
 
     def place(value: float) -> float:
@@ -275,9 +275,10 @@ def _file_part(text: str) -> str:
 
 
 def param_figure(
-    prefix: str, title: str, groups: Sequence[Group], params: Sequence[str], key: KeyMetric
+    prefix: str, title: str, groups: Sequence[Group], params: Sequence[Factor], key: KeyMetric
 ) -> Figure | None:
-    """The chart of ``key`` against ``params`` (the varying params, seeds left out)."""
+    """The chart of ``key`` against the factors that vary (``columns.factors``: each varying
+    param, seeds left out, or for a list param each set of mutually exclusive elements)."""
     measured = [g for g in groups if g.values(key.key)]
     if not params or len(measured) < 2:
         return None
@@ -288,12 +289,15 @@ def param_figure(
     return _parallel(prefix, title, measured, params, key)
 
 
-def _param_values(groups: Sequence[Group], param: str) -> list[Any]:
-    return [group.params.get(param, MISSING) for group in groups]
+def _param_values(groups: Sequence[Group], factor: Factor) -> list[Any]:
+    return [factor.value(group.params) for group in groups]
 
 
-def _sweep(prefix: str, title: str, groups: Sequence[Group], param: str, key: KeyMetric) -> Figure:
-    values = _param_values(groups, param)
+def _sweep(
+    prefix: str, title: str, groups: Sequence[Group], factor: Factor, key: KeyMetric
+) -> Figure:
+    param = factor.name
+    values = _param_values(groups, factor)
     numeric, log = numeric_scale(values)
     order = sorted(range(len(groups)), key=lambda i: sort_key(values[i]))
     points = tuple(_point(groups[i], values[i], numeric, key.key) for i in order)
@@ -319,22 +323,21 @@ def _point(group: Group, value: Any, numeric: bool, metric: str) -> Point:
     return Point(fmt_value(value, 24), x, found.mean, found.std, tuple(values))
 
 
-def _is_grid(groups: Sequence[Group], params: Sequence[str]) -> bool:
+def _is_grid(groups: Sequence[Group], params: Sequence[Factor]) -> bool:
     rows = distinct(_param_values(groups, params[0]))
     columns = distinct(_param_values(groups, params[1]))
     return len(groups) * 2 >= len(rows) * len(columns)
 
 
 def _heatmap(
-    prefix: str, title: str, groups: Sequence[Group], params: Sequence[str], key: KeyMetric
+    prefix: str, title: str, groups: Sequence[Group], params: Sequence[Factor], key: KeyMetric
 ) -> HeatmapFigure:
-    y_param, x_param = params
-    rows = distinct(_param_values(groups, y_param))
-    columns = distinct(_param_values(groups, x_param))
-    cells = {
-        (canonical(g.params.get(y_param, MISSING)), canonical(g.params.get(x_param, MISSING))): g
-        for g in groups
-    }
+    y_factor, x_factor = params
+    y_param, x_param = y_factor.name, x_factor.name
+    rows = distinct(_param_values(groups, y_factor))
+    columns = distinct(_param_values(groups, x_factor))
+    cells = {(canonical(y_factor.value(g.params)), canonical(x_factor.value(g.params))): g
+             for g in groups}  # fmt: skip
     means, counts = [], []
     for row in rows:
         found = [cells.get((canonical(row), canonical(column))) for column in columns]
@@ -350,27 +353,33 @@ def _heatmap(
         minimise=key.minimise,
         x_param=x_param,
         y_param=y_param,
-        x_labels=tuple(fmt_value(v, 16) for v in columns),
-        y_labels=tuple(fmt_value(v, 16) for v in rows),
+        x_labels=tuple(fmt_value(v, _label_width(columns, x_factor)) for v in columns),
+        y_labels=tuple(fmt_value(v, _label_width(rows, y_factor)) for v in rows),
         means=tuple(means),
         counts=tuple(counts),
     )
 
 
+def _label_width(values: Sequence[Any], factor: Factor) -> int:
+    """Tick labels are cut to 16 characters, a list param's elements (few) to 28."""
+    return 28 if not factor.is_param and len(values) <= 4 else 16
+
+
 def _parallel(
-    prefix: str, title: str, groups: Sequence[Group], params: Sequence[str], key: KeyMetric
+    prefix: str, title: str, groups: Sequence[Group], params: Sequence[Factor], key: KeyMetric
 ) -> ParallelFigure | None:
     runs = [run for g in groups for run in g.runs if _finite(run.metric(key.key))]
     runs.sort(key=lambda run: run.number)
     if len(runs) < 2:
         return None
     values = tuple(float(run.metric(key.key)) for run in runs)  # type: ignore[arg-type]
-    axes = [_axis(p, [run.params.get(p, MISSING) for run in runs]) for p in params]
+    axes = [_axis(p.name, [p.value(run.params) for run in runs]) for p in params]
     axes.append(_axis(key.key, list(values)))
+    names = ", ".join(p.name for p in params)
     return ParallelFigure(
         filename=f"{prefix}-parallel.png",
         title=f"{title}: {key.key} by {len(params)} params",
-        caption=f"{', '.join(params)} and {key.key}, one line per run, coloured by {key.key}",
+        caption=f"{names} and {key.key}, one line per run, coloured by {key.key}",
         metric=key.key,
         unit=key.unit,
         minimise=key.minimise,

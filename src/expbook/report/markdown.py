@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 from urllib.parse import quote
 
+from expbook.columns import MISSING, list_cell
 from expbook.report.figures import CurvesFigure, Figure, is_number
 from expbook.report.notebook import (
     Best,
@@ -183,13 +184,35 @@ def _runs_table(table: RunsTable, section: Section) -> list[str]:
         if row.ref in best and key in table.metrics:
             index = table.metrics.index(key)
             metrics[index] = f"**{metrics[index]}**"
-        rows.append([row.ref, escape(row.name), *(escape(fmt_value(v)) for v in row.params),
-                     *metrics, _duration(row.duration, row.status), _commit(row.commit, row.dirty),
+        params = [_param(section, k, v) for k, v in zip(table.params, row.params, strict=True)]
+        rows.append([row.ref, escape(row.name), *params, *metrics,
+                     _duration(row.duration, row.status), _commit(row.commit, row.dirty),
                      row.status])  # fmt: skip
-    found = [_table(header, align, rows)]
+    found = [*_common_elements(section, table.params), _table(header, align, rows)]
     if table.hidden_params:
         found.append(f"{plural(table.hidden_params, 'more param')} vary; see the log.")
     return found
+
+
+def _param(section: Section, key: str, value: Any) -> str:
+    """A param's cell; for a list param (Cargo features, a repeated flag) only the elements
+    that vary between the runs, ``+ml_loader_frequency_pooled +ml_target_folded``."""
+    spread = section.spread(key)
+    if spread is None or value is MISSING:
+        return escape(fmt_value(value))
+    return escape(list_cell(spread, value))
+
+
+def _common_elements(section: Section, params: Sequence[str]) -> list[str]:
+    """``All runs have `features` cli, ml_train, ml_remote; ...``: the elements of list params
+    that every run shares, said once above the table whose cells show the others."""
+    parts = [
+        f"{code(key)} " + (", ".join(escape(e) for e in spread.common) or "no element in common")
+        for key, spread in section.lists if key in params
+    ]  # fmt: skip
+    if not parts:
+        return []
+    return [f"All runs have {'; '.join(parts)}. The table shows the elements that vary."]
 
 
 def _metric_header(metric: str, unit: str | None) -> str:
@@ -218,7 +241,7 @@ def _row(cells: Sequence[str]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-def _config_table(configs: ConfigTable, best: Best | None) -> str:
+def _config_table(configs: ConfigTable, best: Best | None, section: Section) -> str:
     key = configs.key
     metrics = [_metric_header(m, u) for m, u in zip(configs.metrics, configs.units, strict=True)]
     header = ["configuration", *(code(p) for p in configs.params), *metrics]
@@ -237,8 +260,8 @@ def _config_table(configs: ConfigTable, best: Best | None) -> str:
             ci = _interval(row.estimates[index])
             if best is not None and best.runner_up and best.best.label == row.label:
                 cells[index] = f"**{cells[index]}**"
-        rows.append([row.label, *(escape(fmt_value(v)) for v in row.params), *cells]
-                    + ([ci] if key else []))  # fmt: skip
+        params = [_param(section, k, v) for k, v in zip(configs.params, row.params, strict=True)]
+        rows.append([row.label, *params, *cells] + ([ci] if key else []))
     return _table(header, align, rows)
 
 
@@ -259,28 +282,29 @@ def _results(section: Section, assets: str, numbers: dict[str, int]) -> Iterator
     yield f"Key metric: {code(key.key)} ({key.direction})."
     if section.configs is not None:
         yield REPEATS
-        yield _config_table(section.configs, section.best)
+        yield _config_table(section.configs, section.best, section)
     if section.best is not None:
-        yield _best(section.best)
+        yield _best(section.best, section)
     for figure in section.figures:
         if not isinstance(figure, CurvesFigure):
             yield _figure(figure, assets, numbers)
 
 
-def _best(best: Best) -> str:
+def _best(best: Best, section: Section) -> str:
     metric = best.key.key
     if best.runner_up is None:
-        return f"**Only one configuration:** {_choice(best.best, metric)}."
+        return f"**Only one configuration:** {_choice(best.best, metric, section)}."
     lines = [
-        f"**Best configuration** (of {best.configurations}): {_choice(best.best, metric)}.",
-        f"**Runner-up:** {_choice(best.runner_up, metric)}.",
+        f"**Best configuration** (of {best.configurations}): "
+        f"{_choice(best.best, metric, section)}.",
+        f"**Runner-up:** {_choice(best.runner_up, metric, section)}.",
         f"**Best vs runner-up:** {_difference(best)}.",
     ]
     return "  \n".join(lines)
 
 
-def _choice(choice: Choice, metric: str) -> str:
-    params = ", ".join(f"{code(k)} = {escape(fmt_value(v))}" for k, v in choice.params)
+def _choice(choice: Choice, metric: str, section: Section) -> str:
+    params = ", ".join(f"{code(k)} = {_param(section, k, v)}" for k, v in choice.params)
     runs = choice.label if len(choice.refs) > 1 else f"{choice.label} {escape(choice.name)}"
     text = f"{params} ({runs})" if params else runs
     found = choice.estimate

@@ -17,9 +17,13 @@ from typing import Any
 
 from expbook.columns import (
     MISSING,
+    Factor,
+    ListSpread,
     canonical,
     common_metrics,
     describe_change,
+    factors,
+    list_spread,
     lower_is_better,
     split_key,
     varying_params,
@@ -173,6 +177,13 @@ class Section:
     best: Best | None = None
     figures: tuple[Figure, ...] = ()
     log: tuple[LogEntry, ...] = ()
+    lists: tuple[tuple[str, ListSpread], ...] = ()
+    """The varying params that are lists of words, with what varies in them (``columns``)."""
+    factors: tuple[Factor, ...] = ()
+    """What the key metric is charted against: varying params, or their varying elements."""
+
+    def spread(self, param: str) -> ListSpread | None:
+        return dict(self.lists).get(param)
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,6 +281,7 @@ def build_section(
     groups = group_repeats(runs)
     metrics = metric_columns(runs, key)
     first = "First run of the experiment." if record else "First run in this section."
+    found = factors(runs, params)
     return dataclasses.replace(
         base,
         setup=build_setup(runs),
@@ -277,9 +289,19 @@ def build_section(
         key=key,
         configs=config_table(groups, params, metrics, runs, key),
         best=find_best(groups, params, key) if key else None,
-        figures=tuple(_figures(store, prefix, title, runs, groups, params, key)),
+        figures=tuple(_figures(store, prefix, title, runs, groups, found, key)),
         log=tuple(build_log(store, runs, first)),
+        lists=list_params(runs, varying_params(runs)),
+        factors=tuple(found),
     )
+
+
+def list_params(
+    runs: Sequence[RunRecord], params: Sequence[str]
+) -> tuple[tuple[str, ListSpread], ...]:
+    """The params among ``params`` that are lists of words, with what varies in them."""
+    spreads = [(k, list_spread([run.params.get(k, MISSING) for run in runs])) for k in params]
+    return tuple((key, spread) for key, spread in spreads if spread is not None)
 
 
 def choose_key_metric(runs: Sequence[RunRecord]) -> KeyMetric | None:
@@ -509,7 +531,7 @@ def _figures(
     title: str,
     runs: Sequence[RunRecord],
     groups: Sequence[Group],
-    params: Sequence[str],
+    params: Sequence[Factor],
     key: KeyMetric | None,
 ) -> list[Figure]:
     found: list[Figure] = []
