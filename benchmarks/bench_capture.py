@@ -26,6 +26,7 @@ import math
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -192,6 +193,37 @@ def _placed(point, truth_point: dict) -> bool:  # type: ignore[no-untyped-def, t
     return True
 
 
+def detail(truth: dict, points: list, summaries: dict) -> None:  # type: ignore[type-arg]
+    """Print, key by key, each truth point (``+`` captured at its place, ``~`` captured at
+    another step, ``-`` missed, ``.`` not printed) and each stored point that is no truth
+    point (``!``): what to fix next."""
+    truth_points = truth["points"]
+    stored: dict[str, list] = {}  # type: ignore[type-arg]
+    for point in points:
+        if not point.key.startswith(FACTS):
+            stored.setdefault(canonical(point.key), []).append(point)
+    values = {
+        canonical(k): (k, f["value"]) for k, f in summaries.items() if not k.startswith(FACTS)
+    }
+    keys = sorted({canonical(p["key"]) for p in truth_points} | set(stored) | set(values))
+    for key in keys:
+        wanted = [p for p in truth_points if canonical(p["key"]) == key]
+        found = stored.get(key, [])
+        pairs = _align(wanted, found)
+        print(f"== {key}: {len(wanted)} truth, {len(found)} stored"
+              + (f", summary {values[key][1]!r}" if key in values else ""))  # fmt: skip
+        for index, t in enumerate(wanted):
+            hit = pairs.get(index)
+            mark = "." if not t.get("printed", True) else "-" if hit is None else (
+                "+" if _placed(hit, t) else "~")  # fmt: skip
+            got = "" if hit is None else f"  <- step={hit.step} epoch={hit.epoch}"
+            print(f"  {mark} step={t.get('step')} epoch={t.get('epoch')} {t['value']!r}{got}")
+        used = {id(point) for point in pairs.values()}
+        for point in found:
+            if id(point) not in used:
+                print(f"  ! {point.key} step={point.step} epoch={point.epoch} {point.value!r}")
+
+
 def programs() -> list[Path]:
     return sorted(p.parent for p in CORPUS.glob("*/corpus.json"))
 
@@ -312,6 +344,7 @@ def _launch(root: str, command: list[str]) -> int:
 
 
 def main() -> None:
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     if sys.argv[1:2] == ["_launch"]:
         sys.exit(_launch(sys.argv[2], sys.argv[3:]))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -320,6 +353,9 @@ def main() -> None:
     cap.add_argument("names", nargs="*")
     cap.add_argument("--all", action="store_true")
     cap.add_argument("--python", type=Path, default=FRAMEWORKS_PYTHON)
+    det = sub.add_parser("detail", help="show, point by point, what one capture gets right")
+    det.add_argument("name")
+    det.add_argument("--mode", choices=MODES, default="pipe")
     parser.add_argument("--json", metavar="FILE", help="also write the totals as JSON")
     parser.add_argument("--scores", metavar="FILE",
                         help="also write each program's scores (the floor tests/test_corpus.py "
@@ -329,6 +365,14 @@ def main() -> None:
         folders = programs() if args.all else [CORPUS / name for name in args.names]
         for folder in folders:
             capture(folder, args.python)
+        return
+    if args.command == "detail":
+        from expbook.runner.replay import read_capture, replay
+
+        folder = CORPUS / args.name
+        replayed = replay(read_capture(folder / f"{args.mode}.jsonl"))
+        truth = json.loads((folder / f"{args.mode}.truth.json").read_text())
+        detail(truth, replayed.points, replayed.summaries)
         return
     results = score_corpus()
     summary = report(results)

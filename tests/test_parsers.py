@@ -161,17 +161,18 @@ def test_lightning_progress_bar_without_its_version_number() -> None:
         ("Training: 100%|██████| 50/50 [00:01<00:00, 30.1it/s]", []),
         (
             "Training: 100%|██████| 50/50 [00:01<00:00, 30.1it/s, loss=0.5, acc=0.9]",
-            [Point({"loss": 0.5, "acc": 0.9}, None)],
+            [Point({"loss": 0.5, "acc": 0.9}, 1)],
         ),
-        # with a tqdm bar, one postfix pair is enough for a Point
+        # with a tqdm bar, one postfix pair is enough for a Point; a bar's first point is at
+        # step 1 (its postfix's changes count the steps: test_tqdm_postfix_drawings)
         (
             "Training: 100%|██████| 50/50 [00:01<00:00, 30.1it/s, loss=0.5]",
-            [Point({"loss": 0.5}, None)],
+            [Point({"loss": 0.5}, 1)],
         ),
-        ("100%|██████| 50/50 [00:01<00:00, 30.1it/s, ppl=3.2]", [Point({"ppl": 3.2}, None)]),
+        ("100%|██████| 50/50 [00:01<00:00, 30.1it/s, ppl=3.2]", [Point({"ppl": 3.2}, 1)]),
         (
             "Epoch 3:  45%|████▌     | 45/100 [00:01<00:02, 30.1it/s, loss=0.5]",
-            [Point({"loss": 0.5}, 3, 3.0)],
+            [Point({"loss": 0.5}, 1, 3.0)],
         ),
         ("Evaluating: 100%|██████████| 313/313 [00:03<00:00, 97.12it/s]", []),
         # a percentage followed by " |" is still a value
@@ -956,3 +957,85 @@ def test_feed_lines_gives_the_events_of_feed_line_by_line() -> None:
     patterns = (UserPattern(regex=r"val (?P<key>\w+) -> (?P<value>[\d.]+)"),)
     lines = ["val acc -> 0.93", "epoch 2 loss=0.5 acc=0.1", "epoch 3 loss=0.4 acc=0.2"]
     assert OutputParser(patterns).feed_lines(lines) == parse(*lines, patterns=patterns)
+
+
+# --- progress bars drawn over and over (tqdm), as the recorder reads them ---------------------
+
+
+def drawn(*chunks: tuple[str, bytes]) -> list[Event]:
+    """The events of output chunks of two streams (``"o"``/``"e"``), each stream put into
+    lines with its redraws as the recorder does, all lines through one parser in order."""
+    assemblers = {s: LineAssembler(redraws=True) for s in "oe"}
+    parser = OutputParser()
+    events: list[Event] = []
+    for stream, data in chunks:
+        for line in assemblers[stream].feed(data):
+            events.extend(parser.feed(line))
+    for assembler in assemblers.values():
+        for line in assembler.flush():
+            events.extend(parser.feed(line))
+    return events + parser.close()
+
+
+def test_tqdm_postfix_drawings_are_each_a_step_and_a_repeated_value_still_counts() -> None:
+    bar = "\rEpoch 1/5:   0%|          | 0/40 [00:00<?, ?batch/s, acc={}, loss={}]"
+    chunks = [("e", b"\rEpoch 1/5:   0%|          | 0/40 [00:00<?, ?batch/s]")]
+    values = [(0.625, 0.68), (0.547, 0.722), (0.547, 0.701), (0.547, 0.701), (0.6, 0.69)]
+    for acc, loss in values:
+        chunks.append(("e", bar.format(acc, loss).encode()))
+    chunks.append(("e", b"\n"))
+    chunks.append(("o", b"epoch 1: val_loss=0.6076 val_acc=0.6813\n"))
+    assert drawn(*chunks) == [
+        Point({"acc": 0.625, "loss": 0.68}, 1, 1.0),
+        Point({"acc": 0.547, "loss": 0.722}, 2, 1.0),
+        # acc did not change (3 digits), loss did: a step, with acc as drawn
+        Point({"acc": 0.547, "loss": 0.701}, 3, 1.0),
+        # an identical drawing (the counter moved, or the bar was closed) is no step
+        Point({"acc": 0.6, "loss": 0.69}, 4, 1.0),
+        Point({"val_loss": 0.6076, "val_acc": 0.6813}, 1, 1.0),
+    ]
+
+
+def test_lightning_bar_pairs_set_at_an_epochs_end_stay_at_its_step() -> None:
+    line = "\rEpoch {}: {:3d}%| {}/2 [00:00<00:00, 9.1it/s, v_num=0, train_loss_step={}{}]"
+    chunks = [
+        line.format(0, 50, 1, 0.655, ""),
+        line.format(0, 100, 2, 0.655, ""),  # the counter moved: no new value
+        line.format(0, 100, 2, 0.670, ""),
+        line.format(0, 100, 2, 0.670, ", val_loss=0.662, val_acc=0.625"),
+        line.format(0, 100, 2, 0.670, ", val_loss=0.662, val_acc=0.625, train_loss_epoch=0.66"),
+        line.format(1, 50, 1, 0.643, ", val_loss=0.662, val_acc=0.625, train_loss_epoch=0.66"),
+        line.format(1, 100, 2, 0.640, ", val_loss=0.650, val_acc=0.700, train_loss_epoch=0.66"),
+    ]
+    assert drawn(*[("o", chunk.encode()) for chunk in chunks]) == [
+        Point({"train_loss_step": 0.655}, 1, 0.0),
+        Point({"train_loss_step": 0.670}, 2, 0.0),
+        Point({"val_loss": 0.662, "val_acc": 0.625}, 2, 0.0),
+        Point({"train_loss_epoch": 0.66}, 2, 0.0),
+        Point({"train_loss_step": 0.643}, 3, 1.0),
+        # a step, and epoch pairs that changed with it: all in the step's point
+        Point({"train_loss_step": 0.640, "val_loss": 0.650, "val_acc": 0.700}, 4, 1.0),
+    ]
+
+
+def test_transformers_dicts_take_the_step_the_bar_shows_after_tqdm_write() -> None:
+    # pipe mode: the bar on stderr, the dicts on stdout; the drawing before a dict may lag
+    bar = " {:2d}%|█         | {}/60 [00:02<00:40,  1.34it/s]"
+    chunks = [
+        ("e", ("\r" + bar.format(5, 3)).encode()),
+        ("e", b"\r                              "),  # tqdm.write clears the bar
+        ("o", b"{'loss': '0.6905', 'grad_norm': '0.07009', 'epoch': '0.25'}\n"),
+        ("e", ("\r\r" + bar.format(8, 5)).encode()),  # and draws it again, up to date
+        ("e", ("\r" + bar.format(12, 7)).encode()),
+        ("e", ("\r" + bar.format(15, 9)).encode()),
+        ("o", b"{'loss': '0.6972', 'grad_norm': '0.2138', 'epoch': '0.5'}\n"),
+        ("e", ("\r" + bar.format(17, 10) + "\r          \r\r" + bar.format(17, 10)).encode()),
+        ("e", ("\r" + bar.format(20, 12)).encode()),
+        ("e", ("\r" + bar.format(99, 60) + "\n").encode()),
+        ("o", b"{'eval_loss': '0.4518', 'epoch': '3'}\n"),  # after training: its last step
+    ]
+    assert drawn(*chunks) == [
+        Point({"loss": 0.6905, "grad_norm": 0.07009}, 5, 0.25),
+        Point({"loss": 0.6972, "grad_norm": 0.2138}, 10, 0.5),
+        Point({"eval_loss": 0.4518}, 60, 3.0),
+    ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from expbook.runner.text import LineAssembler, strip_ansi
+from expbook.runner.text import LineAssembler, Redraw, strip_ansi
 
 ESC = "\x1b"
 
@@ -249,3 +249,39 @@ def test_output_without_any_newline_is_cut_at_max_line() -> None:
 def test_max_line_must_be_positive() -> None:
     with pytest.raises(ValueError, match="max_line"):
         LineAssembler(max_line=0)
+
+
+# --- redraws: the states a "\r" overwrote, for the parsers -----------------------------------
+
+
+def test_redraws_come_before_the_line_that_replaced_them_and_only_when_asked() -> None:
+    chunks = [b"\rbar 1", b"\rbar 2\rbar 3", b"\r    ", b"\rbar 4\n", b"x\ry\rz\nq\r", b"w\n"]
+    assembler = LineAssembler(redraws=True)
+    got = []
+    for chunk in chunks:
+        lines = assembler.feed(chunk)
+        assert assembler.redrawn == any(type(line) is Redraw for line in lines)
+        got += [(type(line).__name__, str(line)) for line in lines]
+    assert got == [
+        ("Redraw", "bar 1"),
+        ("Redraw", "bar 2"),
+        ("Redraw", "bar 3"),
+        ("Redraw", "    "),  # a bar cleared (tqdm.write), itself a state the parsers see
+        ("str", "bar 4"),
+        ("Redraw", "x"),
+        ("Redraw", "y"),
+        ("str", "z"),
+        ("Redraw", "q"),
+        ("str", "w"),
+    ]
+    plain = LineAssembler()
+    assert [line for chunk in chunks for line in plain.feed(chunk)] == ["bar 4", "z", "w"]
+
+
+def test_redraws_cut_anywhere_are_the_same_states() -> None:
+    data = b"\rEpoch 1: 10%| 1/10 [loss=0.5]\rEpoch 1: 20%| 2/10 [loss=0.4]\r\r\x08x\nend\n"
+    whole = LineAssembler(redraws=True).feed(data)
+    assembler = LineAssembler(redraws=True)
+    pieces = [line for byte in bytewise(data) for line in assembler.feed(byte)]
+    assert pieces == whole
+    assert [type(line) for line in whole] == [Redraw, Redraw, str, str]

@@ -277,7 +277,7 @@ def parse(*, file: str, show_all: bool, settings: str | None, as_json: bool) -> 
     counts = {"lines": 0, "read": 0, "points": 0, "values": 0}
     keys: set[str] = set()
     for line in lines:
-        counts["lines"] += 1
+        counts["lines"] += not line.redraw
         read = bool(line.points or line.summaries or line.problems)
         counts["read"] += read
         counts["points"] += len(line.points)
@@ -287,7 +287,8 @@ def parse(*, file: str, show_all: bool, settings: str | None, as_json: bool) -> 
         if as_json:
             print(line_json(line))
         elif read or show_all:
-            print(f"{line.number:>6}  {strip_ansi(line.text)}")
+            mark = "~" if line.redraw else " "  # an earlier drawing of the line (a bar)
+            print(f"{line.number:>6}{mark} {strip_ansi(line.text)}")
             print(f"{'':>6}  -> {describe(line)}")
     if not as_json:
         source = f" (patterns from {chosen.source})" if chosen.source else ""

@@ -16,7 +16,7 @@ from pathlib import Path
 from expbook.runner.parsers import OutputParser, Point, Summary, UserPattern
 from expbook.runner.points import PointBuffer
 from expbook.runner.replay import Chunk, read_capture
-from expbook.runner.text import LineAssembler
+from expbook.runner.text import LineAssembler, Redraw
 
 
 @dataclass
@@ -29,6 +29,9 @@ class ExplainedLine:
     """(step as stored, epoch, values) for each point the line gave."""
     summaries: list[Summary] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    redraw: bool = False
+    """An earlier drawing of line ``number`` (a progress bar a ``\\r`` overwrote): not in the
+    text log, but read; listed only when it gave something."""
 
 
 def read_output(path: str) -> list[Chunk]:
@@ -51,12 +54,19 @@ def explain(
     attributed; the result is the same as the recorder's, which caches only for speed)."""
     parser = OutputParser(list(patterns), ignore=list(ignore), cache=False)
     buffer = PointBuffer()
-    assemblers = {"stdout": LineAssembler(), "stderr": LineAssembler()}
+    assemblers = {"stdout": LineAssembler(redraws=True), "stderr": LineAssembler(redraws=True)}
     number = 0
     for stream, _at, data in [*chunks, ("stdout", 0.0, b""), ("stderr", 0.0, b"")]:
         assembler = assemblers[stream]
         lines = assembler.feed(data) if data else assembler.flush()
         for text in lines:
+            if type(text) is Redraw:
+                line = _explain(
+                    parser, buffer, ExplainedLine(number + 1, stream, text, redraw=True)
+                )
+                if line.points or line.summaries or line.problems:
+                    yield line
+                continue
             number += 1
             yield _explain(parser, buffer, ExplainedLine(number, stream, text))
     for event in parser.close():  # a table still open at the end
@@ -104,6 +114,7 @@ def as_json(line: ExplainedLine) -> str:
         {
             "line": line.number,
             "stream": line.stream,
+            "redraw": line.redraw,
             "text": line.text,
             "parser": line.parser,
             "points": [{"step": s, "epoch": e, "values": v} for s, e, v in line.points],

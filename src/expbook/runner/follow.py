@@ -85,7 +85,10 @@ class Follower:
         self.launcher_pid = launcher_pid
         self.recorder_pid = os.getppid()  # the storing half
         self.outbox = _Outbox(out)
-        self.assemblers = {"stdout": LineAssembler(), "stderr": LineAssembler()}
+        self.assemblers = {  # with the states progress bars overwrite: for the parser only
+            "stdout": LineAssembler(redraws=True),
+            "stderr": LineAssembler(redraws=True),
+        }
         self.pending: list[tuple[str, list[str]]] = []  # (stream, lines), in printed order
         self.pending_bytes = 0
         self.lines = 0
@@ -198,14 +201,17 @@ class Follower:
         store already has (``send`` False) are parsed for the context they set, not sent."""
         if not lines:
             return
-        self.lines += len(lines)
-        self.tail.extend(lines[-TAIL_LINES:])
-        if send:
+        logged = lines
+        if self.assemblers[stream].redrawn:  # overwritten bar states: parsed, not kept
+            logged = [line for line in lines if type(line) is str]
+        self.lines += len(logged)
+        self.tail.extend(logged[-TAIL_LINES:])
+        if send and logged:
             if self.pending and self.pending[-1][0] == stream:
-                self.pending[-1][1].extend(lines)
+                self.pending[-1][1].extend(logged)
             else:
-                self.pending.append((stream, list(lines)))
-            self.pending_bytes += sum(map(len, lines)) + len(lines)
+                self.pending.append((stream, list(logged)))
+            self.pending_bytes += sum(map(len, logged)) + len(logged)
         if self.parser is None:
             return
         try:

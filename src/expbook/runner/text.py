@@ -8,7 +8,8 @@ and replays what a terminal would do with the few controls that rewrite a line:
   end a line, also when the ``\\r`` and the ``\\n`` arrive in different chunks;
 * a lone ``\\r`` followed by more text starts the line again: only the text after the last one is
   kept, so a tqdm, Keras or cargo progress bar redrawn a thousand times is stored once, in its
-  final state;
+  final state (with ``redraws=True``, each state it overwrote comes too, as a :class:`Redraw`:
+  a bar's postfix may show a value in one redraw only, and the parsers must see it);
 * ``\\b`` deletes the character before it;
 * colours (SGR, ``ESC [ ... m``) and hyperlinks (``ESC ] 8 ; ...``) are kept, while the escape
   sequences that move the cursor, erase, switch modes or set the window title are dropped,
@@ -24,7 +25,7 @@ from __future__ import annotations
 import codecs
 import re
 
-__all__ = ["LineAssembler", "strip_ansi"]
+__all__ = ["LineAssembler", "Redraw", "strip_ansi"]
 
 # Every escape sequence: CSI (ESC [ params final), OSC (ESC ] text, ended by BEL or ESC \, or by
 # the end of the text when cut short) and the two-character forms (ESC 7, ESC ( B, ESC M...).
@@ -61,6 +62,14 @@ def strip_ansi(text: str) -> str:
     return _ANY_ESCAPE.sub("", text)
 
 
+class Redraw(str):
+    """A state of a line that a lone ``\\r`` overwrote (a progress bar's earlier drawing): for
+    the parsers to read, not for the text log. A blank one is a bar being cleared (``tqdm.write``
+    clears the bar, prints its message and draws the bar again)."""
+
+    __slots__ = ()
+
+
 class LineAssembler:
     """Feed raw output bytes; get back complete, readable lines.
 
@@ -69,15 +78,20 @@ class LineAssembler:
     Args:
         max_line: The longest line kept whole, in characters; longer lines are returned in pieces
             of this length. Must be at least 1.
+        redraws: Also return each overwritten state of a line, as a :class:`Redraw`, before the
+            line (or the next state) that replaced it; :attr:`redrawn` says whether the last
+            :meth:`feed` or :meth:`flush` returned any.
 
     Raises:
         ValueError: If ``max_line`` is less than 1.
     """
 
-    def __init__(self, max_line: int = 1 << 20) -> None:
+    def __init__(self, max_line: int = 1 << 20, *, redraws: bool = False) -> None:
         if max_line < 1:
             raise ValueError(f"max_line must be at least 1, not {max_line}")
         self._max = max_line
+        self._redraws = redraws
+        self.redrawn = False
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._pending = ""  # the unfinished line, settled; may end in one unresolved "\r"
         self._escape = ""  # an escape sequence cut off at the end of the last chunk
@@ -116,6 +130,7 @@ class LineAssembler:
         return lines
 
     def _consume(self, text: str) -> list[str]:
+        self.redrawn = False
         if self._escape:
             text = self._escape + text
             self._escape = ""
@@ -129,7 +144,13 @@ class LineAssembler:
         lines = self._finish(self._pending + parts[0])
         middle = parts[1:-1]
         if overwrites:
-            middle = [_overwrite(line) for line in middle]
+            if self._redraws:
+                kept: list[str] = []
+                for line in middle:
+                    kept.append(self._overwrite(line, kept))  # after the states it replaced
+                middle = kept
+            else:
+                middle = [_overwrite(line) for line in middle]
         if len(text) > self._max and any(len(line) > self._max for line in middle):
             for line in middle:
                 lines.extend(self._finish(line))
@@ -145,9 +166,26 @@ class LineAssembler:
             text = text[: unfinished.start()]
         return _DROPPED_ESCAPE.sub("", text)
 
+    def _overwrite(self, line: str, out: list[str]) -> str:
+        """:func:`_overwrite`, appending each overwritten state that is not empty to ``out`` as a
+        :class:`Redraw` when redraws are asked for."""
+        if not self._redraws or "\r" not in line:
+            return _overwrite(line)
+        *states, line = line.split("\r")
+        for state in states:
+            if "\b" in state:
+                state = _apply_backspaces(state)
+            if state:
+                out.append(Redraw(state))
+                self.redrawn = True
+        return _apply_backspaces(line) if "\b" in line else line
+
     def _finish(self, raw: str) -> list[str]:
         """Return a completed line (its ending already removed) as one or more pieces."""
-        line = _overwrite(raw.rstrip("\r"))
+        redrawn: list[str] = []
+        line = self._overwrite(raw.rstrip("\r"), redrawn)
+        if redrawn:
+            return [*redrawn, *self._finish(line)]
         size = self._max
         if len(line) <= size:
             return [line]
@@ -159,7 +197,7 @@ class LineAssembler:
         if raw.endswith("\r"):  # lone or the first half of "\r\n": decided by the next chunk
             raw = raw.rstrip("\r")
             tail = "\r"
-        line = _overwrite(raw)
+        line = self._overwrite(raw, lines)
         size = self._max
         if len(line) > size:
             cut = (len(line) - 1) // size * size  # leaves 1..size characters pending

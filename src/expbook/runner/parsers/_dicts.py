@@ -23,7 +23,10 @@ _STEP_KEYS = frozenset({"step", "global_step", "iteration", "iter"})
 _MAX_DICT_LINE = 1 << 16
 _MAX_DICT_DEPTH = 4
 # A flat dict of quoted keys and bare values (numbers, nan, True...), read without the parser.
-_FLAT_ITEM = r"""(?:'([^'\\\n]*)'|"([^"\\\n]*)")\s*:\s*([-+.\w]+)"""
+_FLAT_ITEM = (
+    r"""(?:'([^'\\\n]*)'|"([^"\\\n]*)")\s*:\s*"""
+    r"""(?:([-+.\w]+)|'([-+.\w]+)'|"([-+.\w]+)")"""
+)
 _FLAT_DICT = re.compile(rf"\{{\s*(?:{_FLAT_ITEM}\s*,\s*)*{_FLAT_ITEM}\s*,?\s*\}}")
 _FLAT_ITEMS = re.compile(_FLAT_ITEM)
 _WRAPPED_SCALAR = re.compile(
@@ -39,6 +42,7 @@ _NONFINITE_MARKERS = {
     "__expbook_-inf__": -math.inf,
     "__expbook_-nan__": math.nan,
 }
+_NUMERIC_TEXT = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:nan|inf)")
 _DICT_METRIC_WORD = re.compile(rf"(?:{_RESULT_WORDS}|runtime|throughput)\d*")
 
 
@@ -64,7 +68,8 @@ def _load_flat_dict(text: str) -> dict[str, float | None] | None:
     if _FLAT_DICT.fullmatch(text) is None:
         return None
     return {
-        single or double: _flat_value(value) for single, double, value in _FLAT_ITEMS.findall(text)
+        single or double: _flat_value(bare or quoted or double_quoted)
+        for single, double, bare, quoted, double_quoted in _FLAT_ITEMS.findall(text)
     }
 
 
@@ -104,7 +109,10 @@ def _as_number(value: object) -> float | None:
         except OverflowError:  # an int past the floats (10**400): as float("1e400") reads it
             return math.inf if value > 0 else -math.inf
     if isinstance(value, str):
-        return _NONFINITE_MARKERS.get(value)
+        marker = _NONFINITE_MARKERS.get(value)
+        if marker is not None or _NUMERIC_TEXT.fullmatch(value) is None:
+            return marker
+        return float(value)  # a number printed as text: {'loss': '0.6905'} (transformers 5)
     return None
 
 

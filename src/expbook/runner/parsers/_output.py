@@ -22,7 +22,7 @@ from expbook.runner.parsers._patterns import UserPattern, _UserPatternParser
 from expbook.runner.parsers._progress import _Layout, _ProgressParser
 from expbook.runner.parsers._summaries import _SummaryLineParser
 from expbook.runner.parsers._tables import _TableParser
-from expbook.runner.text import strip_ansi
+from expbook.runner.text import Redraw, strip_ansi
 
 _SHAPE_CACHE_SIZE = 16384  # quiet shapes kept (then cleared): at most ~10 MB
 _PROGRESS_SHAPES = 4096  # shapes of progress lines kept (then cleared)
@@ -116,8 +116,9 @@ class OutputParser:
         self._user = _UserPatternParser(patterns, context) if patterns else None
         self._table = _TableParser()
         self._progress = _ProgressParser(context, current)
+        self._dicts = _DictLineParser(current)
         self._parsers: tuple[_LineParser, ...] = (
-            _DictLineParser(current),
+            self._dicts,
             self._table,
             self._progress,
             _SummaryLineParser(current),
@@ -148,11 +149,15 @@ class OutputParser:
         quiet = self._quiet
         if quiet is None or len(line) > _MAX_CACHED_TEXT:  # not cached (memory)
             if idle and _HAS_DIGIT.search(line) is None and not _digitless_look(line):
+                if type(line) is Redraw and not line.strip():
+                    self._progress.bar_cleared()
                 return []
             return self._parse(line, None)
         text = line.encode("utf-8", "surrogatepass")
         shape = text.translate(_SHAPE_BYTES)
         if shape == text and idle and not _digitless_look(line):
+            if type(line) is Redraw and not line.strip():
+                self._progress.bar_cleared()
             return []  # most lines: no digit, so no counter and (nearly always) no value
         if self._user is not None or not idle:  # user regexes may test digits; a table
             return self._parse(line, shape)
@@ -221,6 +226,8 @@ class OutputParser:
                 text = line.encode("utf-8", "surrogatepass")
                 shape = text.translate(_SHAPE_BYTES)
                 if shape in quiet or (shape == text and not _digitless_look(line)):
+                    if type(line) is Redraw and not line.strip():
+                        self._progress.bar_cleared()
                     continue  # gives nothing, and leaves the step context as it is
                 layout = shapes.get(shape)
                 if layout is not None:
@@ -275,6 +282,8 @@ class OutputParser:
             found = parser.parse(line)
             if found is not None:
                 self._recognised = parser
+                if found and parser is self._dicts:
+                    return self._progress.place(found)
                 return found
         self._recognised = None
         return []

@@ -64,6 +64,7 @@ _COUNTER_ONLY = re.compile(
 )
 _CALL_OR_STRUCT = re.compile(r"[A-Za-z_]\w*\s?[({]\s*[A-Za-z_]\w*\s*[:=]")
 _KERAS_BAR = re.compile(r"\s*(\d+)/(\d+)\s+[\[━]")
+_TQDM_COUNT = re.compile(r"\|\s*(\d+)/(\d+)\s*\[")  # tqdm's "...| 5/60 [00:02<..."
 _KEY_CACHE_SIZE = 4096  # entries of the key memo and of the plan cache (each then cleared)
 _MAX_COUNTER_DIGITS = 18
 """A longer number is no counter (so a counter always makes a valid step: < 2**63)."""
@@ -130,6 +131,10 @@ def _counter_value(kind: str, text: str, percent: str) -> int | float | None:
     return int(digits) if digits.isdecimal() and len(digits) <= _MAX_COUNTER_DIGITS else None
 
 
+def _same(old: float | None, new: float) -> bool:
+    return old == new or (old is not None and old != old and new != new)  # NaN stays NaN
+
+
 def _keras_bar(line: str) -> re.Match[str] | None:
     """The done/total match of a Keras progress bar line (``625/625 [====...] - ...``)."""
     if not line.lstrip()[:1].isdigit():
@@ -185,7 +190,9 @@ def _row_reader(
     for start, end, kind, _, _ in counters:
         if kind not in kinds:
             kinds[kind] = slice(prefix + start, prefix + end)
-    if not kinds and (keras or (len(places) < 2 and not tqdm)):
+    if tqdm:
+        return None  # a bar: its points hang on the previous drawing (_ProgressParser._bar)
+    if not kinds and (keras or len(places) < 2):
         return None  # a Keras bar (finished or not by its values), or maybe a summary line
     return _RowReader(tuple(places), tuple(places.values()), kinds)
 
@@ -235,6 +242,17 @@ class _ProgressParser(_LineParser):
         # The shape of the line the next parse gets, set by the owner (computed once per line
         # for all the caches); None to parse without a plan.
         self.line_shape: bytes | None = None
+        # Progress bars (tqdm): the postfix values of the last drawing, the steps its changes
+        # counted, the longest bar's total, and the points held for its next drawing.
+        self._bar_values: dict[str, float] = {}
+        self._bar_live: set[str] = set()  # keys that change from step to step
+        self._bar_points = 0
+        self._bar_total = 0
+        self._bar_cleared = False  # a blank drawing since the bar's last drawing
+        self._held_drawings = 0  # drawings of the bar since points were held
+        self._bar_done = False  # the bar's last drawing showed it finished
+        self._held_done = False  # so did the one before the held points were printed
+        self.held: list[Point] = []
 
     def parse(self, line: str) -> list[Event] | None:
         layout = self.layout(line)
@@ -275,6 +293,8 @@ class _ProgressParser(_LineParser):
                     number = int(text) if whole else _counter_value(kind, text, percent)
                     if number is not None:
                         counters[kind] = number
+        if tqdm:
+            return self._bar(message, values, counters)
         if values:
             if not counters and len(values) < 2 and not tqdm:
                 return None  # one pair without a counter or a tqdm bar: a summary line?
@@ -286,6 +306,102 @@ class _ProgressParser(_LineParser):
             self._position(counters)
             return []
         return None
+
+    def _bar(
+        self, message: str, values: dict[str, float], counters: dict[str, int | float]
+    ) -> list[Event]:
+        """A drawing of a tqdm bar (a line, or a state a ``\\r`` overwrote).
+
+        Its postfix pairs give a point when a value changed since the last drawing. A change of
+        a per-step pair (one of the first drawing's, or one that changed with a step before)
+        is a new step (a bar is redrawn whenever its counter moves or its postfix is set, and
+        the counter a drawing shows may lag: tqdm updates it at most every ``mininterval``, so
+        the postfix's changes count the steps), and the point has every per-step pair, changed
+        or not (``acc=0.667`` twice in a row is two points). Other pairs, new or changed
+        (``val_loss`` set at an epoch's end), give a point at the same step (with the step's
+        pairs when they changed too).
+
+        A bar without a postfix counts the steps with its counter when it is the longest bar
+        seen (an evaluation bar inside it is shorter): the points of lines without a step
+        of their own (``transformers``' log dicts) wait for the next drawing of that bar and
+        take the step it shows: the first drawing after the bar was cleared (``tqdm.write``
+        clears the bar, prints, and draws it again with the counter up to date), else the
+        second one (the first may have been drawn before the line was printed: the two
+        streams are read apart, and a drawing is complete only once the next one starts).
+        """
+        self._current.value_dependent = True  # what a drawing gives hangs on the last one
+        context = self._context
+        epoch = counters.get("epoch")
+        if epoch is not None:
+            context.epoch = float(epoch)
+        if not values:
+            bar = _TQDM_COUNT.search(message)
+            if bar is None or self._bar_points:
+                return []
+            total = int(bar[2])
+            if total < self._bar_total:
+                return []  # a nested bar (evaluation)
+            self._bar_total = total
+            self._bar_done = bar[1] == bar[2]
+            context.step = int(bar[1])
+            context.fresh = True
+            context.writes += 1
+            cleared, self._bar_cleared = self._bar_cleared, False
+            if not self.held:
+                return []
+            self._held_drawings += 1
+            if not cleared and self._held_drawings < 2:
+                return []  # drawn before the line was printed (the other stream's lag)
+            held, self.held = self.held, []
+            self._held_drawings = 0
+            return [Point(point.values, context.step, point.epoch) for point in held]
+        last, live = self._bar_values, self._bar_live
+        changed = [key for key, value in values.items() if not _same(last.get(key), value)]
+        if not changed:
+            return []
+        last.update(values)
+        if not self._bar_points or not live.isdisjoint(changed):
+            self._bar_points += 1  # a new step: its point has every per-step pair
+            was_live = set(live)
+            live.update(changed)
+            values = {
+                key: value for key, value in values.items() if key in was_live or key in changed
+            }
+        else:  # pairs set once in a while (val_loss at an epoch's end): at the same step
+            values = {key: values[key] for key in changed}
+        context.step = self._bar_points
+        context.fresh = True
+        context.writes += 1
+        return [Point(values, context.step, context.epoch)]
+
+    def bar_cleared(self) -> None:
+        """A blank drawing: the bar was cleared for a message, and its next drawing shows the
+        counter as it was when the message was printed."""
+        if self._bar_total:
+            self._bar_cleared = True
+
+    def place(self, events: list[Event]) -> list[Event]:
+        """Hold the points of a line without a step of their own (a dict) while a bar counts
+        the steps, until its next drawing (:meth:`_bar`)."""
+        if not self._bar_total or self._bar_points:
+            return events
+        placed: list[Event] = []
+        for event in events:
+            if type(event) is Point and event.step is None:
+                if not self.held:
+                    self._held_done = self._bar_done
+                self.held.append(event)
+            else:
+                placed.append(event)
+        self._current.value_dependent = True
+        return placed
+
+    def close(self) -> list[Event]:
+        """The points still held: at the bar's last step if they were printed after it
+        finished (a final evaluation), else at automatic steps (where is unknown)."""
+        held, self.held = self.held, []
+        step = self._context.step if self._held_done else None
+        return [Point(point.values, step, point.epoch) for point in held]
 
     def read_block(self, lines: list[str], layout: _Layout) -> list[Event | PointRows]:
         """The events of consecutive lines of one layout that has a row reader: one
