@@ -13,8 +13,10 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Reques
 from fastapi.responses import Response
 
 from expbook.columns import (
+    MISSING,
     common_metrics,
     key_metric,
+    list_spread,
     lower_is_better,
     metric_groups,
     varying_params,
@@ -134,7 +136,51 @@ def list_runs(
         "params": param_keys,
         "metrics": metric_keys,
         "runs": [run_row(run, param_keys, metric_keys) for run in found],
+        "lists": list_params(found, param_keys),
     }
+
+
+def list_params(runs: list[RunRecord], keys: list[str]) -> list[dict[str, Any]]:
+    """The params among ``keys`` that are lists of words, element-wise
+    (:func:`expbook.columns.list_spread`): what all runs share and what each has of the rest;
+    for two runs also what the second removed and added."""
+    found = []
+    for key in keys:
+        spread = list_spread([run.params.get(key, MISSING) for run in runs])
+        if spread is None:
+            continue
+        row: dict[str, Any] = {
+            "key": key,
+            "common": list(spread.common),
+            "varying": list(spread.varying),
+            "runs": {
+                str(run.number): None if has is None else list(has)
+                for run, has in zip(runs, spread.present, strict=True)
+            },
+        }
+        if len(runs) == 2 and None not in spread.present:
+            first, second = (set(has or ()) for has in spread.present)
+            row["removed"] = [e for e in spread.present[0] or () if e not in second]
+            row["added"] = [e for e in spread.present[1] or () if e not in first]
+        found.append(row)
+    return found
+
+
+@router.get("/list-params", response_model=schemas.ListParams, responses=READ,
+            summary="Params that are lists of words, element-wise, across runs")  # fmt: skip
+def get_list_params(
+    store: StoreDep,
+    run: Annotated[list[str], Query(description="run refs (repeat the parameter)")],
+) -> dict[str, Any]:
+    """For the runs named (in that order; the compare page's), each param that is a list of
+    words in them (Cargo ``--features``, a repeated ``--tag``) and differs: the elements all
+    share, those that vary and which each run has; for two runs, the elements the second
+    removed and added, as ``expbook diff`` shows them."""
+    if len(run) > MAX_SERIES:
+        raise HTTPException(400, f"at most {MAX_SERIES} runs per request")
+    records = list({record.id: record for record in map(store.run, run)}.values())
+    keys = sorted({key for record in records for key in record.params})
+    return {"lists": list_params(records, keys)}
 
 
 def run_row(run: RunRecord, param_keys: list[str], metric_keys: list[str]) -> dict[str, Any]:
@@ -368,6 +414,7 @@ def get_experiment(
         params=param_keys,
         metrics=metric_keys,
         runs=[run_row(run, param_keys, metric_keys) for run in found],
+        lists=list_params(found, param_keys),
         metric=metric,
         mode=mode,
         best=_best(found, metric, mode),

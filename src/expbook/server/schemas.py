@@ -57,6 +57,27 @@ class RunRow(BaseModel):
     metrics: dict[str, MetricCell] = Field(description="the page's metric columns")
 
 
+class ListParam(BaseModel):
+    """A param that is a list of words (Cargo features, a repeated flag), element-wise."""
+
+    key: str
+    common: list[str] = Field(description="the elements every run with the param has")
+    varying: list[str] = Field(description="the elements some runs have and others do not")
+    runs: dict[str, list[str] | None] = Field(
+        description="per run number: the varying elements it has (null: the param is not set)"
+    )
+    removed: list[str] | None = Field(
+        None, description="two runs: the elements the first has and the second has not"
+    )
+    added: list[str] | None = Field(
+        None, description="two runs: the elements the second has and the first has not"
+    )
+
+
+class ListParams(BaseModel):
+    lists: list[ListParam]
+
+
 class RunPage(BaseModel):
     total: int = Field(description="runs matching the filter, all pages")
     offset: int
@@ -64,6 +85,9 @@ class RunPage(BaseModel):
     params: list[str] = Field(description="param columns: those that vary among these runs")
     metrics: list[str] = Field(description="metric columns: those most of these runs have")
     runs: list[RunRow]
+    lists: list[ListParam] = Field(
+        default_factory=list, description="the param columns that are lists of words"
+    )
 
 
 class Summary(BaseModel):
@@ -190,6 +214,9 @@ class ExperimentDetail(Experiment):
     params: list[str]
     metrics: list[str]
     runs: list[RunRow]
+    lists: list[ListParam] = Field(
+        default_factory=list, description="the param columns that are lists of words"
+    )
     metric: str | None = Field(description="the metric that ranks the runs")
     mode: str = Field(description="min or max")
     best: int | None = Field(description="number of the best finished run")

@@ -16,6 +16,7 @@ import {
   toNumber,
 } from "./common.js";
 import { colorAt, fetchSeries, LineChart, loadPlotly, PLOT_CONFIG, plotText } from "./charts.js";
+import { elementsHtml } from "./runtable.js";
 
 const plotlyLoaded = loadPlotly(); // parsed while the runs' data is fetched
 
@@ -23,6 +24,7 @@ const POINTS = 1000; // per series: enough for a chart, small enough for 20 runs
 const MISSING = "—";
 
 let runs = []; // run details, in the order asked for
+let lists = {}; // key -> the list param element-wise (/api/list-params), for lists of words
 const charts = [];
 const chartOptions = { xMode: "step", logY: false };
 
@@ -122,6 +124,12 @@ function defaultMetric(keys) {
 
 const metricValue = (run, key) => toNumber(run.metrics[key]?.value);
 
+/** A param's value for the charts: for a list param, only its elements that vary. */
+function chartValue(run, key) {
+  if (!lists[key] || !(key in run.params)) return run.params[key];
+  return (lists[key].runs[String(run.number)] || []).map((e) => `+${e}`).join(" ") || MISSING;
+}
+
 // --- curves -----------------------------------------------------------------------------------
 
 async function drawCurves() {
@@ -179,10 +187,34 @@ function runHeader() {
   );
 }
 
+/** A list param's rows: the elements that vary, per run, with the common ones said once; for
+ * two runs also what the second removed and added, as `expbook diff` shows it. */
+function listRows(key, list) {
+  const cells = runs.map((run) =>
+    key in run.params
+      ? html`<td class="mono">${elementsHtml(list.runs[String(run.number)] || [])}</td>`
+      : html`<td class="muted">${MISSING}</td>`,
+  );
+  const common = list.common.length
+    ? html`<div class="list-common">all: ${list.common.join(", ")}</div>`
+    : "";
+  const rows = [html`<tr class="differs list-param" data-key="${key}"><th>${key}${common}</th>${cells}</tr>`];
+  if (list.removed && list.added) {
+    const change = [
+      ...list.removed.map((e) => html`<span class="element removed">−${e}</span>`),
+      ...list.added.map((e) => html`<span class="element added">+${e}</span>`),
+    ];
+    rows.push(html`<tr class="differs list-change" data-key="${key}"><th>${key}: #${runs[0].number} → #${runs[1].number}</th>
+      <td class="mono" colspan="${runs.length}"><span class="elements">${change}</span></td></tr>`);
+  }
+  return rows;
+}
+
 function drawParamsTable() {
   const only = $("#only-differing").checked;
   const keys = paramKeys().filter((key) => !only || differs(key));
   const rows = keys.map((key) => {
+    if (lists[key]) return listRows(key, lists[key]);
     const cells = runs.map((run) =>
       key in run.params
         ? html`<td class="mono">${fmtParam(run.params[key])}</td>`
@@ -293,7 +325,7 @@ function drawParcoords() {
   // a run without a usable value sits below the others (grey would need a second trace)
   const shown = scores.map((v) => (v !== null && Number.isFinite(v) ? v : low));
   const dims = [
-    ...keys.map((key) => dimension(key, runs.map((run) => run.params[key]))),
+    ...keys.map((key) => dimension(key, runs.map((run) => chartValue(run, key)))),
     dimension(metric, shown),
   ];
   const trace = {
@@ -325,7 +357,7 @@ function drawScatter() {
     return;
   }
   const shown = runs.filter((run) => xKey in run.params && Number.isFinite(metricValue(run, yKey) ?? NaN));
-  const xs = shown.map((run) => run.params[xKey]);
+  const xs = shown.map((run) => chartValue(run, xKey));
   const numeric = xs.every(isNumber);
   const positive = numeric && xs.every((x) => x > 0);
   const logX = positive && logSpaced(xs);
@@ -411,6 +443,8 @@ async function main() {
     showFatal(failed[0].error);
     return;
   }
+  const found = await api("/api/list-params", { query: { run: runs.map((run) => run.number) } });
+  lists = Object.fromEntries(found.lists.map((list) => [list.key, list]));
   document.title = `Compare ${runs.map((run) => `#${run.number}`).join(" ")} · expbook`;
   layout(failed);
   $("#main").addEventListener("click", (event) => {
@@ -422,6 +456,7 @@ async function main() {
   drawMetricsTable();
   await drawCurves(); // first: the curves are what people come for
   performance.mark("expbook:curves-drawn"); // (the tests time this)
+  await plotlyLoaded; // also when no run logged a series (drawCurves did not wait for it)
   setUpAnalysis();
   document.body.dataset.ready = "true";
 }

@@ -58,6 +58,7 @@ function columns(page, { showExperiment }) {
     first: "asc",
     cls: "param",
     kind: "param",
+    list: (page.lists || []).find((list) => list.key === key), // a list of words, element-wise
   }));
   const metrics = page.metrics.map((key) => ({
     label: key,
@@ -87,12 +88,22 @@ function headerHtml(cols, { sort, sortable, selectAll }) {
     const attrs = sortable
       ? html` data-sort="${c.sort}" data-first="${c.first}" title="Sort by ${c.sort}"`
       : "";
-    return html`<th class="${classes}"${attrs}>${c.label}<span class="arrow">${arrow}</span></th>`;
+    const common = c.list?.common.length
+      ? html`<div class="list-common" title="every run shown has these">all: ${c.list.common.join(", ")}</div>`
+      : "";
+    return html`<th class="${classes}"${attrs}>${c.label}<span class="arrow">${arrow}</span>${common}</th>`;
   });
   const check = selectAll
     ? html`<th class="check"><input type="checkbox" class="select-all" title="Select all on this page"></th>`
     : html`<th class="check"></th>`;
   return html`<thead>${groups}<tr>${check}${cells}</tr></thead>`;
+}
+
+/** The elements of a list param that vary among the runs (the others are said once in the
+ * header), highlighted: `+ml_loader_frequency_pooled +ml_target_folded`. */
+export function elementsHtml(elements) {
+  if (!elements.length) return html`<span class="muted">—</span>`;
+  return html`<span class="elements">${elements.map((e) => html`<span class="element">+${e}</span>`)}</span>`;
 }
 
 function cellHtml(run, col, best) {
@@ -115,6 +126,9 @@ function cellHtml(run, col, best) {
       return html`<td class="nowrap">${timeHtml(run.started_at)}</td>`;
     case "duration":
       return html`<td class="num">${fmtDuration(run.duration)}</td>`;
+  }
+  if (col.kind === "param" && col.list && col.key in run.params) {
+    return html`<td class="param">${elementsHtml(col.list.runs[String(run.number)] || [])}</td>`;
   }
   if (col.kind === "param") {
     const has = col.key in run.params;
