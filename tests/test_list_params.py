@@ -241,3 +241,14 @@ def test_repeated_flags_are_a_list_param_too(tmp_path: Path) -> None:
 def test_list_spread(values: list[object], expected: tuple[tuple[str, ...], ...] | None) -> None:
     spread = list_spread(values)
     assert (spread.common, spread.varying) == expected if spread else expected is None
+
+
+def test_ls_shows_the_elements_that_vary(four_runs: str) -> None:
+    result = run_cli("ls", store=four_runs, env={"COLUMNS": "200"})
+    assert result.returncode == 0, result.stderr
+    lines = [line.split(maxsplit=1) for line in result.stdout.splitlines()]
+    rows = {parts[0]: parts[1] for parts in lines if parts and parts[0] in ("1", "4")}
+    assert "+ml_loader_note_binned_convolution +ml_target_full" in rows["1"]
+    assert "+ml_loader_frequency_pooled +ml_target_folded" in rows["4"]
+    assert '["cli"' not in result.stdout
+    assert "features: every run has cli, ml_train, ml_remote" in result.stdout

@@ -38,10 +38,13 @@ from expbook.cli.output import (
 )
 from expbook.columns import (
     MISSING,
+    ListSpread,
     canonical,
     common_metrics,
     key_metric,
+    list_cell,
     list_change,
+    list_spread,
     split_key,
     varying_params,
 )
@@ -138,9 +141,21 @@ def print_runs(
             shown.discard(index)
             table = _table(columns, shown, title, name_width=NAME_WIDTH)
     out.print(table)
+    for key, spread in _list_params(runs, param_keys):
+        out.print(dim(f"{key}: every run has {', '.join(spread.common) or 'no element in common'};"
+                      " the column shows the elements that vary"))  # fmt: skip
     hidden = [column.header for index, column in enumerate(columns) if index not in shown]
     if hidden:
         out.print(dim(f"not shown at {out.width} columns: {', '.join(hidden)}{hint}"))
+
+
+def _list_params(
+    runs: Sequence[RunRecord], param_keys: Sequence[str]
+) -> list[tuple[str, ListSpread]]:
+    """The param columns that are lists of words (Cargo features, repeated flags)."""
+    keys = list(param_keys) or varying_params(runs)[:MAX_PARAM_COLUMNS]
+    spreads = [(key, list_spread([run.params.get(key, MISSING) for run in runs])) for key in keys]
+    return [(key, spread) for key, spread in spreads if spread is not None]
 
 
 _REQUIRED = 3  # number, name, status: never left out
@@ -173,9 +188,13 @@ def _runs_columns(
         columns.append(_Column("kind", [run.kind for run in runs]))
     param_columns = list(range(len(columns), len(columns) + len(params)))
     for key in params:
+        spread = list_spread([run.params.get(key, MISSING) for run in runs])
         cells = [
-            fmt_value(run.params[key], width=24) if key in run.params else "—" for run in runs
-        ]
+            ("—" if key not in run.params
+             else list_cell(spread, run.params[key]) if spread
+             else fmt_value(run.params[key], width=24))
+            for run in runs
+        ]  # fmt: skip
         columns.append(_Column(f"params.{key}" if key in both else key, cells, "right", "cyan"))
     metric_columns = list(range(len(columns), len(columns) + len(metrics)))
     for key in metrics:
