@@ -104,6 +104,7 @@ __all__ = [
     "Tracker",
     "__version__",
     "active_run",
+    "autolog",
     "default_tracker",
     "open_store",
     "repeat",
@@ -202,6 +203,19 @@ def repeat(
 def active_run() -> Run | None:
     """The most recent run started with ``start_run`` that has not finished."""
     return default_tracker().active_run()
+
+
+def autolog(run: Run | None = None) -> None:
+    """Record the frameworks the program uses — Hugging Face Trainer, PyTorch Lightning, Keras,
+    XGBoost, LightGBM, scikit-learn's training curves, tqdm postfixes — into ``run`` (default:
+    the run active when each value is recorded): their exact values, steps and epochs, their
+    hyperparameters as params, the model's parameter count. Imports no framework; each hook is
+    installed when the program imports its framework (see docs/autolog.md). Under
+    ``expbook run`` the hooks are already there, recording into the wrapper's run.
+    """
+    from expbook.integrations import autolog as _autolog
+
+    _autolog(run)
 
 
 def open_store(

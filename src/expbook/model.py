@@ -132,6 +132,9 @@ class RunRecord:
     recorded_offset: int | None = None
     """For ``expbook run``: bytes of the spooled output the store has (the recorder's bookmark,
     so that resuming a recording stores nothing twice)."""
+    recorded_autolog: Mapping[str, int] = field(default_factory=dict)
+    """Likewise for the autolog records of ``expbook run``: bytes of each records file
+    (``autolog-<pid>.jsonl``) the store has."""
     command: tuple[str, ...] = ()
     cwd: str | None = None
     pid: int | None = None

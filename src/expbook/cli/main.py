@@ -259,6 +259,8 @@ def run_options(function: Callable[..., Any]) -> Callable[..., Any]:
                      help="Return when the program ends, before the run is stored."),
         click.option("--no-capture", is_flag=True,
                      help="Do not record git state, host and packages."),
+        click.option("--no-autolog", is_flag=True,
+                     help="No framework hooks in a Python program (also: EXPBOOK_AUTOLOG=0)."),
     ]  # fmt: skip
     for decorator in reversed(decorators):
         function = decorator(function)

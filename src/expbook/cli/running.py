@@ -95,6 +95,7 @@ def rerun(
     json: bool,
     no_wait: bool,
     no_capture: bool,
+    no_autolog: bool,
     dry_run: bool,
     store: str | None,
 ) -> int:
@@ -130,6 +131,7 @@ def rerun(
         "json": json,
         "no_wait": no_wait,
         "no_capture": no_capture,
+        "no_autolog": no_autolog,
     }
     os.chdir(cwd)
     return Launch(options, command, url, env).run()

@@ -38,6 +38,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from expbook.errors import ExpbookError
+from expbook.runner.autolog_records import Claims, RecordsReader
 from expbook.runner.messages import SUMMARY_FIELDS, Batch, End, encode
 from expbook.runner.parsers import Event, OutputParser, Point, PointRows, Summary
 from expbook.runner.points import PointBuffer
@@ -67,6 +68,7 @@ class Follower:
         launcher_pid: The launcher, watched while it has not reported the exit status.
         out: File descriptor to write messages to.
         skip: Bytes of output the store already has (a resumed recording).
+        autolog: Bytes of each autolog records file the store already has, likewise.
     """
 
     def __init__(
@@ -76,6 +78,7 @@ class Follower:
         launcher_pid: int | None,
         out: int,
         skip: int = 0,
+        autolog: dict[str, int] | None = None,
     ) -> None:
         self.spool = spool
         self.parser: OutputParser | None = parser
@@ -100,6 +103,12 @@ class Follower:
         self.warnings: list[str] = []  # not yet sent
         self.now = 0.0  # the time parsed points are logged at
         self.attached_at: float | None = None  # when the program attached through the API
+        self.records = RecordsReader(spool.path, autolog)  # the framework hooks' records
+        self.claims = Claims()  # keys they cover: parsed values of these are dropped
+        self.hooked = PointBuffer()  # their points (steps of their own, never automatic ones)
+        self.params: dict[str, Any] = {}
+        self.frameworks: dict[str, str | None] = {}
+        self.autolog_sent = dict(autolog or {})
 
     def run(self) -> None:
         """Follow the output to its end; send the batches and then the end."""
@@ -107,8 +116,9 @@ class Follower:
         self.outbox.put(
             End(
                 exit=ended, lines=self.lines, points=self.buffer.count, values=self.summaries,
-                keys=len(self.keys | self.buffer.keys), tail=list(self.tail),
-                attached_at=self.attached_at, offset=self.offset,
+                keys=len(self.keys | self.buffer.keys | self.hooked.keys), tail=list(self.tail),
+                attached_at=self.attached_at, offset=self.offset, frameworks=self.frameworks,
+                autolog_points=self.hooked.count,
             )
         )  # fmt: skip
         self.outbox.close()
@@ -121,6 +131,9 @@ class Follower:
         ended = None
         while True:
             frames = list(reader.read())
+            # After the output, before parsing it: a hook writes its record before the
+            # framework prints, so every claim of the output just read is known now.
+            self._autolog()
             if frames and self.attached_at is None:
                 self.attached_at = self.spool.attached_at()
             for stream, data, points, at, end in self._groups(frames):
@@ -155,6 +168,7 @@ class Follower:
                         return None
             self.outbox.wait(IDLE_SLEEP)
         reader.close()
+        self._autolog()
         for stream, assembler in self.assemblers.items():
             self._lines(stream, assembler.flush(), points=self.attached_at is None)
         if self.parser is not None:
@@ -237,6 +251,8 @@ class Follower:
         """Keep parsed events for the next batch (a point the store cannot take is skipped,
         with a warning)."""
         add = self.buffer.add
+        if self.claims:
+            events = self._unclaimed(events)
         for event in events:
             if type(event) is Point:
                 if points:
@@ -256,23 +272,111 @@ class Follower:
                 self.keys.add(event.key)
                 self.now += 1e-6  # points after it are newer, as they were printed
 
+    def _unclaimed(self, events: Sequence[Event | PointRows]) -> list[Event | PointRows]:
+        """``events`` without the values of keys autolog has claimed by now (the time the
+        output was read): the hooks' exact values replace them."""
+        since, now = self.claims.since, self.now
+        kept: list[Event | PointRows] = []
+        for event in events:
+            if type(event) is Point:
+                values = {k: v for k, v in event.values.items() if since(k) > now}
+                if len(values) == len(event.values):
+                    kept.append(event)
+                elif values:
+                    kept.append(Point(values, event.step, event.epoch))
+            elif type(event) is PointRows:
+                columns = [i for i, key in enumerate(event.keys) if since(key) > now]
+                if len(columns) == len(event.keys):
+                    kept.append(event)
+                elif columns:
+                    kept.append(
+                        PointRows(
+                            tuple(event.keys[i] for i in columns),
+                            tuple(event.values[i] for i in columns),
+                            event.steps,
+                            event.epochs,
+                        )
+                    )
+            elif not isinstance(event, Summary) or since(event.key) > now:
+                kept.append(event)
+        return kept
+
+    def _autolog(self) -> None:
+        """Take the records the framework hooks wrote since the last call: claims at once;
+        points, summary values, params and warnings for the next batch, unless the store has
+        them already (a resumed recording)."""
+        for record, stored in self.records.read():
+            try:
+                self._record(record, stored)
+            except (ExpbookError, KeyError, TypeError, ValueError) as exc:
+                self.warnings.append(f"autolog record skipped ({exc})")
+
+    def _record(self, record: dict[str, Any], stored: bool) -> None:
+        kind, framework = record.get("kind"), record.get("framework") or "autolog"
+        at = float(record.get("time") or self.now)
+        if kind == "claim":
+            self.claims.claim(framework, record["keys"], at)
+        elif kind == "framework":
+            self.frameworks[framework] = record.get("version")
+        elif kind == "warning":
+            self.claims.release(framework)
+            if not stored:
+                self.warnings.append(str(record["text"]))
+        elif stored:
+            return
+        elif kind == "point":
+            values = {str(k): float(v) for k, v in record["values"].items()}
+            self.claims.claim(framework, list(values), at)
+            epoch = record.get("epoch")
+            epoch = None if epoch is None else float(epoch)
+            self.hooked.add(values, record.get("step"), epoch, at)
+        elif kind == "summary":
+            for key, value in record["values"].items():
+                self.values[key] = _summary_fields(Summary(key, float(value)), at)
+                self.summaries += 1
+                self.keys.add(key)
+        elif kind == "params":
+            self.params.update(record["params"])
+
     def _flush(self) -> None:
-        """Send the output, points, summary values and warnings gathered so far."""
-        series = [
-            (key, *(column.tobytes() for column in columns))
-            for key, columns in self.buffer.take().items()
-        ]
-        if not (self.pending or series or self.values or self.warnings or self.errors):
+        """Send the output, points, summary values, params and warnings gathered so far."""
+        series = _series(self.buffer.take(), self.hooked.take())
+        autolog = dict(self.records.offsets) if self.records.offsets != self.autolog_sent else {}
+        if not (
+            self.pending
+            or series
+            or self.values
+            or self.warnings
+            or self.errors
+            or self.params
+            or autolog
+        ):
             return
         now = time.time()
         output = [(stream, now, "\n".join(lines) + "\n") for stream, lines in self.pending]
         batch = Batch(
             output=output, series=series, values=list(self.values.values()),
-            warnings=self.warnings, errors=self.errors, offset=self.offset,
+            warnings=self.warnings, errors=self.errors, offset=self.offset, params=self.params,
+            autolog=dict(self.records.offsets),
         )  # fmt: skip
         self.outbox.put(batch)
         self.pending, self.pending_bytes, self.values, self.warnings = [], 0, {}, []
-        self.errors = []
+        self.errors, self.params = [], {}
+        self.autolog_sent = dict(self.records.offsets)
+
+
+def _series(*buffers: dict[str, Any]) -> list[tuple[bytes, ...]]:
+    """The points of the point buffers' ``take()``, per key as a batch sends them (a key in two
+    buffers: the parsed points, then the hooks')."""
+    merged: dict[str, Any] = {}
+    for taken in buffers:
+        for key, columns in taken.items():
+            if key in merged:
+                for column, more in zip(merged[key], columns, strict=True):
+                    column.extend(more)
+            else:
+                merged[key] = columns
+    return [(key, *(column.tobytes() for column in columns)) for key, columns in merged.items()]
 
 
 def _summary_fields(event: Summary, at: float) -> tuple[Any, ...]:

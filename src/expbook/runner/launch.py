@@ -82,6 +82,7 @@ OPTIONS = {
     "-q": ("quiet", False, False),
     "--no-capture": ("no_capture", False, False),
     "--no-wait": ("no_wait", False, False),
+    "--no-autolog": ("no_autolog", False, False),
     "--json": ("json", False, False),
     "--repeat": ("repeat", True, False),
     "--seed-flag": ("seed_flag", True, False),
@@ -146,6 +147,28 @@ def split_assignments(command: list[str]) -> tuple[dict[str, str], list[str]]:
             return env, command[i:]
         env[name] = value
     return env, []
+
+
+AUTOLOG_DIRECTORY = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "integrations", "_inject"
+)
+"""Holds the ``sitecustomize.py`` that gives a Python program expbook's framework hooks (see
+``expbook.integrations``); prepended to the program's ``PYTHONPATH``."""
+
+
+def autolog_on(options: dict[str, Any], env: dict[str, str]) -> bool:
+    """Whether the program gets the framework hooks: not with ``--no-autolog`` or
+    ``EXPBOOK_AUTOLOG=0`` (also ``false``, ``no``, ``off``)."""
+    switch = env.get("EXPBOOK_AUTOLOG", "1").strip().lower()
+    return not options.get("no_autolog") and switch not in ("0", "false", "no", "off")
+
+
+def add_autolog(env: dict[str, str], spool: str) -> None:
+    """Give a Python program the hooks: our ``sitecustomize`` first on its ``PYTHONPATH``,
+    writing to the spool ``EXPBOOK_AUTOLOG_DIR`` names."""
+    path = env.get("PYTHONPATH")
+    env["PYTHONPATH"] = f"{AUTOLOG_DIRECTORY}{os.pathsep}{path}" if path else AUTOLOG_DIRECTORY
+    env["EXPBOOK_AUTOLOG_DIR"] = spool
 
 
 def new_run_id() -> str:
@@ -283,6 +306,8 @@ class Launch:
             env["EXPBOOK_RUN_ID"] = self.run_id
             env["EXPBOOK_STORE"] = self.url
             env["EXPBOOK_SPOOL"] = self.spool.path
+            if autolog_on(self.options, env):
+                add_autolog(env, self.spool.path)
         return env
 
     def _start_recorder(self) -> bool:

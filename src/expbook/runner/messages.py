@@ -37,6 +37,10 @@ class Batch(NamedTuple):
     """Failures of the recording itself (a parser that broke): the run's recording error."""
     offset: int
     """Bytes of the spool's ``output`` read and parsed up to this batch."""
+    params: dict[str, Any] = {}  # never changed: a message is read-only
+    """Params the framework hooks recorded (autolog)."""
+    autolog: dict[str, int] = {}
+    """Bytes of each autolog records file read up to this batch (``runs.recorded_autolog``)."""
 
 
 class End(NamedTuple):
@@ -53,6 +57,10 @@ class End(NamedTuple):
     attached_at: float | None
     """When the program attached through the Python API."""
     offset: int
+    frameworks: dict[str, str | None] = {}
+    """The frameworks autolog hooked (name -> version), for the summary line."""
+    autolog_points: int = 0
+    """Points the framework hooks recorded."""
 
 
 KINDS: dict[str, type[Batch] | type[End]] = {"batch": Batch, "end": End}

@@ -89,6 +89,7 @@ class Recorder:
         self.queued_bytes = 0
         self.run: Run | None = None
         self.stored = 0  # bytes of output the store had when this recorder started
+        self.stored_autolog: dict[str, int] = {}  # likewise, of each autolog records file
         self.errors: list[str] = []  # recording errors, kept on the run
 
     # --- life cycle -----------------------------------------------------------------------------
@@ -99,9 +100,9 @@ class Recorder:
         parser = self._prepare()
         if self.spool.ready() is not None:  # resuming: what does the store have?
             run = self._start(resume=True)
-            messages = self._fork(parser, skip=self.stored)
+            messages = self._fork(parser, skip=self.stored, autolog=self.stored_autolog)
         else:  # the usual case: read from the first moment, while the database code loads
-            messages = self._fork(parser, skip=0)
+            messages = self._fork(parser, skip=0, autolog={})
             run = self._start(resume=False)
         self.spool.mark_ready(run.number)
         gc.freeze()  # the database code's objects: later collections need not visit them
@@ -153,7 +154,7 @@ class Recorder:
             self.settings = load_settings(None)
         return self._parser(self.settings.patterns, self.settings.ignore_metrics)
 
-    def _fork(self, parser: OutputParser, *, skip: int) -> IO[bytes]:
+    def _fork(self, parser: OutputParser, *, skip: int, autolog: dict[str, int]) -> IO[bytes]:
         """Start the reading half; return the pipe its messages come through."""
         read, write = os.pipe()
         with contextlib.suppress(ImportError, AttributeError, OSError):
@@ -165,7 +166,7 @@ class Recorder:
             os.close(read)
             with contextlib.suppress(OSError):
                 os.nice(READER_NICENESS)
-            _follow_and_exit(self.spool, parser, self.launcher_pid, write, skip)
+            _follow_and_exit(self.spool, parser, self.launcher_pid, write, skip, autolog)
         os.close(write)
         self.reader = pid
         return os.fdopen(read, "rb", buffering=1 << 20)
@@ -215,7 +216,9 @@ class Recorder:
         started = None
         if resume:
             with contextlib.suppress(ExpbookError):
-                started = store.run(spec.id).recorded_offset
+                record = store.run(spec.id)
+                started = record.recorded_offset
+                self.stored_autolog = dict(record.recorded_autolog)
         capture = not self.options.get("no_capture") and started is None
         run = tracker.begin(spec, capture=capture, packages=_runs_this_python(command))
         self.run = run
@@ -295,9 +298,12 @@ class Recorder:
         self.warnings += message.warnings
         self.errors += message.errors
         update: dict[str, Any] = {"recorded_offset": message.offset}
+        if message.autolog:
+            update["recorded_autolog"] = message.autolog
         if self.errors:
             update["recording_error"] = "; ".join(self.errors)
         batch = WriteBatch(
+            params=message.params,
             points={key: Points(*_columns(columns)) for key, *columns in message.series},
             summary={
                 key: SummaryValue(**dict(zip(SUMMARY_FIELDS, fields, strict=True)))
@@ -377,7 +383,10 @@ class Recorder:
         if end.attached_at is not None:
             parsed = "metrics logged by the program"
         else:
-            parsed = f"{end.points} points and {end.values} values of {end.keys} keys"
+            points = end.points + end.autolog_points
+            parsed = f"{points} points and {end.values} values of {end.keys} keys"
+        if end.frameworks:
+            parsed += f" (autolog: {', '.join(sorted(end.frameworks))})"
         text = (
             f"run #{run.number} {status} after {seconds:.1f}s: {end.lines} lines of output, "
             f"{parsed}; expbook show {run.number}"
@@ -388,7 +397,8 @@ class Recorder:
         return {
             "run": run.number, "id": run.id, "status": status, "seconds": round(seconds, 3),
             "exit_code": end.exit.get("exit_code"), "signal": end.exit.get("signal"),
-            "lines": end.lines, "points": end.points, "values": end.values, "keys": end.keys,
+            "lines": end.lines, "points": end.points + end.autolog_points, "values": end.values,
+            "keys": end.keys, "autolog": sorted(end.frameworks),
             "logged_by_program": end.attached_at is not None,
             "recording_error": "; ".join(self.errors) or None, "warnings": self.warnings,
             "store": self.meta["store"], "summary": text,
@@ -407,13 +417,18 @@ class ReaderKilled(ExpbookError):
 
 
 def _follow_and_exit(
-    spool: Spool, parser: OutputParser, launcher: int | None, out: int, skip: int
+    spool: Spool,
+    parser: OutputParser,
+    launcher: int | None,
+    out: int,
+    skip: int,
+    autolog: dict[str, int],
 ) -> None:
     """The reading half's life, in the forked child: follow, send, exit (without the parent's
     exit hooks and buffers)."""
     code = 0
     try:
-        Follower(spool, parser, launcher, out, skip=skip).run()
+        Follower(spool, parser, launcher, out, skip=skip, autolog=autolog).run()
     except BrokenPipeError:
         code = 1  # the storing half has gone: it reports why
     except BaseException:

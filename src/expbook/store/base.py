@@ -105,7 +105,7 @@ RUN_COLUMNS = frozenset(
     {
         "name", "status", "ended_at", "exit_code", "error", "kind", "git_commit", "git_branch",
         "git_remote", "git_dirty", "host", "command", "cwd", "pid", "hostname",
-        "recording_error", "recorded_offset",
+        "recording_error", "recorded_offset", "recorded_autolog",
     }
 )  # fmt: skip
 

@@ -119,6 +119,7 @@ runs = sa.Table(
     sa.Column("git_dirty", sa.Boolean),
     sa.Column("host", Json),
     sa.Column("recorded_offset", sa.BigInteger),
+    sa.Column("recorded_autolog", Json),
     sa.Column("recording_error", sa.Text),
 )
 

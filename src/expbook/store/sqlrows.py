@@ -140,6 +140,7 @@ def run_record(
         error=row["error"],
         recording_error=row["recording_error"],
         recorded_offset=row["recorded_offset"],
+        recorded_autolog=MappingProxyType(row["recorded_autolog"] or {}),
         command=tuple(row["command"] or ()),
         cwd=row["cwd"],
         pid=row["pid"],
