@@ -472,8 +472,8 @@ def _mlp_start(log, estimator, incremental):
     if not incremental:
         log.params(SKLEARN, _estimator_params(estimator))
         return 0, 0
-    return (len(getattr(estimator, "loss_curve_", None) or ()),
-            len(getattr(estimator, "validation_scores_", None) or ()))  # fmt: skip
+    curves = [getattr(estimator, name, None) for name in ("loss_curve_", "validation_scores_")]
+    return tuple(0 if curve is None else len(curve) for curve in curves)
 
 
 def _mlp_end(log, estimator, before):
@@ -482,7 +482,8 @@ def _mlp_end(log, estimator, before):
 
 
 def _curve(log, key, values, start):
-    for index, value in enumerate(list(values or ())[start:], start=start + 1):
+    values = [] if values is None else list(values)
+    for index, value in enumerate(values[start:], start=start + 1):
         log.point(SKLEARN, {key: value}, step=index)
 
 
