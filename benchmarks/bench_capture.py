@@ -57,6 +57,16 @@ def canonical(key: str) -> str:
     return re.sub(r"[^a-z0-9]", "", text)
 
 
+def agrees(value: float, truth_point: dict) -> bool:  # type: ignore[type-arg]
+    """Whether a stored value is the truth point's value as printed: within the tolerance, or
+    to the decimals printed when the truth says how many (``"digits": 2``: 0.0155 printed as
+    0.02)."""
+    digits = truth_point.get("digits")
+    if digits is not None and not math.isnan(value):
+        return abs(value - truth_point["value"]) <= 0.5 * 10.0**-digits * (1 + 1e-9)
+    return close(value, truth_point["value"])
+
+
 def close(a: float, b: float) -> bool:
     if math.isnan(a) or math.isnan(b):
         return math.isnan(a) and math.isnan(b)
@@ -97,17 +107,23 @@ def score(truth: dict, points: list, summaries: dict | None = None) -> Score:  #
     """Score what the recorder would store — parsed points (``ParsedPoint``) and summary
     values (key -> fields) — against the truth of one capture.
 
-    Per key, the stored points are aligned with the truth points in order (an alignment that
+    Per key, the stored points (in step order when all have a step, as a series is kept) are
+    aligned with the truth points in order (an alignment that
     captures the most printed points, then puts the most at the right step), so a value never
     pairs with a neighbour it merely resembles. A truth point without step and epoch (a final
     result) is captured by a summary value of its key, too."""
     result = Score()
     truth_points = truth["points"]
+    if truth.get("placement") == "epoch":  # the step is not printed: placed by the epoch
+        truth_points = [{**p, "_by_epoch": True} for p in truth_points]
     points = [p for p in points if not p.key.startswith(FACTS)]
     summaries = {k: v for k, v in (summaries or {}).items() if not k.startswith(FACTS)}
     stored: dict[str, list] = {}  # type: ignore[type-arg]
     for point in points:
         stored.setdefault(canonical(point.key), []).append(point)
+    for key, series in stored.items():  # in step order, as the store keeps a series
+        if all(point.step is not None for point in series):
+            stored[key] = sorted(series, key=lambda point: point.step)
     values = {canonical(key): fields["value"] for key, fields in (summaries or {}).items()}
     truth_keys = {canonical(p["key"]) for p in truth_points}
     matched = 0
@@ -161,7 +177,7 @@ def _align(wanted: list, candidates: list) -> dict:  # type: ignore[type-arg]
     for i, truth_point in enumerate(wanted):
         printed = 1_000_000 if truth_point.get("printed", True) else 0
         for j, point in enumerate(candidates):
-            if close(point.value, truth_point["value"]):
+            if agrees(point.value, truth_point):
                 weight[i][j] = printed + 1_000 * _placed(point, truth_point) + 1
     best = [[0] * (m + 1) for _ in range(n + 1)]
     for i in range(n - 1, -1, -1):
@@ -183,9 +199,10 @@ def _align(wanted: list, candidates: list) -> dict:  # type: ignore[type-arg]
 
 
 def _placed(point, truth_point: dict) -> bool:  # type: ignore[no-untyped-def, type-arg]
-    """Whether a stored point is where the truth has it: at its step when the truth has one,
-    else at its epoch (a point without an epoch by its step, for a per-epoch series)."""
-    if truth_point.get("step") is not None:
+    """Whether a stored point is where the truth has it: at its step when the truth has one
+    (and the program prints it: a truth with ``"placement": "epoch"`` says it does not), else
+    at its epoch (a point without an epoch by its step, for a per-epoch series)."""
+    if truth_point.get("step") is not None and not truth_point.get("_by_epoch"):
         return point.step == truth_point["step"]
     if truth_point.get("epoch") is not None:
         epoch = point.epoch if point.epoch is not None else point.step

@@ -18,14 +18,14 @@ def test_parse_shows_each_read_line_with_its_parser_and_steps() -> None:
     assert lines[at + 1] == (
         "        -> progress: point at step 1, epoch 1: train_loss=3.2244 w=0.1014 b=0.0336"
     )
-    assert "validation: mse" not in result.stdout  # read nothing: only with --all
-    assert lines[-1] == "26 lines, 21 read: 21 points and 0 summary values of 7 keys"
+    assert "done: final" not in result.stdout  # read nothing: only with --all
+    assert lines[-1] == "26 lines, 24 read: 24 points and 0 summary values of 4 keys"
 
 
 def test_parse_all_shows_the_lines_that_gave_nothing(tmp_path: Path) -> None:
     result = run_cli("parse", "--all", str(CAPTURE), cwd=tmp_path)
     lines = result.stdout.splitlines()
-    at = lines.index("     7    validation: mse 2.156969")
+    at = lines.index("    26  done: final train_loss 0.84694")
     assert lines[at + 1] == "        -> nothing"
 
 

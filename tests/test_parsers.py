@@ -52,7 +52,8 @@ def log(text: str) -> list[str]:
         ),
         ("Step 1200: loss=2.31, ppl=10.1", Point({"loss": 2.31, "ppl": 10.1}, 1200)),
         ("iter 40 loss 1.234 time 12.3ms", Point({"loss": 1.234}, 40)),
-        ("Train Epoch: 1 [0/60000 (0%)]\tLoss: 2.305", Point({"loss": 2.305}, 1, 1.0)),
+        # the head names the split; the bracket counts the epoch's samples (a batch counter)
+        ("Train Epoch: 1 [0/60000 (0%)]\tLoss: 2.305", Point({"train_loss": 2.305}, None, 1.0)),
         ("loss=0.5,acc=0.9", Point({"loss": 0.5, "acc": 0.9}, None)),
         ("epoch 1 acc: 91.2% loss: 0.3", Point({"acc": 91.2, "loss": 0.3}, 1, 1.0)),
         ("step 7 reward: -12.5 loss=-0.25", Point({"reward": -12.5, "loss": -0.25}, 7)),
@@ -90,10 +91,11 @@ def test_space_separated_pairs_need_a_metric_word() -> None:
     assert parse("Processed 500 samples") == []
 
 
-def test_values_with_units_times_and_fractions_are_not_metrics() -> None:
+def test_clock_times_and_bare_fractions_are_not_metrics_but_durations_are() -> None:
     assert parse("epoch 1 loss=0.5 time=12.3ms eta: 1:23 at 12:30:45 acc=9890/10000") == [
-        Point({"loss": 0.5}, 1, 1.0)
+        Point({"loss": 0.5, "time": 12.3}, 1, 1.0)  # a duration (the unit as printed)
     ]
+    assert parse("epoch 1 loss=0.5 ETA 3s 3.2kg=1") == [Point({"loss": 0.5}, 1, 1.0)]
 
 
 def test_nan_and_infinite_values() -> None:
@@ -152,7 +154,8 @@ def test_lightning_progress_bar_without_its_version_number() -> None:
         "Epoch 1: 100%|██████████| 938/938 [00:15<00:00, 60.12it/s, loss=0.123, v_num=0, "
         "val_loss=0.2, val_acc=0.91]"
     )
-    assert parse(line) == [Point({"loss": 0.123, "val_loss": 0.2, "val_acc": 0.91}, 1, 1.0)]
+    # at the steps its counter shows (938 of the first epoch seen)
+    assert parse(line) == [Point({"loss": 0.123, "val_loss": 0.2, "val_acc": 0.91}, 938, 1.0)]
 
 
 @pytest.mark.parametrize(
@@ -161,18 +164,19 @@ def test_lightning_progress_bar_without_its_version_number() -> None:
         ("Training: 100%|██████| 50/50 [00:01<00:00, 30.1it/s]", []),
         (
             "Training: 100%|██████| 50/50 [00:01<00:00, 30.1it/s, loss=0.5, acc=0.9]",
-            [Point({"loss": 0.5, "acc": 0.9}, 1)],
+            [Point({"loss": 0.5, "acc": 0.9}, 50)],
         ),
-        # with a tqdm bar, one postfix pair is enough for a Point; a bar's first point is at
-        # step 1 (its postfix's changes count the steps: test_tqdm_postfix_drawings)
+        # with a tqdm bar, one postfix pair is enough for a Point, at the steps the counter
+        # shows (or, when drawings lag, as many as the postfix changed:
+        # test_tqdm_postfix_drawings_are_each_a_step_and_a_repeated_value_still_counts)
         (
             "Training: 100%|██████| 50/50 [00:01<00:00, 30.1it/s, loss=0.5]",
-            [Point({"loss": 0.5}, 1)],
+            [Point({"loss": 0.5}, 50)],
         ),
-        ("100%|██████| 50/50 [00:01<00:00, 30.1it/s, ppl=3.2]", [Point({"ppl": 3.2}, 1)]),
+        ("100%|██████| 50/50 [00:01<00:00, 30.1it/s, ppl=3.2]", [Point({"ppl": 3.2}, 50)]),
         (
             "Epoch 3:  45%|████▌     | 45/100 [00:01<00:02, 30.1it/s, loss=0.5]",
-            [Point({"loss": 0.5}, 1, 3.0)],
+            [Point({"loss": 0.5}, 45, 3.0)],
         ),
         ("Evaluating: 100%|██████████| 313/313 [00:03<00:00, 97.12it/s]", []),
         # a percentage followed by " |" is still a value
@@ -662,7 +666,9 @@ def test_realistic_keras_log() -> None:
             2,
             2.0,
         ),
-        Point({"loss": 0.0985, "accuracy": 0.9697}, None),  # model.evaluate(): not epoch 2
+        # model.evaluate(): not a point of the training series
+        Summary("evaluate/loss", 0.0985),
+        Summary("evaluate/accuracy", 0.9697),
         Summary("test_accuracy", 0.9697),
     ]
 
@@ -992,7 +998,7 @@ def test_tqdm_postfix_drawings_are_each_a_step_and_a_repeated_value_still_counts
         Point({"acc": 0.547, "loss": 0.701}, 3, 1.0),
         # an identical drawing (the counter moved, or the bar was closed) is no step
         Point({"acc": 0.6, "loss": 0.69}, 4, 1.0),
-        Point({"val_loss": 0.6076, "val_acc": 0.6813}, 1, 1.0),
+        Point({"val_loss": 0.6076, "val_acc": 0.6813}, 4, 1.0),  # at the step the bar is at
     ]
 
 

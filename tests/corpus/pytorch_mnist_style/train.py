@@ -83,7 +83,7 @@ def train(args, model, device, train_loader, optimizer, epoch):
                 epoch, batch_idx * len(data), len(train_loader.dataset),
                 100. * batch_idx / len(train_loader), loss.item()))
             global_batch = (epoch - 1) * len(train_loader) + batch_idx
-            RECORDS.append(("loss", global_batch, epoch, loss.item()))
+            RECORDS.append(("train_loss", global_batch, epoch, loss.item()))
             if args.dry_run:
                 break
 
@@ -174,17 +174,20 @@ def write_truth(args, batches_per_epoch):
               for key, step, epoch, value in RECORDS]
     notes = (
         "pytorch/examples mnist/main.py loop and prints. 'Train Epoch: E [N/2000 (P%)]\\tLoss: X' "
-        "every --log-interval batches: key loss, step = the global batch index "
+        "every --log-interval batches: key train_loss (the head names the split), step = the "
+        "global batch index "
         f"(epoch - 1) * {batches_per_epoch} + batch_idx, 0-based, where batch_idx = N / "
         f"batch size ({args.batch_size}; the last batch of an epoch is smaller), epoch = E. "
         "'Test set: Average loss: L, Accuracy: C/500 (A%)' after each epoch: test_loss = L, "
         "test_correct = C, test_acc = 100 * C / 500 (printed rounded to a whole percent), "
         "step null, epoch = the epoch just trained. The sample counter N, the dataset size and "
-        "the percentages in the brackets are progress, not metrics."
+        "the percentages in the brackets are progress, not metrics. The step is not printed "
+        "(the brackets count samples, and the batch size is not printed): placement is by "
+        "epoch."
     )
     with open(path, "w") as f:
         json.dump({"framework": "torch", "versions": {"torch": torch.__version__},
-                   "points": points, "notes": notes}, f, indent=1)
+                   "placement": "epoch", "points": points, "notes": notes}, f, indent=1)
 
 
 if __name__ == '__main__':

@@ -215,6 +215,9 @@ class _StepContext:
     epoch: float | None = None
     fresh: bool = False
     writes: int = 0  # counts updates, even to the same values (a line that sets is not idle)
+    counted: bool = False  # the last line read had a counter (its results follow it)
+    fine: bool = False  # a step counter (or a bar) has set the step: an epoch alone does not
+    after_counter: bool = False  # so had the line before the one being read
 
     def state(self) -> tuple[int | None, float | None, bool, int]:
         return self.step, self.epoch, self.fresh, self.writes

@@ -121,7 +121,7 @@ class OutputParser:
             self._dicts,
             self._table,
             self._progress,
-            _SummaryLineParser(current),
+            _SummaryLineParser(current, context),
         )
 
     def feed(self, line: str) -> list[Event]:
@@ -278,14 +278,20 @@ class OutputParser:
         """The events of the first line parser that recognises the line (of this shape, if
         known: the progress parser's cache of plans uses it)."""
         self._progress.line_shape = shape
+        context = self._context
+        was, writes = context.counted, context.writes
+        context.after_counter, context.counted = was, False
         for parser in self._parsers:
             found = parser.parse(line)
             if found is not None:
                 self._recognised = parser
                 if found and parser is self._dicts:
-                    return self._progress.place(found)
+                    found = self._progress.place(found)
+                if not found and context.writes == writes:
+                    context.counted = was  # a line that gave and set nothing changes nothing
                 return found
         self._recognised = None
+        context.counted = was
         return []
 
     def _remember_progress(self, shape: bytes) -> None:

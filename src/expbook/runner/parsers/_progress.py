@@ -18,6 +18,7 @@ from expbook.runner.parsers._common import (
     Event,
     Point,
     PointRows,
+    Summary,
     _CurrentLine,
     _has_word,
     _LineParser,
@@ -39,7 +40,9 @@ _COUNTER_KINDS = {
     "batch": "batch",
 }
 _METRIC_WORD = re.compile(rf"(?:{_RESULT_WORDS}|lr)\d*")
-_NOT_METRICS = frozenset({"v_num"})  # Lightning's version number in its progress bar
+_RESULT_WORD = re.compile(rf"(?:{_RESULT_WORDS})\d*")
+# Lightning's version number in its progress bar; times left to run.
+_NOT_METRICS = frozenset({"v_num", "eta", "remaining", "time_left"})
 _SOURCE_FILE = re.compile(
     r"\.(?:py|pyx|rs|c|cc|cpp|cxx|h|hpp|cu|go|java|kt|scala|js|ts|rb|jl|lua|sh|swift)$"
 )
@@ -50,11 +53,27 @@ _SOURCE_FILE = re.compile(
 # tqdm bar's percentage: "Training: 100%|███|") follows. The key's first character comes before
 # the lookbehind so that the regex engine skips quickly.
 _TOKEN = re.compile(
-    r"([A-Za-z_](?<![^\s\[({|,;'\"<>].)[\w./@-]*+)(?:\s*([:=])\s*|\s+)(\[\s*)?"
-    rf"(?=[-+.\dnNiI])({_NUM})(?:\s*/\s*(\d+))?(%(?!\|))?(?![\w/%]|\.\w|[,:]\d)"
+    r"([A-Za-z_](?<![^\s\[({|,;'\"<>].)[\w./@-]*+(?:'s\s+[A-Za-z_][\w./@-]*+)?)"
+    r"(?:\s*([:=])\s*|\s+)(\[\s*)?"
+    rf"(?=[-+.\dnNiI])({_NUM})(?:\s*/\s*(\d+))?(%(?!\|)|(?:ms|s|us|µs|min)(?![\w/]))?"
+    r"(?![\w/%]|\.\w|[,:]\d)"
 )
 # ":"/"=" before a number, but not the ":" of a time like 12:30 or 1:23 (the lookbehinds come
 # after the first character so that the regex engine can skip to ":" and "=" quickly).
+# A counter in brackets at the start of a line: XGBoost's and LightGBM's "[10]" (the round),
+# PyTorch's tutorial "[1,  2000]" (epoch, batch), "[1][ 5/19]" (epoch, batch of the epoch).
+_LEADING_COUNTER = re.compile(
+    r"\s*\[\s*(\d{1,18})\s*(?:,\s*(\d{1,18})\s*)?\](?:\s*\[\s*(\d{1,18})\s*/\s*\d+\s*\])?(?=\s|$)"
+)
+# Progress in brackets after a counter: "Train Epoch: 1 [640/60000 (1%)]" (the samples of the
+# epoch so far: a batch counter, so that the epoch's points come at steps of their own).
+_BRACKET_PROGRESS = re.compile(
+    r"\d[ \t]*\[\s*(\d{1,18})\s*/\s*\d{1,18}\s*(?:\(\s*\d+(?:\.\d*)?\s*%\s*\)\s*)?\]"
+)
+# A fraction's percentage after it: "Accuracy: 9800/10000 (98%)".
+_FRACTION_PERCENT = re.compile(rf"\s*\(\s*({_NUM})\s*%\s*\)")
+# A library's own log line, "[LightGBM] [Info] Number of positive: 417": about itself.
+_LIBRARY_LOG = re.compile(r"\s*\[[A-Za-z][\w.-]*\]\s*\[(?i:info|warning|warn|debug|fatal)\]")
 _SEP_NUMBER = re.compile(
     r"[:=](?<![0-9][0-9][:=])(?<![^A-Za-z_][0-9]:)\s*[-+]?(?:\.?[0-9]|nan|inf|NaN|Inf)"
 )
@@ -64,7 +83,9 @@ _COUNTER_ONLY = re.compile(
 )
 _CALL_OR_STRUCT = re.compile(r"[A-Za-z_]\w*\s?[({]\s*[A-Za-z_]\w*\s*[:=]")
 _KERAS_BAR = re.compile(r"\s*(\d+)/(\d+)\s+[\[━]")
-_TQDM_COUNT = re.compile(r"\|\s*(\d+)/(\d+)\s*\[")  # tqdm's "...| 5/60 [00:02<..."
+# A bar's counter: tqdm's "...| 5/60 [00:02<...", Rich's "━━━━╸━━━ 4/10 0:00:01".
+_TQDM_COUNT = re.compile(r"(?:\||[━╸╺])\s*(\d+)/(\d+)\s")
+_INDENT = " " * 8  # a line this indented after a bar continues its postfix (Rich wraps it)
 _KEY_CACHE_SIZE = 4096  # entries of the key memo and of the plan cache (each then cleared)
 _MAX_COUNTER_DIGITS = 18
 """A longer number is no counter (so a counter always makes a valid step: < 2**63)."""
@@ -100,6 +121,10 @@ def _may_have_pairs(line: str) -> bool:
         or "reward" in low
         or "return" in low
         or "score" in low
+        or "val" in low
+        or "test" in low
+        or "train" in low
+        or "eval" in low
     ):
         return True
     if "=" not in line and ":" not in line:
@@ -113,8 +138,70 @@ def _is_metric_name(key: str) -> bool:
     return _has_word(key, _METRIC_WORD)
 
 
+# Words that name the data a result is on; a key printed after one, or in a line whose head
+# (the text before its first pair) names one, is that split's ("train loss 2.7" is train_loss;
+# "Test set: Average loss: 0.8" is test_loss; "[Valid - Epoch 3] Loss 0.35" is valid_loss).
+_SPLITS = "train|training|val|valid|validation|test|testing|eval|evaluation|dev"
+_SPLIT_WORD = re.compile(rf"(?<![A-Za-z])(?i:{_SPLITS})(?![A-Za-z]|\.\w)")  # not train.py
+_SPLIT_PART = re.compile(rf"(?i:{_SPLITS})")
+_LOGGER_LIKE = re.compile(r"\s*:\s*(?i:epoch|ep|step|global_step|iter|iteration|it|batch)\b")
+_KEY_BEFORE = re.compile(r"[A-Za-z_][\w./@-]*[ \t]+\Z")
+_WORD_BEFORE = re.compile(r"([A-Za-z]+)[ \t]+\Z")
+_SEP_BEFORE = re.compile(r"[=:]\s*[-+.\d]")  # a pair before: the head has ended
+# A "name value" segment starts a line's message or follows a delimiter (or a counter's colon).
+_SEGMENT_START = re.compile(r"(?:\A|[,|;\t]|\d:)[ \t]*\Z")
+_RATE = re.compile(rf"(?<![\w./])({_NUM})[ \t]*([A-Za-z]{{1,12}}/[A-Za-z]{{1,12}})(?![\w/])")
+
+
+def _results_after_settings(line: str, plan: list[_Token]) -> list[_Token]:
+    """Without the values before the last ``;`` when they name no result and those after it
+    do: scikit-learn's ``[CV 1/3] END C=0.1, gamma=0.01;, score=0.840`` (the candidate's
+    parameters, then its score)."""
+    cut = line.rfind(";")
+    before = [t for t in plan if t[2] is None and t[0] < cut]
+    after = [t for t in plan if t[2] is None and t[0] > cut]
+    if not before or not after:
+        return plan
+    if any(t[4] is not None or _is_result_name(t[3]) for t in before):
+        return plan
+    if not any(t[4] is not None or _is_result_name(t[3]) for t in after):
+        return plan
+    return [t for t in plan if t[2] is not None or t[0] > cut]
+
+
+def _split_of(line: str, start: int) -> str:
+    """The split word in a line's head (before ``start``, its first pair's key), or "" (also
+    for a name before a colon and a counter: the logger's, "train: epoch 3 loss=0.5")."""
+    found = _SPLIT_WORD.search(line, 0, start)
+    if found is None or _LOGGER_LIKE.match(line, found.end()) is not None:
+        return ""
+    return found[0].lower()
+
+
+def _qualified(line: str, start: int, name: str, head: str) -> str:
+    """A key with the split it is on: the word printed before it if that is a split word,
+    else the line head's split, unless the key names a split already. With ``name`` empty:
+    the split alone (for a key read from each line)."""
+    if name and _has_word(name, _SPLIT_PART):
+        return name
+    before = _WORD_BEFORE.search(line[max(0, start - 24) : start])
+    split = before[1].lower() if before and _SPLIT_PART.fullmatch(before[1]) else head
+    if not name:
+        return split
+    return normalize_key(f"{split}_{name}") or name if split else name
+
+
+@_short_text_cache(maxsize=4096)
+def _is_result_name(key: str) -> bool:
+    """Whether a key names a result (loss, acc, ...: not lr, momentum, seed)."""
+    return _has_word(key, _RESULT_WORD)
+
+
+_POSSESSIVE = re.compile(r"'s\s+")  # "valid_0's binary_logloss": valid_0/binary_logloss
+
+
 def _key_info(key: str) -> _KeyInfo:
-    name = normalize_key(key)
+    name = normalize_key(_POSSESSIVE.sub("/", key) if "'s" in key else key)
     if name in _NOT_METRICS or _SOURCE_FILE.search(key):
         name = None  # `train.py:42` in a log line is a source location, not a metric
     return _COUNTER_KINDS.get(key.lower()), name, _is_metric_name(key)
@@ -213,6 +300,8 @@ class _Layout(NamedTuple):
     keras: tuple[int, int, int, int] | None  # spans of a Keras bar's done and total
     counter_only: bool  # nothing but counters (Keras' "Epoch 3/16")
     rows: _RowReader | None  # for reading many lines of the shape at once
+    results: bool = True  # a value names a result: without a counter, a point needs one
+    single: bool = False  # one pair is a point: "  validation: mse 2.15" (a split word heads it)
 
 
 class _ProgressParser(_LineParser):
@@ -246,6 +335,9 @@ class _ProgressParser(_LineParser):
         # counted, the longest bar's total, and the points held for its next drawing.
         self._bar_values: dict[str, float] = {}
         self._bar_live: set[str] = set()  # keys that change from step to step
+        self._after_bar = False  # the last line read was a bar (or its wrapped postfix)
+        self._first_epoch: int | float | None = None  # of the bars with an epoch counter
+        self._bar_at_start = False  # the last bar drawn showed its counter at 0
         self._bar_points = 0
         self._bar_total = 0
         self._bar_cleared = False  # a blank drawing since the bar's last drawing
@@ -278,8 +370,18 @@ class _ProgressParser(_LineParser):
 
     def read(self, line: str, layout: _Layout) -> list[Event] | None:
         """The events of a line of this layout; None if, by its values, it is no progress line
-        (one pair without a counter: a summary line?)."""
-        prefix, plan, plain_counters, plain_values, tqdm, keras, counter_only, _ = layout
+        (one pair without a counter: a summary line?). Keeps the context's ``counted``: whether
+        the last line that gave or set something had a counter."""
+        context = self._context
+        was, writes = context.counted, context.writes
+        context.counted = False
+        found = self._read(line, layout)
+        if not found and context.writes == writes:
+            context.counted = was  # a line that gave and set nothing changes nothing
+        return found
+
+    def _read(self, line: str, layout: _Layout) -> list[Event] | None:
+        prefix, plan, plain_counters, plain_values, tqdm, keras, counter_only = layout[:7]
         message = line[prefix:] if prefix else line
         counters: dict[str, int | float] = {}
         if plain_values is None or plain_counters is None:
@@ -294,9 +396,16 @@ class _ProgressParser(_LineParser):
                     if number is not None:
                         counters[kind] = number
         if tqdm:
+            self._after_bar = True
             return self._bar(message, values, counters)
+        if self._after_bar:
+            if values and not counters and message.startswith(_INDENT):
+                return self._bar(message, values, counters)  # the postfix, wrapped
+            self._after_bar = False
         if values:
-            if not counters and len(values) < 2 and not tqdm:
+            if not counters and not layout.results and keras is None:
+                return None  # settings ("optimizer: sgd momentum=0.9 base_lr=0.03")
+            if not counters and len(values) < 2 and not layout.single:
                 return None  # one pair without a counter or a tqdm bar: a summary line?
             if keras is not None and not counters:
                 return self._keras_point(message, keras, values)
@@ -319,7 +428,12 @@ class _ProgressParser(_LineParser):
         the postfix's changes count the steps), and the point has every per-step pair, changed
         or not (``acc=0.667`` twice in a row is two points). Other pairs, new or changed
         (``val_loss`` set at an epoch's end), give a point at the same step (with the step's
-        pairs when they changed too).
+        pairs when they changed too); first shown by a drawing at the counter's start (0/10)
+        of an epoch, they belong to the epoch before.
+
+        When the drawing's counter (plus the bar's total for each epoch before, counted from
+        the first epoch seen) is ahead of that count, drawings were skipped (Rich draws from a
+        thread): the step is the counter's.
 
         A bar without a postfix counts the steps with its counter when it is the longest bar
         seen (an evaluation bar inside it is shorter): the points of lines without a step
@@ -332,6 +446,9 @@ class _ProgressParser(_LineParser):
         self._current.value_dependent = True  # what a drawing gives hangs on the last one
         context = self._context
         epoch = counters.get("epoch")
+        if counters or not message.startswith(_INDENT):  # a bar, not its wrapped postfix
+            shown = _TQDM_COUNT.search(message)
+            self._bar_at_start = shown is not None and shown[1].strip("0") == ""
         if epoch is not None:
             context.epoch = float(epoch)
         if not values:
@@ -344,6 +461,7 @@ class _ProgressParser(_LineParser):
             self._bar_total = total
             self._bar_done = bar[1] == bar[2]
             context.step = int(bar[1])
+            context.fine = True
             context.fresh = True
             context.writes += 1
             cleared, self._bar_cleared = self._bar_cleared, False
@@ -360,8 +478,12 @@ class _ProgressParser(_LineParser):
         if not changed:
             return []
         last.update(values)
+        context.fine = True
         if not self._bar_points or not live.isdisjoint(changed):
-            self._bar_points += 1  # a new step: its point has every per-step pair
+            # a new step: its point has every per-step pair; the counter shown, when it is
+            # ahead, says how many steps there were (drawings may be skipped: Rich draws
+            # from a thread)
+            self._bar_points = max(self._bar_points + 1, self._shown_steps(message, epoch))
             was_live = set(live)
             live.update(changed)
             values = {
@@ -369,10 +491,30 @@ class _ProgressParser(_LineParser):
             }
         else:  # pairs set once in a while (val_loss at an epoch's end): at the same step
             values = {key: values[key] for key in changed}
+            if (
+                self._bar_at_start
+                and context.epoch is not None
+                and context.epoch > (self._first_epoch or 0)
+            ):  # first shown as the next epoch starts: they end the one before
+                context.step = self._bar_points
+                return [Point(values, context.step, context.epoch - 1)]
         context.step = self._bar_points
         context.fresh = True
         context.writes += 1
         return [Point(values, context.step, context.epoch)]
+
+    def _shown_steps(self, message: str, epoch: int | float | None) -> int:
+        """The steps a bar's drawing shows: its counter, plus its total for each epoch before
+        (counted from the first epoch seen); 0 when it shows none."""
+        bar = _TQDM_COUNT.search(message)
+        if bar is None:
+            return 0
+        done = int(bar[1])
+        if epoch is not None:
+            if self._first_epoch is None:
+                self._first_epoch = epoch
+            done += int(max(0, epoch - self._first_epoch)) * int(bar[2])
+        return done
 
     def bar_cleared(self) -> None:
         """A blank drawing: the bar was cleared for a message, and its next drawing shows the
@@ -417,6 +559,7 @@ class _ProgressParser(_LineParser):
         """The events of consecutive lines of one layout that has a row reader: what
         :meth:`read` gives line by line (and the same step context after), as one
         :class:`PointRows`, column by column at C speed."""
+        self._after_bar = False
         values = tuple(array("d", map(float, _texts(lines, place))) for place in reader.values)
         counted = {
             kind: list(map(int, _texts(lines, place))) for kind, place in reader.counters.items()
@@ -424,6 +567,7 @@ class _ProgressParser(_LineParser):
         context = self._context
         count = len(lines)
         if not counted:  # at the step and epoch the context has
+            context.counted = False
             steps = None if context.step is None else array("q", [context.step]) * count
             epoch = _NAN if context.epoch is None else context.epoch
             return [PointRows(reader.keys, values, steps, array("d", [epoch]) * count)]
@@ -433,6 +577,8 @@ class _ProgressParser(_LineParser):
             batch = counted.get("batch")
             if epoch_counter is None:
                 step = batch
+            elif batch is None and context.fine:
+                step = None if context.step is None else [context.step] * count
             elif batch is None:
                 step = epoch_counter
         if epoch_counter is not None:
@@ -441,7 +587,9 @@ class _ProgressParser(_LineParser):
         else:
             epochs = array("d", [_NAN if context.epoch is None else context.epoch]) * count
         context.step = None if step is None else step[-1]
+        context.fine = context.fine or "step" in counted or "batch" in counted
         context.fresh = True
+        context.counted = True
         context.writes += count
         return [PointRows(reader.keys, values, None if step is None else array("q", step), epochs)]
 
@@ -449,13 +597,27 @@ class _ProgressParser(_LineParser):
         if not _may_have_pairs(line):
             return None
         message = self._current.message(line)
+        if message.startswith("[") and _LIBRARY_LOG.match(message):
+            return None
         if ("(" in message or "{" in message) and _CALL_OR_STRUCT.search(message):
             return None  # Namespace(lr=0.1, ...), Linear(in_features=3, ...), Rust structs
         plan = self._plan(message)
         counters, values = _plain_parts(plan, message)
         bar = _keras_bar(message)
         prefix = len(line) - len(message)
-        tqdm = "%|" in message
+        tqdm = "%|" in message or ("━" in message and _TQDM_COUNT.search(message) is not None)
+        names = [
+            name if key is None else None for _, _, kind, name, key, _, _ in plan if kind is None
+        ]
+        results = any(name is None or _is_result_name(name) for name in names)
+        single = False  # "  validation: mse 2.15", but not "Test loss: 0.25" (a summary line)
+        if len(names) == 1 and not any(kind for _, _, kind, *_ in plan):
+            key = _KEY_BEFORE.search(message, 0, plan[0][0])  # space-separated from its value
+            single = (
+                key is not None
+                and _SPLIT_WORD.search(message, 0, key.start()) is not None
+                and _SEP_BEFORE.search(message, 0, key.start()) is None
+            )
         return _Layout(
             prefix=prefix,
             plan=plan,
@@ -464,7 +626,11 @@ class _ProgressParser(_LineParser):
             tqdm=tqdm,
             keras=None if bar is None else (*bar.span(1), *bar.span(2)),
             counter_only=_COUNTER_ONLY.fullmatch(message) is not None,
-            rows=_row_reader(prefix, counters, values, tqdm, bar is not None),
+            rows=_row_reader(prefix, counters, values, tqdm, bar is not None)
+            if results or tqdm
+            else None,
+            results=results,
+            single=single,
         )
 
     def _scan(
@@ -489,13 +655,28 @@ class _ProgressParser(_LineParser):
                         counters[kind] = number
                 continue
             if key is not None:  # fold1_acc and fold2_acc have one shape
-                name = normalize_key(line[key])
+                name = normalize_key(f"{name}_{line[key]}" if name else line[key])
+                if name is None or _has_word(line[key], _SPLIT_PART):
+                    name = normalize_key(line[key])
             values[name] = _to_float(text) if comma else float(text)
 
     def _plan(self, line: str) -> list[_Token]:
         """The counters and values of a line, as :data:`_Token` tuples."""
         keys = self._keys
         plan: list[_Token] = []
+        segments: list[_Token] = []  # "name value" pairs of names that are no metric word
+        head: str | None = None  # the split the line's head names ("Test set: ..."), or ""
+        tqdm = "%|" in line or "━" in line
+        leading = _LEADING_COUNTER.match(line)
+        if leading is not None:
+            kinds = ("step",) if leading[2] is None and leading[3] is None else ("epoch",)
+            for group, kind in zip((1, 2, 3), (*kinds, "batch", "batch"), strict=True):
+                if leading[group] is not None:
+                    plan.append((*leading.span(group), kind, None, None, "", False))
+        if leading is None and "/" in line:
+            progress = _BRACKET_PROGRESS.search(line)
+            if progress is not None:
+                plan.append((*progress.span(1), "batch", None, None, "", False))
         for match in _TOKEN.finditer(line):
             key, sep, bracket, _, total, percent = match.groups()
             info = keys.get(key)
@@ -510,13 +691,44 @@ class _ProgressParser(_LineParser):
             comma = "," in match[4]
             if kind is not None:
                 plan.append((start, end, kind, None, None, percent or "", comma))
+            elif total and name is not None and (sep or is_metric):
+                percent_match = _FRACTION_PERCENT.match(line, match.end())
+                if percent_match is not None:  # "Accuracy: 9800/10000 (98%)": 98
+                    if head is None:
+                        head = "" if tqdm else _split_of(line, match.start(1))
+                    name = _qualified(line, match.start(1), name, head)
+                    start, end = percent_match.span(1)
+                    plan.append((start, end, None, name, None, "%", "," in percent_match[1]))
             elif total or bracket or name is None:
                 continue  # a fraction like 9890/10000 is not a value
-            elif sep or is_metric:  # space-separated: only metric words ("Processed 500 ...")
-                if _HAS_DIGIT.search(key) is None:
+            else:
+                if head is None:
+                    head = "" if tqdm else _split_of(line, match.start(1))
+                if _HAS_DIGIT.search(key) is not None:
+                    if sep or is_metric:  # the name differs between lines of one shape: read
+                        split = _qualified(line, match.start(1), "", head)  # it from each line
+                        where = slice(*match.span(1))
+                        plan.append((start, end, None, split or None, where, "", comma))
+                    continue
+                name = _qualified(line, match.start(1), name, head)
+                if sep or is_metric:  # space-separated: only metric words ("Processed 500 ...")
                     plan.append((start, end, None, name, None, "", comma))
-                else:  # the name differs between lines of the shape: read it from each line
-                    plan.append((start, end, None, None, slice(*match.span(1)), "", comma))
+                elif _SEGMENT_START.search(line, 0, match.start(1)) is not None:
+                    segments.append((start, end, None, name, None, "", comma))
+        if ";" in line:
+            plan = _results_after_settings(line, plan)
+        if segments and any(kind is None for _, _, kind, *_ in plan):
+            # "iter 10: loss 2.95, time 29.48ms, mfu 0.02%": a list of "name value" segments
+            plan += segments
+        plan.sort()
+        if not (tqdm or "━" in line or _keras_bar(line)) and any(
+            kind is None for _, _, kind, *_ in plan
+        ):
+            for rate in _RATE.finditer(line):  # "6.03 ms/it", "1234 tokens/s"
+                name = normalize_key(rate[2])
+                if name is not None:
+                    plan.append((*rate.span(1), None, name, None, "", "," in rate[1]))
+            plan.sort()
         return plan
 
     def _keras_point(
@@ -527,8 +739,8 @@ class _ProgressParser(_LineParser):
             self._current.value_dependent = True  # 143/625 and 625/625 have one shape
             return []  # an unfinished bar: the finished one of the same epoch follows
         context = self._context
-        if not context.fresh:
-            return [Point(values, None)]  # a second bar for the epoch: model.evaluate()
+        if not context.fresh:  # a second bar for the epoch: model.evaluate(), not training
+            return [Summary(f"evaluate/{key}", value) for key, value in values.items()]
         context.fresh = False
         context.writes += 1
         return [Point(values, context.step, context.epoch)]
@@ -544,12 +756,17 @@ class _ProgressParser(_LineParser):
         if step is None:
             if epoch is None:
                 step = batch  # a batch counter alone counts steps
+            elif batch is None and context.fine:
+                step = context.step  # the epoch's results, at the step the program is at
             elif batch is None and float(epoch).is_integer():
                 step = int(epoch)
             # with an epoch and a batch-in-epoch counter only, the step is left automatic
+        if "step" in counters or "batch" in counters:
+            context.fine = True
         if epoch is not None:
             context.epoch = float(epoch)
         context.step = None if step is None else int(step)
         context.fresh = True
+        context.counted = True
         context.writes += 1
         return context.step, context.epoch

@@ -6,10 +6,15 @@ import re
 
 from expbook.runner.parsers._common import (
     _NUM,
+    _RESULT_WORDS,
     Event,
+    Point,
     Summary,
     _CurrentLine,
+    _has_word,
     _LineParser,
+    _short_text_cache,
+    _StepContext,
     _to_float,
     _zero_thousands,
     normalize_key,
@@ -34,6 +39,15 @@ _SETTING_KEYS = frozenset(
         "pid", "port", "master_port", "job_id",
     }
 )  # fmt: skip
+_ASSIGNMENT = re.compile(r"[A-Za-z_][\w.]*")  # an identifier: "max_iters = 200" is code
+_RESULT_WORD = re.compile(rf"(?:{_RESULT_WORDS}|runtime|throughput)\d*")
+
+
+@_short_text_cache(maxsize=4096)
+def _is_result(key: str) -> bool:
+    return _has_word(key, _RESULT_WORD) or key.endswith("per_second")
+
+
 _COUNTER_IN_NAME = re.compile(
     r"(?<![\w./@-])(?:epoch|ep|step|global_step|iter|iteration|it|batch)\s*[:=#]?\s*\[?\d",
     re.IGNORECASE,
@@ -43,14 +57,19 @@ _COUNTER_IN_NAME = re.compile(
 class _SummaryLineParser(_LineParser):
     """A whole line ``Name: number[%]`` or ``Name = number[%]`` (the name may have spaces).
 
+    Right after a line with a step or epoch counter, a result (a name with a result word) is a
+    point at that step, not a summary value: programs print a step's validation result on a
+    line of its own (scikit-learn's ``Validation score: 0.89`` after ``Iteration 3, ...``).
+
     Not when the name, as a key, is one of the settings programs print at start-up
     (:data:`_SETTING_KEYS`: ``Seed: 42``, ``Batch size: 32``, ``world size: 8``, ``Epochs: 10``),
     an exact match: longer names (``Num examples = 25,000``, burn's ``Total Epochs: 16``, ``Total
     params: 1,234``) still count, as facts about the run.
     """
 
-    def __init__(self, current: _CurrentLine) -> None:
+    def __init__(self, current: _CurrentLine, context: _StepContext) -> None:
         self._current = current
+        self._context = context
 
     def parse(self, line: str) -> list[Event] | None:
         end = line.rstrip()[-3:]
@@ -64,9 +83,18 @@ class _SummaryLineParser(_LineParser):
         key = normalize_key(match["name"])
         if key is None or key in _SETTING_KEYS:
             return None
+        if "=" in line and _ASSIGNMENT.fullmatch(match["name"]) and not _is_result(key):
+            return None  # a configuration printed as code: "dropout = 0.1", "n_layer = 4"
         value = match["val"]
         if "," in value:
             self._current.value_dependent = True  # 1,512 is a number, 0,512 none: one shape
             if _zero_thousands(value):
                 return None
-        return [Summary(key, _to_float(value), "%" if match["pct"] else None)]
+        number = _to_float(value)
+        context = self._context
+        if context.after_counter and context.step is not None and _is_result(key):
+            # a result right after a step's line is the step's: scikit-learn's "Iteration 3,
+            # loss = 0.39" then "Validation score: 0.89"
+            self._current.value_dependent = True
+            return [Point({key: number}, context.step, context.epoch)]
+        return [Summary(key, number, "%" if match["pct"] else None)]

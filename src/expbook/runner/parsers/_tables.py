@@ -46,6 +46,22 @@ def _param_count(line: str) -> Summary | None:
     return None
 
 
+_BOX_CELLS = re.compile(r"\s*[│┃|]\s*")
+
+
+def _key_value_row(line: str) -> Summary | None:
+    """A row of a two-column table of names and values, box-drawn or ASCII:
+    ``│ test_acc │ 0.6171875 │`` (Lightning's ``trainer.test`` table), ``| loss | 0.25 |``."""
+    cells = [cell for cell in _BOX_CELLS.split(line.strip()) if cell]
+    if len(cells) != 2 or line.strip()[-1:] not in "│┃|":
+        return None
+    number = _parse_number(cells[1])
+    key = normalize_key(cells[0])
+    if number is None or key is None or not any(c.isalpha() for c in cells[0]):
+        return None
+    return Summary(key, number[0], number[1])
+
+
 def _table_row(cells: list[str], with_split: bool) -> Summary | None:
     """A "Split | Metric | Min. | Epoch | Max. | Epoch" row as a Summary; None if it is not one."""
     name = f"{cells[0]}/{cells[1]}" if with_split else cells[0]
@@ -93,6 +109,10 @@ class _TableParser(_LineParser):
             return self._model_line(line)
         if "|" in line and ("etric" in line or "ETRIC" in line):
             return self._header(line)
+        if "│" in line or "┃" in line or line.lstrip()[:1] == "|":
+            summary = _key_value_row(line)
+            if summary is not None:
+                return [summary]
         if "params" in line:
             summary = _param_count(line)
             return [summary] if summary else None
