@@ -37,6 +37,9 @@ import time
 
 ENV_DIR = "EXPBOOK_AUTOLOG_DIR"
 ENV_SWITCH = "EXPBOOK_AUTOLOG"
+ENV_HOOKS = "EXPBOOK_AUTOLOG_HOOKS"
+"""Your own hooks: ``watched.module=your.hooks:function,...``; ``function(log, module)`` runs
+once ``watched.module`` is imported and records through ``log`` (see docs/autolog.md)."""
 RANK_VARIABLES = ("RANK", "LOCAL_RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK")
 """The first of these that is set gives the process's rank; only rank 0 records."""
 FRAMEWORK_PACKAGES = frozenset(
@@ -419,6 +422,10 @@ def _safe_hook(log, framework, name, hook):
 
 
 def _run_hook(log, name, hook, module):
+    if ":" in hook:  # a hook of the user's own (EXPBOOK_AUTOLOG_HOOKS)
+        owner, _, attribute = hook.partition(":")
+        getattr(__import__(owner, fromlist=[attribute]), attribute)(log, module)
+        return
     function = getattr(hooks_module(), hook)
     if hook == "hook_lightning":
         function(log, module, name.rpartition(".trainer.trainer")[0])
@@ -454,4 +461,14 @@ def install_from_env():
     if not directory or os.environ.get(ENV_SWITCH, "1").strip().lower() in ("0", "false", "no",
                                                                             "off"):  # fmt: skip
         return None
-    return install(SpoolSink(directory))
+    return install(SpoolSink(directory), HOOKS + user_hooks(os.environ.get(ENV_HOOKS, "")))
+
+
+def user_hooks(text):
+    """``EXPBOOK_AUTOLOG_HOOKS`` as (watched module, ``owner:function``) pairs."""
+    pairs = []
+    for item in text.split(","):
+        watched, _, hook = item.strip().partition("=")
+        if watched and ":" in hook:
+            pairs.append((watched.strip(), hook.strip()))
+    return tuple(pairs)
