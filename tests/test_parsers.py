@@ -1045,3 +1045,158 @@ def test_transformers_dicts_take_the_step_the_bar_shows_after_tqdm_write() -> No
         Point({"loss": 0.6972, "grad_norm": 0.2138}, 10, 0.5),
         Point({"eval_loss": 0.4518}, 60, 3.0),
     ]
+
+
+# --- general mechanisms the corpus showed (tests/corpus), each on a corpus line and variants --
+
+
+@pytest.mark.parametrize(
+    ("lines", "expected"),
+    [
+        # a split word before a key names it (nanoGPT), in any case and with any separator
+        (
+            ["step 50: train loss 1.8599, val loss 1.8614"],
+            [Point({"train_loss": 1.8599, "val_loss": 1.8614}, 50)],
+        ),
+        (
+            ["epoch 2 Valid Acc: 0.9 test acc=0.8"],
+            [Point({"valid_acc": 0.9, "test_acc": 0.8}, 2, 2.0)],
+        ),
+        # the line's head names the split of the keys that do not (burn, the PyTorch example)
+        (
+            ["[Valid - Epoch 3] Loss 0.349 | Accuracy 87.50 %"],
+            [Point({"valid_loss": 0.349, "valid_accuracy": 87.5}, 3, 3.0)],
+        ),
+        (
+            ["eval @ 100: acc=0.8613 f1=0.8542"],
+            [Point({"eval_acc": 0.8613, "eval_f1": 0.8542}, None)],
+        ),
+        (
+            ["Test set: Average loss: 0.0548, Accuracy: 494/500 (99%)"],
+            [Point({"test_loss": 0.0548, "test_accuracy": 99.0}, None)],
+        ),
+        # a logger named like a split is no split; nor is a file name
+        (["train: epoch 3 loss=0.5 acc=0.9"], [Point({"loss": 0.5, "acc": 0.9}, 3, 3.0)]),
+        (["train.py:42 step 7 loss=0.5 acc=0.9"], [Point({"loss": 0.5, "acc": 0.9}, 7)]),
+        # one space-separated pair after a split word is a point at the context
+        (
+            ["epoch 5/20  train_loss=2.42", "  validation: mse 2.156969"],
+            [Point({"train_loss": 2.42}, 5, 5.0), Point({"validation_mse": 2.156969}, 5, 5.0)],
+        ),
+    ],
+)
+def test_keys_named_by_their_split(lines: list[str], expected: list[Event]) -> None:
+    assert parse(*lines) == expected
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        # XGBoost and LightGBM print the round in brackets; LightGBM's keys are possessive
+        (
+            "[10]\ttrain-logloss:0.36545\tvalid-auc:0.91501",
+            [Point({"train-logloss": 0.36545, "valid-auc": 0.91501}, 10)],
+        ),
+        (
+            "[54]\ttrain's binary_logloss: 0.0768775\tvalid_0's auc: 0.81",
+            [Point({"train/binary_logloss": 0.0768775, "valid_0/auc": 0.81}, 54)],
+        ),
+        # the PyTorch tutorial's [epoch, batch] and a [epoch][batch/total] form
+        ("[1,  2000] loss: 2.186", [Point({"loss": 2.186}, None, 1.0)]),
+        ("[2][ 5/19] loss: 0.5 acc: 0.25", [Point({"loss": 0.5, "acc": 0.25}, None, 2.0)]),
+        # not a counter: a bracket inside the line, or one before a word
+        ("loss=[5] acc=0.5 val_acc=0.25", [Point({"acc": 0.5, "val_acc": 0.25}, None)]),
+    ],
+)
+def test_counters_in_brackets(line: str, expected: list[Event]) -> None:
+    assert parse(line) == expected
+
+
+def test_durations_rates_and_name_value_segments() -> None:
+    assert parse("iter 10: loss 2.9501, time 29.48ms, mfu 0.02%") == [
+        Point({"loss": 2.9501, "time": 29.48, "mfu": 0.02}, 10)
+    ]
+    assert parse("it     25 | loss 0.642769 | grad_norm 2.38e-01 | lr 1.5e-02 | 6.03 ms/it") == [
+        Point({"loss": 0.642769, "grad_norm": 0.238, "lr": 0.015, "ms/it": 6.03}, 25)
+    ]
+    # no list of segments without a metric among them; no speed of a progress bar
+    assert parse("Processed 500 files, skipped 3, took 2.5s") == []
+    keras = "32/32 ━━━━━━━━━━━━━━━━━━━━ 0s 5ms/step - accuracy: 0.87 - loss: 0.26"
+    assert parse("Epoch 1/3", keras) == [Point({"accuracy": 0.87, "loss": 0.26}, 1, 1.0)]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "optimizer: sgd momentum=0.90 base_lr=3.0e-02 warmup=50 decay_at=200",
+        "config: epochs=20 lr=0.05 samples=64 seed=7",
+        "Dataset: train=960 items, valid=240 items, classes=3",
+        "[LightGBM] [Info] Number of positive: 417, number of negative: 383",
+        "[LightGBM] [Info] [binary:BoostFromScore]: pavg=0.521250 -> initscore=0.085051",
+        "dropout = 0.1",
+        "max_iters = 200",
+    ],
+)
+def test_settings_and_library_information_are_not_metrics(line: str) -> None:
+    assert parse(line) == []
+
+
+def test_results_follow_the_settings_of_a_search_candidate() -> None:
+    line = "[CV 2/3] END .................C=0.1, gamma=0.01;, score=0.710 total time=   0.0s"
+    assert parse(line) == [Point({"score": 0.71, "time": 0.0}, None)]
+    # without a result after the ";", the pairs before it stay
+    assert parse("epoch 1 loss=0.5; lr=0.1 momentum=0.9") == [
+        Point({"loss": 0.5, "lr": 0.1, "momentum": 0.9}, 1, 1.0)
+    ]
+
+
+def test_a_result_right_after_a_steps_line_is_that_steps_point() -> None:
+    assert parse(
+        "Iteration 3, loss = 0.39560682", "Validation score: 0.895833", "Training done."
+    ) == [Point({"loss": 0.39560682}, 3), Point({"validation_score": 0.895833}, 3)]
+    # not a setting, and not a result printed after other lines
+    assert parse("Iteration 3, loss = 0.39", "Seed: 42") == [Point({"loss": 0.39}, 3)]
+    assert parse("Iteration 3, loss = 0.39", "Test accuracy: 94.2%")[1:] == [
+        Summary("test_accuracy", 94.2, "%")  # a final result
+    ]
+
+
+def test_rich_bar_and_its_wrapped_postfix_lines_are_one_bar() -> None:
+    bar = (
+        "Epoch {}/2  ━━━━━━━━━━━━━━━━━━━━ {}/10 0:00:00 • 0:00:00 671.70it/s v_num: 0.000 "
+        "train_loss_step: {}"
+    )
+    wrapped = " " * 80 + "val_loss: {} val_acc: {}"
+    lines = [
+        bar.format(0, 5, 0.655),
+        bar.format(0, 10, 0.643),
+        bar.format(1, 0, 0.643),  # a drawing skipped: the next epoch already shows
+        wrapped.format(0.662, 0.625),
+        bar.format(1, 0, 0.643),  # the same drawing again (Rich redraws): nothing new
+        wrapped.format(0.662, 0.625),
+        bar.format(1, 4, 0.612),
+    ]
+    assert parse(*lines) == [
+        Point({"train_loss_step": 0.655}, 5, 0.0),
+        Point({"train_loss_step": 0.643}, 10, 0.0),
+        Point({"val_loss": 0.662, "val_acc": 0.625}, 10, 0.0),  # they end epoch 0
+        Point({"train_loss_step": 0.612}, 14, 1.0),
+    ]
+
+
+def test_two_column_tables_give_summary_values() -> None:
+    lines = [
+        "┏━━━━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━━━━━━━━┓",
+        "┃        Test metric        ┃       DataLoader 0        ┃",
+        "┡━━━━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━━━━━━━━┩",
+        "│         test_acc          │         0.6171875         │",
+        "│         test_loss         │    0.6351768970489502     │",
+        "└───────────────────────────┴───────────────────────────┘",
+        "| f1 | 91.5% |",
+        "| a | b | 3 |",  # three columns: not a key and its value
+    ]
+    assert parse(*lines) == [
+        Summary("test_acc", 0.6171875),
+        Summary("test_loss", 0.6351768970489502),
+        Summary("f1", 91.5, "%"),
+    ]

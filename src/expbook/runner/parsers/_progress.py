@@ -655,9 +655,10 @@ class _ProgressParser(_LineParser):
                         counters[kind] = number
                 continue
             if key is not None:  # fold1_acc and fold2_acc have one shape
-                name = normalize_key(f"{name}_{line[key]}" if name else line[key])
-                if name is None or _has_word(line[key], _SPLIT_PART):
-                    name = normalize_key(line[key])
+                raw = _POSSESSIVE.sub("/", line[key]) if "'s" in line[key] else line[key]
+                name = normalize_key(f"{name}_{raw}" if name else raw)
+                if name is None or _has_word(raw, _SPLIT_PART):
+                    name = normalize_key(raw)
             values[name] = _to_float(text) if comma else float(text)
 
     def _plan(self, line: str) -> list[_Token]:

@@ -43,6 +43,9 @@ _ASSIGNMENT = re.compile(r"[A-Za-z_][\w.]*")  # an identifier: "max_iters = 200"
 _RESULT_WORD = re.compile(rf"(?:{_RESULT_WORDS}|runtime|throughput)\d*")
 
 
+_FINAL_WORDS = ("test", "final", "best", "total", "overall", "average", "mean")  # summaries
+
+
 @_short_text_cache(maxsize=4096)
 def _is_result(key: str) -> bool:
     return _has_word(key, _RESULT_WORD) or key.endswith("per_second")
@@ -57,9 +60,11 @@ _COUNTER_IN_NAME = re.compile(
 class _SummaryLineParser(_LineParser):
     """A whole line ``Name: number[%]`` or ``Name = number[%]`` (the name may have spaces).
 
-    Right after a line with a step or epoch counter, a result (a name with a result word) is a
-    point at that step, not a summary value: programs print a step's validation result on a
-    line of its own (scikit-learn's ``Validation score: 0.89`` after ``Iteration 3, ...``).
+    After a line with a step or epoch counter (lines that give and set nothing between them do
+    not count), a result (a name with a result word) is a point at that step, not a summary
+    value: programs print a step's validation result on a line of its own (scikit-learn's
+    ``Validation score: 0.89`` after ``Iteration 3, ...``). Not a final one: a name starting
+    with test, final, best, total, overall, average or mean stays a summary value.
 
     Not when the name, as a key, is one of the settings programs print at start-up
     (:data:`_SETTING_KEYS`: ``Seed: 42``, ``Batch size: 32``, ``world size: 8``, ``Epochs: 10``),
@@ -92,7 +97,12 @@ class _SummaryLineParser(_LineParser):
                 return None
         number = _to_float(value)
         context = self._context
-        if context.after_counter and context.step is not None and _is_result(key):
+        if (
+            context.after_counter
+            and context.step is not None
+            and _is_result(key)
+            and not key.startswith(_FINAL_WORDS)
+        ):
             # a result right after a step's line is the step's: scikit-learn's "Iteration 3,
             # loss = 0.39" then "Validation score: 0.89"
             self._current.value_dependent = True
