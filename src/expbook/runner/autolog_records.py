@@ -98,33 +98,37 @@ class RecordsReader:
 
 
 class Claims:
-    """The keys autolog covers, and from when: parsed values of those keys are dropped."""
+    """The keys autolog covers, and when: parsed values of those keys are dropped.
+
+    A key is covered from its claim until the hook that claimed it failed (then the parsers
+    read it again), compared with the time the output was read."""
 
     def __init__(self) -> None:
-        self._since: dict[str, float] = {}  # canonical key -> time of the claim
+        self._spans: dict[str, tuple[float, float]] = {}  # canonical key -> (from, until)
         self._by: dict[str, set[str]] = {}  # framework -> canonical keys it claimed
-        self._cache: dict[str, float] = {}  # key as parsed -> claim time (inf: not claimed)
+        self._cache: dict[str, tuple[float, float]] = {}  # key as parsed -> its span
 
     def __bool__(self) -> bool:
-        return bool(self._since)
+        return bool(self._spans)
 
     def claim(self, framework: str, keys: list[str], at: float) -> None:
         for key in keys:
             name = canonical(str(key))
-            if name not in self._since:
-                self._since[name] = at
+            if name not in self._spans:
+                self._spans[name] = (at, math.inf)
                 self._by.setdefault(framework, set()).add(name)
         self._cache.clear()
 
-    def release(self, framework: str) -> None:
-        """A failed hook: its keys are the parsers' again."""
+    def release(self, framework: str, at: float) -> None:
+        """A failed hook: its keys are the parsers' again from ``at`` on."""
         for name in self._by.pop(framework, ()):
-            self._since.pop(name, None)
+            start, _ = self._spans[name]
+            self._spans[name] = (start, max(start, at))
         self._cache.clear()
 
-    def since(self, key: str) -> float:
-        """When ``key`` (as parsed) was claimed; infinity if it is not."""
-        at = self._cache.get(key)
-        if at is None:
-            at = self._cache[key] = self._since.get(canonical(key), math.inf)
-        return at
+    def covers(self, key: str, at: float) -> bool:
+        """Whether a value of ``key`` (as parsed) read from output at time ``at`` is autolog's."""
+        span = self._cache.get(key)
+        if span is None:
+            span = self._cache[key] = self._spans.get(canonical(key), (math.inf, math.inf))
+        return span[0] <= at < span[1]

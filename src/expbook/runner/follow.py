@@ -275,17 +275,17 @@ class Follower:
     def _unclaimed(self, events: Sequence[Event | PointRows]) -> list[Event | PointRows]:
         """``events`` without the values of keys autolog has claimed by now (the time the
         output was read): the hooks' exact values replace them."""
-        since, now = self.claims.since, self.now
+        covers, now = self.claims.covers, self.now
         kept: list[Event | PointRows] = []
         for event in events:
             if type(event) is Point:
-                values = {k: v for k, v in event.values.items() if since(k) > now}
+                values = {k: v for k, v in event.values.items() if not covers(k, now)}
                 if len(values) == len(event.values):
                     kept.append(event)
                 elif values:
                     kept.append(Point(values, event.step, event.epoch))
             elif type(event) is PointRows:
-                columns = [i for i, key in enumerate(event.keys) if since(key) > now]
+                columns = [i for i, key in enumerate(event.keys) if not covers(key, now)]
                 if len(columns) == len(event.keys):
                     kept.append(event)
                 elif columns:
@@ -297,7 +297,7 @@ class Follower:
                             event.epochs,
                         )
                     )
-            elif not isinstance(event, Summary) or since(event.key) > now:
+            elif not isinstance(event, Summary) or not covers(event.key, now):
                 kept.append(event)
         return kept
 
@@ -319,7 +319,7 @@ class Follower:
         elif kind == "framework":
             self.frameworks[framework] = record.get("version")
         elif kind == "warning":
-            self.claims.release(framework)
+            self.claims.release(framework, at)
             if not stored:
                 self.warnings.append(str(record["text"]))
         elif stored:
