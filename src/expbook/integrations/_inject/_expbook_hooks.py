@@ -383,8 +383,18 @@ def hook_xgboost(log, module):
         return core.call_with(original, args, kwargs, "callbacks", core._prepend(callback))
 
     train.__wrapped__ = original
-    module.train = train
+    _replace(original, train, module, "xgboost", "xgboost.sklearn")
     log.hooked(XGBOOST, "xgboost")
+
+
+def _replace(original, function, module, *others):
+    """``module.train = function``, and in the modules that imported ``train`` from it already
+    (``expbook.autolog()`` called after ``import xgboost``)."""
+    module.train = function
+    for name in others:
+        other = sys.modules.get(name)
+        if other is not None and getattr(other, "train", None) is original:
+            other.train = function
 
 
 # --- LightGBM ------------------------------------------------------------------------------------
@@ -426,7 +436,7 @@ def hook_lightgbm(log, module):
         return core.call_with(original, args, kwargs, "callbacks", core._prepend(callback))
 
     train.__wrapped__ = original
-    module.train = train
+    _replace(original, train, module, "lightgbm", "lightgbm.sklearn")
     log.hooked(LIGHTGBM, "lightgbm")
 
 
