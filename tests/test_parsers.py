@@ -1200,3 +1200,68 @@ def test_two_column_tables_give_summary_values() -> None:
         Summary("test_loss", 0.6351768970489502),
         Summary("f1", 91.5, "%"),
     ]
+
+
+def test_facts_after_a_model_summarys_parameter_counts_are_model_facts() -> None:
+    lines = [
+        "Trainable params: 610",
+        "Non-trainable params: 0",
+        "Total params: 610",
+        "Total estimated model params size (MB): 0.002",
+        "Modules in train mode: 4",
+        "Total FLOPs: 0",
+        "Test accuracy: 0.5",  # after a line that is no fact: a summary again
+    ]
+    assert parse(*lines) == [
+        Summary("model.trainable_params", 610.0),
+        Summary("model.non_trainable_params", 0.0),
+        Summary("model.params", 610.0),
+        Summary("model.size_mb", 0.002),
+        Summary("model.train_modules", 4.0),
+        Summary("model.flops", 0.0),
+        Summary("test_accuracy", 0.5),
+    ]
+
+
+def test_a_fixed_width_table_with_a_counter_column() -> None:
+    lines = [
+        "== GradientBoostingClassifier",
+        "      Iter       Train Loss   Remaining Time ",
+        "         1           1.3061            0.88s",
+        "         2           1.2318            1.05m",
+        "       100           0.2904            0.00s",
+        "done in 3 s",
+        "         3           1.1000            0.50s",  # the table has ended
+    ]
+    assert parse(*lines) == [
+        Point({"train_loss": 1.3061}, 1),
+        Point({"train_loss": 1.2318}, 2),
+        Point({"train_loss": 0.2904}, 100),
+    ]
+    # two spaces in a line of text is no table; nor a header without a counter and a result
+    assert parse("Hello  world  again", "  1  2  3") == []
+    assert parse("  Name    Size", "  1  2") == []
+
+
+def test_other_ranks_and_duplicated_lines_are_stored_once() -> None:
+    lines = [
+        "[rank0]: epoch 1 loss=11.4321",
+        "[rank1]: epoch 1 loss=11.4321",
+        "epoch 2 loss=5.3012",  # every rank printing the same line without a prefix
+        "epoch 2 loss=5.3012",
+        "epoch 3 loss=4.5569epoch 3 loss=4.5569",  # two ranks' writes interleaved
+        "(trainable pid=10711) step 4 loss=4.1",
+        "(pid=12, ip=10.0.0.2) step 5 loss=4.0",
+    ]
+    assert parse(*lines) == [
+        Point({"loss": 11.4321}, 1, 1.0),
+        Point({"loss": 5.3012}, 2, 2.0),
+        Point({"loss": 4.5569}, 3, 3.0),
+        Point({"loss": 4.1}, 4, 3.0),
+        Point({"loss": 4.0}, 5, 3.0),
+    ]
+    # without a step, a repeated line is a point each time (the automatic step counts them)
+    assert parse("loss=0.5 acc=0.25", "loss=0.5 acc=0.25") == [
+        Point({"loss": 0.5, "acc": 0.25}, None),
+        Point({"loss": 0.5, "acc": 0.25}, None),
+    ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from expbook.runner.parsers._common import (
     _HAS_DIGIT,
@@ -35,10 +36,22 @@ _PARSER_NAMES = {
 }
 
 
+# What launchers put before a worker's lines: torchrun's "[rank1]:" and "[default0]:" (with
+# --tee or --redirects), Ray's "(trainable pid=10711)" and "(pid=123, ip=10.0.0.2)".
+_WORKER = re.compile(
+    r"\[(?:rank|default)(?P<rank>\d+)\]:[ \t]?|\((?:\w+ )?pid=\d+(?:, ip=[\d.]+)?\)[ \t]*"
+)
+
+
 def _digitless_look(line: str) -> bool:
     """Whether a line without a digit may still matter: a table header, a model block or dict
-    (``|``, ``{``), or a summary of a NaN or infinite value."""
-    return "|" in line or "{" in line or line.rstrip()[-3:].lower() in ("nan", "inf", "ity")
+    (``|``, ``{``, names apart by two spaces), or a summary of a NaN or infinite value."""
+    return (
+        "|" in line
+        or "{" in line
+        or line.rstrip()[-3:].lower() in ("nan", "inf", "ity")
+        or "  " in line.strip()  # maybe the header of a fixed-width table
+    )
 
 
 class _KeyFilter:
@@ -113,6 +126,7 @@ class OutputParser:
         self._quiet: set[bytes] | None = set() if cache else None  # shapes that did nothing
         self._progress_shapes: dict[bytes, _Layout] = {}  # shapes of progress lines
         self._recognised: _LineParser | None = None  # the parser that took the last line
+        self._last_point: Point | None = None  # the last point given (see _once)
         self._user = _UserPatternParser(patterns, context) if patterns else None
         self._table = _TableParser()
         self._progress = _ProgressParser(context, current)
@@ -133,7 +147,7 @@ class OutputParser:
         Returns:
             The events the line gives, from one parser only; usually none.
         """
-        events = self._feed(line)
+        events = self._once(self._feed(line))
         if events and self._ignore is not None:
             return self._ignore.apply(events)  # type: ignore[return-value]
         return events
@@ -141,6 +155,12 @@ class OutputParser:
     def _feed(self, line: str) -> list[Event]:
         if "\x1b" in line:
             line = strip_ansi(line)
+        if line[:1] in "[(":
+            worker = _WORKER.match(line)
+            if worker is not None:
+                if worker["rank"] not in (None, "0"):
+                    return []  # another rank's copy: rank 0's lines are the run's
+                line = line[worker.end() :]
         if self._user is not None:
             events = self._user.parse(line)
             if events is not None:
@@ -174,6 +194,9 @@ class OutputParser:
                 return events
         return self._parse_and_learn(line, shape, quiet)
 
+    def _feed_once(self, line: str) -> list[Event]:
+        return self._once(self._feed(line))
+
     def explain(self, line: str) -> tuple[list[Event], str | None]:
         """:meth:`feed`, and which parser took the line: ``"user pattern"``, ``"dict"``,
         ``"table"``, ``"progress"``, ``"summary"``, or None (for ``expbook parse``)."""
@@ -205,9 +228,29 @@ class OutputParser:
             return self._ignore.apply(events)
         return events
 
+    def _once(self, events: list[Any]) -> list[Any]:
+        """Without a point equal to the one before it (values, step and epoch) when it has a
+        step: every rank of a distributed launch prints the same line, and a display redrawn
+        line by line (Rich on a terminal) prints its lines again; a series has one value at a
+        step."""
+        if not events:
+            return events
+        last = self._last_point
+        kept = []
+        for event in events:
+            if type(event) is Point:
+                if event.step is not None and event == last:
+                    continue
+                last = event
+            elif type(event) is PointRows:
+                last = None
+            kept.append(event)
+        self._last_point = last
+        return kept
+
     def _feed_lines(self, lines: Iterable[str]) -> list[Event | PointRows]:
         events: list[Event | PointRows] = []
-        feed = self._feed
+        feed = self._feed_once
         quiet = self._quiet
         if quiet is None or self._user is not None:
             for line in lines:
@@ -234,24 +277,24 @@ class OutputParser:
                     if layout.rows is not None:
                         if layout is not block_layout:
                             if block:
-                                events += read_block(block, block_layout)
+                                events += self._once(read_block(block, block_layout))
                             block, block_layout = [], layout
                         block.append(line)
                         continue
                     if block:  # its points come first, and set the step context
-                        events += read_block(block, block_layout)
+                        events += self._once(read_block(block, block_layout))
                         block, block_layout = [], _NO_LAYOUT
                     found = read(line, layout)
                     if found is not None:
-                        events += found
+                        events += self._once(found)
                         continue
             if block:
-                events += read_block(block, block_layout)
+                events += self._once(read_block(block, block_layout))
                 block, block_layout = [], _NO_LAYOUT
             events += feed(line)
             idle = self._table.idle()
         if block:
-            events += read_block(block, block_layout)
+            events += self._once(read_block(block, block_layout))
         return events
 
     def _parse_and_learn(self, line: str, shape: bytes, quiet: set[bytes]) -> list[Event]:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 
 from expbook.runner.parsers._common import (
+    _HAS_DIGIT,
     Event,
+    Point,
     Summary,
     _LineParser,
     _parse_number,
@@ -30,6 +32,55 @@ _PARAM_KEYS = {
     "non-trainable": "model.non_trainable_params",
 }
 _SCALE = {"": 1.0, "K": 1e3, "M": 1e6, "B": 1e9, "T": 1e12}
+
+
+# Facts a model summary states after its parameter counts (Lightning's): model.* keys.
+_MODEL_FACT = re.compile(r"\s*([A-Za-z][A-Za-z ()/-]*?)\s*:\s*(\d+(?:\.\d+)?)\s*")
+_MODEL_FACT_KEYS = {
+    "total_estimated_model_params_size_mb": "model.size_mb",
+    "modules_in_train_mode": "model.train_modules",
+    "modules_in_eval_mode": "model.eval_modules",
+    "total_flops": "model.flops",
+}
+
+
+def _model_fact(line: str) -> Summary | None:
+    """A ``Name: number`` line right after a model summary's parameter counts, as a fact about
+    the model (``Modules in train mode: 4``, ``Total FLOPs: 0``); None for any other line."""
+    match = _MODEL_FACT.fullmatch(line)
+    if match is None or _COLUMN_RESULT.search(match[1]):  # a result is no fact of the model
+        return None
+    key = normalize_key(match[1])
+    if key is None:
+        return None
+    return Summary(_MODEL_FACT_KEYS.get(key, f"model.{key}"), float(match[2]))
+
+
+# A fixed-width table (scikit-learn's GradientBoosting with verbose=1):
+#       Iter       Train Loss   Remaining Time
+#          1           1.3061            0.88s
+_COLUMN_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_./%()-]*(?: [A-Za-z0-9_./%()-]+)*")
+_COLUMN_COUNTERS = {"iter": "step", "iteration": "step", "step": "step", "round": "step",
+                    "epoch": "epoch"}  # fmt: skip
+_COLUMN_RESULT = re.compile(r"(?i:loss|acc|accuracy|error|score|auc|f1|ppl|mse|mae|rmse|reward)")
+_NOT_COLUMNS = re.compile(r"(?:remaining|eta|time_left|elapsed)")  # times to go, not results
+_CELL_NUMBER = re.compile(r"([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)(?:s|ms|m|h|%)?")
+
+
+def _column_header(line: str) -> list[tuple[str, str | None]] | None:
+    """The columns of a fixed-width table's header (names apart by two spaces or more, one a
+    counter or a result): (key, counter kind) each, the key "" for a column to skip."""
+    names = re.split(r"\s{2,}", line.strip())
+    if len(names) < 2 or not all(_COLUMN_NAME.fullmatch(name) for name in names):
+        return None
+    columns: list[tuple[str, str | None]] = []
+    for name in names:
+        key = normalize_key(name) or ""
+        kind = _COLUMN_COUNTERS.get(key)
+        columns.append(("" if _NOT_COLUMNS.match(key) else key, kind))
+    if not any(kind for _, kind in columns) or not any(_COLUMN_RESULT.search(n) for n in names):
+        return None
+    return columns
 
 
 def _cells(line: str) -> list[str]:
@@ -88,7 +139,8 @@ def _table_row(cells: list[str], with_split: bool) -> Summary | None:
 
 
 class _TableParser(_LineParser):
-    """burn's "Learner Summary" table and model block; parameter counts of model summaries.
+    """burn's "Learner Summary" table and model block; parameter counts of model summaries,
+    and the ``Name: number`` facts right after them (``model.size_mb``, ``model.flops``...).
 
     The table starts at a header row ``Split | Metric | Min. | Epoch | Max. | Epoch`` (the Split
     column is optional) and ends at a blank line or any row that is not a table row. Each row
@@ -101,10 +153,24 @@ class _TableParser(_LineParser):
         self._columns = 0  # number of columns of the open table, 0 when none is open
         self._in_model = False
         self._model_params: float | None = None  # the previous line was "  params: N"
+        self._facts = False  # after parameter counts: more facts about the model may follow
+        self._fixed: list[tuple[str, str | None]] | None = None  # columns of a fixed-width table
+        self._fixed_rows = 0
 
     def parse(self, line: str) -> list[Event] | None:
         if self._columns:
             return self._table_line(line)
+        if self._fixed is not None:
+            found = self._fixed_row(line)
+            if found is not None:
+                return found
+            self._fixed = None
+        if "  " in line and not _HAS_DIGIT.search(line):
+            header = _column_header(line)
+            if header is not None:
+                self._fixed = header
+                self._fixed_rows = 0
+                return []
         if self._in_model:
             return self._model_line(line)
         if "|" in line and ("etric" in line or "ETRIC" in line):
@@ -115,7 +181,16 @@ class _TableParser(_LineParser):
                 return [summary]
         if "params" in line:
             summary = _param_count(line)
-            return [summary] if summary else None
+            if summary is not None:
+                self._facts = True  # Lightning's summary goes on with more facts
+                return [summary]
+        if self._facts:
+            fact = _model_fact(line)
+            if fact is not None:
+                return [fact]
+            self._facts = False
+        if "params" in line:
+            return None
         if line.endswith("{") and _MODEL_START.fullmatch(line):
             self._in_model = True
             return []
@@ -129,7 +204,7 @@ class _TableParser(_LineParser):
     def idle(self) -> bool:
         """Whether no table or model block is open (the next line needs no look unless it has
         a digit or could start one)."""
-        return not (self._columns or self._in_model)
+        return not (self._columns or self._in_model or self._facts or self._fixed is not None)
 
     def _header(self, line: str) -> list[Event] | None:
         names = tuple(cell.lower().rstrip(".") for cell in _cells(line))
@@ -151,6 +226,33 @@ class _TableParser(_LineParser):
             self._columns = 0
             return None
         return [summary]
+
+    def _fixed_row(self, line: str) -> list[Event] | None:
+        """A row of numbers under a fixed-width header: a point (its counter column the step or
+        epoch); None when the line is no such row (the table has ended)."""
+        columns = self._fixed
+        assert columns is not None
+        cells = line.split()
+        if len(cells) != len(columns):
+            return None
+        values: dict[str, float] = {}
+        step: int | None = None
+        epoch: float | None = None
+        for (key, kind), cell in zip(columns, cells, strict=True):
+            match = _CELL_NUMBER.fullmatch(cell)
+            if match is None:
+                return None
+            number = float(match[1])
+            if kind == "epoch":
+                epoch = number
+            elif kind == "step":
+                step = int(number) if number.is_integer() else None
+            elif key:
+                values[key] = number
+        self._fixed_rows += 1
+        if epoch is not None and step is None and epoch.is_integer():
+            step = int(epoch)
+        return [Point(values, step, epoch)] if values else []
 
     def _model_line(self, line: str) -> list[Event] | None:
         if line.rstrip() == "}":
