@@ -209,6 +209,23 @@ def test_a_slow_store_is_said_and_ctrl_c_leaves_it_to_the_recorder(tmp_path: Pat
         assert run.status.value == "finished" and run.metric("loss") == 0.25
 
 
+def test_with_json_a_slow_store_leaves_stderr_the_one_json_object(tmp_path: Path) -> None:
+    store = str(tmp_path / "s.db")
+    assert run_cli("run", "-q", "--", "true", store=store).returncode == 0
+    hold = (
+        "import sqlite3, time\n"
+        f"c = sqlite3.connect({store!r}, isolation_level=None)\n"
+        "c.execute('BEGIN EXCLUSIVE'); print('locked', flush=True)\n"
+        "time.sleep(3); c.execute('ROLLBACK')\n"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", hold], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+    result = run_cli("run", "--json", "--", "sh", "-c", "echo loss=0.25", store=store)
+    holder.wait(timeout=10)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stderr)["run"] == 2  # no "waiting for the store" line before it
+
+
 def test_runs_started_together_are_each_stored_when_they_return(tmp_path: Path) -> None:
     """Eight `expbook run`s on one store at once (a sweep): each returns with its run stored;
     one run's sweep of finished spools never takes another's before its launcher has read it."""

@@ -662,7 +662,8 @@ class Launch:
         """Return once the store has the whole run (the recorder's ``done``), and print the
         summary line; so a script can read the run on its next line. A recorder that was
         killed is replaced; one that failed is reported in one line, with where the output is
-        kept. After 2 s one line says what is being waited for; Ctrl-C (or SIGTERM, SIGHUP)
+        kept. After 2 s one line says what is being waited for (not with --json or --quiet);
+        Ctrl-C (or SIGTERM, SIGHUP)
         leaves the rest to the recorder, in the background."""
         spool = self.spool
         assert spool is not None
@@ -697,7 +698,8 @@ class Launch:
                 return
             if not said and time.monotonic() - started > _WAIT_SAY_SECONDS:
                 said = True
-                _say(self._waiting_for())
+                if not (self.options.get("json") or self.options.get("quiet")):
+                    _say(self._waiting_for())  # (--json: stderr is the one JSON object)
             time.sleep(0.01)
 
     def _run_name(self) -> str:
