@@ -1154,6 +1154,10 @@ def test_a_result_right_after_a_steps_line_is_that_steps_point() -> None:
     assert parse(
         "Iteration 3, loss = 0.39560682", "Validation score: 0.895833", "Training done."
     ) == [Point({"loss": 0.39560682}, 3), Point({"validation_score": 0.895833}, 3)]
+    # the results printed together after a step's line (the Trainer's metrics table)
+    assert parse("epoch = 3.0", "eval_accuracy = 0.9583", "eval_samples = 96", "eval_loss = 0.45")[
+        1:
+    ] == [Point({"eval_loss": 0.45}, 3, 3.0)]
     # not a setting, and not a result printed after other lines
     assert parse("Iteration 3, loss = 0.39", "Seed: 42") == [Point({"loss": 0.39}, 3)]
     assert parse("Iteration 3, loss = 0.39", "Test accuracy: 94.2%")[1:] == [

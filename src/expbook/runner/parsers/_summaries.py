@@ -61,10 +61,11 @@ class _SummaryLineParser(_LineParser):
     """A whole line ``Name: number[%]`` or ``Name = number[%]`` (the name may have spaces).
 
     After a line with a step or epoch counter (lines that give and set nothing between them do
-    not count), a result (a name with a result word) is a point at that step, not a summary
-    value: programs print a step's validation result on a line of its own (scikit-learn's
-    ``Validation score: 0.89`` after ``Iteration 3, ...``). Not a final one: a name starting
-    with test, final, best, total, overall, average or mean stays a summary value.
+    not count), and after such a result, a result (a name with a result word) is a point at
+    that step, not a summary value: programs print a step's validation result on a line of
+    its own (scikit-learn's ``Validation score: 0.89`` after ``Iteration 3, ...``). Not a
+    final one: a name starting with test, final, best, total, overall, average or mean stays a
+    summary value.
 
     Not when the name, as a key, is one of the settings programs print at start-up
     (:data:`_SETTING_KEYS`: ``Seed: 42``, ``Batch size: 32``, ``world size: 8``, ``Epochs: 10``),
@@ -106,5 +107,6 @@ class _SummaryLineParser(_LineParser):
             # a result right after a step's line is the step's: scikit-learn's "Iteration 3,
             # loss = 0.39" then "Validation score: 0.89"
             self._current.value_dependent = True
+            context.counted = True  # the results printed with it are the step's too
             return [Point({key: number}, context.step, context.epoch)]
         return [Summary(key, number, "%" if match["pct"] else None)]
