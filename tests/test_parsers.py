@@ -1256,6 +1256,8 @@ def test_other_ranks_and_duplicated_lines_are_stored_once() -> None:
         "epoch 3 loss=4.5569epoch 3 loss=4.5569",  # two ranks' writes interleaved
         "(trainable pid=10711) step 4 loss=4.1",
         "(pid=12, ip=10.0.0.2) step 5 loss=4.0",
+        "[1,1]<stdout>: step 6 loss=3.9",  # mpirun --tag-output: rank 1's
+        "[1,0]<stdout>: step 6 loss=3.8",
     ]
     assert parse(*lines) == [
         Point({"loss": 11.4321}, 1, 1.0),
@@ -1263,6 +1265,7 @@ def test_other_ranks_and_duplicated_lines_are_stored_once() -> None:
         Point({"loss": 4.5569}, 3, 3.0),
         Point({"loss": 4.1}, 4, 3.0),
         Point({"loss": 4.0}, 5, 3.0),
+        Point({"loss": 3.8}, 6, 3.0),
     ]
     # without a step, a repeated line is a point each time (the automatic step counts them)
     assert parse("loss=0.5 acc=0.25", "loss=0.5 acc=0.25") == [

@@ -37,9 +37,12 @@ _PARSER_NAMES = {
 
 
 # What launchers put before a worker's lines: torchrun's "[rank1]:" and "[default0]:" (with
-# --tee or --redirects), Ray's "(trainable pid=10711)" and "(pid=123, ip=10.0.0.2)".
+# --tee or --redirects), mpirun's "[1,0]<stdout>:" (--tag-output), Ray's "(trainable
+# pid=10711)" and "(pid=123, ip=10.0.0.2)".
 _WORKER = re.compile(
-    r"\[(?:rank|default)(?P<rank>\d+)\]:[ \t]?|\((?:\w+ )?pid=\d+(?:, ip=[\d.]+)?\)[ \t]*"
+    r"\[(?:rank|default)(?P<rank>\d+)\]:[ \t]?"
+    r"|\[\d+,(?P<mpi>\d+)\]<std(?:out|err)>:[ \t]?"  # mpirun --tag-output: [job,rank]<stdout>:
+    r"|\((?:\w+ )?pid=\d+(?:, ip=[\d.]+)?\)[ \t]*"
 )
 
 
@@ -158,7 +161,7 @@ class OutputParser:
         if line[:1] in "[(":
             worker = _WORKER.match(line)
             if worker is not None:
-                if worker["rank"] not in (None, "0"):
+                if (worker["rank"] or worker["mpi"] or "0") != "0":
                     return []  # another rank's copy: rank 0's lines are the run's
                 line = line[worker.end() :]
         if self._user is not None:
