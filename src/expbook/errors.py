@@ -75,6 +75,10 @@ class ExperimentNotFoundError(ExpbookError, LookupError):
     """No experiment has the given name or id."""
 
 
+class ArtifactNotFoundError(ExpbookError, LookupError):
+    """A run has no artifact (nor folder of artifacts) of the given name."""
+
+
 class Terminated(BaseException):
     """Raised in the main thread when SIGTERM or SIGHUP arrives while runs are open.
 

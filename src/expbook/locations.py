@@ -67,6 +67,19 @@ def sqlite_path(url: str) -> str | None:
     return None
 
 
+def default_artifacts(url: str) -> str | None:
+    """Where a store keeps artifact contents unless told otherwise: ``artifacts/`` next to a
+    store file named ``expbook.db`` (``.expbook/artifacts``), ``<file>-artifacts/`` next to a
+    store file of another name (two stores in one folder never share blobs that one of them
+    would remove); None for a store that is not a file (PostgreSQL)."""
+    database = sqlite_path(url)
+    if database is None:
+        return None
+    if os.path.basename(database) == DEFAULT_FILE:
+        return os.path.join(os.path.dirname(database), "artifacts")
+    return database + "-artifacts"
+
+
 def spool_root(url: str) -> str:
     """Where ``expbook run`` keeps a run's output until the recorder has stored it: next to a
     SQLite store (``.expbook/spool``), else ``$EXPBOOK_SPOOL_ROOT`` or

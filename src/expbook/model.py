@@ -71,6 +71,18 @@ class Note:
 
 
 @dataclass(frozen=True, slots=True)
+class ArtifactRecord:
+    """A file a run keeps (see docs/artifacts.md): ``name`` is its path inside the run
+    (``checkpoints/best.pt``); the content is the blob ``sha256`` in the store's artifact
+    location, shared by every run that logged the same bytes."""
+
+    name: str
+    sha256: str
+    size: int
+    logged_at: float
+
+
+@dataclass(frozen=True, slots=True)
 class OutputChunk:
     """Lines a run's program printed, as stored: ``id`` orders chunks; ``text`` ends in a
     newline; ``stream`` is ``stdout`` or ``stderr``."""

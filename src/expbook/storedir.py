@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from expbook.locations import DEFAULT_DIR, spool_root, sqlite_path
+from expbook.locations import DEFAULT_DIR, default_artifacts, spool_root, sqlite_path
 
 
 def make_directory(path: str | os.PathLike[str]) -> None:
@@ -47,8 +47,8 @@ def hide_from_git(directory: str | os.PathLike[str]) -> None:
 def store_files(url: str) -> tuple[str, ...]:
     """What a store keeps on disk, as absolute glob patterns (``*`` matches any text; other
     special characters of the paths are escaped): a ``.expbook`` directory as a whole, else the
-    SQLite file with its ``-wal``, ``-shm``, ``-journal`` and ``.bak-*`` siblings, and the
-    spool. Empty for a store that is not a file (PostgreSQL)."""
+    SQLite file with its ``-wal``, ``-shm``, ``-journal`` and ``.bak-*`` siblings and its
+    default artifact folder, and the spool. Empty for a store that is not a file (PostgreSQL)."""
     database = sqlite_path(url)
     if database is None:
         return ()
@@ -59,6 +59,7 @@ def store_files(url: str) -> tuple[str, ...]:
     else:
         files = [_escape(database) + suffix for suffix in ("", "-wal", "-shm", "-journal")]
         files.append(_escape(database) + ".bak-*")
+        files.append(_escape(default_artifacts(url) or database + "-artifacts"))
     spool = os.path.abspath(spool_root(url))
     if not spool.startswith(directory + os.sep) or os.path.basename(directory) != DEFAULT_DIR:
         files.append(_escape(spool))

@@ -261,6 +261,9 @@ def run_options(function: Callable[..., Any]) -> Callable[..., Any]:
                      help="Do not record git state, host and packages."),
         click.option("--no-autolog", is_flag=True,
                      help="No framework hooks in a Python program (also: EXPBOOK_AUTOLOG=0)."),
+        click.option("--artifacts", "artifacts", multiple=True, metavar="PATTERN",
+                     help="Keep files the program writes: a glob or folder, relative to here "
+                     "(repeatable; kept once settled, and at the end; see docs/run.md)."),
     ]  # fmt: skip
     for decorator in reversed(decorators):
         function = decorator(function)
@@ -612,6 +615,129 @@ def demo_command(**options: Any) -> None:
     from expbook import demo
 
     demo.main(**options)
+
+
+@cli.group("artifact")
+def artifact_group() -> None:
+    """A run's files: list, fetch, add; where the store keeps them (docs/artifacts.md)."""
+
+
+@artifact_group.command("ls")
+@click.argument("run")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@store_option
+def artifact_ls_command(**options: Any) -> None:
+    """List a run's artifacts with their sizes and sha256.
+
+    \b
+    Example:
+      expbook artifact ls 12
+    """
+    from expbook.cli import artifacts
+
+    artifacts.ls(**options)
+
+
+@artifact_group.command("get")
+@click.argument("run")
+@click.argument("name")
+@click.option("--out", "-o", metavar="PATH",
+              help="Where to write it [default: its name here; a folder's under it].")  # fmt: skip
+@store_option
+def artifact_get_command(**options: Any) -> None:
+    """Copy artifact NAME of RUN (a file, or every file of a logged folder) here.
+
+    \b
+    Examples:
+      expbook artifact get 12 checkpoints/best.pt
+      expbook artifact get 12 plots -o /tmp/plots-12
+    """
+    from expbook.cli import artifacts
+
+    artifacts.get(**options)
+
+
+@artifact_group.command("put")
+@click.argument("run")
+@click.argument("path")
+@click.option("--name", metavar="NAME",
+              help="Its path inside the run [default: the file's or folder's name].")  # fmt: skip
+@store_option
+def artifact_put_command(**options: Any) -> None:
+    """Keep a file or folder with RUN (finished runs too).
+
+    \b
+    Example:
+      expbook artifact put 12 eval/confusion.png --name plots/confusion.png
+    """
+    from expbook.cli import artifacts
+
+    artifacts.put(**options)
+
+
+@artifact_group.command("location")
+@click.argument("url", required=False)
+@click.option("--unset", is_flag=True, help="Remove the store's setting.")
+@store_option
+def artifact_location_command(**options: Any) -> None:
+    """Show, or set for every user of the store, where artifact contents are kept: a folder
+    or any fsspec URL (s3://bucket/prefix needs s3fs installed).
+
+    \b
+    Examples:
+      expbook artifact location
+      expbook artifact location s3://ml-team/expbook --store postgresql://db.internal/expbook
+    """
+    from expbook.cli import artifacts
+
+    artifacts.location(**options)
+
+
+@cli.group("import")
+def import_group() -> None:
+    """Import runs from TensorBoard event files or MLflow (docs/import.md). Importing again
+    adds only what is new: runs, and points of runs that grew."""
+
+
+@import_group.command("tensorboard")
+@click.argument("logdir", type=click.Path(file_okay=False))
+@click.option("--experiment", "-e", metavar="NAME", help="Put the runs in this experiment.")
+@click.option("--dry-run", is_flag=True, help="Show what would be imported; write nothing.")
+@store_option
+def import_tensorboard_command(**options: Any) -> None:
+    """Import the scalars and hparams of TensorBoard event files: one run per directory
+    holding event files, named after its path under LOGDIR, steps and wall times kept.
+    Needs the tensorboard package.
+
+    \b
+    Examples:
+      expbook import tensorboard runs/
+      expbook import tensorboard lightning_logs/ -e "batch size" --dry-run
+    """
+    from expbook.cli import importing
+
+    importing.tensorboard(**options)
+
+
+@import_group.command("mlflow")
+@click.argument("tracking_uri", required=False)
+@click.option("--experiment", "-e", "experiments", multiple=True, metavar="NAME",
+              help="Only this MLflow experiment (repeatable) [default: all].")  # fmt: skip
+@click.option("--dry-run", is_flag=True, help="Show what would be imported; write nothing.")
+@store_option
+def import_mlflow_command(**options: Any) -> None:
+    """Import MLflow experiments and runs: params, metric histories, tags, notes, status and
+    times. TRACKING_URI: a ./mlruns folder, sqlite:///mlflow.db, http://host:5000...
+    [default: $MLFLOW_TRACKING_URI, else ./mlruns or ./mlflow.db]. Needs the mlflow package.
+
+    \b
+    Examples:
+      expbook import mlflow ./mlruns
+      expbook import mlflow http://mlflow.internal:5000 -e fraud-detection --dry-run
+    """
+    from expbook.cli import importing
+
+    importing.mlflow(**options)
 
 
 @cli.group("db")

@@ -83,6 +83,7 @@ OPTIONS = {
     "--no-capture": ("no_capture", False, False),
     "--no-wait": ("no_wait", False, False),
     "--no-autolog": ("no_autolog", False, False),
+    "--artifacts": ("artifacts", True, True),
     "--json": ("json", False, False),
     "--repeat": ("repeat", True, False),
     "--seed-flag": ("seed_flag", True, False),
@@ -105,7 +106,7 @@ class HelpRequested(Exception):
 def parse_args(argv: list[str]) -> tuple[dict[str, Any], list[str]]:
     """Split ``expbook run``'s own options from the command: options come first; ``--`` or
     the first argument that is not an option starts the command."""
-    options: dict[str, Any] = {"tags": []}
+    options: dict[str, Any] = {"tags": [], "artifacts": []}
     i = 0
     while i < len(argv):
         arg = argv[i]

@@ -105,17 +105,22 @@ class Recorder:
             messages = self._fork(parser, skip=0, autolog={})
             run = self._start(resume=False)
         self.spool.mark_ready(run.number)
+        collector = _collector(self.options, self.meta["cwd"], run)
         gc.freeze()  # the database code's objects: later collections need not visit them
         try:
             end = self._store(run, messages)
         finally:
             self._stop_reader()
+            if collector is not None:
+                collector.stop()
         if end.exit is None:  # the launcher vanished before the program ended
             self._submit_errors(run, end.offset)
             run.abandon()
             self._check_stored(run, end, terminal=False)
             self._clean_up()
             return
+        if collector is not None:  # --artifacts: what the program left
+            self._note_warnings(run, collector.finish())
         status, error, code = self._outcome(run, end)
         self._submit_errors(run, end.offset, end.exit)
         run.finish(status, error=error, exit_code=code, ended_at=end.exit["ended_at"])
@@ -348,6 +353,11 @@ class Recorder:
             error = None
         return "failed", error, code
 
+    def _note_warnings(self, run: Run, found: list[str]) -> None:
+        self.warnings += found
+        if found:
+            run.submit(WriteBatch(notes=[(time.time(), f"expbook: {w}") for w in found]))
+
     def _submit_errors(self, run: Run, offset: int, ended: dict[str, Any] | None = None) -> None:
         """The end of the recording: how far it got, and what went wrong with the recording
         itself (output the launcher could not spool; a parser that broke)."""
@@ -410,6 +420,15 @@ class Recorder:
         if self.awaited or (self.meta.get("wait") and alive(self.launcher_pid)):
             return
         self.spool.remove()
+
+
+def _collector(options: dict[str, Any], cwd: str, run: Run) -> Any:
+    """``--artifacts``: a started collector, or None."""
+    if not options.get("artifacts"):
+        return None
+    from expbook.runner.artifacts import start_collector
+
+    return start_collector(options["artifacts"], cwd, run)
 
 
 class ReaderKilled(ExpbookError):

@@ -24,13 +24,22 @@ from __future__ import annotations
 
 import abc
 import math
+import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from expbook.errors import InvalidValueError
-from expbook.model import ExperimentRecord, OutputChunk, RunList, RunRecord, RunStatus, Series
+from expbook.errors import InvalidValueError, StoreError
+from expbook.model import (
+    ArtifactRecord,
+    ExperimentRecord,
+    OutputChunk,
+    RunList,
+    RunRecord,
+    RunStatus,
+    Series,
+)
 from expbook.store.chunks import Points
 from expbook.validation import (
     check_key,
@@ -42,6 +51,12 @@ from expbook.validation import (
     flatten_params,
     shorten,
 )
+
+if TYPE_CHECKING:
+    from expbook.store.blobs import BlobStore
+
+ARTIFACTS_SETTING = "artifacts.location"
+"""The store setting that names the artifact location (``expbook artifact location URL``)."""
 
 STALE_HEARTBEATS = 4
 """A running run is crashed after this many heartbeat intervals without a heartbeat."""
@@ -144,6 +159,7 @@ class WriteBatch:
     note_edits: dict[int, str | None] = field(default_factory=dict, metadata=_how("edit of note"))
     summary: dict[str, SummaryValue] = field(default_factory=dict, metadata=_how("summary value"))
     attachments: dict[str, bytes] = field(default_factory=dict, metadata=_how("attachment"))
+    artifacts: dict[str, ArtifactRecord] = field(default_factory=dict, metadata=_how("artifact"))
     output: list[OutputText] = field(default_factory=list, metadata=_how("output", "extend"))
     update: dict[str, Any] = field(default_factory=dict, metadata=_how("run field"))
     heartbeat: float | None = field(default=None, metadata=_how("heartbeat", "replace"))
@@ -316,6 +332,22 @@ class Store(abc.ABC):
         """Attachment names of the run with their sizes in bytes."""
 
     @abc.abstractmethod
+    def list_artifacts(self, run_id: str) -> list[ArtifactRecord]:
+        """The run's artifacts, sorted by name."""
+
+    @abc.abstractmethod
+    def artifact_references(self, hashes: Sequence[str]) -> set[str]:
+        """Those of ``hashes`` that some run's artifact still holds."""
+
+    @abc.abstractmethod
+    def get_setting(self, key: str) -> str | None:
+        """A setting of the store itself (``artifacts.location``), or None."""
+
+    @abc.abstractmethod
+    def set_setting(self, key: str, value: str | None) -> None:
+        """Set a store setting for every client of the store; None removes it."""
+
+    @abc.abstractmethod
     def get_output(
         self, run_id: str, *, after: int = 0, last: int | None = None
     ) -> list[OutputChunk]:
@@ -324,8 +356,12 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def delete_runs(self, run_ids: Sequence[str]) -> int:
-        """Delete runs and everything they own; children keep existing without a parent.
-        Returns how many were deleted."""
+        """Delete runs and everything they own, and the artifact blobs no other run holds;
+        children keep existing without a parent. Returns how many were deleted.
+
+        Raises:
+            StoreError: the runs were deleted, but blobs of theirs could not be removed.
+        """
 
     @abc.abstractmethod
     def create_experiment(
@@ -358,7 +394,59 @@ class Store(abc.ABC):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def default_artifact_location(self) -> str | None:
+        """Where artifacts go when nothing says otherwise (None: this store has no default)."""
+        return None
+
     # --- conveniences built on the primitives -------------------------------------------------
+
+    def artifact_location(self) -> tuple[str, str]:
+        """Where artifact contents are kept (an fsspec URL or a folder) and what says so: the
+        store's ``artifacts.location`` setting (shared by every client), else
+        ``$EXPBOOK_ARTIFACTS``, else the store's default (``.expbook/artifacts`` next to a
+        SQLite store).
+
+        Raises:
+            StoreError: none of those gives a location (a PostgreSQL store without the setting).
+        """
+        setting = self.get_setting(ARTIFACTS_SETTING)
+        if setting:
+            return setting, "store setting"
+        variable = os.environ.get("EXPBOOK_ARTIFACTS")
+        if variable:
+            return variable, "EXPBOOK_ARTIFACTS"
+        default = self.default_artifact_location()
+        if default is None:
+            raise StoreError(
+                "this store has no artifact location; set one for all its users with "
+                "'expbook artifact location s3://BUCKET/PREFIX' (any fsspec URL or a folder)"
+            )
+        return default, "default"
+
+    def blobs(self) -> BlobStore:
+        """The artifact contents (see ``artifact_location``), kept open for this store."""
+        from expbook.store.blobs import BlobStore
+
+        url, _ = self.artifact_location()
+        cached = getattr(self, "_blob_store", None)
+        if cached is None or cached.url != url:
+            cached = BlobStore(url)
+            self._blob_store = cached
+        return cached
+
+    def remove_unreferenced_blobs(self, hashes: Sequence[str]) -> int:
+        """Remove the blobs among ``hashes`` that no run holds any more; returns how many.
+
+        Raises:
+            StoreError: the artifact location cannot be reached.
+        """
+        unused = sorted(set(hashes) - self.artifact_references(list(set(hashes))))
+        if not unused:
+            return 0
+        blobs = self.blobs()
+        for sha256 in unused:
+            blobs.delete(sha256)
+        return len(unused)
 
     def runs(
         self,

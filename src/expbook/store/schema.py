@@ -211,3 +211,24 @@ attachments = sa.Table(
     sa.Column("size", sa.BigInteger, nullable=False),
     sa.Column("data", sa.LargeBinary, nullable=False),
 )
+
+artifacts = sa.Table(
+    "artifacts",
+    metadata,
+    sa.Column("run_id", sa.Integer, _run_fk(), primary_key=True),
+    sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("sha256", sa.String(64), nullable=False, index=True),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("logged_at", Float, nullable=False),
+)
+"""Files runs keep (``log_artifact``, ``expbook run --artifacts``): the content lives in the
+store's artifact location (fsspec) under its sha256, once for every run that has the same bytes;
+the index on ``sha256`` answers "does any run still use this blob" when runs are deleted."""
+
+store_settings = sa.Table(
+    "store_settings",
+    metadata,
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+"""Settings of the store itself, the same for every client (``artifacts.location``)."""

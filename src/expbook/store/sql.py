@@ -21,7 +21,9 @@ from expbook.errors import (
     StoreError,
     StoreRefusedError,
 )
+from expbook.locations import default_artifacts
 from expbook.model import (
+    ArtifactRecord,
     ExperimentRecord,
     MetricSummary,
     Note,
@@ -55,6 +57,7 @@ from expbook.store.engine import (
     transaction,
 )
 from expbook.store.schema import (
+    artifacts,
     attachments,
     chunks,
     experiments,
@@ -63,6 +66,7 @@ from expbook.store.schema import (
     outputs,
     params,
     runs,
+    store_settings,
     tags,
 )
 from expbook.store.sqlquery import SqlCompiler, status_expr
@@ -78,7 +82,7 @@ from expbook.store.sqlrows import (
     summary,
     summary_row,
 )
-from expbook.validation import check_run_fields, param_columns, text_problem
+from expbook.validation import check_run_fields, check_text, param_columns, text_problem
 
 _IN_BATCH = 5000
 _parent = runs.alias("parent")
@@ -318,6 +322,8 @@ class SqlStore(Store):
                 done.extend(self._write_chunks(connection, pk, run_id, ordered))
             if batch.attachments:
                 self._write_attachments(connection, pk, batch.attachments)
+            if batch.artifacts:
+                self._write_artifacts(connection, pk, batch.artifacts)
             if batch.output:
                 connection.execute(outputs.insert(), [output_row(pk, o) for o in batch.output])
             if batch.heartbeat is not None:
@@ -480,6 +486,21 @@ class SqlStore(Store):
                 top_id = ids[position - 1]  # the last insert of this key
             done.append((stack, plan, top_id))
         return done
+
+    def _write_artifacts(
+        self, connection: Connection, pk: int, files: dict[str, ArtifactRecord]
+    ) -> None:
+        rows = [
+            {"run_id": pk, "name": name, "sha256": file.sha256, "size": file.size,
+             "logged_at": file.logged_at}
+            for name, file in files.items()
+        ]  # fmt: skip
+        statement = self._insert(artifacts)
+        statement = statement.on_conflict_do_update(
+            index_elements=["run_id", "name"],
+            set_={c: statement.excluded[c] for c in ("sha256", "size", "logged_at")},
+        )
+        connection.execute(statement, rows)
 
     def _write_attachments(self, connection: Connection, pk: int, files: dict[str, bytes]) -> None:
         rows = [
@@ -703,18 +724,75 @@ class SqlStore(Store):
 
         return self._query(read)
 
+    def list_artifacts(self, run_id: str) -> list[ArtifactRecord]:
+        def read(connection: Connection) -> list[ArtifactRecord]:
+            pk = self._run_pk(connection, run_id)
+            statement = (
+                sa.select(artifacts.c.name, artifacts.c.sha256, artifacts.c.size,
+                          artifacts.c.logged_at)
+                .where(artifacts.c.run_id == pk)
+                .order_by(artifacts.c.name)
+            )  # fmt: skip
+            return [ArtifactRecord(*row) for row in connection.execute(statement)]
+
+        return self._query(read)
+
+    def artifact_references(self, hashes: Sequence[str]) -> set[str]:
+        def read(connection: Connection) -> set[str]:
+            found: set[str] = set()
+            for batch in iter_chunks(list(hashes), _IN_BATCH):
+                statement = sa.select(artifacts.c.sha256).where(artifacts.c.sha256.in_(batch))
+                found.update(connection.scalars(statement.distinct()))
+            return found
+
+        return self._query(read)
+
+    def get_setting(self, key: str) -> str | None:
+        statement = sa.select(store_settings.c.value).where(store_settings.c.key == key)
+        return self._query(lambda connection: connection.scalar(statement))
+
+    def set_setting(self, key: str, value: str | None) -> None:
+        check_text(key, "setting")
+        if value is not None:
+            check_text(value, f"setting {key}")
+
+        def write(connection: Connection) -> None:
+            connection.execute(store_settings.delete().where(store_settings.c.key == key))
+            if value is not None:
+                connection.execute(store_settings.insert().values(key=key, value=value))
+
+        self._write(write)
+
+    def default_artifact_location(self) -> str | None:
+        return default_artifacts(self.url)
+
     def delete_runs(self, run_ids: Sequence[str]) -> int:
         ids = list(dict.fromkeys(run_ids))
+        held: set[str] = set()
 
         def delete(connection: Connection) -> int:
             count = 0
+            held.clear()
             for batch in iter_chunks(ids, _IN_BATCH):
+                owned = sa.select(runs.c.id).where(runs.c.uuid.in_(batch))
+                held.update(
+                    connection.scalars(
+                        sa.select(artifacts.c.sha256).where(artifacts.c.run_id.in_(owned))
+                    )
+                )
                 count += connection.execute(runs.delete().where(runs.c.uuid.in_(batch))).rowcount
             return count
 
         count = self._write(delete)
         for run_id in ids:
             self._forget_stacks(run_id)
+        if held:
+            try:
+                self.remove_unreferenced_blobs(sorted(held))
+            except StoreError as exc:
+                raise StoreError(
+                    f"{count} run(s) deleted, but their artifact files were not removed: {exc}"
+                ) from exc
         return count
 
     # --- experiments ----------------------------------------------------------------------------

@@ -7,6 +7,7 @@ writer's deque. No I/O, no lock, no thread switch. Everything else is queued for
 
 from __future__ import annotations
 
+import os
 import time
 import traceback
 from collections.abc import Iterable, Mapping
@@ -14,7 +15,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from expbook.errors import InvalidValueError, RunFinishedError, Terminated
-from expbook.model import RunRecord, RunStatus
+from expbook.model import ArtifactRecord, RunRecord, RunStatus
 from expbook.store.base import (
     Store,
     SummaryValue,
@@ -179,6 +180,33 @@ class Run:
         """
         payload = check_attachment(name, data)
         self._submit(WriteBatch(attachments={name: payload}))
+
+    def log_artifact(
+        self, path: str | os.PathLike[str], name: str | None = None
+    ) -> list[ArtifactRecord]:
+        """Keep a file, or every file under a folder, with the run (docs/artifacts.md).
+
+        The content is copied into the store's artifact location before this returns (the
+        file may be overwritten or deleted right after: ``last.pt`` each epoch keeps each
+        version); identical content is stored once across all runs. ``name`` is the path
+        inside the run (default: the file's or folder's name); a folder's files are
+        ``NAME/<path inside it>``. Logging a name again replaces it.
+
+        Returns:
+            The artifacts kept, one per file.
+
+        Raises:
+            InvalidValueError: the path does not exist, or the name is absolute or has ``..``.
+            StoreError: the artifact location cannot be written.
+            RunFinishedError: the run has finished.
+        """
+        from expbook import artifacts
+
+        if self._status is not None:
+            raise RunFinishedError(f"run #{self.number} has finished ({self._status})")
+        records = artifacts.store_files(self._store, artifacts.local_files(path, name))
+        self._submit(WriteBatch(artifacts=records))
+        return list(records.values())
 
     def submit(self, batch: WriteBatch) -> None:
         """Queue any change to the run as a ``WriteBatch`` (see ``expbook.store.base``); the
