@@ -101,12 +101,15 @@ class Claims:
     """The keys autolog covers, and when: parsed values of those keys are dropped.
 
     A key is covered from its claim until the hook that claimed it failed (then the parsers
-    read it again), compared with the time the output was read."""
+    read it again), compared with the time the output was read; and, after that, at the steps
+    the hook recorded it at: the launcher stamps output when it reads it, which on a busy
+    machine can be after the failure although the line was printed before it."""
 
     def __init__(self) -> None:
         self._spans: dict[str, tuple[float, float]] = {}  # canonical key -> (from, until)
         self._by: dict[str, set[str]] = {}  # framework -> canonical keys it claimed
         self._cache: dict[str, tuple[float, float]] = {}  # key as parsed -> its span
+        self._last_step: dict[str, int] = {}  # canonical key -> the last step a hook gave it
 
     def __bool__(self) -> bool:
         return bool(self._spans)
@@ -126,9 +129,23 @@ class Claims:
             self._spans[name] = (start, max(start, at))
         self._cache.clear()
 
-    def covers(self, key: str, at: float) -> bool:
-        """Whether a value of ``key`` (as parsed) read from output at time ``at`` is autolog's."""
+    def recorded(self, keys: list[str], step: int | None) -> None:
+        """A hook's point of ``keys`` at ``step``."""
+        if step is None:
+            return
+        for key in keys:
+            name = canonical(str(key))
+            if step > self._last_step.get(name, -1):
+                self._last_step[name] = step
+
+    def covers(self, key: str, at: float, step: int | None = None) -> bool:
+        """Whether a value of ``key`` (as parsed) read from output at time ``at``, at ``step``
+        (None: not known) is autolog's."""
         span = self._cache.get(key)
         if span is None:
             span = self._cache[key] = self._spans.get(canonical(key), (math.inf, math.inf))
-        return span[0] <= at < span[1]
+        if span[0] <= at < span[1]:
+            return True
+        if step is None or at < span[1] or span[1] == math.inf:
+            return False
+        return step <= self._last_step.get(canonical(key), -1)  # printed before the failure

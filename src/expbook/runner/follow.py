@@ -279,7 +279,8 @@ class Follower:
         kept: list[Event | PointRows] = []
         for event in events:
             if type(event) is Point:
-                values = {k: v for k, v in event.values.items() if not covers(k, now)}
+                step = event.step
+                values = {k: v for k, v in event.values.items() if not covers(k, now, step)}
                 if len(values) == len(event.values):
                     kept.append(event)
                 elif values:
@@ -327,6 +328,8 @@ class Follower:
         elif kind == "point":
             values = {str(k): float(v) for k, v in record["values"].items()}
             self.claims.claim(framework, list(values), at)
+            step = record.get("step")
+            self.claims.recorded(list(values), step if isinstance(step, int) else None)
             epoch = record.get("epoch")
             epoch = None if epoch is None else float(epoch)
             self.hooked.add(values, record.get("step"), epoch, at)
