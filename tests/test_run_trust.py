@@ -103,16 +103,32 @@ def read_available(fd: int) -> str:
         return ""
 
 
-def counting_program(tmp_path: Path, lines: int, *, pause: float = 0.0, code: int = 0) -> str:
+def counting_program(
+    tmp_path: Path, lines: int, *, pause: float = 0.0, code: int = 0, gate: int | None = None
+) -> str:
+    """A program printing ``lines`` numbered loss lines; with ``gate``, it waits after that
+    many lines until the file ``go`` exists in ``tmp_path`` (so that a test acts while it
+    runs, however slow the machine is: see :func:`open_gate`)."""
     program = tmp_path / "count.py"
+    wait = (
+        f"    if i == {gate}:\n"
+        f"        while not os.path.exists({str(tmp_path / 'go')!r}): time.sleep(0.01)\n"
+        if gate is not None
+        else ""
+    )
     program.write_text(
-        "import sys, time\n"
+        "import os, sys, time\n"
         f"for i in range({lines}):\n"
+        f"{wait}"
         "    print(f'step {i} loss={1 / (i + 1):.6f}', flush=True)\n"
         f"    time.sleep({pause})\n"
         f"sys.exit({code})\n"
     )
     return str(program)
+
+
+def open_gate(tmp_path: Path) -> None:
+    (tmp_path / "go").touch()
 
 
 def assert_whole(store: str, number: int, lines: int, *, status: str, code: int = 0) -> None:
@@ -275,13 +291,14 @@ def test_a_killed_reading_half_is_not_the_programs_failure(tmp_path: Path) -> No
     """The reading half killed (the OOM killer's choice): before, its traceback became the
     run's error and the status `failed` though the program exited 0."""
     store = str(tmp_path / "s.db")
-    launcher = start("--", sys.executable, counting_program(tmp_path, 150, pause=0.01),
-                     store=store)  # fmt: skip
+    launcher = start("--", sys.executable, counting_program(tmp_path, 150, pause=0.01,
+                     gate=75), store=store)  # fmt: skip
     spool = spool_of(store)
     wait_for(lambda: stored_offset(store) > 0, what="a first batch in the store")
     halves = recorders(spool)
     reading = max(halves)  # forked after the storing half started: the higher pid
     os.kill(reading, signal.SIGKILL)
+    open_gate(tmp_path)
     _, err = launcher.communicate(timeout=60)
     assert launcher.returncode == 0, err
     assert_whole(store, 1, 150, status="finished")
@@ -295,11 +312,12 @@ def _orphan(tmp_path: Path, store: str, lines: int, code: int) -> Spool:
     program ended, with part of its output stored: its spool is an orphan."""
     assert run_cli("run", "-q", "--", "true", store=store).returncode == 0  # run #1
     launcher = start("--", sys.executable, counting_program(tmp_path, lines, pause=0.005,
-                     code=code), store=store)  # fmt: skip
+                     code=code, gate=lines // 2), store=store)  # fmt: skip
     spool = spool_of(store)
     wait_for(lambda: stored_offset(store) > 0, what="a first batch in the store")
     with sqlite3.connect(store, isolation_level=None) as connection:
         connection.execute("BEGIN EXCLUSIVE")  # the rest cannot be stored...
+        open_gate(tmp_path)
         wait_for(lambda: spool.exit_report() is not None, what="the program's end")
         for pid in [launcher.pid, *recorders(spool)]:  # ...before everything is killed
             os.kill(pid, signal.SIGKILL)
