@@ -51,3 +51,18 @@ def test_parse_reads_standard_input_and_refuses_a_missing_file(tmp_path: Path) -
     assert missing.returncode == 1
     assert missing.stderr.startswith("error: cannot read")
     assert len(missing.stderr.splitlines()) == 1
+
+
+def test_the_drawings_of_a_progress_bar_are_listed_apart_from_the_lines() -> None:
+    """A tqdm bar's postfix, set after every batch: each drawing a \\r overwrote is read (with a
+    ~ after its line number) but is not a line of the log."""
+    capture = Path(__file__).parent / "corpus" / "tqdm_postfix" / "pipe.jsonl"
+    result = run_cli("parse", str(capture))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("     1~ Epoch 1/5:   0%|")
+    assert lines[1] == "        -> progress: point at step 1, epoch 1: acc=0.625 loss=0.68"
+    assert lines[-1] == (
+        "10 lines and 200 earlier drawings of bars, 205 read: 205 points and 0 summary values "
+        "of 4 keys"
+    )

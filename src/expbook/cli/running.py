@@ -276,10 +276,10 @@ def parse(*, file: str, show_all: bool, settings: str | None, as_json: bool) -> 
         lines = explain(chunks, patterns, chosen.ignore_metrics)
     except (TypeError, ValueError) as exc:
         raise ExpbookError(f"expbook.toml: {exc}") from None
-    counts = {"lines": 0, "read": 0, "points": 0, "values": 0}
+    counts = {"lines": 0, "drawings": 0, "read": 0, "points": 0, "values": 0}
     keys: set[str] = set()
     for line in lines:
-        counts["lines"] += not line.redraw
+        counts["drawings" if line.redraw else "lines"] += 1
         read = bool(line.points or line.summaries or line.problems)
         counts["read"] += read
         counts["points"] += len(line.points)
@@ -294,5 +294,9 @@ def parse(*, file: str, show_all: bool, settings: str | None, as_json: bool) -> 
             print(f"{'':>6}  -> {describe(line)}")
     if not as_json:
         source = f" (patterns from {chosen.source})" if chosen.source else ""
-        print(f"{counts['lines']} lines, {counts['read']} read: {counts['points']} points and "
-              f"{counts['values']} summary values of {len(keys)} keys{source}")  # fmt: skip
+        drawn = counts["drawings"]
+        drawings = f" and {drawn} earlier drawings of bars" if drawn else ""
+        print(
+            f"{counts['lines']} lines{drawings}, {counts['read']} read: {counts['points']} "
+            f"points and {counts['values']} summary values of {len(keys)} keys{source}"
+        )
