@@ -86,13 +86,15 @@ def print_report(report: ImportReport) -> None:
         f"{report.count(state)} {label}" for state, label in STATES.items() if report.count(state)
     )
     totals = ", ".join(
-        f"{report.total(what):,} {what}" for what in ("points", "params", "tags", "notes")
+        _plural(report.total(what + "s"), what) for what in ("point", "param", "tag", "note")
     )
-    experiments = f", {len(report.experiments)} experiments" if report.experiments else ""
+    experiments = (
+        f", {_plural(len(report.experiments), 'experiment')}" if report.experiments else ""
+    )
     out.print(f"{verb} from {report.source}: {_plural(runs, 'run')} ({states or 'none'})"
               f"{experiments}; {totals}")  # fmt: skip
-    if report.skipped:
-        skipped = "; ".join(f"{what}: {n:,}" for what, n in sorted(report.skipped.items()))
+    if any(report.skipped.values()):
+        skipped = "; ".join(f"{what}: {n:,}" for what, n in sorted(report.skipped.items()) if n)
         out.print(f"skipped: {skipped}")
 
 

@@ -106,6 +106,9 @@ def read_tracking(uri: str | None, experiments: Sequence[str] = ()) -> MlflowSou
         raise ImportSourceError(
             f"cannot read MLflow at {_safe(source.uri)}: {_line(exc)}"
         ) from exc
+    used = {run.experiment for run in source.runs}
+    source.skipped["experiments without runs"] += len(set(source.experiments) - used)
+    source.experiments = {k: v for k, v in source.experiments.items() if k in used}
     source.runs.sort(key=lambda run: run.started_at)  # parents before their children
     return source
 
