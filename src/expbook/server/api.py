@@ -7,10 +7,12 @@ that names the offending value; a filter's syntax error carries its position.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 
 from expbook.columns import (
     MISSING,
@@ -22,7 +24,7 @@ from expbook.columns import (
     varying_params,
 )
 from expbook.errors import MetricNotFoundError
-from expbook.model import ExperimentRecord, RunRecord, RunStatus
+from expbook.model import ArtifactRecord, ExperimentRecord, RunRecord, RunStatus
 from expbook.server import schemas
 from expbook.server.encoding import ApiJSON, float_list
 from expbook.server.markdown import render_markdown
@@ -39,7 +41,7 @@ ERRORS = {
     400: "A bad value, named (a filter's syntax error with its position); or a Host header "
     "this server does not answer to (see --allowed-hosts)",
     403: "A change on a --read-only server, or one sent by another site's page",
-    404: "No such run, experiment, metric, note or attachment",
+    404: "No such run, experiment, metric, note, attachment or artifact",
     409: "An ambiguous run reference, or a name that is taken",
     413: f"A request body over the limit ({MAX_BODY_BYTES:,} bytes)",
     422: "A malformed request: a parameter or field missing or of the wrong type",
@@ -56,6 +58,13 @@ ATTACHMENT = {
     "description": "The attachment's bytes (text files as UTF-8 text)",
     "content": {"application/octet-stream": {}, "text/plain": {}},
 }
+ARTIFACT = {
+    "description": "The artifact's bytes, with its media type by name (images, text as UTF-8); "
+    "`download=true` asks the browser to save it",
+    "content": {"application/octet-stream": {}, "text/plain": {}, "image/png": {}},
+}
+ARTIFACT_TEXT_PREVIEW = 256 << 10
+"""Text artifacts up to this size are previewed on the run page; larger ones are downloads."""
 READ = errors(404, 409)  # an operation on a run or an experiment named by the client
 WRITE = errors(403, 404, 409, 413)
 
@@ -227,7 +236,23 @@ def run_detail(store: Store, run: RunRecord) -> dict[str, Any]:
         {"number": child.number, "name": child.name, "kind": child.kind}
         for child in store.find_runs(RunQuery(where=f"parent = {run.number}", sort="number"))
     ]
+    data["artifacts"] = [artifact_out(a) for a in store.list_artifacts(run.id)]
     return data
+
+
+def artifact_out(artifact: ArtifactRecord) -> dict[str, Any]:
+    """An artifact as the API gives it: with its media type and what the page can preview."""
+    from expbook import artifacts
+
+    kind = artifacts.media_type(artifact.name)
+    text = artifacts.is_text(artifact.name)
+    preview = "image" if kind.startswith("image/") else "text" if text else None
+    if preview == "text" and artifact.size > ARTIFACT_TEXT_PREVIEW:
+        preview = None
+    return {
+        "name": artifact.name, "sha256": artifact.sha256, "size": artifact.size,
+        "logged_at": artifact.logged_at, "media_type": kind, "preview": preview,
+    }  # fmt: skip
 
 
 @router.patch("/runs/{ref}", response_model=schemas.RunDetail, summary="Rename or move a run",
@@ -319,6 +344,35 @@ def get_attachment(ref: RunRef, name: str, store: StoreDep) -> Response:
     textual = name.endswith((".diff", ".txt", ".log", ".json", ".yaml", ".toml", ".md"))
     media = "text/plain; charset=utf-8" if textual else "application/octet-stream"
     return Response(content, media_type=media)
+
+
+@router.get("/runs/{ref}/artifacts/{name:path}", summary="Download an artifact",
+            response_class=Response, responses={**READ, 200: ARTIFACT})  # fmt: skip
+def get_artifact(ref: RunRef, name: str, store: StoreDep, download: bool = False) -> Response:
+    from expbook import artifacts
+
+    found = [a for a in store.list_artifacts(store.resolve_run(ref)) if a.name == name]
+    if not found:
+        raise HTTPException(404, f"run {ref} has no artifact {name!r}")
+    blob = store.blobs().open(found[0].sha256)
+    kind = artifacts.media_type(name)
+    if artifacts.is_text(name):
+        kind += "; charset=utf-8"
+    filename = quote(name.rsplit("/", 1)[-1])
+    headers = {
+        "Content-Length": str(found[0].size),
+        "ETag": f'"{found[0].sha256}"',
+        "Content-Security-Policy": "sandbox",  # an SVG or HTML opened alone runs nothing
+        "Content-Disposition": f"{'attachment' if download else 'inline'}; "
+        f"filename*=UTF-8''{filename}",
+    }
+
+    def chunks() -> Iterator[bytes]:
+        with blob:
+            while chunk := blob.read(1 << 20):
+                yield chunk
+
+    return StreamingResponse(chunks(), media_type=kind, headers=headers)
 
 
 # --- series -------------------------------------------------------------------------------------

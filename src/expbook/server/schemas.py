@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -123,6 +123,17 @@ class Child(BaseModel):
     kind: str
 
 
+class Artifact(BaseModel):
+    name: str = Field(description="its path inside the run")
+    sha256: str
+    size: int = Field(description="bytes")
+    logged_at: float
+    media_type: str = Field(description="by its name's extension")
+    preview: Literal["image", "text"] | None = Field(
+        description="what the run page shows inline; null: a download"
+    )
+
+
 class RunDetail(BaseModel):
     model_config = ConfigDict(extra="allow")
     id: str
@@ -158,6 +169,9 @@ class RunDetail(BaseModel):
     charts: list[Chart]
     attachments: dict[str, int] = Field(description="name -> size in bytes")
     children: list[Child] = Field(description="runs whose parent this is (evals, reruns)")
+    artifacts: list[Artifact] = Field(
+        default_factory=list, description="files the run keeps (docs/artifacts.md), by name"
+    )
 
 
 class RunChange(BaseModel):

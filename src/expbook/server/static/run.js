@@ -516,10 +516,45 @@ async function followOutput() {
 const attachmentUrl = (name) =>
   runApi(ref, `/attachments/${name.split("/").map(encodeURIComponent).join("/")}`);
 
+/** An artifact's address; `download` asks the browser to save it. */
+const artifactUrl = (name, download = false) =>
+  runApi(ref, `/artifacts/${name.split("/").map(encodeURIComponent).join("/")}`) +
+  (download ? "?download=true" : "");
+
+function artifactRow(a) {
+  const preview =
+    a.preview === "image"
+      ? html`<img class="artifact-image" src="${artifactUrl(a.name)}" alt="${a.name}" loading="lazy">`
+      : a.preview === "text"
+        ? html`<details class="artifact-text" data-name="${a.name}"><summary>preview</summary><pre></pre></details>`
+        : "";
+  return html`<tr><td class="name"><a href="${artifactUrl(a.name, true)}" download="${a.name.split("/").pop()}">${a.name}</a>${preview}</td>
+    <td class="size">${fmtBytes(a.size)}</td>
+    <td class="hash"><code title="sha256 ${a.sha256}">${a.sha256.slice(0, 12)}</code></td></tr>`;
+}
+
+async function loadTextPreview(details) {
+  const pre = $("pre", details);
+  if (!details.open || pre.dataset.loaded) return;
+  pre.dataset.loaded = "1";
+  try {
+    const response = await fetch(artifactUrl(details.dataset.name));
+    pre.textContent = response.ok ? await response.text() : `(${response.status})`;
+  } catch (error) {
+    pre.textContent = `(could not load: ${error.message})`;
+  }
+}
+
 function drawFiles() {
-  if (!changed("files", run.attachments)) return;
+  if (!changed("files", [run.attachments, run.artifacts])) return;
   const names = Object.keys(run.attachments).sort();
-  $("#files").innerHTML = html`<h2>Artifacts <span class="count">${names.length}</span></h2>${
+  const kept = run.artifacts || [];
+  $("#files").innerHTML = html`<h2>Artifacts <span class="count">${kept.length}</span></h2>${
+    kept.length
+      ? html`<table class="artifacts"><thead><tr><th>name</th><th>size</th><th>sha256</th></tr></thead>
+          <tbody>${kept.map(artifactRow)}</tbody></table>`
+      : html`<p class="muted">No artifacts (<code>run.log_artifact(path)</code>, <code>expbook run --artifacts PATTERN</code>).</p>`
+  }<h3>Captured with the run</h3>${
     names.length
       ? html`<ul class="files">${names.map(
           (name) => html`<li><a href="${attachmentUrl(name)}" download="${name.split("/").pop()}">${name}</a>
@@ -527,6 +562,9 @@ function drawFiles() {
         )}</ul>`
       : html`<p class="muted">No attachments.</p>`
   }`;
+  for (const details of $("#files").querySelectorAll(".artifact-text")) {
+    details.addEventListener("toggle", () => loadTextPreview(details));
+  }
 }
 
 // --- live refresh -----------------------------------------------------------------------------
