@@ -62,15 +62,19 @@ def read_logdir(logdir: str | os.PathLike[str], experiment: str | None = None) -
 
 
 def _load(directory: Path) -> Any:
-    """TensorBoard's accumulator for one run directory, with every scalar kept (its default
-    keeps a sample of 1,000) and a handful of everything else (only counted)."""
-    from tensorboard.backend.event_processing import plugin_event_accumulator as pea
+    """TensorBoard's accumulator for one run directory, with every scalar and tensor kept (its
+    default keeps a sample) and one of everything else (only counted). The classic
+    accumulator, not the plugin one: that one turns every scalar into a tensor proto first,
+    five times slower (benchmarks/bench_import.py)."""
+    from tensorboard.backend.event_processing import event_accumulator as ea
 
-    accumulator = pea.EventAccumulator(
+    accumulator = ea.EventAccumulator(
         str(directory),
-        size_guidance={pea.TENSORS: 1, pea.GRAPH: 1, pea.META_GRAPH: 1, pea.RUN_METADATA: 1},
-        tensor_size_guidance={SCALARS: 0, HPARAMS: 0},
-    )
+        size_guidance={
+            ea.SCALARS: 0, ea.TENSORS: 0, ea.IMAGES: 1, ea.AUDIO: 1, ea.HISTOGRAMS: 1,
+            ea.COMPRESSED_HISTOGRAMS: 1, ea.GRAPH: 1, ea.META_GRAPH: 1, ea.RUN_METADATA: 1,
+        },
+    )  # fmt: skip
     accumulator.Reload()
     return accumulator
 
@@ -83,8 +87,14 @@ def _first_time(loaded: Any, directory: Path) -> float:
 
 
 def _is_hparams_session(directory: Path, loaded: Any) -> bool:
-    content = loaded.PluginTagToContent(HPARAMS) if HPARAMS in loaded.ActivePlugins() else {}
-    return SESSION_START in content
+    return SESSION_START in _plugin_tags(loaded, HPARAMS)
+
+
+def _plugin_tags(loaded: Any, plugin: str) -> dict[str, bytes]:
+    try:
+        return loaded.PluginTagToContent(plugin)
+    except KeyError:  # no tag of that plugin
+        return {}
 
 
 def _first_event_file(directory: Path) -> str:
@@ -98,40 +108,56 @@ def _run_name(root: Path, directory: Path) -> str:
 
 def _add(run: SourceRun, loaded: Any) -> None:
     """Add the scalars and hparams of one accumulator to ``run``; count the rest as skipped."""
-    plugins = loaded.ActivePlugins()
-    if SCALARS in plugins:
-        for tag in sorted(loaded.PluginTagToContent(SCALARS)):
-            points = _points(loaded.Tensors(tag))
-            if len(points):
-                run.add_points(tag, points)
-                end = max(points.times)
-                run.ended_at = end if run.ended_at is None else max(run.ended_at, end)
-                run.started_at = min(run.started_at, min(points.times))
-    if HPARAMS in plugins:
-        content = loaded.PluginTagToContent(HPARAMS)
-        if SESSION_START in content:
-            run.add_params(_hparams(content[SESSION_START]))
-    for plugin in sorted(plugins - {SCALARS, HPARAMS}):
-        count = len(loaded.PluginTagToContent(plugin))
-        run.skipped[f"{plugin} tags"] += count
     tags = loaded.Tags()
+    series = {tag: _scalar_points(loaded.Scalars(tag)) for tag in tags["scalars"]}
+    by_plugin: dict[str, int] = {}
+    for tag in tags["tensors"]:
+        plugin = loaded.SummaryMetadata(tag).plugin_data.plugin_name
+        if plugin == SCALARS:
+            series[tag] = _tensor_points(loaded.Tensors(tag))
+        elif plugin != HPARAMS:
+            by_plugin[plugin or "tensors"] = by_plugin.get(plugin or "tensors", 0) + 1
+    for tag in sorted(series):
+        points = series[tag]
+        if len(points):
+            run.add_points(tag, points)
+            end = max(points.times)
+            run.ended_at = end if run.ended_at is None else max(run.ended_at, end)
+            run.started_at = min(run.started_at, min(points.times))
+    content = _plugin_tags(loaded, HPARAMS)
+    if SESSION_START in content:
+        run.add_params(_hparams(content[SESSION_START]))
+    for kind in ("images", "audio", "histograms"):
+        by_plugin[kind] = by_plugin.get(kind, 0) + len(tags[kind])
+    for plugin, count in sorted(by_plugin.items()):
+        if count:
+            run.skipped[f"{plugin} tags"] += count
     if tags.get("graph") or tags.get("meta_graph"):
         run.skipped["graphs"] += 1
     if tags.get("run_metadata"):
         run.skipped["run metadata (profiles)"] += len(tags["run_metadata"])
 
 
-def _points(events: list[Any]) -> Points:
+def _scalar_points(events: list[Any]) -> Points:
+    """``simple_value`` scalars (PyTorch, tensorboardX, Keras, TF 1)."""
+    points = Points()
+    for event in events:
+        points.append(int(event.step), float(event.value), float(event.wall_time), None)
+    return points
+
+
+def _tensor_points(events: list[Any]) -> Points:
+    """Scalars written as tensors (``tf.summary.scalar`` in TF 2)."""
     from tensorboard.util import tensor_util
 
     points = Points()
     for event in events:
         proto = event.tensor_proto
-        if len(proto.float_val) == 1:  # simple_value scalars (PyTorch, tensorboardX, Keras)
+        if len(proto.float_val) == 1:
             value = proto.float_val[0]
         elif len(proto.double_val) == 1:
             value = proto.double_val[0]
-        else:  # tf.summary.scalar in TF 2 (tensor_content)
+        else:
             array = tensor_util.make_ndarray(proto)
             if array.size != 1:
                 continue
