@@ -76,12 +76,7 @@ def _embed_images(tokens: list[Any], images: Mapping[str, bytes]) -> None:
         for child in token.children or []:
             if child.type != "image":
                 continue
-            source = unquote(str(child.attrGet("src")))
-            data = images.get(source)
+            data = images.get(unquote(str(child.attrGet("src"))))
             if data is not None:
-                from expbook.artifacts import media_type
-
-                kind = media_type(source)  # image artifacts keep their own type
-                kind = kind if kind.startswith("image/") else "image/png"
                 encoded = base64.b64encode(data).decode("ascii")
-                child.attrSet("src", f"data:{kind};base64,{encoded}")
+                child.attrSet("src", f"data:image/png;base64,{encoded}")
