@@ -134,6 +134,8 @@ def start_run(
     kind: str = "train",
     store: Store | str | os.PathLike[str] | None = None,
     capture: bool = True,
+    system_metrics: bool | None = None,
+    system_metrics_interval: float | None = None,
 ) -> Run:
     """Create a run and start recording it.
 
@@ -148,6 +150,11 @@ def start_run(
         kind: ``train``, ``eval``, ``sweep-trial``... free text.
         store: where to record (default: the default tracker's store).
         capture: record git state, host, GPUs and installed packages (on the writer thread).
+        system_metrics: sample CPU, memory, disk, network and GPUs under ``system/`` keys on a
+            thread of their own (docs/system.md); default on, unless ``EXPBOOK_SYSTEM_METRICS``
+            is ``0``. Under ``expbook run`` the recorder samples the attached run instead.
+        system_metrics_interval: seconds between samples (default 10, or
+            ``EXPBOOK_SYSTEM_INTERVAL``; at least 1).
 
     Returns:
         The live ``Run``; use it as a context manager or call ``finish()``.
@@ -166,6 +173,8 @@ def start_run(
         kind=kind,
         store=store,
         capture=capture,
+        system_metrics=system_metrics,
+        system_metrics_interval=system_metrics_interval,
     )
 
 

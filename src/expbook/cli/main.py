@@ -261,6 +261,11 @@ def run_options(function: Callable[..., Any]) -> Callable[..., Any]:
                      help="Do not record git state, host and packages."),
         click.option("--no-autolog", is_flag=True,
                      help="No framework hooks in a Python program (also: EXPBOOK_AUTOLOG=0)."),
+        click.option("--no-system-metrics", is_flag=True,
+                     help="Do not sample CPU, memory, I/O and GPUs (also: "
+                     "EXPBOOK_SYSTEM_METRICS=0; see docs/system.md)."),
+        click.option("--system-interval", type=click.FloatRange(min=1.0), metavar="SECONDS",
+                     help="Seconds between system-metrics samples [default: 10]."),
         click.option("--artifacts", "artifacts", multiple=True, metavar="PATTERN",
                      help="Keep files the program writes: a glob or folder, relative to here "
                      "(repeatable; kept once settled, and at the end; see docs/run.md)."),

@@ -96,6 +96,8 @@ def rerun(
     no_wait: bool,
     no_capture: bool,
     no_autolog: bool,
+    no_system_metrics: bool = False,
+    system_interval: float | None = None,
     dry_run: bool,
     store: str | None,
 ) -> int:
@@ -132,6 +134,8 @@ def rerun(
         "no_wait": no_wait,
         "no_capture": no_capture,
         "no_autolog": no_autolog,
+        "no_system_metrics": no_system_metrics,
+        "system_interval": system_interval,
     }
     os.chdir(cwd)
     return Launch(options, command, url, env).run()

@@ -270,15 +270,19 @@ def _width(out: Console, table: Table) -> int:
 def show(
     *, run: str, show_diff: bool, show_packages: bool, as_json: bool, store: str | None
 ) -> None:
+    from expbook.system.summary import system_lines
+
     with open_cli_store(store) as opened:
         record = opened.run(run)
         files = opened.list_attachments(record.id)
         diff_text = opened.get_attachment(record.id, "git.diff") if show_diff else None
         packages = opened.get_attachment(record.id, "packages.txt") if show_packages else None
+        system = system_lines(opened, record)
     out = console()
     if as_json:
         data = record.to_dict()
         data["attachments"] = files
+        data["system"] = [{"label": label, "text": text} for label, text in system]
         if diff_text is not None:
             data["git"]["diff"] = diff_text.decode("utf-8", "replace")
         if packages is not None:
@@ -289,8 +293,12 @@ def show(
     out.print(_facts(record, files))
     if record.params:
         out.print(_params_table(record))
-    if record.metrics:
-        out.print(summary_table(record))
+    if any(not key.startswith("system/") for key in record.metrics):
+        out.print(summary_table(record, hide="system/"))  # summed up under System
+    if system:
+        out.print(Text("System", style="bold"))
+        for label, text in system:
+            out.print(Text.assemble("  ", (f"{label}: ", "dim"), text))
     if record.notes:
         out.print(Text("Notes", style="bold"))
         for note in record.notes:
@@ -388,12 +396,15 @@ def _params_table(run: RunRecord) -> Table:
     return table
 
 
-def summary_table(run: RunRecord) -> Table:
-    """The per-metric summary: last value, min and max with their step, count."""
+def summary_table(run: RunRecord, *, hide: str | None = None) -> Table:
+    """The per-metric summary: last value, min and max with their step, count (without the
+    keys starting with ``hide``)."""
     table = Table(box=box.SIMPLE_HEAD, title="Metrics", title_justify="left", pad_edge=False)
     for name in ("metric", "last", "step", "min", "step ", "max", "step  ", "points"):
         table.add_column(name, justify="left" if name == "metric" else "right")
     for key, s in run.metrics.items():
+        if hide and key.startswith(hide):
+            continue
         table.add_row(
             key,
             fmt_metric(s.value, s.unit, digits=6),

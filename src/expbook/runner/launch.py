@@ -83,6 +83,8 @@ OPTIONS = {
     "--no-capture": ("no_capture", False, False),
     "--no-wait": ("no_wait", False, False),
     "--no-autolog": ("no_autolog", False, False),
+    "--no-system-metrics": ("no_system_metrics", False, False),
+    "--system-interval": ("system_interval", True, False),
     "--artifacts": ("artifacts", True, True),
     "--json": ("json", False, False),
     "--repeat": ("repeat", True, False),
@@ -172,6 +174,18 @@ def add_autolog(env: dict[str, str], spool: str) -> None:
     env["EXPBOOK_AUTOLOG_DIR"] = spool
 
 
+def _check_system_interval(value: str | None) -> None:
+    """``--system-interval SECONDS``: a number, at least 1 (``expbook.system.sampler``)."""
+    if value is None:
+        return
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = float("nan")
+    if not 1 <= seconds < float("inf"):
+        raise UsageError(f"--system-interval {value!r}: give a number of seconds, at least 1")
+
+
 def new_run_id() -> str:
     """A random (version 4) UUID as 32 hex digits, without importing ``uuid``."""
     raw = bytearray(os.urandom(16))
@@ -189,6 +203,7 @@ def main(argv: list[str]) -> int:
         env, command = split_assignments(command)
         if not command:
             raise UsageError("nothing to run")
+        _check_system_interval(options.get("system_interval"))
         url = resolve_url(options.get("store"))
         if options.get("repeat") is not None or options.get("seed_flag") is not None:
             from expbook.runner.repeat import run_repeats

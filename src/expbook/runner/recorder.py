@@ -227,6 +227,7 @@ class Recorder:
         capture = not self.options.get("no_capture") and started is None
         run = tracker.begin(spec, capture=capture, packages=_runs_this_python(command))
         self.run = run
+        self._sample_system(run)
         if started is None:  # a recorder before this one may have been killed mid-way
             with contextlib.suppress(ExpbookError):
                 started = store.run(spec.id).recorded_offset
@@ -246,6 +247,23 @@ class Recorder:
             batch.notes.extend((time.time(), note) for note in notes)
         run.submit(batch)
         return run
+
+    def _sample_system(self, run: Run) -> None:
+        """System metrics of the program's processes: the launcher's descendants but this
+        recorder (and its reading half), while the launcher lives (docs/system.md)."""
+        from expbook.system.readings import ProcessTree
+        from expbook.system.sampler import system_settings
+
+        given = self.options.get("system_interval")
+        off = False if self.options.get("no_system_metrics") else None
+        try:
+            interval = system_settings(off, float(given) if given is not None else None)
+        except (ExpbookError, ValueError) as exc:
+            self.warnings.append(f"system metrics: {exc}")
+            return
+        if interval is not None and self.launcher_pid is not None and alive(self.launcher_pid):
+            tree = ProcessTree(self.launcher_pid, include_root=False, exclude=os.getpid())
+            run.sample_system(interval, tree=tree)
 
     def _params(self, command: list[str], settings: Any, cwd: str) -> dict[str, Any]:
         """Params from the command line and its config files (a config file that cannot be

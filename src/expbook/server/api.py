@@ -228,9 +228,14 @@ def run_detail(store: Store, run: RunRecord) -> dict[str, Any]:
     data = run.to_dict()
     for note in data["notes"]:
         note["html"] = render_markdown(note["text"])
+    from expbook.system.summary import PREFIX, system_charts, system_lines
+
     keys = store.series_keys(run.id)
     data["series_keys"] = keys
-    data["charts"] = [{"title": title, "keys": group} for title, group in metric_groups(keys)]
+    metrics = [key for key in keys if not key.startswith(PREFIX)]
+    data["charts"] = [{"title": title, "keys": group} for title, group in metric_groups(metrics)]
+    data["system"] = [{"label": label, "text": text} for label, text in system_lines(store, run)]
+    data["system_charts"] = [{"title": t, "keys": group} for t, group in system_charts(keys)]
     data["attachments"] = store.list_attachments(run.id)
     data["children"] = [
         {"number": child.number, "name": child.name, "kind": child.kind}

@@ -68,6 +68,7 @@ class Run:
         self._next_step = 0
         self._status: RunStatus | None = None
         self._signal: str | None = None  # a signal the program chose to handle itself
+        self._sampler: Any = None  # expbook.system.sampler.SystemSampler, while it samples
         self.summary = Summary(self)
 
     def __repr__(self) -> str:
@@ -223,6 +224,30 @@ class Run:
 
     _submit = submit
 
+    def sample_system(self, interval: float = 10.0, *, tree: Any = None) -> None:
+        """Start recording system metrics (``system/`` keys, docs/system.md) every ``interval``
+        seconds until the run ends, on a thread of their own. ``start_run`` calls it (unless
+        ``system_metrics=False``); ``tree`` (an ``expbook.system.readings.ProcessTree``) is the
+        processes to follow, by default this process and its children: ``expbook run``'s
+        recorder passes the program's. A low-level method; calling it again does nothing.
+
+        Raises:
+            InvalidValueError: ``interval`` is not a number of seconds of at least 1.
+        """
+        from expbook.system.sampler import SystemSampler
+
+        if self._sampler is None and self._status is None:
+            sampler = SystemSampler(
+                self._writer.submit, started=self._record.started_at, interval=interval, tree=tree
+            )
+            self._sampler = sampler
+            sampler.start()
+
+    def _stop_sampler(self) -> None:
+        sampler, self._sampler = self._sampler, None
+        if sampler is not None:
+            sampler.stop()  # its last sample goes to the writer before the run's ending
+
     # --- life cycle -----------------------------------------------------------------------------
 
     def flush(self, timeout: float | None = None) -> bool:
@@ -253,6 +278,7 @@ class Run:
             InvalidValueError: ``status`` is not one a run can be finished with.
         """
         if self._status is None:
+            self._stop_sampler()
             final = parse_status(status, terminal=True)
             if final is RunStatus.FINISHED and self._signal is not None:
                 final, error = RunStatus.INTERRUPTED, error or f"received {self._signal}"
@@ -276,6 +302,7 @@ class Run:
         as crashed once its heartbeat is stale. A low-level method: ``expbook run``'s recorder
         uses it when the launcher was killed before the program ended, or when its own
         recording failed (the program's status is then not known here)."""
+        self._stop_sampler()
         self._status = RunStatus.CRASHED
         self._writer.close(timeout)
         self._tracker._forget(self)
@@ -288,6 +315,7 @@ class Run:
 
         self._writer = detached_writer()
         self._points = self._writer.points
+        self._sampler = None  # its thread is the parent's
 
     def _note_signal(self, name: str) -> None:
         """The program received signal ``name`` and handles it itself: the run ends as

@@ -117,14 +117,19 @@ class Tracker:
         kind: str = "train",
         store: Store | str | os.PathLike[str] | None = None,
         capture: bool = True,
+        system_metrics: bool | None = None,
+        system_metrics_interval: float | None = None,
     ) -> Run:
         """Create a run and start recording it. See ``expbook.start_run``.
 
         Under ``expbook run`` (``EXPBOOK_RUN_ID`` set), the first run started on the wrapper's
-        store records into the wrapper's run instead of creating a second one; later ones get
-        it as their default parent.
+        store records into the wrapper's run instead of creating a second one (its recorder
+        samples the system metrics); later ones get it as their default parent.
         """
+        from expbook.system.sampler import system_settings
+
         check_run_fields(name=name, kind=kind, tags=tags)
+        interval = system_settings(system_metrics, system_metrics_interval)
         flat = flatten_params(params) if params is not None else {}
         target = self.store(store)
         spec = RunSpec(
@@ -143,7 +148,10 @@ class Tracker:
         if wrapper is None:
             if spec.parent is None:  # under expbook run, later runs derive from its run
                 spec.parent = _state.get("attached") or _wrapper_id(target)
-            return self.begin(spec, store=target, capture=capture)
+            run = self.begin(spec, store=target, capture=capture)
+            if interval is not None:
+                run.sample_system(interval)
+            return run
         _state["attached"] = spec.id = wrapper
         run = self.begin(spec, store=target, capture=False, owner=False)
         run.submit(_fields_for_wrapper(spec, name=name, experiment=experiment, kind=kind))

@@ -83,6 +83,11 @@ function layout() {
       </div>
       <div id="charts" class="charts"></div>
     </section>
+    <section class="section" id="system-section" hidden>
+      <h2>System <span class="muted small">sampled CPU, memory, I/O and GPUs (docs/system.md)</span></h2>
+      <ul id="system-lines" class="system-lines"></ul>
+      <div id="system-charts" class="charts"></div>
+    </section>
     <section class="card section" id="output-card">
       <h2>Output <span id="output-note" class="count small"></span>
         <span class="card-tools"><button type="button" id="output-more" class="btn btn-small" hidden>Show more</button></span></h2>
@@ -423,20 +428,34 @@ const subtitle = (spec) =>
 /** Create a chart per entry of `run.charts` not shown yet (and update changed key lists).
  * Returns the charts that need loading. */
 function drawCharts() {
-  const container = $("#charts");
-  if (!run.charts.length) {
-    container.innerHTML = html`<p class="muted">No metric series logged.</p>`.text;
+  return [...drawChartsIn($("#charts"), run.charts, "No metric series logged."),
+    ...drawChartsIn($("#system-charts"), run.system_charts || [], "")];
+}
+
+/** The System section: the summary lines (util mean / peak...) and its charts. */
+function drawSystem() {
+  const lines = run.system || [];
+  $("#system-section").hidden = !lines.length && !(run.system_charts || []).length;
+  if (!changed("system", lines)) return;
+  $("#system-lines").innerHTML = html`${lines.map(
+    (line) => html`<li><span class="muted">${line.label}:</span> ${line.text}</li>`,
+  )}`.text;
+}
+
+function drawChartsIn(container, specs, emptyText) {
+  if (!specs.length) {
+    if (emptyText) container.innerHTML = html`<p class="muted">${emptyText}</p>`.text;
     return [];
   }
   $("p.muted", container)?.remove();
   const fresh = [];
-  for (const spec of run.charts) {
+  for (const spec of specs) {
     const existing = charts.get(spec.title);
     if (existing) {
       if (JSON.stringify(existing.keys) !== JSON.stringify(spec.keys)) {
         existing.keys = spec.keys; // a split appeared (valid/loss after train/loss)
         existing.legend = spec.keys.length > 1;
-        $(`.chart-card[data-title="${CSS.escape(spec.title)}"] .note-small`).textContent = subtitle(spec);
+        $(`.chart-card[data-title="${CSS.escape(spec.title)}"] .note-small`, container).textContent = subtitle(spec);
       }
       continue;
     }
@@ -576,6 +595,7 @@ function drawAll() {
   drawTags();
   drawNotes();
   drawSummary();
+  drawSystem();
   drawFiles();
 }
 
