@@ -263,3 +263,24 @@ def test_fetch_never_writes_outside_the_target(
     target = tmp_path / "fetched"
     written = artifacts.fetch(store, run.id, "out", target)
     assert [os.path.relpath(w, target) for w in written] == ["a.txt"]
+
+
+def test_the_report_embeds_the_image_artifacts_a_run_logged(tmp_path: Path) -> None:
+    from expbook.report.write import write_report
+    from tests.test_ui_artifacts import png
+
+    store = expbook.open_store(tmp_path / "expbook.db")
+    (tmp_path / "confusion.png").write_bytes(png())
+    (tmp_path / "model.pt").write_bytes(b"weights")
+    with expbook.Tracker(store).start_run(name="a", experiment="images") as run:
+        run.log({"valid/acc": 0.5})
+        run.log_artifact(tmp_path / "confusion.png", name="plots/confusion.png")
+        run.log_artifact(tmp_path / "model.pt")
+    written = write_report(store, tmp_path / "notebook.md", html=True)
+    text = written.markdown.read_text()
+    file = f"artifact-{hashlib.sha256(png()).hexdigest()[:16]}.png"
+    assert f"![plots/confusion.png](notebook_files/{file})" in text
+    assert (tmp_path / "notebook_files" / file).read_bytes() == png()
+    assert "model.pt" not in text  # only images are embedded
+    page = written.html.read_text() if written.html else ""
+    assert "data:image/png;base64," in page and f"notebook_files/{file}" not in page

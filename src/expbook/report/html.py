@@ -76,7 +76,12 @@ def _embed_images(tokens: list[Any], images: Mapping[str, bytes]) -> None:
         for child in token.children or []:
             if child.type != "image":
                 continue
-            data = images.get(unquote(str(child.attrGet("src"))))
+            source = unquote(str(child.attrGet("src")))
+            data = images.get(source)
             if data is not None:
+                from expbook.artifacts import media_type
+
+                kind = media_type(source)  # image artifacts keep their own type
+                kind = kind if kind.startswith("image/") else "image/png"
                 encoded = base64.b64encode(data).decode("ascii")
-                child.attrSet("src", f"data:image/png;base64,{encoded}")
+                child.attrSet("src", f"data:{kind};base64,{encoded}")

@@ -24,6 +24,7 @@ from expbook.report.notebook import (
     RunsTable,
     Section,
     Setup,
+    artifact_file,
 )
 from expbook.report.stats import CONFIDENCE, Estimate
 from expbook.report.text import (
@@ -98,7 +99,7 @@ def _section(section: Section, assets: str, numbers: dict[str, int]) -> str:
     curves = [f for f in section.figures if isinstance(f, CurvesFigure)]
     if curves:
         blocks += ["### Learning curves", *(_figure(f, assets, numbers) for f in curves)]
-    blocks += ["### Log", "\n".join(_log_entry(entry) for entry in section.log)]
+    blocks += ["### Log", "\n".join(_log_entry(entry, assets) for entry in section.log)]
     blocks += ["### Conclusion", (section.conclusion or "").strip() or NO_CONCLUSION]
     return "\n\n".join(blocks)
 
@@ -334,7 +335,7 @@ def _figure(figure: Figure, assets: str, numbers: dict[str, int]) -> str:
 # --- the log ------------------------------------------------------------------------------------
 
 
-def _log_entry(entry: LogEntry) -> str:
+def _log_entry(entry: LogEntry, assets: str) -> str:
     facts = [entry.status, fmt_date(entry.started_at)]
     if entry.duration is not None:
         facts.append(fmt_duration(entry.duration))
@@ -347,4 +348,7 @@ def _log_entry(entry: LogEntry) -> str:
     for note in entry.notes:
         text = note.text.strip().replace("\n", "\n    ")
         lines.append(f"  - _{fmt_date(note.created_at)}_: {text}")
+    for image in entry.images:
+        target = quote(f"{assets}/{artifact_file(image)}")
+        lines.append(f"  - {code(image.name)}:\n\n    ![{escape(image.name)}]({target})\n")
     return "\n".join(lines)

@@ -28,7 +28,7 @@ from expbook.columns import (
     split_key,
     varying_params,
 )
-from expbook.model import ExperimentRecord, Note, RunRecord, Series
+from expbook.model import ArtifactRecord, ExperimentRecord, Note, RunRecord, Series
 from expbook.report.figures import Figure, KeyMetric, curve_figures, param_figure, unit_of
 from expbook.report.stats import (
     Difference,
@@ -47,6 +47,9 @@ NO_EXPERIMENT = "Runs without an experiment"
 MAX_PARAM_COLUMNS = 10
 MAX_CHANGES = 8
 MAX_CURVE_RUNS = 20
+MAX_IMAGES = 8
+"""Image artifacts embedded per run in the log (the first by name)."""
+MAX_IMAGE_BYTES = 10 << 20
 """Learning curves overlay at most this many runs of a section: the best by the key metric."""
 VALID_SPLITS = frozenset({"valid", "validation", "val", "eval", "dev"})
 TEST_SPLITS = frozenset({"test"})
@@ -157,6 +160,8 @@ class LogEntry:
     notes: tuple[Note, ...]
     error: str | None
     tags: tuple[str, ...]
+    images: tuple[ArtifactRecord, ...] = ()
+    """Image artifacts the run logged (embedded under the entry: ``artifact_file``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +204,11 @@ class Notebook:
     @property
     def figures(self) -> tuple[Figure, ...]:
         return tuple(figure for section in self.sections for figure in section.figures)
+
+    @property
+    def images(self) -> tuple[ArtifactRecord, ...]:
+        """The image artifacts the log embeds."""
+        return tuple(i for section in self.sections for entry in section.log for i in entry.images)
 
 
 # --- the notebook -------------------------------------------------------------------------------
@@ -469,7 +479,7 @@ def build_log(store: Store, runs: Sequence[RunRecord], first: str) -> list[LogEn
             change = what_changed(run, parent, parent=True)
         else:
             change = what_changed(run, previous) if previous else first
-        entries.append(_entry(run, change))
+        entries.append(_entry(run, change, _images(store, run)))
         previous = run
     return entries
 
@@ -483,7 +493,21 @@ def _parent(store: Store, run: RunRecord, by_id: dict[str, RunRecord]) -> RunRec
     return found[0] if found else None
 
 
-def _entry(run: RunRecord, change: str) -> LogEntry:
+def _images(store: Store, run: RunRecord) -> tuple[ArtifactRecord, ...]:
+    """The run's image artifacts to embed: up to ``MAX_IMAGES``, each up to 10 MiB."""
+    from expbook.artifacts import image_names
+
+    found = [a for a in image_names(store.list_artifacts(run.id)) if a.size <= MAX_IMAGE_BYTES]
+    return tuple(found[:MAX_IMAGES])
+
+
+def artifact_file(artifact: ArtifactRecord) -> str:
+    """An embedded image artifact's file name in the notebook's folder (by content)."""
+    extension = artifact.name.rsplit(".", 1)[-1].lower()
+    return f"artifact-{artifact.sha256[:16]}.{extension}"
+
+
+def _entry(run: RunRecord, change: str, images: tuple[ArtifactRecord, ...] = ()) -> LogEntry:
     error = None
     if run.error:
         lines = [line.strip() for line in run.error.strip().splitlines() if line.strip()]
@@ -491,7 +515,7 @@ def _entry(run: RunRecord, change: str) -> LogEntry:
     notes = tuple(sorted(run.notes, key=lambda note: (note.created_at, note.id)))
     duration = run.duration if run.status.is_terminal() else None
     return LogEntry(run.ref, run.name, run.status.value, run.started_at, duration, change,
-                    notes, error, tuple(run.tags))  # fmt: skip
+                    notes, error, tuple(run.tags), images)  # fmt: skip
 
 
 def what_changed(run: RunRecord, reference: RunRecord, *, parent: bool = False) -> str:

@@ -16,6 +16,7 @@ from expbook.report.notebook import Notebook, build_notebook
 from expbook.store.base import Store
 
 ASSETS_SUFFIX = "_files"
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".webp", ".svg"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,18 +68,21 @@ def write_report(
     if book.run_count == 0:
         raise ExpbookError(_nothing_matches(experiments, where))
     try:
-        return write_notebook(book, markdown, page)
+        return write_notebook(book, markdown, page, _images(store, book))
     except OSError as exc:
         raise ExpbookError(f"cannot write the notebook: {exc.strerror}: {exc.filename}") from None
 
 
-def write_notebook(book: Notebook, markdown: Path, page: Path | None) -> Written:
-    """Draw the figures and write the files."""
+def write_notebook(
+    book: Notebook, markdown: Path, page: Path | None, extra: dict[str, bytes] | None = None
+) -> Written:
+    """Draw the figures and write the files (``extra``: image artifacts, by file name)."""
     from expbook.report import markdown as render_md
     from expbook.report.plots import render
 
     folder = assets_dir(markdown)
     images = {figure.filename: render(figure) for figure in book.figures}
+    images.update(extra or {})
     if images:
         folder.mkdir(parents=True, exist_ok=True)
     written = tuple(_write(folder / name, data) for name, data in sorted(images.items()))
@@ -94,6 +98,14 @@ def write_notebook(book: Notebook, markdown: Path, page: Path | None) -> Written
     return Written(book, markdown, folder, written, page)
 
 
+def _images(store: Store, book: Notebook) -> dict[str, bytes]:
+    """The bytes of the image artifacts the notebook embeds, by their file name there."""
+    from expbook.report.notebook import artifact_file
+
+    found = {artifact_file(image): image.sha256 for image in book.images}
+    return {name: store.blobs().read(sha256) for name, sha256 in found.items()}
+
+
 def _write(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
@@ -102,7 +114,7 @@ def _write(path: Path, data: bytes) -> Path:
 def _remove_stale(folder: Path, keep: set[str]) -> None:
     if not folder.is_dir():
         return
-    for path in sorted(folder.glob("*.png")):
+    for path in sorted(p for p in folder.glob("*") if p.suffix in IMAGE_SUFFIXES):
         if path.name not in keep and path.is_file():
             path.unlink()
 
