@@ -110,7 +110,10 @@ def test_one_run_in_full(tracker, client) -> None:
     grid(tracker)
     run = client.get("/api/runs/1").json()
     assert run["name"] == "h16-lr0.01" and run["params"]["model.hidden"] == 16
-    assert run["series_keys"] == ["train/loss", "valid/acc", "valid/loss"]
+    logged = [key for key in run["series_keys"] if not key.startswith("system/")]
+    assert logged == ["train/loss", "valid/acc", "valid/loss"]
+    assert "system/cpu_percent" in run["series_keys"]  # sampled by default (docs/system.md)
+    assert run["system_charts"][0]["title"] == "CPU (% of a core)"
     assert run["charts"] == [
         {"title": "acc", "keys": ["valid/acc"]},
         {"title": "loss", "keys": ["train/loss", "valid/loss"]},
