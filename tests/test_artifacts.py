@@ -284,3 +284,16 @@ def test_the_report_embeds_the_image_artifacts_a_run_logged(tmp_path: Path) -> N
     assert "model.pt" not in text  # only images are embedded
     page = written.html.read_text() if written.html else ""
     assert "data:image/png;base64," in page and f"notebook_files/{file}" not in page
+
+
+def test_rerun_takes_artifacts_too(tmp_path: Path) -> None:
+    store = str(tmp_path / ".expbook" / "expbook.db")
+    program = tmp_path / "write.py"
+    program.write_text("open('out.txt', 'w').write('written')\n")
+    first = run_cli("run", "--", sys.executable, str(program), store=store, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    again = run_cli("rerun", "last", "--artifacts", "out.txt", store=store, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    opened = expbook.open_store(store)
+    run = opened.run("last")
+    assert run.number == 2 and [a.name for a in opened.list_artifacts(run.id)] == ["out.txt"]

@@ -98,6 +98,7 @@ def rerun(
     no_autolog: bool,
     no_system_metrics: bool = False,
     system_interval: float | None = None,
+    artifacts: tuple[str, ...] = (),
     dry_run: bool,
     store: str | None,
 ) -> int:
@@ -136,6 +137,7 @@ def rerun(
         "no_autolog": no_autolog,
         "no_system_metrics": no_system_metrics,
         "system_interval": system_interval,
+        "artifacts": list(artifacts),
     }
     os.chdir(cwd)
     return Launch(options, command, url, env).run()
