@@ -271,3 +271,19 @@ def test_pace_in_steps_per_second_and_time_per_epoch() -> None:
     slow = Series("r", "loss", array("q", [0, 1]), array("d", [1.0, 2.0]),
                   array("d", [0.0, 780.0]), array("d", [math.nan] * 2))  # fmt: skip
     assert pace_text(slow) == "13.0 min per step (loss)"
+
+
+def test_the_reports_setup_states_the_system_lines(tmp_path: Path) -> None:
+    store = str(tmp_path / "e.db")
+    with expbook.start_run("r", store=store, experiment="q", system_metrics=True,
+                           system_metrics_interval=1) as run:  # fmt: skip
+        for step in range(10):
+            run.log({"valid/acc": step / 10}, epoch=step / 5)
+            time.sleep(0.1)
+    out = tmp_path / "notebook.md"
+    result = run_cli("report", "--out", str(out), store=store, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    setup = out.read_text().split("### Setup", 1)[1].split("###", 1)[0]
+    line = next(line for line in setup.splitlines() if line.startswith("- **System, #1:**"))
+    assert "CPU: " in line and "GPU: none recorded: no NVIDIA GPU" in line
+    assert "per epoch (valid/acc)" in line

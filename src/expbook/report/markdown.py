@@ -114,6 +114,10 @@ def _setup(setup: Setup) -> str:
         f"- **Code:** {_code(setup)}",
     ]
     lines += [f"- **Hardware:** {_host(host)}" for host in setup.hosts]
+    lines += [
+        f"- **System, {ref}:** " + "; ".join(f"{label}: {text}" for label, text in system)
+        for ref, system in setup.system
+    ]
     return "\n".join(lines)
 
 

@@ -84,6 +84,9 @@ class Setup:
     dirty: tuple[str, ...]
     branches: tuple[str, ...]
     hosts: tuple[Host, ...]
+    system: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
+    """Per run with system metrics or a pace (up to ``SYSTEM_RUNS``): its ref and the lines
+    of ``expbook.system.summary`` ("GPU 0: util 21 % mean / 64 % peak, ...")."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,7 +297,7 @@ def build_section(
     found = factors(runs, params)
     return dataclasses.replace(
         base,
-        setup=build_setup(runs),
+        setup=build_setup(runs, store),
         table=runs_table(runs, varying_params(runs), metrics),
         key=key,
         configs=config_table(groups, params, metrics, runs, key),
@@ -342,7 +345,11 @@ def metric_columns(runs: Sequence[RunRecord], key: KeyMetric | None) -> list[str
     return columns
 
 
-def build_setup(runs: Sequence[RunRecord]) -> Setup:
+SYSTEM_RUNS = 12
+"""Runs whose system lines the setup states (the last ones of the section, when more)."""
+
+
+def build_setup(runs: Sequence[RunRecord], store: Store | None = None) -> Setup:
     ended = [run.ended_at for run in runs if run.ended_at is not None]
     durations = [run.duration or 0.0 for run in runs if run.status.is_terminal()]
     commits = [run.git.short_commit for run in runs if run.git.short_commit]
@@ -360,7 +367,17 @@ def build_setup(runs: Sequence[RunRecord]) -> Setup:
         dirty=tuple(run.ref for run in runs if run.git.dirty),
         branches=tuple(sorted({run.git.branch for run in runs if run.git.branch})),
         hosts=hosts(runs),
+        system=_system(store, runs) if store is not None else (),
     )
+
+
+def _system(
+    store: Store, runs: Sequence[RunRecord]
+) -> tuple[tuple[str, tuple[tuple[str, str], ...]], ...]:
+    from expbook.system.summary import system_lines
+
+    found = ((run.ref, tuple(system_lines(store, run))) for run in runs[-SYSTEM_RUNS:])
+    return tuple((ref, lines) for ref, lines in found if lines)
 
 
 def shared_params(runs: Sequence[RunRecord]) -> tuple[tuple[str, Any], ...]:
