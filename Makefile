@@ -37,7 +37,8 @@ bench: $(BIN)/python
 # score what expbook run captures against the frameworks' own records. torch comes first, from
 # the local wheel; the rest are installed with torch==2.13.0 as a constraint.
 FRAMEWORKS ?= .venv-frameworks
-FRAMEWORK_PACKAGES ?= transformers accelerate lightning keras xgboost lightgbm scikit-learn tqdm rich pandas
+FRAMEWORK_PACKAGES ?= transformers accelerate lightning keras xgboost lightgbm scikit-learn tqdm rich pandas \
+	'ray[tune]'
 
 $(FRAMEWORKS)/bin/python:
 	$(PYTHON) -m venv $(FRAMEWORKS)

@@ -116,6 +116,9 @@ def score(truth: dict, points: list, summaries: dict | None = None) -> Score:  #
     truth_points = truth["points"]
     if truth.get("placement") == "epoch":  # the step is not printed: placed by the epoch
         truth_points = [{**p, "_by_epoch": True} for p in truth_points]
+    trials = "trials" in truth  # several trials in one output (below)
+    if trials:
+        truth_points = sorted(truth_points, key=_step_then_value)
     points = [p for p in points if not p.key.startswith(FACTS)]
     summaries = {k: v for k, v in (summaries or {}).items() if not k.startswith(FACTS)}
     stored: dict[str, list] = {}  # type: ignore[type-arg]
@@ -123,7 +126,8 @@ def score(truth: dict, points: list, summaries: dict | None = None) -> Score:  #
         stored.setdefault(canonical(point.key), []).append(point)
     for key, series in stored.items():  # in step order, as the store keeps a series
         if all(point.step is not None for point in series):
-            stored[key] = sorted(series, key=lambda point: point.step)
+            order = _step_then_value if trials else (lambda point: point.step)
+            stored[key] = sorted(series, key=order)  # type: ignore[arg-type]
     values = {canonical(key): fields["value"] for key, fields in (summaries or {}).items()}
     truth_keys = {canonical(p["key"]) for p in truth_points}
     matched = 0
@@ -164,6 +168,16 @@ def score(truth: dict, points: list, summaries: dict | None = None) -> Score:  #
     stored_keys = {p.key for p in points} | set(summaries or {})
     result.false_keys = sorted(k for k in stored_keys if canonical(k) not in truth_keys)
     return result
+
+
+def _step_then_value(point: object) -> tuple[float, float]:
+    """The order of a series of several trials (a truth with ``"trials"``: Ray Tune's): by
+    step, then by value. The trials' reports at one step are printed in whatever order their
+    workers ran; ordering them by value on both sides aligns each stored value with the
+    trial's report it equals, not with its neighbour in the print order."""
+    step = point.get("step") if isinstance(point, dict) else point.step  # type: ignore[attr-defined]
+    value = point["value"] if isinstance(point, dict) else point.value  # type: ignore[attr-defined]
+    return (math.inf if step is None else step, value)
 
 
 def _align(wanted: list, candidates: list) -> dict:  # type: ignore[type-arg]
@@ -219,6 +233,11 @@ def detail(truth: dict, points: list, summaries: dict) -> None:  # type: ignore[
     for point in points:
         if not point.key.startswith(FACTS):
             stored.setdefault(canonical(point.key), []).append(point)
+    if "trials" in truth:  # as score() orders several trials' series
+        truth_points = sorted(truth_points, key=_step_then_value)
+        for key, series in stored.items():
+            if all(point.step is not None for point in series):
+                stored[key] = sorted(series, key=_step_then_value)
     values = {
         canonical(k): (k, f["value"]) for k, f in summaries.items() if not k.startswith(FACTS)
     }
