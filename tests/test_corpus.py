@@ -43,7 +43,8 @@ def test_replay_is_what_expbook_run_stores(tmp_path: Path) -> None:
     folder = CORPUS / "shell_awk_sgd"
     store = str(tmp_path / "s.db")
     spec = json.loads((folder / "corpus.json").read_text())
-    result = run_cli("run", "--", *spec["command"], store=store, cwd=folder)
+    # (system metrics are sampled, not printed: the replay has none)
+    result = run_cli("run", "--no-system-metrics", "--", *spec["command"], store=store, cwd=folder)
     assert result.returncode == 0, result.stderr
     replayed = replay(read_capture(folder / "pipe.jsonl"))
     with expbook.open_store(store) as opened:
