@@ -263,3 +263,15 @@ def test_no_warning_when_steps_only_go_forward(wandb) -> None:  # type: ignore[n
     wandb.finish()
     store = run.expbook_run.store
     assert points(store, store.run(run.id), "acc") == [(0, 0.0), (1, 0.1), (2, 0.2)]
+
+
+def test_id_resume_and_renaming(wandb) -> None:  # type: ignore[no-untyped-def]
+    first = wandb.init(id="abc123")
+    first.name = "renamed"
+    assert (first.id, first.name) == ("abc123", "renamed")
+    wandb.finish()
+    record = first.expbook_run.store.run(first.expbook_run.id)
+    assert record.name == "renamed" and "wandb-id:abc123" in record.tags
+    with pytest.raises(NotImplementedError, match=r"resume='allow', id='abc123'"):
+        wandb.init(id="abc123", resume="allow")
+    assert wandb.init(id="fresh", resume="allow").id == "fresh"  # nothing to resume: new run
