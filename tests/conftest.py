@@ -93,7 +93,10 @@ def tracker(store: Store) -> expbook.Tracker:
 
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No test reads the developer's store or writes into the repository."""
+    """No test reads the developer's store or writes into the repository. System metrics are
+    off unless a test turns them on (tests/test_system.py does, with the argument or by
+    removing the variable): the other tests check exactly the series they logged."""
     monkeypatch.delenv("EXPBOOK_STORE", raising=False)
     monkeypatch.delenv("EXPBOOK_RUN_ID", raising=False)
     monkeypatch.setenv("EXPBOOK_FLUSH_INTERVAL", "0.1")
+    monkeypatch.setenv("EXPBOOK_SYSTEM_METRICS", "0")

@@ -23,6 +23,7 @@ import pytest
 
 import expbook
 from expbook import RunStatus
+from expbook.model import ArtifactRecord
 from expbook.store import SummaryValue, WriteBatch
 from expbook.store.base import OutputText
 from expbook.store.chunks import Points
@@ -48,6 +49,10 @@ SAMPLES = {
     "note_edits": lambda: {7: "edited", 8: None},
     "summary": lambda: {"best": SummaryValue(0.9, None, 3.0)},
     "attachments": lambda: {"a.txt": b"a", "b.txt": b"b"},
+    "artifacts": lambda: {
+        "model.pt": ArtifactRecord("model.pt", "ab" * 32, 3, 1.0),
+        "plots/loss.png": ArtifactRecord("plots/loss.png", "cd" * 32, 5, 2.0),
+    },
     "output": lambda: [OutputText("stdout", 4.0, "one\n"), OutputText("stderr", 5.0, "two\n")],
     "update": lambda: {"name": "n", "status": "finished", "ended_at": 6.0, "exit_code": 0},
     "heartbeat": lambda: 7.0,
