@@ -106,7 +106,8 @@ def test_bad_parameters_are_422_naming_them(client) -> None:
     assert answer.status_code == 400 and "sleeping" in answer.json()["detail"]
 
 
-def test_one_run_in_full(tracker, client) -> None:
+def test_one_run_in_full(tracker, client, monkeypatch) -> None:
+    monkeypatch.delenv("EXPBOOK_SYSTEM_METRICS")  # as outside the tests: sampled by default
     grid(tracker)
     run = client.get("/api/runs/1").json()
     assert run["name"] == "h16-lr0.01" and run["params"]["model.hidden"] == 16
