@@ -481,3 +481,17 @@ def test_the_summary_fields_on_the_wire_are_those_of_summary_value() -> None:
     from expbook.store.base import SummaryValue
 
     assert tuple(f.name for f in dataclasses.fields(SummaryValue)) == SUMMARY_FIELDS
+
+
+def test_a_spool_is_locked_before_another_run_can_see_it(tmp_path: Path) -> None:
+    """Another run's launcher looks for orphans while this one creates its spool: it must see
+    it active, never orphaned (eight runs started together once printed '1 earlier run waits
+    to be recovered' into --json's stderr)."""
+    from expbook.runner.spool import Spool, find_orphans
+
+    root, url = str(tmp_path / "spool"), "sqlite:////nowhere.db"
+    spool = Spool.create(root, "abc", {"store": url, "started_at": 1.0})
+    assert spool.created_lock is not None
+    assert spool.state() == "active" and find_orphans([root], url) == []
+    os.close(spool.created_lock)  # its launcher died without a recorder
+    assert [found.run_id for found in find_orphans([root], url)] == ["abc"]

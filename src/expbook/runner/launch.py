@@ -282,7 +282,7 @@ class Launch:
             spool = None
             try:
                 spool = Spool.create(root, self.run_id, meta)
-                self._lock = spool.lock()
+                self._lock = spool.created_lock  # locked before anyone could see it
                 flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
                 self._out = os.open(spool.output, flags, 0o644)
             except OSError as exc:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from expbook.locations import spool_roots
-from expbook.runner.spool import Spool, find_orphans
+from expbook.runner.spool import Spool, find_orphans, find_spools
 
 
 @dataclass(frozen=True)
@@ -39,9 +39,29 @@ class Orphan:
     """Why its last recorder stopped, when it said."""
 
 
+_FAILING_WAIT = 3.0
+"""How long a spool whose recorder reported its failure may stay locked: the recorder is
+exiting (the launcher returns as soon as it reads the report)."""
+
+
 def orphans(url: str) -> list[Orphan]:
-    """The orphaned spools of the store at ``url``, oldest first (see ``find_orphans``)."""
-    return [_describe(spool) for spool in find_orphans(spool_roots(url), url)]
+    """The orphaned spools of the store at ``url``, oldest first (see ``find_orphans``). A
+    spool whose recorder reported a failure but still holds the lock (it is exiting: the
+    launcher returned as soon as it read the report) is waited for, up to 3 s, so that a
+    ``recover`` right after ``expbook run`` returned finds it."""
+    roots = spool_roots(url)
+    deadline = time.monotonic() + _FAILING_WAIT
+    while any(_failing(spool) for spool in find_spools(roots, url)):
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    return [_describe(spool) for spool in find_orphans(roots, url)]
+
+
+def _failing(spool: Spool) -> bool:
+    """Locked, with its recorder's failure reported: about to be orphaned."""
+    failed = spool.failed() is not None or os.path.exists(spool.file("failed-reported.json"))
+    return failed and spool.is_locked()
 
 
 def _describe(spool: Spool) -> Orphan:

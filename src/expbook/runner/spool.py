@@ -73,6 +73,7 @@ class Spool:
     def __init__(self, path: str) -> None:
         self.path = path
         self.run_id = os.path.basename(path.rstrip(os.sep))
+        self.created_lock: int | None = None  # the lock descriptor ``create`` took
 
     def __repr__(self) -> str:
         return f"Spool({self.path!r})"
@@ -88,23 +89,36 @@ class Spool:
 
     @classmethod
     def create(cls, root: str, run_id: str, meta: dict[str, Any]) -> Spool:
-        """Make the directory with ``meta.json`` and the reserved exit report.
+        """Make the directory, locked for the caller (``created_lock``), with ``meta.json`` and
+        the reserved exit report. The lock is taken before ``meta.json`` makes the spool
+        visible to ``find_spools``: another run's launcher looking for orphans at that moment
+        must see it active, never orphaned.
 
         Raises:
-            OSError: the directory or its files cannot be written.
+            OSError: the directory or its files cannot be written (nothing is left locked).
         """
         from expbook.storedir import make_directory
 
         spool = cls(os.path.join(root, run_id))
         make_directory(root)  # a new .expbook/ gets its .gitignore
         os.mkdir(spool.path)
-        write_json(spool.file("meta.json"), meta)
-        fd = os.open(spool.file("exit"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        spool.created_lock = spool.lock()
+        try:
+            spool._write_new(meta)
+        except OSError:
+            os.close(spool.created_lock)  # type: ignore[arg-type]
+            spool.created_lock = None
+            raise
+        return spool
+
+    def _write_new(self, meta: dict[str, Any]) -> None:
+        """``meta.json`` and the exit report's reserved bytes."""
+        write_json(self.file("meta.json"), meta)
+        fd = os.open(self.file("exit"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
             os.write(fd, b" " * EXIT_RESERVED)
         finally:
             os.close(fd)
-        return spool
 
     def meta(self) -> dict[str, Any] | None:
         return read_json(self.file("meta.json"))
