@@ -42,7 +42,7 @@ from expbook.runner.autolog_records import Claims, RecordsReader
 from expbook.runner.messages import SUMMARY_FIELDS, Batch, End, encode
 from expbook.runner.parsers import Event, OutputParser, Point, PointRows, Summary
 from expbook.runner.points import PointBuffer
-from expbook.runner.spool import FrameReader, Spool
+from expbook.runner.spool import FrameReader, Spool, alive
 from expbook.runner.text import LineAssembler
 
 FLUSH_SECONDS = 0.5
@@ -445,16 +445,3 @@ class _Outbox:
                 queue.popleft()
             else:
                 queue[0] = queue[0][written:]
-
-
-def alive(pid: int | None) -> bool:
-    """Whether process ``pid`` exists (False for None)."""
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

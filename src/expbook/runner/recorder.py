@@ -41,10 +41,10 @@ from typing import IO, TYPE_CHECKING, Any
 
 from expbook.errors import ExpbookError
 from expbook.model import RunStatus
-from expbook.runner.follow import Follower, alive
+from expbook.runner.follow import Follower
 from expbook.runner.messages import SUMMARY_FIELDS, Batch, End, read_message
 from expbook.runner.parsers import OutputParser, UserPattern
-from expbook.runner.spool import Spool, size_text
+from expbook.runner.spool import Spool, alive, size_text
 from expbook.runner.text import strip_ansi
 from expbook.store.base import WriteBatch
 

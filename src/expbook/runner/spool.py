@@ -257,6 +257,20 @@ class Spool:
         shutil.rmtree(self.path, ignore_errors=True)
 
 
+def alive(pid: int | None) -> bool:
+    """Whether process ``pid`` exists (False for None; True when it exists but belongs to
+    another user)."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def find_spools(roots: list[str], url: str) -> list[Spool]:
     """The spools under ``roots`` of runs recorded to the store at ``url``, oldest first."""
     found: list[tuple[float, Spool]] = []

@@ -20,10 +20,11 @@ the first sample has none.
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
+
+from expbook.runner.spool import alive
 
 GIB = float(1 << 30)
 MIB = float(1 << 20)
@@ -189,7 +190,7 @@ class Gpus:
         if nvml is None or not self.handles:
             return {}
         lists = [self._process_list(handle) for handle in self.handles]
-        chosen, rule = choose_gpus(lists, pids, self.used, _visible)
+        chosen, rule = choose_gpus(lists, pids, self.used, alive)
         self.used.update(chosen if rule == "used" else ())
         values: dict[str, float] = {}
         for index in chosen:
@@ -243,16 +244,6 @@ def gpu_values(nvml: Any, handle: Any, prefix: str) -> dict[str, float]:
     if temperature is not None:
         values[prefix + "temperature_c"] = float(temperature)
     return values
-
-
-def _visible(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _attempt(action: Callable[..., Any], *args: Any) -> Any:
