@@ -148,9 +148,8 @@ def report_scores(results: dict[str, dict]) -> None:  # type: ignore[type-arg]
 
 # --- overhead ------------------------------------------------------------------------------------
 
-LIGHTNING_LOOP = """
-import sys, time, torch, lightning as L
-torch.set_num_threads(1)
+# In both loops: expbook's callbacks' hook methods, timed (the seconds spent in them).
+TIME_HOOKS = """
 def time_hooks(callbacks):
     # expbook's callbacks' hook methods, timed: the seconds spent in them
     spent = [0.0]
@@ -167,7 +166,15 @@ def time_hooks(callbacks):
                     spent[0] += time.perf_counter() - started
             setattr(callback, name, timed)
     return spent
+"""
 
+LIGHTNING_LOOP = (
+    """
+import sys, time, torch, lightning as L
+torch.set_num_threads(1)
+"""
+    + TIME_HOOKS
+    + """
 from torch.utils.data import DataLoader, TensorDataset
 class M(L.LightningModule):
     def __init__(self):
@@ -187,28 +194,16 @@ started = time.process_time()
 trainer.fit(M(), DataLoader(data, batch_size=1))
 print(time.process_time() - started, spent[0])
 """
+)
 
-HF_LOOP = """
+HF_LOOP = (
+    """
 import sys, time, torch
 from torch.utils.data import Dataset
 torch.set_num_threads(1)
-def time_hooks(callbacks):
-    # expbook's callbacks' hook methods, timed: the seconds spent in them
-    spent = [0.0]
-    for callback in callbacks:
-        if not type(callback).__name__.startswith("Expbook"):
-            continue
-        for name in [n for n in dir(type(callback)) if n.startswith("on_")]:
-            method = getattr(callback, name)
-            def timed(*args, _method=method, **kwargs):
-                started = time.perf_counter()
-                try:
-                    return _method(*args, **kwargs)
-                finally:
-                    spent[0] += time.perf_counter() - started
-            setattr(callback, name, timed)
-    return spent
-
+"""
+    + TIME_HOOKS
+    + """
 from transformers import Trainer, TrainingArguments, BertConfig, BertForSequenceClassification
 class D(Dataset):
     def __len__(self): return int(sys.argv[1])
@@ -225,6 +220,7 @@ started = time.process_time()
 trainer.train()
 print(time.process_time() - started, spent[0])
 """
+)
 
 
 def overhead(name: str, code: str, steps: int, repeats: int) -> dict:  # type: ignore[type-arg]
