@@ -830,3 +830,6 @@ def _quiet_broken_pipe() -> None:
     # stdout's reader went away (expbook ls | head): exit quietly.
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
+
+
+from expbook.cli import sweep_run as _sweep_run  # noqa: E402,F401  (registers expbook sweep)
