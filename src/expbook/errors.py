@@ -79,6 +79,22 @@ class ArtifactNotFoundError(ExpbookError, LookupError):
     """A run has no artifact (nor folder of artifacts) of the given name."""
 
 
+class SweepNotFoundError(ExpbookError, LookupError):
+    """No sweep has the given name, UUID or UUID prefix."""
+
+
+class AmbiguousSweepError(SweepNotFoundError):
+    """A UUID prefix matches more than one sweep."""
+
+
+class SweepExistsError(ExpbookError, ValueError):
+    """A sweep of that name already exists in the store."""
+
+
+class TrialNotFoundError(ExpbookError, LookupError):
+    """A sweep has no trial of the given number."""
+
+
 class Terminated(BaseException):
     """Raised in the main thread when SIGTERM or SIGHUP arrives while runs are open.
 

@@ -31,10 +31,91 @@ class RunStatus(enum.StrEnum):
     FAILED = "failed"
     INTERRUPTED = "interrupted"
     CRASHED = "crashed"
+    PRUNED = "pruned"
+    """A sweep trial's run stopped by the sweep's pruner (its curve could not beat the best)."""
 
     def is_terminal(self) -> bool:
         """True for every status but ``running``."""
         return self is not RunStatus.RUNNING
+
+
+class SweepState(enum.StrEnum):
+    """Where a sweep is: agents add and claim trials only while it is ``running``."""
+
+    RUNNING = "running"
+    STOPPED = "stopped"
+    FINISHED = "finished"
+
+
+class TrialState(enum.StrEnum):
+    """Where a sweep trial is.
+
+    ``queued``: waiting for an agent to claim it (a re-queued crash, or added for later);
+    ``running``: leased to one agent, which renews the lease with heartbeats; ``crashed``: its
+    agent stopped sending heartbeats; ``stopped``: the sweep was stopped while it ran.
+    """
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    FINISHED = "finished"
+    FAILED = "failed"
+    PRUNED = "pruned"
+    CRASHED = "crashed"
+    STOPPED = "stopped"
+
+    def is_finished(self) -> bool:
+        """True once the trial will not change any more (neither queued nor running)."""
+        return self not in (TrialState.QUEUED, TrialState.RUNNING)
+
+
+@dataclass(frozen=True, slots=True)
+class SweepRecord:
+    """A sweep as stored: ``spec`` is the spec as given (JSON data); ``version`` grows by one
+    with every change to the sweep or its set of trials (agents add trials by compare-and-set
+    on it, see ``Store.add_trial``)."""
+
+    id: str
+    name: str
+    state: SweepState
+    spec: Mapping[str, Any]
+    version: int
+    experiment: str | None
+    created_at: float
+    updated_at: float
+    ended_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TrialRecord:
+    """One trial of a sweep, frozen at the time it was read.
+
+    ``number`` counts the sweep's trials from 0; ``config`` numbers configurations (the repeats
+    of one configuration, and its re-queued attempts after a crash, share it), ``repeat`` is the
+    repeat's index and ``attempt`` counts runs of the same (config, repeat) from 1. ``config_key``
+    is the canonical text of ``params`` (``expbook.sweep.space``). ``worker`` holds the lease
+    while ``state`` is ``running``, renewed at ``heartbeat_at``. ``values`` are the objective
+    values (one per metric; None where a metric was not logged); ``pruned_step`` the step at
+    which the pruner stopped it.
+    """
+
+    sweep_id: str
+    number: int
+    config: int
+    repeat: int
+    config_key: str
+    params: Mapping[str, Any]
+    state: TrialState
+    attempt: int = 1
+    run_id: str | None = None
+    run_number: int | None = None
+    worker: str | None = None
+    heartbeat_at: float | None = None
+    created_at: float = 0.0
+    started_at: float | None = None
+    ended_at: float | None = None
+    values: tuple[float | None, ...] | None = None
+    pruned_step: int | None = None
+    error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

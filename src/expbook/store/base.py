@@ -12,6 +12,10 @@ A ``Store`` is one database of experiments and runs. Every backend follows these
   failure) is retried inside the store and never reaches the caller.
 - **Derived status.** A run whose status is ``running`` but whose heartbeat is older than four
   heartbeat intervals is reported as ``crashed``; nothing writes ``crashed``.
+- **Sweeps coordinate through the store** (``expbook.sweep``): trials are added by
+  compare-and-set on the sweep's ``version`` and leased to one worker at a time with heartbeats;
+  every sweep operation is one short transaction that takes the sweep row before its trials, and
+  a transaction retried after a lost connection never applies twice.
 - **Summaries kept by the writer.** Writing points updates the per-key summary (last value,
   min/max with their step and epoch, count) in the same transaction, so listing and filtering runs
   never reads series.
@@ -39,6 +43,9 @@ from expbook.model import (
     RunRecord,
     RunStatus,
     Series,
+    SweepRecord,
+    TrialRecord,
+    TrialState,
 )
 from expbook.store.chunks import Points
 from expbook.validation import (
@@ -381,6 +388,161 @@ class Store(abc.ABC):
     def update_experiment(self, name: str, /, **fields: str | None) -> ExperimentRecord:
         """Set ``name``, ``description``, ``hypothesis`` or ``conclusion`` of an experiment."""
 
+    # --- sweeps (expbook.sweep; docs/design.md "Sweeps: coordinated through the store") ------
+
+    @abc.abstractmethod
+    def create_sweep(
+        self, name: str, spec: Mapping[str, Any], *, experiment: str | None = None
+    ) -> SweepRecord:
+        """Create a ``running`` sweep at version 0 (the experiment is created if missing).
+
+        Args:
+            spec: the spec as given, JSON data; stored as it is.
+
+        Raises:
+            SweepExistsError: a sweep of that name exists.
+            InvalidValueError: the name is not a one-line label, or ``spec`` is not JSON data.
+        """
+
+    @abc.abstractmethod
+    def get_sweep(self, ref: str) -> SweepRecord:
+        """The sweep ``ref`` names: its name, its UUID or a unique prefix of it.
+
+        Raises:
+            SweepNotFoundError: nothing matches (``AmbiguousSweepError``, a subclass: a prefix
+                matches several sweeps).
+        """
+
+    @abc.abstractmethod
+    def list_sweeps(self) -> list[SweepRecord]:
+        """All sweeps, oldest first."""
+
+    @abc.abstractmethod
+    def update_sweep(
+        self,
+        sweep_id: str,
+        *,
+        spec: Mapping[str, Any] | None = None,
+        state: str | None = None,
+        expected_version: int | None = None,
+    ) -> SweepRecord | None:
+        """Replace the spec and/or set the state (``running``, ``stopped``, ``finished``) of a
+        sweep, bumping its version. Leaving ``running`` sets ``ended_at``; going back clears it.
+
+        Args:
+            expected_version: compare-and-set: change the sweep only if its version is still
+                this one.
+
+        Returns:
+            The sweep as changed; None when ``expected_version`` was given and the version had
+            moved (nothing changed: re-read and decide again).
+
+        Raises:
+            SweepNotFoundError: no sweep has that UUID.
+            InvalidValueError: an unknown state, or a spec that is not JSON data.
+        """
+
+    @abc.abstractmethod
+    def delete_sweep(self, sweep_id: str) -> None:
+        """Delete the sweep and its trials; the trials' runs stay (as ordinary runs).
+
+        Raises:
+            SweepNotFoundError: no sweep has that UUID.
+        """
+
+    @abc.abstractmethod
+    def list_trials(self, sweep_id: str) -> list[TrialRecord]:
+        """The sweep's trials by number, each with its run's number (None once the run was
+        deleted or before one is linked)."""
+
+    @abc.abstractmethod
+    def add_trial(
+        self,
+        sweep_id: str,
+        *,
+        expected_version: int,
+        params: Mapping[str, Any],
+        config_key: str,
+        config: int | None = None,
+        repeat: int = 0,
+        worker: str | None,
+        state: TrialState = TrialState.RUNNING,
+        run_id: str | None = None,
+        values: Sequence[float | None] | None = None,
+    ) -> TrialRecord | None:
+        """Add a trial by compare-and-set on the sweep's version, in one transaction: the
+        version moves from ``expected_version`` to the next only if the sweep is ``running``
+        and nobody changed it since it was read; then the trial is inserted with the next
+        number. A ``running`` trial is leased to ``worker`` (``heartbeat_at`` and
+        ``started_at`` now); a ``queued`` one waits for ``claim_trial``; a ``finished`` one with
+        ``run_id`` and ``values`` attaches an existing run.
+
+        Args:
+            config: the configuration number; None: the next unused one (a new configuration).
+                Repeats of one configuration pass its number with another ``repeat``.
+
+        Returns:
+            The trial; None when the version had moved or the sweep is not running (nothing
+            was inserted: re-read and ask again).
+
+        Raises:
+            RunNotFoundError: ``run_id`` names no run.
+            InvalidValueError: ``params`` or ``values`` are not JSON data.
+        """
+
+    @abc.abstractmethod
+    def claim_trial(self, sweep_id: str, worker: str) -> TrialRecord | None:
+        """Lease the oldest ``queued`` trial of a running sweep to ``worker`` (now ``running``,
+        heartbeat now). Concurrent claimers never get the same trial.
+
+        Returns:
+            The claimed trial, or None when none is queued (or the sweep is not running).
+        """
+
+    @abc.abstractmethod
+    def heartbeat_trials(self, sweep_id: str, numbers: Sequence[int], worker: str) -> set[int]:
+        """Renew the leases ``worker`` still holds among trials ``numbers``.
+
+        Returns:
+            The numbers it still holds; a trial missing from it was expired (``crashed``) or
+            taken over: the worker must stop it and not report it.
+        """
+
+    @abc.abstractmethod
+    def update_trial(
+        self, sweep_id: str, number: int, *, worker: str | None, **fields: Any
+    ) -> bool:
+        """Set fields of a trial: ``state``, ``run_id`` (a run UUID, or None), ``values``,
+        ``pruned_step``, ``error``, ``ended_at``, ``started_at``. A finished state sets
+        ``ended_at`` (now) unless given. Does not move the sweep's version.
+
+        Args:
+            worker: change the trial only while this worker holds its lease (state
+                ``running``, leased to it); None: unconditionally (an edit by a person).
+
+        Returns:
+            False when ``worker`` no longer holds the lease (nothing changed), else True.
+
+        Raises:
+            TrialNotFoundError: ``worker`` is None and the sweep has no such trial.
+            RunNotFoundError: ``run_id`` names no run.
+            InvalidValueError: an unknown field or state.
+        """
+
+    @abc.abstractmethod
+    def expire_trials(
+        self, sweep_id: str, *, stale_after: float, max_attempts: int = 1
+    ) -> list[TrialRecord]:
+        """Mark ``crashed`` every running trial whose heartbeat is older than ``stale_after``
+        seconds (``ended_at`` now, error "agent W stopped sending heartbeats"); re-queue a copy
+        (same params, config, repeat and key; ``attempt`` + 1) of each whose ``attempt`` is
+        below ``max_attempts``. Moves the version when anything expired. Safe to call from
+        every agent at once: each crash is recorded by exactly one caller.
+
+        Returns:
+            The trials this call marked crashed (as they are now).
+        """
+
     @abc.abstractmethod
     def schema_version(self) -> str | None:
         """The schema revision of the database (None for an empty database)."""
@@ -555,7 +717,7 @@ def parse_status(value: object, *, terminal: bool = False) -> RunStatus:
     if terminal and (not status.is_terminal() or status is RunStatus.CRASHED):
         raise InvalidValueError(
             f"a run cannot be set to {status.value!r}: 'crashed' is worked out from the "
-            "heartbeat; use finished, failed or interrupted"
+            "heartbeat; use finished, failed, interrupted or pruned"
         )
     return status
 

@@ -82,13 +82,14 @@ from expbook.store.sqlrows import (
     summary,
     summary_row,
 )
+from expbook.store.sqlsweeps import SqlSweeps
 from expbook.validation import check_run_fields, check_text, param_columns, text_problem
 
 _IN_BATCH = 5000
 _parent = runs.alias("parent")
 
 
-class SqlStore(Store):
+class SqlStore(SqlSweeps, Store):
     """A store in a SQLite file or a PostgreSQL database.
 
     Args:
