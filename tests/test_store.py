@@ -269,6 +269,42 @@ def test_a_big_batch_is_split_into_full_chunks(store: Store) -> None:
     assert len(store.series(run.id, "loss")) == n
 
 
+def test_a_series_is_rewritten_with_its_summary(store: Store) -> None:
+    run = store.create_run(RunSpec())
+    store.set_metric(run.id, "other", 1.0)
+    store.write(run.id, WriteBatch(points={"cpu": points([5.0, 1.0, 9.0, 3.0])}))
+    coarse = points([3.0, 6.0], start=1)
+    store.write(
+        run.id, WriteBatch(replaced={"cpu": coarse}, points={"cpu": points([2.0], start=7)})
+    )
+    series = store.series(run.id, "cpu")
+    assert list(series.steps) == [1, 2, 7] and list(series.values) == [3.0, 6.0, 2.0]
+    summary = store.run(run.id).metrics["cpu"]
+    assert (summary.value, summary.min, summary.max, summary.count) == (2.0, 2.0, 6.0, 3)
+    assert store.run(run.id).metric("other") == 1.0  # other keys are untouched
+    # a rewrite after many small flushes (an open chunk stack) leaves only the new points
+    for step in range(10, 40):
+        store.write(run.id, WriteBatch(points={"cpu": points([1.0], start=step)}))
+    store.write(run.id, WriteBatch(replaced={"cpu": points([4.0], start=50)}))
+    store.write(run.id, WriteBatch(points={"cpu": points([8.0], start=51)}))
+    assert list(store.series(run.id, "cpu").values) == [4.0, 8.0]
+    assert store.run(run.id).metrics["cpu"].count == 2
+
+
+def test_merged_batches_keep_a_rewrite_and_what_follows_it() -> None:
+    first = WriteBatch(points={"cpu": points([1.0, 2.0])})
+    first.merge(WriteBatch(replaced={"cpu": points([1.5])}))  # drops the points queued before
+    first.merge(WriteBatch(points={"cpu": points([3.0], start=5)}))  # kept, after the rewrite
+    assert list(first.replaced["cpu"].values) == [1.5]
+    assert list(first.points["cpu"].values) == [3.0]
+    assert first.point_count() == 2
+    rebuilt = WriteBatch()
+    for _, part in first.parts():  # split and merged back (the writer's bisection) is the same
+        rebuilt.merge(part)
+    assert list(rebuilt.replaced["cpu"].values) == [1.5]
+    assert list(rebuilt.points["cpu"].values) == [3.0]
+
+
 def test_attachments_round_trip(store: Store) -> None:
     run_id = new_run(store)
     diff = ("diff --git a/x b/x\n+é\n" * 1000).encode()

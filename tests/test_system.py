@@ -18,9 +18,9 @@ import pytest
 import expbook
 from expbook.errors import InvalidValueError
 from expbook.model import Series
-from expbook.system.coarsen import FULL_SAMPLES, bucket_width, coarsen, point_bound
+from expbook.system.coarsen import FULL_SAMPLES, Coarsener, bucket_width, coarsen, point_bound
 from expbook.system.readings import Gpus, ProcessTree, Readings, choose_gpus
-from expbook.system.sampler import system_settings
+from expbook.system.sampler import SystemSampler, system_settings
 from expbook.system.summary import describe_system, pace_text, system_lines, weighted_mean
 from tests.helpers import run_cli
 
@@ -103,31 +103,77 @@ def test_gpus_sampled_are_those_the_tree_uses_else_all_when_unknown() -> None:
     assert choose_gpus([], {10}, (), visible) == ([], "none")
 
 
-def test_coarsening_keeps_a_week_of_samples_bounded_and_the_first_hour_as_sampled() -> None:
+def test_coarsening_keeps_a_week_bounded_the_last_hour_as_sampled_and_older_coarser() -> None:
     interval, started = 10.0, 1_000_000.0
     week = 7 * 24 * 3600
     samples = [
         (started + t, {"system/cpu_percent": float(t % 100), "system/rss_gib": 1.0 + (t == 5000)})
         for t in range(0, week + 1, int(interval))
     ]
+    # what the store holds after every append and rewrite stays within the bound as time goes
+    coarsener = Coarsener(started, interval)
+    held = most = rewrites = 0
+    for at, values in samples:
+        new, rewritten = coarsener.add(at, values)
+        held = len(rewritten) if rewritten is not None else held + len(new)
+        rewrites += rewritten is not None
+        most = max(most, held - point_bound(at - started, interval))
+    assert most <= 0 and rewrites > 300  # a rewrite per half hour once a run is past the hour
     points = coarsen(samples, started, interval)
     assert len(samples) == 60_481
-    assert len(points) <= point_bound(week, interval) == 1800
-    assert len(points) > 1500
+    assert 1500 < len(points) <= point_bound(week, interval) == 1996
     steps = [step for step, _, _ in points]
     assert steps == sorted(set(steps))  # unique, increasing
-    first_hour = [p for p in points if p[0] < FULL_SAMPLES * interval]
-    assert len(first_hour) == FULL_SAMPLES  # the first hour as sampled
-    assert [p[2]["system/cpu_percent"] for p in first_hour[:3]] == [0.0, 10.0, 20.0]
+    last_hour = [p for p in points if p[1] > started + week - FULL_SAMPLES * interval]
+    assert len(last_hour) == FULL_SAMPLES  # the recent hour as sampled
+    assert {b[0] - a[0] for a, b in itertools.pairwise(last_hour)} == {10}
+    assert last_hour[-1][0] == week  # the last sample ends the series
+    first_day = [p for p in points if p[0] < 24 * 3600]
+    gaps = {b[0] - a[0] for a, b in itertools.pairwise(first_day)}
+    assert gaps == {int(bucket_width(6.5 * 24 * 3600, interval))} == {2560}  # the oldest: coarse
     assert max(p[2]["system/rss_gib"] for p in points) == 2.0  # a peak survives its bucket
-    late = [p for p in points if p[0] > 6 * 24 * 3600]
-    gaps = {b[0] - a[0] for a, b in itertools.pairwise(late[:-1])}  # the last: partial
-    assert gaps == {int(bucket_width(6.5 * 24 * 3600, interval))} == {2560}
-    assert late[-1][0] == week  # the last sample ends the series
     # a bucket's point is the mean of its samples: cpu cycles 0..90 by tens
-    assert late[3][2]["system/cpu_percent"] == pytest.approx(45.0, abs=5)
+    assert first_day[3][2]["system/cpu_percent"] == pytest.approx(45.0, abs=5)
     mean = weighted_mean([p[1] for p in points], [p[2]["system/cpu_percent"] for p in points])
     assert mean == pytest.approx(45.0, abs=1)
+
+
+def test_a_run_under_an_hour_is_never_rewritten() -> None:
+    started = 1_000_000.0
+    coarsener = Coarsener(started, 10.0)
+    outcomes = [
+        coarsener.add(started + t, {"system/cpu_percent": 1.0}) for t in range(0, 3591, 10)
+    ]
+    assert all(rewritten is None and len(new) == 1 for new, rewritten in outcomes)
+    assert coarsener.close(started + 3595) is None and len(coarsener.points()) == 360
+
+
+def test_the_sampler_rewrites_the_older_part_of_a_run_in_the_store(tmp_path: Path) -> None:
+    """The rewrite goes through the run's writer into the store: the stored series becomes the
+    coarsened one (summary recomputed), and points queued before a rewrite do not come back."""
+    store = expbook.open_store(tmp_path / "s.db")
+    run = expbook.start_run(store=store, system_metrics=False)
+    started = time.time() - 3 * 3600  # the samples below are 3 hours of a 10 s sampler
+    coarsener = Coarsener(started, 10.0)
+    sampler = SystemSampler(run.submit, started=started, interval=10.0)
+    sampler._coarsener = coarsener  # the samples are given, not read: the store path is tested
+    expected: list = []
+    for t in range(0, 3 * 3600 + 1, 10):
+        values = {"system/cpu_percent": float(t % 100), "system/rss_gib": 1.0 + t / 1e4}
+        new, rewritten = coarsener.add(started + t, values)
+        expected = list(rewritten) if rewritten is not None else expected + new
+        sampler._hand_over(new, rewritten)
+        if t % 600 == 0:
+            run.flush()
+    run.finish()
+    assert coarsener.rewrites >= 4
+    series = store.series(run.id, "system/cpu_percent")
+    assert list(series.steps) == [step for step, _, _ in expected]
+    assert list(series.values) == [p[2]["system/cpu_percent"] for p in expected]
+    assert len(series) < 3 * 360  # 1,081 samples, coarsened
+    summary = store.run(run.id).metrics["system/rss_gib"]
+    assert summary.count == len(expected) and summary.max == pytest.approx(1.0 + 3 * 3600 / 1e4)
+    store.close()
 
 
 def test_settings_and_switches(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -140,7 +140,8 @@ def _how(kind: str, merge: str = "update", cancels: str = "") -> dict[str, str]:
     """A WriteBatch field's metadata: ``kind`` names one of its items in messages; ``merge``
     says how a later batch's value folds in (``update`` a dict; ``extend`` a list, or each value
     of a dict; ``union`` a set, minus what the later batch's ``cancels`` field takes back;
-    ``replace`` a single value)."""
+    ``replace`` a single value; ``supersede`` a dict whose keys also take back the same keys of
+    the ``cancels`` field: a later rewrite of a series drops the points queued for it before)."""
     return {"kind": kind, "merge": merge, "cancels": cancels}
 
 
@@ -152,10 +153,17 @@ class WriteBatch:
     detach) and ``parent`` (a run UUID, or None). ``note_edits`` maps a note id of the run to
     its new text, or None to delete it. Later values win when batches are merged.
 
+    ``replaced`` maps a key to the points its whole series becomes (the old points and summary
+    of the key are dropped first, then this batch's ``points`` of the key, if any, are added):
+    how the system sampler coarsens the older part of a long run (``expbook.system.coarsen``).
+
     ``merge``, ``is_empty`` and ``parts`` loop over the fields (their metadata says how each
     merges), so a new field is merged, split and tested without being listed anywhere else.
     """
 
+    replaced: dict[str, Points] = field(
+        default_factory=dict, metadata=_how("rewritten series", "supersede", "points")
+    )  # before ``points``: ``parts`` merged back must rewrite a series before adding to it
     points: dict[str, Points] = field(default_factory=dict, metadata=_how("metric", "extend"))
     params: dict[str, Any] = field(default_factory=dict, metadata=_how("param"))
     tags_add: set[str] = field(default_factory=set, metadata=_how("tag", "union", "tags_remove"))
@@ -179,7 +187,7 @@ class WriteBatch:
         return True
 
     def point_count(self) -> int:
-        return sum(len(p) for p in self.points.values())
+        return sum(len(p) for part in (self.replaced, self.points) for p in part.values())
 
     def merge(self, later: WriteBatch) -> None:
         """Fold a later batch into this one (used when a write must be retried)."""
@@ -194,7 +202,12 @@ class WriteBatch:
                     setattr(self, name, (getattr(self, name) - taken_back) | new)
             elif new:
                 mine = getattr(self, name)
-                if merge == "update":
+                if merge == "supersede":
+                    earlier = getattr(self, cancels)
+                    for key in new:
+                        earlier.pop(key, None)
+                    mine.update(new)
+                elif merge == "update":
                     mine.update(new)
                 elif isinstance(mine, list):
                     mine.extend(new)

@@ -296,6 +296,13 @@ class SqlStore(SqlSweeps, Store):
         if batch.is_empty():
             return
         logged = {key: points for key, points in batch.points.items() if len(points)}
+        for key, points in batch.replaced.items():  # the new series, then this batch's points
+            whole = Points()
+            whole.extend(points)
+            if key in logged:
+                whole.extend(logged[key])
+            logged[key] = whole
+        logged = {key: points for key, points in logged.items() if len(points)}
         summaries = {key: summarize(points) for key, points in logged.items()}
         ordered = {key: points.sorted() for key, points in logged.items()}
         done: list[tuple[ChunkStack, ChunkPlan, int | None]] = []
@@ -315,6 +322,8 @@ class SqlStore(SqlSweeps, Store):
                 )
             for note_id, text in batch.note_edits.items():
                 self._edit_note(connection, pk, note_id, text)
+            if batch.replaced:
+                self._drop_series(connection, pk, run_id, list(batch.replaced))
             rows = [{"run_id": pk, "key": k, "unit": None, **s} for k, s in summaries.items()]
             rows += [summary_row(pk, k, v) for k, v in batch.summary.items()]
             if rows:
@@ -344,6 +353,22 @@ class SqlStore(SqlSweeps, Store):
         status = batch.update.get("status")
         if status is not None and RunStatus(status).is_terminal():
             self._forget_stacks(run_id)
+
+    def _drop_series(self, connection: Connection, pk: int, run_id: str, keys: list[str]) -> None:
+        """Remove the points and summaries of ``keys`` (a batch rewrites those series); their
+        chunk stacks start afresh (a failed transaction only costs a chunk that stays small)."""
+        for batch in iter_chunks(keys, _IN_BATCH):
+            connection.execute(
+                chunks.delete().where(chunks.c.run_id == pk, chunks.c.key.in_(batch))
+            )
+            connection.execute(
+                metric_summaries.delete().where(
+                    metric_summaries.c.run_id == pk, metric_summaries.c.key.in_(batch)
+                )
+            )
+        with self._stacks_lock:
+            for key in keys:
+                self._stacks[(run_id, key)] = ChunkStack()
 
     def _forget_stacks(self, run_id: str) -> None:
         with self._stacks_lock:

@@ -114,7 +114,9 @@ class SystemSampler:
             while not self._stop.wait(self.interval):
                 self.sample()
             self.sample()
-            self._hand_over(self._coarsener.close())
+            rewritten = self._coarsener.close(time.time())
+            if rewritten is not None:
+                self._hand_over([], rewritten)
             self._describe()
         except Exception as exc:  # never the program's problem: say it once and stop
             self._warn(exc)
@@ -129,22 +131,29 @@ class SystemSampler:
             self._warn(exc)
             return
         self.samples += 1
-        self._hand_over(self._coarsener.add(time.time(), values))
+        self._hand_over(*self._coarsener.add(time.time(), values))
 
-    def _hand_over(self, points: list[Point]) -> None:
+    def _hand_over(self, new: list[Point], rewritten: list[Point] | None) -> None:
+        """Queue new points, or the whole coarsened series of every key (which replaces what
+        the store holds, and what was queued before)."""
+        points = rewritten if rewritten is not None else new
         if not points:
             return
         series: dict[str, Points] = {}
         for step, at, values in points:
             for key, value in values.items():
                 series.setdefault(key, Points()).append(step, value, at, None)
-        self._submit(WriteBatch(points=series))
+        if rewritten is not None:
+            self._submit(WriteBatch(replaced=series))
+        else:
+            self._submit(WriteBatch(points=series))
 
     def _describe(self) -> None:
         """What a reader of the run needs to interpret its system series: ``system.json``."""
         info = {
             "interval": self.interval,
             "full_resolution_samples": FULL_SAMPLES,
+            "rewrites": self._coarsener.rewrites,
             "samples": self.samples,
             "gpu_status": self.readings.gpu_status,
             "gpus_used": sorted(self.readings.gpus.used),
