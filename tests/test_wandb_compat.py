@@ -185,6 +185,31 @@ def test_config_summary_and_reinit(wandb) -> None:  # type: ignore[no-untyped-de
     assert record.metrics["test/acc"].value == 0.9
 
 
+def test_save_keeps_files_now_and_again_at_the_end(  # type: ignore[no-untyped-def]
+    wandb, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ckpt").mkdir()
+    (tmp_path / "ckpt" / "last.pt").write_bytes(b"epoch 1")
+    (tmp_path / "notes.txt").write_text("once")
+    run = wandb.init()
+    assert wandb.save("ckpt/*.pt") == ["ckpt/last.pt"]
+    assert run.save(str(tmp_path / "notes.txt"), policy="now") == [str(tmp_path / "notes.txt")]
+    (tmp_path / "ckpt" / "last.pt").write_bytes(b"epoch 2")  # overwritten during the run
+    (tmp_path / "ckpt" / "best.pt").write_bytes(b"best")  # and a new match
+    (tmp_path / "notes.txt").write_text("twice")  # policy "now": not kept again
+    run_id = run.expbook_run.id
+    wandb.finish()
+    store = expbook.open_store(tmp_path / "runs.db")
+    kept = {a.name: a for a in store.list_artifacts(run_id)}
+    assert sorted(kept) == ["ckpt/best.pt", "ckpt/last.pt", "notes.txt"]
+    blobs = store.blobs()
+    assert blobs.read(kept["ckpt/last.pt"].sha256) == b"epoch 2"
+    assert blobs.read(kept["notes.txt"].sha256) == b"once"
+    with pytest.raises(InvalidValueError, match="not under base_path"):
+        wandb.init(reinit=True).save(str(tmp_path / "notes.txt"), base_path=str(tmp_path / "ckpt"))
+
+
 def test_images_from_pil_matplotlib_and_a_file(wandb, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     import matplotlib
 
@@ -210,7 +235,7 @@ ERRORS = [
     ("wandb.log({'loss': 1}, step=-1)", InvalidStepError, "step -1"),
     ("wandb.config.lr = 0.5", ValueError, "key 'lr' would change from 0.1 to 0.5"),
     ("wandb.watch(model)", NotImplementedError, "wandb.watch()"),
-    ("wandb.save('*.pt')", NotImplementedError, "wandb.save()"),
+    ("wandb.save('*.pt', policy='sometimes')", ValueError, "policy='sometimes'"),
     ("wandb.alert(title='x', text='y')", NotImplementedError, "wandb.alert()"),
     ("wandb.run.log_code('.')", NotImplementedError, "wandb.log_code()"),
     ("wandb.Histogram([1, 2])", NotImplementedError, "wandb.Histogram"),

@@ -66,7 +66,6 @@ _state: dict[str, Any] = {"atexit": False, "runs": []}
 _INSTEAD = {
     "watch": "gradient and parameter histograms are not recorded; log norms with wandb.log",
     "unwatch": "wandb.watch is not supported either",
-    "save": "use wandb.log_artifact(path) or run.expbook_run.log_artifact(path, name)",
     "restore": "use `expbook artifact get RUN NAME`",
     "alert": "use wandb.run.expbook_run.note(text) to record it (expbook sends no alerts)",
     "log_code": "expbook records the git commit and diff of every run already",
@@ -269,6 +268,11 @@ def log_artifact(artifact_or_path: Any, name: str | None = None, type: str | Non
         raise NotImplementedError("wandb.log_artifact() takes a path in expbook, not "
                                   f"a {artifact_or_path.__class__.__name__}")  # fmt: skip
     return _current("log_artifact").expbook_run.log_artifact(artifact_or_path, name)
+
+
+def save(glob_str: Any = None, base_path: str | None = None, policy: str = "live") -> list[str]:
+    """Keep files with the current run as artifacts, now and when it ends (``WandbRun.save``)."""
+    return _current("save").save(glob_str, base_path, policy)
 
 
 def login(*args: Any, **kwargs: Any) -> bool:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import glob
+import os
 import tempfile
 import warnings
 from collections.abc import Mapping
@@ -63,6 +65,7 @@ class WandbRun:
         self._pending: dict[str, float] = {}
         self._last: dict[str, float] = {}
         self._step_metrics: dict[str, str] = {}  # pattern -> step metric
+        self._saved: list[tuple[str, str]] = []  # wandb.save patterns kept again at the end
         self._ended = False
 
     @property
@@ -205,6 +208,42 @@ class WandbRun:
         if step_metric is not None:
             self._step_metrics[name] = check_key(step_metric)
 
+    # --- files ----------------------------------------------------------------------------------
+
+    def save(self, glob_str: str | os.PathLike[str] | None = None, base_path: str | None = None,
+             policy: str = "live") -> list[str]:  # fmt: skip
+        """Keep the files ``glob_str`` matches with the run as artifacts, named by their path
+        relative to ``base_path`` (default: the glob's folder when it is absolute, else the
+        current directory), as W&B does. They are kept now and, unless ``policy="now"``, again
+        when the run ends (W&B's ``live`` and ``end``): a checkpoint overwritten during the run
+        is kept as it ends. Returns the paths kept now.
+
+        Raises:
+            ValueError: an unknown ``policy``, or no ``glob_str``.
+            InvalidValueError: a matched file lies outside ``base_path``.
+        """
+        if policy not in ("live", "now", "end"):
+            raise ValueError(f"wandb.save(policy={policy!r}): use 'live', 'now' or 'end'")
+        if glob_str is None:
+            raise ValueError("wandb.save() needs the files to keep: wandb.save('model.pt')")
+        pattern = os.fspath(glob_str)
+        if base_path is None:
+            base_path = os.path.dirname(pattern) if os.path.isabs(pattern) else "."
+        kept = self._save_files(pattern, base_path)
+        if policy != "now" and (pattern, base_path) not in self._saved:
+            self._saved.append((pattern, base_path))
+        return kept
+
+    def _save_files(self, pattern: str, base_path: str) -> list[str]:
+        files = sorted(p for p in glob.glob(pattern, recursive=True) if os.path.isfile(p))
+        for path in files:
+            name = os.path.relpath(path, base_path).replace(os.sep, "/")
+            if name.startswith("../"):
+                raise InvalidValueError(f"wandb.save({pattern!r}): {path!r} is not under "
+                                        f"base_path {base_path!r}")  # fmt: skip
+            self.expbook_run.log_artifact(path, name)
+        return files
+
     # --- ending ---------------------------------------------------------------------------------
 
     def finish(self, exit_code: int | None = None, quiet: bool | None = None) -> None:
@@ -223,10 +262,21 @@ class WandbRun:
         if not self._ended:
             self._commit()
             self._ended = True
+            self._keep_saved()
             self.expbook_run.finish(status, **details)
         from expbook import wandb
 
         wandb._forget(self)
+
+    def _keep_saved(self) -> None:
+        """The files of ``wandb.save`` as they are at the end; a file that cannot be kept is
+        a warning, never a reason not to end the run."""
+        for pattern, base_path in self._saved:
+            try:
+                self._save_files(pattern, base_path)
+            except Exception as exc:
+                warnings.warn(f"wandb.save({pattern!r}) at the end of the run: {exc}",
+                              stacklevel=3)  # fmt: skip
 
     def __enter__(self) -> WandbRun:
         return self
