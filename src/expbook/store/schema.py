@@ -232,3 +232,61 @@ store_settings = sa.Table(
     sa.Column("value", sa.Text, nullable=False),
 )
 """Settings of the store itself, the same for every client (``artifacts.location``)."""
+
+sweeps = sa.Table(
+    "sweeps",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("uuid", sa.String(32), nullable=False, unique=True),
+    sa.Column("name", sa.Text, nullable=False, unique=True),
+    sa.Column(
+        "experiment_id",
+        sa.Integer,
+        sa.ForeignKey("experiments.id", ondelete="SET NULL"),
+        index=True,
+    ),
+    sa.Column("spec", Json, nullable=False),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("version", sa.BigInteger, nullable=False),
+    sa.Column("change", sa.String(32)),
+    sa.Column("created_at", Float, nullable=False),
+    sa.Column("updated_at", Float, nullable=False),
+    sa.Column("ended_at", Float),
+)
+"""Sweeps (``expbook.sweep``): the spec as given, and ``version``, moved by every change to the
+sweep or to its set of trials (agents add trials by compare-and-set on it). ``change`` is the
+token of the call that made the last change, so that a call retried after a lost connection can
+tell its own committed change from another's."""
+
+sweep_trials = sa.Table(
+    "sweep_trials",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "sweep_id", sa.Integer, sa.ForeignKey("sweeps.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("number", sa.Integer, nullable=False),
+    sa.Column("config", sa.Integer, nullable=False),
+    sa.Column("repeat", sa.Integer, nullable=False),
+    sa.Column("config_key", sa.Text, nullable=False),
+    sa.Column("params", Json, nullable=False),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id", ondelete="SET NULL"), index=True),
+    sa.Column("worker", sa.Text),
+    sa.Column("lease", sa.String(32)),
+    sa.Column("heartbeat_at", Float),
+    sa.Column("created_at", Float, nullable=False),
+    sa.Column("started_at", Float),
+    sa.Column("ended_at", Float),
+    sa.Column("values", Json),
+    sa.Column("pruned_step", sa.BigInteger),
+    sa.Column("error", sa.Text),
+    sa.UniqueConstraint("sweep_id", "number"),
+    sa.Index(None, "sweep_id", "config_key"),
+    sa.Index(None, "sweep_id", "state", "number"),
+)
+"""The trials of sweeps, numbered from 0 per sweep. ``worker`` holds a ``running`` trial's
+lease, renewed at ``heartbeat_at``; ``lease`` is the token of the call that last added, claimed
+or expired the trial (a retried call finds its own committed work by it). ``run_id`` is the run
+that executes the trial (kind ``sweep-trial``); deleting the run keeps the trial without it."""
