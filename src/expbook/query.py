@@ -365,7 +365,7 @@ class _Parser:
         raise self.error("expected a value (a number, a 'quoted string', true, false or null)")
 
 
-_STATUSES = ("running", "finished", "failed", "interrupted", "crashed")
+_STATUSES = ("running", "finished", "failed", "interrupted", "crashed", "pruned")
 
 
 def _check(parser: _Parser, field: Field, op: str, value: Any, token: Token) -> Any:

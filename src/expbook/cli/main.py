@@ -16,7 +16,7 @@ import click
 
 from expbook._version import __version__
 
-STATUSES = ("running", "finished", "failed", "interrupted", "crashed")
+STATUSES = ("running", "finished", "failed", "interrupted", "crashed", "pruned")
 
 
 def store_option(function: Callable[..., Any]) -> Callable[..., Any]:

@@ -18,6 +18,7 @@ STATUS_STYLES = {
     "failed": "bold red",
     "interrupted": "yellow",
     "crashed": "bold magenta",
+    "pruned": "cyan",
 }
 
 

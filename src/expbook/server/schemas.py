@@ -43,7 +43,7 @@ class RunRow(BaseModel):
     id: str
     number: int
     name: str
-    status: str = Field(description="running, finished, failed, interrupted or crashed")
+    status: str = Field(description="running, finished, failed, interrupted, crashed or pruned")
     experiment: str | None
     kind: str
     parent_number: int | None

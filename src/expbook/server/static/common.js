@@ -185,7 +185,7 @@ export function fmtBytes(n) {
 
 // --- runs -------------------------------------------------------------------------------------
 
-export const STATUSES = ["running", "finished", "failed", "interrupted", "crashed"];
+export const STATUSES = ["running", "finished", "failed", "interrupted", "crashed", "pruned"];
 
 /** A coloured status badge (running pulses). */
 export function badge(status) {
