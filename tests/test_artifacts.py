@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -61,6 +62,50 @@ def test_logging_a_name_again_replaces_it(store: Store, located: Path, tmp_path:
             run.log_artifact(checkpoint)  # the file may change right after: it was copied
     [only] = store.list_artifacts(run.id)
     assert artifacts.read(store, run.id, only.name)[1] == b"epoch 2"
+
+
+def test_gc_removes_the_old_versions_no_run_holds_once_they_are_old_enough(
+    store: Store, located: Path, tmp_path: Path
+) -> None:
+    checkpoint = tmp_path / "last.pt"
+    with expbook.Tracker(store).start_run(name="a") as run:
+        for epoch in range(3):
+            checkpoint.write_bytes(f"epoch {epoch}".encode())
+            run.log_artifact(checkpoint)
+    with expbook.Tracker(store).start_run(name="b") as other:
+        checkpoint.write_bytes(b"epoch 0")
+        other.log_artifact(checkpoint, name="first.pt")  # another run holds epoch 0's blob
+    assert len(_blobs(located)) == 3
+    found = artifacts.collect_garbage(store)  # all younger than an hour: nothing goes yet
+    assert (found.removed, found.held, found.young) == (0, 2, 1)
+    later = time.time() + 2 * artifacts.GC_MIN_AGE
+    dry = artifacts.collect_garbage(store, dry_run=True, now=later)
+    assert (dry.removed, dry.removed_bytes) == (1, len(b"epoch 1")) and len(_blobs(located)) == 3
+    done = artifacts.collect_garbage(store, now=later)
+    assert (done.removed, done.held, done.young) == (1, 2, 0)
+    assert hashlib.sha256(b"epoch 1").hexdigest() not in [p.name for p in _blobs(located)]
+    assert artifacts.read(store, run.id, "last.pt")[1] == b"epoch 2"
+    assert artifacts.read(store, other.id, "first.pt")[1] == b"epoch 0"
+
+
+def test_cli_gc(tmp_path: Path) -> None:
+    store = str(tmp_path / ".expbook" / "expbook.db")
+    checkpoint = tmp_path / "last.pt"
+    with expbook.Tracker(store).start_run(name="a") as run:
+        for epoch in range(2):
+            checkpoint.write_bytes(f"epoch {epoch}".encode())
+            run.log_artifact(checkpoint)
+    dry = run_cli("artifact", "gc", "--dry-run", "--min-age", "0", store=store)
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout.startswith("would remove 1 blob no run holds (7 B) from ")
+    assert "1 held by runs" in dry.stdout
+    young = run_cli("artifact", "gc", store=store)
+    assert "removed 0 blobs" in young.stdout and "1 unheld but newer than 3600 s" in young.stdout
+    done = run_cli("artifact", "gc", "--min-age", "0", store=store)
+    assert done.stdout.startswith("removed 1 blob no run holds (7 B)")
+    assert len(_blobs(tmp_path / ".expbook" / "artifacts")) == 1
+    bad = run_cli("artifact", "gc", "--min-age", "-1", store=store)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1
 
 
 def test_deleting_runs_removes_the_blobs_no_other_run_holds(

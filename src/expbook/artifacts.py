@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from expbook.errors import ArtifactNotFoundError, InvalidValueError
 from expbook.model import ArtifactRecord
@@ -184,3 +185,51 @@ def media_type(name: str) -> str:
 def is_text(name: str) -> bool:
     kind = media_type(name)
     return kind.startswith("text/") or kind == "application/json"
+
+
+GC_MIN_AGE = 3600.0
+"""Blobs younger than this are never collected: a run may have copied one in and not yet
+committed the row that holds it (its writer flushes about every second)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Garbage:
+    """What ``collect_garbage`` found: blobs no run holds (removed unless a dry run), their
+    bytes, blobs kept because runs hold them, and unheld blobs too young to remove."""
+
+    removed: int
+    removed_bytes: int
+    held: int
+    young: int
+
+
+def collect_garbage(
+    store: Store, *, min_age: float = GC_MIN_AGE, dry_run: bool = False, now: float | None = None
+) -> Garbage:
+    """Remove the artifact blobs no run holds: the older versions of a name logged again
+    (``last.pt`` every epoch), blobs left by a run deleted while the location was unreachable.
+
+    Raises:
+        StoreError: the artifact location cannot be read or written.
+        InvalidValueError: ``min_age`` is negative.
+    """
+    if not min_age >= 0:
+        raise InvalidValueError(f"min_age {min_age!r}: give a number of seconds >= 0")
+    now = time.time() if now is None else now
+    blobs = store.blobs()
+    found = list(blobs.list_blobs())
+    held: set[str] = set()
+    for start in range(0, len(found), 1000):
+        held |= store.artifact_references([sha for sha, _, _ in found[start : start + 1000]])
+    removed = removed_bytes = young = 0
+    for sha256, size, modified in found:
+        if sha256 in held:
+            continue
+        if modified is None or now - modified < min_age:
+            young += 1
+            continue
+        if not dry_run:
+            blobs.delete(sha256)
+        removed += 1
+        removed_bytes += size
+    return Garbage(removed, removed_bytes, len(held), young)

@@ -65,3 +65,18 @@ def location(*, url: str | None, unset: bool, store: str | None) -> None:
             opened.set_setting(ARTIFACTS_SETTING, url)
         where, source = opened.artifact_location()
     console().print(f"{where} ({source})", highlight=False)
+
+
+def gc(*, dry_run: bool, min_age: float, store: str | None) -> None:
+    with open_cli_store(store) as opened:
+        found = artifacts.collect_garbage(opened, min_age=min_age, dry_run=dry_run)
+        where, _ = opened.artifact_location()
+    verb = "would remove" if dry_run else "removed"
+    plural = "s" if found.removed != 1 else ""
+    line = (
+        f"{verb} {found.removed} blob{plural} no run holds "
+        f"({fmt_bytes(found.removed_bytes)}) from {where}; {found.held} held by runs"
+    )
+    if found.young:
+        line += f", {found.young} unheld but newer than {min_age:g} s (kept)"
+    console().print(line, highlight=False)

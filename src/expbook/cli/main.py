@@ -680,6 +680,28 @@ def artifact_put_command(**options: Any) -> None:
     artifacts.put(**options)
 
 
+@artifact_group.command("gc")
+@click.option("--dry-run", is_flag=True, help="Say what would be removed; remove nothing.")
+@click.option("--min-age", type=click.FloatRange(min=0), default=3600.0, show_default=True,
+              metavar="SECONDS",
+              help="Keep unheld blobs newer than this (a run may not have stored its row "
+              "yet).")  # fmt: skip
+@store_option
+def artifact_gc_command(**options: Any) -> None:
+    """Remove artifact contents no run holds any more: the older versions of a name a run
+    logged again (last.pt every epoch), blobs left behind by runs deleted while the location
+    was unreachable.
+
+    \b
+    Examples:
+      expbook artifact gc --dry-run
+      expbook artifact gc
+    """
+    from expbook.cli import artifacts
+
+    artifacts.gc(**options)
+
+
 @artifact_group.command("location")
 @click.argument("url", required=False)
 @click.option("--unset", is_flag=True, help="Remove the store's setting.")

@@ -119,6 +119,18 @@ class BlobStore:
             while chunk := source.read(CHUNK):
                 out.write(chunk)
 
+    def list_blobs(self) -> Iterator[tuple[str, int, float | None]]:
+        """Every blob as ``(sha256, size, modified)``; ``modified`` is Unix time, or None where
+        the filesystem does not say."""
+        top = f"{self.root}/sha256"
+        if not self._call(self.fs.exists, top):
+            return
+        found = self._call(self.fs.find, top, detail=True)
+        for path, info in sorted(found.items()):
+            name = path.rstrip("/").rsplit("/", 1)[-1]
+            if len(name) == 64 and all(c in "0123456789abcdef" for c in name):
+                yield name, int(info.get("size") or 0), _modified(info)
+
     def delete(self, sha256: str) -> None:
         if self.exists(sha256):
             self._call(self.fs.rm, self.path(sha256))
@@ -128,6 +140,18 @@ class BlobStore:
             return function(*args, **kwargs)
         except OSError as exc:
             raise StoreError(f"artifact location {self.url}: {exc}") from exc
+
+
+def _modified(info: dict[str, Any]) -> float | None:
+    """A file's modification time from fsspec's details: ``mtime`` (local), ``LastModified``
+    (S3, a datetime), ``created``..."""
+    for key in ("mtime", "LastModified", "last_modified", "updated", "created"):
+        value = info.get(key)
+        if isinstance(value, int | float):
+            return float(value)
+        if hasattr(value, "timestamp"):
+            return float(value.timestamp())
+    return None
 
 
 def _protocols(fs: Any) -> tuple[str, ...]:
