@@ -8,10 +8,12 @@ import sys
 import time
 from typing import Any
 
+import click
+
 from expbook.cli.common import open_cli_store
 from expbook.errors import ExpbookError
 from expbook.locations import resolve_url
-from expbook.runner.launch import Launch, split_assignments
+from expbook.runner.launch import Launch, UsageError, split_assignments, take_given_run_id
 from expbook.runner.text import strip_ansi
 
 FOLLOW_POLL_SECONDS = 0.5
@@ -24,12 +26,17 @@ def run(command: list[str], options: dict[str, Any]) -> int:
     url = resolve_url(launch_options.pop("store", None))
     repeat, seed_flag = launch_options.pop("repeat", None), launch_options.pop("seed_flag", None)
     env, command = split_assignments(command)
-    if repeat is not None or seed_flag is not None:
+    repeats = repeat is not None or seed_flag is not None
+    try:
+        run_id = take_given_run_id(repeats=repeats)
+    except UsageError as exc:
+        raise click.UsageError(str(exc)) from None
+    if repeats:
         from expbook.runner.repeat import run_repeats
 
         return run_repeats({**launch_options, "repeat": repeat, "seed_flag": seed_flag},
                            command, url, env)  # fmt: skip
-    return Launch(launch_options, command, url, env).run()
+    return Launch(launch_options, command, url, env, run_id=run_id).run()
 
 
 def logs(

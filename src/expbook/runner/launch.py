@@ -194,6 +194,31 @@ def new_run_id() -> str:
     return raw.hex()
 
 
+GIVEN_RUN_ID = "EXPBOOK_RUN_UUID"
+"""Environment variable: the UUID the run of this ``expbook run`` gets, chosen by whoever
+starts it (a sweep agent, which must know the run before it exists). Taken out of the
+environment, so the program and any ``expbook run`` inside it never see it (unlike
+``EXPBOOK_RUN_ID``, which the program inherits and which names the enclosing run)."""
+
+
+def take_given_run_id(*, repeats: bool = False) -> str | None:
+    """The run UUID given by ``EXPBOOK_RUN_UUID`` (32 hex digits, dashes allowed), removed
+    from this process's environment; None when not set.
+
+    Raises:
+        UsageError: the value is not a UUID, or ``--repeat`` would give it to several runs.
+    """
+    value = os.environ.pop(GIVEN_RUN_ID, None)
+    if value is None:
+        return None
+    digits = value.strip().replace("-", "").lower()
+    if len(digits) != 32 or any(c not in "0123456789abcdef" for c in digits):
+        raise UsageError(f"{GIVEN_RUN_ID}={value!r}: give a UUID (32 hex digits)")
+    if repeats:
+        raise UsageError(f"{GIVEN_RUN_ID} names one run; --repeat starts several")
+    return digits
+
+
 def main(argv: list[str]) -> int:
     """``expbook run ARGS``: returns the exit status (the program's, or 128 + its signal)."""
     try:
@@ -204,8 +229,10 @@ def main(argv: list[str]) -> int:
         if not command:
             raise UsageError("nothing to run")
         _check_system_interval(options.get("system_interval"))
+        repeats = options.get("repeat") is not None or options.get("seed_flag") is not None
+        run_id = take_given_run_id(repeats=repeats)
         url = resolve_url(options.get("store"))
-        if options.get("repeat") is not None or options.get("seed_flag") is not None:
+        if repeats:
             from expbook.runner.repeat import run_repeats
 
             return run_repeats(options, command, url, env)
@@ -217,7 +244,7 @@ def main(argv: list[str]) -> int:
     except Exception as exc:  # a bad --store, a bad --repeat
         _error(str(exc))
         return 1
-    return Launch(options, command, url, env).run()
+    return Launch(options, command, url, env, run_id=run_id).run()
 
 
 class Launch:
@@ -229,12 +256,14 @@ class Launch:
         command: list[str],
         url: str,
         env: dict[str, str] | None = None,
+        *,
+        run_id: str | None = None,
     ) -> None:
         self.options = options
         self.command = command
         self.url = url
         self.env = env or {}
-        self.run_id = new_run_id()
+        self.run_id = run_id or new_run_id()
         self.spool: Spool | None = None  # None: the run cannot be recorded (no spool)
         self.result: dict[str, Any] | None = None  # the recorder's ``done``
         self.pid = 0  # the program (and its process group)
