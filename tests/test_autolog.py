@@ -259,3 +259,27 @@ def _autolog_offsets(store: str) -> dict[str, int]:
     except sqlite3.OperationalError:  # being created
         return {}
     return json.loads(row[0]) if row and row[0] else {}
+
+
+def test_in_code_checkpoints_are_kept_as_artifacts_or_said_in_one_line(
+    tmp_path: Path, postgres_url: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    from expbook.integrations import RunSink
+
+    folder = tmp_path / "checkpoint-500"
+    folder.mkdir()
+    (folder / "model.safetensors").write_bytes(b"weights")
+    (folder / "trainer_state.json").write_text("{}")
+    with expbook.Tracker(str(tmp_path / "runs.db")).start_run() as run:
+        RunSink(run).attach("transformers", str(folder))
+    opened = expbook.open_store(tmp_path / "runs.db")
+    assert [a.name for a in opened.list_artifacts(run.id)] == [
+        "checkpoint-500/model.safetensors", "checkpoint-500/trainer_state.json",
+    ]  # fmt: skip
+    # a PostgreSQL store with no artifact location: the checkpoint is one line, training goes on
+    with expbook.Tracker(postgres_url).start_run() as team_run:
+        RunSink(team_run).attach("transformers", str(folder))
+        team_run.log({"loss": 1.0})
+    err = capfd.readouterr().err
+    assert err.count("checkpoint checkpoint-500 not kept") == 1, err
+    assert expbook.open_store(postgres_url).run(team_run.id).status.value == "finished"

@@ -120,7 +120,8 @@ def test_the_integrations_record_into_a_run(tmp_path: Path) -> None:
         assert lightning_run.params["hparams.lr"] == 0.1
         assert lightning_run.metrics["model.params"].value == 5
         assert len(opened.series(lightning_run, "train_loss").steps) > 0
-        assert any(name.endswith(".ckpt") for name in opened.list_attachments(lightning_run.id))
+        kept = [a.name for a in opened.list_artifacts(lightning_run.id)]
+        assert any(name.endswith(".ckpt") for name in kept), kept
         logloss = opened.series(xgboost_run, "train-logloss")
         assert list(logloss.steps) == [0, 1, 2, 3]
         assert xgboost_run.params["xgboost.objective"] == "binary:logistic"

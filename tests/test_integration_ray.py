@@ -116,8 +116,8 @@ def test_each_trial_is_a_child_run_with_its_config_results_and_ending(tmp_path: 
         assert list(opened.series(ok, "eval/acc").values) == [0.6, 0.7]
         assert "time_total_s" in ok.metrics and "training_iteration" not in ok.metrics
         assert "timestamp" not in ok.metrics and "pid" not in ok.metrics
-        attached = opened.list_attachments(ok.id)
-        assert any(name.endswith("/weights.txt") for name in attached), attached
+        kept = [a.name for a in opened.list_artifacts(ok.id)]
+        assert any(name.endswith("/weights.txt") for name in kept), kept
         assert raised.status == "failed" and "the loss went to NaN" in (raised.error or "")
         assert list(opened.series(raised, "loss").steps) == [1]
         assert died.status == "crashed", died  # no ending written: the heartbeat went stale

@@ -24,10 +24,6 @@ if TYPE_CHECKING:
 
     from expbook.tracking import Run
 
-ATTACH_LIMIT = 256 << 20
-"""Checkpoint files above this size are not attached (one line says so): attachments are kept
-in the database."""
-
 
 def hooks() -> ModuleType:
     """The hooks' core module: the one ``expbook run`` injected into this process if it did
@@ -82,22 +78,18 @@ class RunSink:
         """Said on stderr by the hooks already."""
 
     def attach(self, framework: str, path: str) -> None:
-        """Attach a checkpoint file, or the files of a checkpoint folder, by their names
-        relative to its parent (``checkpoint-500/model.safetensors``)."""
+        """Keep a checkpoint file, or the files of a checkpoint folder, as artifacts named by
+        their path relative to its parent (``checkpoint-500/model.safetensors``; see
+        docs/artifacts.md). A checkpoint that cannot be kept (no artifact location, a full
+        disk) is one line on stderr, never the end of the training."""
         run = self._target()
         if run is None or not path or not os.path.exists(path):
             return
-        base = os.path.dirname(os.path.abspath(path))
-        files = [path] if os.path.isfile(path) else [
-            os.path.join(folder, name) for folder, _, names in os.walk(path) for name in names
-        ]  # fmt: skip
-        for file in sorted(files):
-            name = os.path.relpath(os.path.abspath(file), base)
-            if os.path.getsize(file) > ATTACH_LIMIT:
-                hooks().say(f"expbook: checkpoint {name} not attached (over 256 MB)")
-                continue
-            with open(file, "rb") as handle:
-                run.attach(name, handle.read())
+        name = os.path.basename(os.path.normpath(path))
+        try:
+            run.log_artifact(path, name)
+        except Exception as exc:
+            hooks().say(f"expbook: checkpoint {name} not kept: {exc}")
 
 
 def autolog(run: Run | None = None) -> None:

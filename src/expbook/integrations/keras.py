@@ -6,8 +6,8 @@
 Logs each epoch's logs (what ``History`` keeps) at step = epoch = the epoch as Keras prints it,
 ``evaluate`` results as summary values ``test_<metric>``, the fit's settings (``fit.*``) and the
 optimizer's config (``optimizer.*``) as params, and the parameter count as ``model.params``.
-Keras does not tell callbacks where ``ModelCheckpoint`` writes: attach those files with
-``run.attach``. The same code as autolog's hook.
+Keras does not tell callbacks where ``ModelCheckpoint`` writes: keep those files with
+``run.log_artifact``. The same code as autolog's hook.
 """
 
 from __future__ import annotations

@@ -5,13 +5,14 @@
 Lightning hands a logger what it logs (``self.log(...)`` values at ``log_every_n_steps``, and
 epoch values; ``epoch`` comes with them) and the module's ``hparams``; this logger stores them
 as points and ``hparams.*`` params, the parameter count as ``model.params``, and after each
-checkpoint the best and last checkpoint files as attachments (``checkpoints=False`` to skip).
+checkpoint the best and last checkpoint files as artifacts (``checkpoints=False`` to skip).
 For every value logged on step, use ``expbook.autolog()`` instead, whose callback reads them
 after each batch. Works with ``lightning`` and ``pytorch_lightning``.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -36,7 +37,7 @@ class ExpbookLogger(Logger):  # type: ignore[misc]
         self._run = run
         self._log = autolog_for(run)
         self._checkpoints = checkpoints
-        self._attached: set[str] = set()
+        self._attached: dict[str, tuple[int, int]] = {}  # path -> (mtime ns, size) kept
 
     @property
     def name(self) -> str:
@@ -77,9 +78,19 @@ class ExpbookLogger(Logger):  # type: ignore[misc]
             return
         for attribute in ("best_model_path", "last_model_path"):
             path = getattr(checkpoint_callback, attribute, "") or ""
-            if path and path not in self._attached:
-                self._attached.add(path)
+            version = _version(path)
+            if version is not None and self._attached.get(path) != version:
+                self._attached[path] = version  # last.ckpt again when it was rewritten
                 self._log.guard(FRAMEWORK, self._log.attach, FRAMEWORK, path)
+
+
+def _version(path: str) -> tuple[int, int] | None:
+    """A checkpoint file's (modification time, size), None when there is none."""
+    try:
+        info = os.stat(path) if path else None
+    except OSError:
+        return None
+    return (info.st_mtime_ns, info.st_size) if info else None
 
 
 def _calling_module() -> Any:

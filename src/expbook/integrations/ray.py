@@ -15,7 +15,7 @@ the trainable reported, plus Ray's ``time_this_iter_s`` and ``time_total_s``; ne
 early), ``failed`` with the error when the trainable raised, and ``crashed`` when its worker
 died (it stops recording without an ending, which the store reports as crashed); trials still
 running when the search ends (Ctrl-C) end ``interrupted``. Checkpoints the trials save on the
-local disk are attached (``checkpoints=False`` to skip; files over 256 MB are not). Ray gives
+local disk are kept as artifacts (``checkpoints=False`` to skip). Ray gives
 callbacks no model, so no parameter count is logged.
 
 Callbacks run in Tune's driver process, so the trainables need no expbook. Importing this module

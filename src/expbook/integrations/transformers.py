@@ -5,7 +5,7 @@
 Logs every ``on_log`` dict at ``state.global_step`` (with its ``epoch``), the TrainingArguments
 that differ from their defaults as ``args.*`` params, the model config's changes as
 ``model.config.*``, the parameter count as ``model.params``, and each checkpoint folder's files
-as attachments (``checkpoints=False`` to skip). The same code as autolog's hook.
+as artifacts (``checkpoints=False`` to skip). The same code as autolog's hook.
 """
 
 from __future__ import annotations
