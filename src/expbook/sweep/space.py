@@ -166,8 +166,19 @@ def _from_quantile(p: Param, u: float) -> Any:
     return _quantize(value, p) if p.q is not None else value
 
 
+_FROZEN: dict[tuple[Any, ...], Any] = {}
+
+
 def _frozen(p: Param) -> Any:
-    """The scipy.stats distribution of a quantile-based parameter, as W&B's ``ppf`` uses it."""
+    """The scipy.stats distribution of a quantile-based parameter, as W&B's ``ppf`` uses it
+    (built once per distinct distribution: scipy's constructors are slow)."""
+    key = (p.distribution, p.mu, p.sigma, p.a, p.b, p.probabilities)
+    if key not in _FROZEN:
+        _FROZEN[key] = _make_frozen(p)
+    return _FROZEN[key]
+
+
+def _make_frozen(p: Param) -> Any:
     import scipy.stats as stats
 
     if p.probabilities is not None:
@@ -184,6 +195,11 @@ def _quantize(value: float, p: Param) -> int | float:
     """Round to the nearest multiple of q, as W&B does: an int when q is an integer."""
     multiple = round(value / p.q) * p.q
     return round(multiple) if p.kind == "int" else _clean(multiple)
+
+
+def _multiple(p: Param, k: int) -> int | float:
+    """k times q, in the parameter's type."""
+    return round(k * p.q) if p.kind == "int" else _clean(k * p.q)
 
 
 def _clean(x: float) -> float:
@@ -291,7 +307,7 @@ def _outside(p: Param, value: Any) -> str | None:
         if p.low is not None:
             lo, hi = _q_range(p)
             if not lo <= round(k) <= hi:
-                return f"{value!r} lies outside {_clean(lo * p.q)}..{_clean(hi * p.q)}"
+                return f"{value!r} lies outside {_multiple(p, lo)}..{_multiple(p, hi)}"
         return _positive(p, value)
     if p.low is not None and not p.low * (1 - 1e-12) <= value <= p.high * (1 + 1e-12):
         return f"{value!r} lies outside {p.low}..{p.high}"
@@ -328,7 +344,7 @@ def _grid_values(p: Param) -> list[Any]:
     if p.distribution == "int_uniform":
         return list(range(int(p.low), int(p.high) + 1))
     lo, hi = _q_range(p)
-    return [int(k * p.q) if p.kind == "int" else _clean(k * p.q) for k in range(lo, hi + 1)]
+    return [_multiple(p, k) for k in range(lo, hi + 1)]
 
 
 def grid_size(spec: SweepSpec) -> int:
