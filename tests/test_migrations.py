@@ -71,6 +71,9 @@ def test_stores_from_every_revision_open_and_read(fixture: Path, tmp_path: Path)
     assert child.parent_number == 1 and child.status is RunStatus.FAILED and child.exit_code == 2
     if fixture.stem >= "0002":
         assert [chunk.text for chunk in store.get_output(run.id)] == ["epoch 1 loss=0.5\n"]
+    if fixture.stem >= "0006":
+        (trial,) = store.list_trials(store.get_sweep("lr").id)
+        assert trial.run_number == 1 and trial.values == (0.01,) and trial.params == {"lr": 0.1}
     run_id = store.create_run(expbook.store.RunSpec(name="new")).id  # and it takes writes
     assert store.run(run_id).number == 3
 

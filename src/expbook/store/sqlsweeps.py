@@ -263,14 +263,15 @@ class SqlSweeps:
         def create(connection: Connection, retried: bool) -> None:
             now = self._now(connection)
             experiment_pk = self._experiment_id(connection, experiment) if experiment else None
-            inserted = connection.execute(
+            inserted = connection.scalar(
                 self._insert(sweeps)
                 .values(uuid=token, name=name, experiment_id=experiment_pk, spec=data,
                         state=SweepState.RUNNING.value, version=0, change=token,
                         created_at=now, updated_at=now)
                 .on_conflict_do_nothing()
-            ).rowcount  # fmt: skip
-            if inserted:
+                .returning(sweeps.c.id)
+            )  # fmt: skip
+            if inserted is not None:
                 return
             holder = connection.scalar(sa.select(sweeps.c.uuid).where(sweeps.c.name == name))
             if not (retried and holder == token):
