@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from collections import Counter
 from pathlib import Path
@@ -885,3 +886,33 @@ def test_importing_the_spec_loads_no_heavy_library() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_the_examples_in_the_spec_reference_parse() -> None:
+    from expbook.sweep.spec import yaml_loader
+
+    doc = (Path(__file__).parents[1] / "docs" / "sweep-spec.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", doc, re.S)
+    base = {
+        "method": "bayes",
+        "program": "train.py",
+        "metric": {"name": "val/loss"},
+        "parameters": {
+            name: {"values": [1, 2]}
+            for name in ("lr", "batch_size", "hidden", "layers", "dropout", "optimizer")
+        }
+        | {"optimizer.lr": {"values": [0.1]}, "optimizer.momentum": {"values": [0.9]}},
+    }
+    assert len(blocks) >= 12
+    for block in blocks:
+        data = yaml.load(block, Loader=yaml_loader())
+        data = {**base, **data}
+        if "metrics" in data:
+            del data["metric"]
+        data["expbook"] = {"seed_param": "seed", **data.get("expbook", {})}
+        spec = parse_spec(data)
+        if spec.method == "grid":
+            assert space.grid(spec)
+        else:
+            study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+            assert space.contains(spec, space.suggest(study.ask(), spec))
