@@ -302,6 +302,14 @@ ERRORS = [
     (X(constraints=["[x for x in a]"]), "ListComp is not allowed"),
     (X(resources={"gpu": -1}), "expbook.resources.gpu: -1 is negative"),
     (P(a={"value": float("nan")}), "parameters.a.value: nan is not a finite number"),
+    (
+        P(a={"distribution": "log_uniform", "min": 1, "max": 1000}),
+        "parameters.a: log_uniform takes natural-log exponents: exp(min) and exp(max) must be",
+    ),
+    (
+        P(a={"distribution": "inv_log_uniform", "min": -1, "max": 800}),
+        "parameters.a: inv_log_uniform takes natural-log exponents",
+    ),
 ]
 
 
@@ -443,6 +451,23 @@ def test_durations(text: Any, seconds: float) -> None:
 def test_bad_durations(text: Any) -> None:
     with pytest.raises(SweepSpecError):
         parse_duration(text)
+
+
+def test_exponent_distributions_warn_as_wandb_does() -> None:
+    spec = spec_of(
+        {
+            "lr": {"distribution": "log_uniform", "min": 0.0001, "max": 0.1},
+            "ok": {"distribution": "log_uniform_values", "min": 0.0001, "max": 0.1},
+            "n": {"parameters": {"inv": {"distribution": "inv_log_uniform", "min": 0, "max": 1}}},
+        }
+    )
+    assert spec.warnings == (
+        "parameters.lr: log_uniform takes natural-log exponents, so its values run from 1.0001 "
+        "to 1.10517; log_uniform_values takes the values themselves",
+        "parameters.n.parameters.inv: inv_log_uniform takes natural-log exponents, so its values "
+        "run from 0.367879 to 1; inv_log_uniform_values takes the values themselves",
+    )
+    assert load_spec(DATA / "ai4code.yaml").warnings == ()
 
 
 def test_wandb_distribution_inference_and_bounds() -> None:

@@ -9,7 +9,9 @@ for ``log_uniform`` and ``inv_log_uniform``, whose ``min``/``max`` are natural-l
 are ``exp(min)``/``exp(max)`` (resp. ``exp(-max)``/``exp(-min)``).
 
 Every mistake raises ``SweepSpecError`` with one line naming the field path. Keys W&B has that
-expbook does not use (``project``, ``entity``, ``controller``...) are listed in ``spec.ignored``.
+expbook does not use (``project``, ``entity``, ``controller``...) are listed in ``spec.ignored``;
+``spec.warnings`` holds what is valid but likely a mistake (``log_uniform`` takes exponents), one
+line each, for the CLI to print.
 The reference of the format is docs/sweep-spec.md.
 """
 
@@ -222,6 +224,7 @@ class SweepSpec:
     resources: Mapping[str, float] = field(default_factory=dict)
     raw: Mapping[str, Any] = field(default_factory=dict)
     ignored: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
 
     @property
     def metric(self) -> Metric | None:
@@ -356,10 +359,25 @@ def parse_spec(data: Mapping[str, Any]) -> SweepSpec:
         description=_opt_str(raw, "description", "description"),
         raw=raw,
         ignored=tuple(ignored),
+        warnings=_warnings(params),
         **ext,
     )
     _check_consistency(spec)
     return spec
+
+
+def _warnings(params: tuple[Param, ...]) -> tuple[str, ...]:
+    """What is valid but likely a mistake, one line each (W&B warns about the same): the
+    distributions whose min/max are natural-log exponents."""
+    out = []
+    for p in params:
+        if p.distribution in ("log_uniform", "q_log_uniform", "inv_log_uniform"):
+            out.append(
+                f"{_param_path(p.path)}: {p.distribution} takes natural-log exponents, so its "
+                f"values run from {p.low:.6g} to {p.high:.6g}; {p.distribution}_values takes "
+                "the values themselves"
+            )
+    return tuple(out)
 
 
 def _json_copy(value: Any, path: str) -> Any:
@@ -680,7 +698,14 @@ def _numeric(
         )
     q = num.get("q")
     kind = "int" if q is not None and _is_int(c["q"]) else "float"
-    low, high, log = _bounds(dist, num)
+    try:
+        low, high, log = _bounds(dist, num)
+    except OverflowError:
+        raise SweepSpecError(
+            where,
+            f"{dist} takes natural-log exponents: exp(min) and exp(max) must be positive "
+            f"finite numbers (min {num['min']}, max {num['max']}); {dist}_values takes values",
+        ) from None
     return Param(
         name,
         kind,
@@ -716,12 +741,11 @@ def _bounds(dist: str, num: Mapping[str, float]) -> tuple[float | None, float | 
 
 
 def _exp(x: float) -> float:
-    try:
-        return math.exp(x)
-    except OverflowError:
-        raise SweepSpecError(
-            "", f"exp({x}) overflows: log_uniform's min/max are exponents"
-        ) from None
+    """exp of a W&B exponent; OverflowError when it is not a positive finite float."""
+    value = math.exp(x)
+    if value == 0.0:
+        raise OverflowError
+    return value
 
 
 def _check_range(low: float, high: float, where: str) -> None:
