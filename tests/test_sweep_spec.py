@@ -252,6 +252,7 @@ ERRORS = [
     ),
     (HB(), "early_terminate: give min_iter, or max_iter and s"),
     (HB(max_iter=27), "early_terminate.s: missing: max_iter needs s"),
+    (HB(max_iter=27, min_iter=3), "early_terminate.s: missing: max_iter needs s"),
     (HB(min_iter=3, type="envelope"), 'early_terminate.type: unknown type "envelope"'),
     (HB(min_iter=3, eta=1), "early_terminate.eta: 1 must be greater than 1"),
     (HB(min_iter=0), "early_terminate.min_iter: 0 is less than 1"),
@@ -396,7 +397,7 @@ def test_defaults_follow_wandb() -> None:
             "method": "random",
             "program": "train.py",
             "metric": {"name": "loss", "impute": "worst"},
-            "early_terminate": {"type": "hyperband", "min_iter": 3},
+            "early_terminate": {"type": "hyperband", "min_iter": 3, "patience": 2},
             "parameters": {
                 "x": {"distribution": "normal"},
                 "q": {"distribution": "q_uniform", "min": 0, "max": 1},
@@ -404,7 +405,8 @@ def test_defaults_follow_wandb() -> None:
         }
     )
     assert spec.command == ("${env}", "${interpreter}", "${program}", "${args}")
-    assert spec.metric.goal == "minimize" and spec.ignored == ("metric.impute",)
+    assert spec.metric.goal == "minimize"
+    assert spec.ignored == ("metric.impute", "early_terminate.patience")  # W&B drops it too
     et = spec.early_terminate
     assert (et.eta, et.strict, et.bands()[:4]) == (3, True, [3, 9, 27, 81])
     x = spec.param("x")

@@ -346,7 +346,7 @@ def parse_spec(data: Mapping[str, Any]) -> SweepSpec:
     metrics = _parse_metrics(raw, ignored)
     params = _parse_parameters(raw.get("parameters"))
     ext = _parse_expbook(raw.get("expbook"), params, metrics)
-    early = _parse_early_terminate(raw.get("early_terminate"))
+    early = _parse_early_terminate(raw.get("early_terminate"), ignored)
     spec = SweepSpec(
         method=method,
         metrics=metrics,
@@ -481,7 +481,7 @@ def _parse_metric(value: Any, path: str, ignored: list[str]) -> Metric:
     return Metric(name=name, goal=goal, target=target)
 
 
-def _parse_early_terminate(value: Any) -> EarlyTerminate | None:
+def _parse_early_terminate(value: Any, ignored: list[str]) -> EarlyTerminate | None:
     if value is None:
         return None
     path = "early_terminate"
@@ -490,9 +490,8 @@ def _parse_early_terminate(value: Any) -> EarlyTerminate | None:
             path, f"expected a mapping (type: hyperband, ...), got {_describe(value)}"
         )
     allowed = ("type", "min_iter", "max_iter", "s", "eta", "strict")
-    for key in value:
-        if key not in allowed:
-            raise SweepSpecError(f"{path}.{key}", f"unknown key ({', '.join(allowed)})")
+    # W&B's hyperband drops other keys "to maintain compatibility": they are ignored here too.
+    ignored += [f"{path}.{key}" for key in value if key not in allowed]
     if value.get("type") != "hyperband":
         raise SweepSpecError(
             f"{path}.type", f"unknown type {_describe(value.get('type'))} (hyperband)"
@@ -502,7 +501,7 @@ def _parse_early_terminate(value: Any) -> EarlyTerminate | None:
     s = _opt_int(value.get("s"), f"{path}.s", minimum=1)
     if min_iter is None and max_iter is None:
         raise SweepSpecError(path, "give min_iter, or max_iter and s")
-    if min_iter is None and s is None:
+    if max_iter is not None and s is None:  # W&B reads max_iter first, then fails without s
         raise SweepSpecError(f"{path}.s", "missing: max_iter needs s (how many bands below it)")
     eta = float(_number(value.get("eta", 3), f"{path}.eta"))
     if eta <= 1:
