@@ -348,19 +348,24 @@ def _grid_values(p: Param) -> list[Any]:
 
 
 def grid_size(spec: SweepSpec) -> int:
-    """How many configurations the grid has (after the constraints, when there are any).
+    """How many configurations the grid has (after the constraints, when there are any);
+    computed once per space (``SweepSpec.budget`` asks often).
 
     Raises:
         SweepSpecError: a parameter cannot be enumerated, or the grid is absurdly large.
     """
-    size = 1
-    for p in spec.parameters:
-        size *= len(_grid_values(p))
-    if size > MAX_GRID:
-        raise SweepSpecError(
-            "parameters", f"the grid has {size} configurations (at most {MAX_GRID})"
-        )
-    return len(grid(spec)) if spec.constraints else size
+    key = json.dumps([spec.raw.get("parameters"), spec.constraints], sort_keys=True)
+    if key not in _GRID_SIZES:
+        size = math.prod(len(_grid_values(p)) for p in spec.parameters)
+        if size > MAX_GRID:
+            raise SweepSpecError(
+                "parameters", f"the grid has {size} configurations (at most {MAX_GRID})"
+            )
+        _GRID_SIZES[key] = len(grid(spec)) if spec.constraints else size
+    return _GRID_SIZES[key]
+
+
+_GRID_SIZES: dict[str, int] = {}
 
 
 def grid(spec: SweepSpec) -> list[dict[str, Any]]:
@@ -379,13 +384,18 @@ def grid(spec: SweepSpec) -> list[dict[str, Any]]:
             "parameters", f"the grid has {size} configurations (at most {MAX_GRID})"
         )
     order = [p.name for p in spec.parameters]
+    names = [p.name for p in ordered]
     out = []
     for combination in itertools.product(*columns):
-        by_name = dict(zip((p.name for p in ordered), combination, strict=True))
-        config = {name: copy.deepcopy(by_name[name]) for name in order}
+        by_name = dict(zip(names, combination, strict=True))
+        config = {name: _copy(by_name[name]) for name in order}
         if not spec.constraints or violated_constraint(spec, config) is None:
             out.append(config)
     return out
+
+
+def _copy(value: Any) -> Any:
+    return copy.deepcopy(value) if isinstance(value, list | dict) else value
 
 
 # ---------------------------------------------------------------------------------------------
