@@ -27,6 +27,7 @@ import json, os, sys, time
 import expbook
 url, task, name, sweep, limit, go = sys.argv[1:7]
 store = expbook.open_store(url)
+open(f"{go}.{name}", "w").close()  # ready
 while not os.path.exists(go):
     time.sleep(0.001)
 started, done, conflicts, i = time.perf_counter(), 0, 0, 0
@@ -70,7 +71,8 @@ def measure(url: str, task: str, processes: int, trials: int) -> dict[str, float
         )
         for n in range(processes)
     ]
-    time.sleep(2.5)  # all have opened the store
+    while not all(Path(f"{go}.p{n}").exists() for n in range(processes)):
+        time.sleep(0.01)  # all have opened the store
     start = time.time()
     go.touch()
     reports = [json.loads(child.communicate()[0]) for child in children]

@@ -187,9 +187,9 @@ def test_expired_trials_crash_and_requeue_up_to_max_attempts(store: Store) -> No
     kept = _add(store, sweep.id, "b", worker="w2")
     assert store.expire_trials(sweep.id, stale_after=60, max_attempts=2) == []
     version = store.get_sweep(sweep.id).version
-    time.sleep(0.3)
+    time.sleep(1.2)  # 'kept' renews its lease just before: stale after 1 s, it is not
     store.heartbeat_trials(sweep.id, [kept.number], "w2")
-    crashed = store.expire_trials(sweep.id, stale_after=0.2, max_attempts=2)
+    crashed = store.expire_trials(sweep.id, stale_after=1.0, max_attempts=2)
     assert [t.number for t in crashed] == [trial.number]
     assert crashed[0].state is TrialState.CRASHED
     assert crashed[0].error == "agent w1 stopped sending heartbeats"
@@ -202,11 +202,10 @@ def test_expired_trials_crash_and_requeue_up_to_max_attempts(store: Store) -> No
     assert (copy.params, copy.config, copy.config_key) == (trial.params, trial.config, "a")
     claimed = store.claim_trial(sweep.id, "w3")
     assert claimed is not None and claimed.number == 2 and claimed.attempt == 2
-    time.sleep(0.3)
+    time.sleep(1.2)
     store.heartbeat_trials(sweep.id, [kept.number], "w2")
-    assert [t.number for t in store.expire_trials(sweep.id, stale_after=0.2, max_attempts=2)] == [
-        2
-    ]
+    again = store.expire_trials(sweep.id, stale_after=1.0, max_attempts=2)
+    assert [t.number for t in again] == [2]
     assert len(store.list_trials(sweep.id)) == 3  # attempt 2 of 2: not queued again
 
 
@@ -266,6 +265,7 @@ url, task, name, args, go = sys.argv[1:6]
 args = json.loads(args)
 store = expbook.open_store(url)
 sweep = args["sweep"]
+open(f"{go}.{name}", "w").close()  # ready
 while not os.path.exists(go):
     time.sleep(0.001)
 started = time.perf_counter()
@@ -312,7 +312,10 @@ def _together(url: str, task: str, count: int, tmp_path: Path, **args: Any) -> l
         )
         for i in range(count)
     ]
-    time.sleep(2.0)  # every child has imported expbook and opened the store
+    ready = [Path(f"{go}.p{i}") for i in range(count)]
+    deadline = time.monotonic() + 120
+    while not all(path.exists() for path in ready) and time.monotonic() < deadline:
+        time.sleep(0.01)  # every child has imported expbook and opened the store
     go.touch()
     reports = []
     for child in children:
@@ -344,6 +347,7 @@ def test_six_processes_add_trials_no_duplicate_no_loss(store_url: str, tmp_path:
     assert refused.isdisjoint(t.config_key for t in trials)  # ...and a refusal inserted nothing
     assert sorted(version for _, version in added.values()) == list(range(limit))
     assert store.get_sweep(sweep.id).version == limit  # every bump is one added trial
+    assert sum(1 for r in reports if r["added"]) >= 2  # they did run at the same time
     seconds = max(r["seconds"] for r in reports)
     conflicts = sum(r["conflicts"] for r in reports)
     print(f"\n{store.dialect}: {limit} trials by 6 processes in {seconds:.2f} s "

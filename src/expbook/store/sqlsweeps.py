@@ -37,6 +37,7 @@ from sqlalchemy.engine import Connection
 from expbook.errors import (
     AmbiguousSweepError,
     InvalidValueError,
+    RunNotFoundError,
     SweepExistsError,
     SweepNotFoundError,
     TrialNotFoundError,
@@ -189,14 +190,27 @@ def _sweep_pk(connection: Connection, sweep_id: str, *, lock: bool = False) -> i
     return pk
 
 
-def _next(connection: Connection, column: sa.Column[Any], sweep_pk: int) -> int:
-    """The next number of ``column`` (``number`` or ``config``) in the sweep, from 0."""
-    top = sa.select(sa.func.max(column)).where(sweep_trials.c.sweep_id == sweep_pk)
-    found = connection.scalar(top)
-    return 0 if found is None else found + 1
+def _next(connection: Connection, sweep_pk: int) -> tuple[int, int]:
+    """The sweep's next trial number and next configuration number, from 0."""
+    top = sa.select(
+        sa.func.coalesce(sa.func.max(sweep_trials.c.number), -1) + 1,
+        sa.func.coalesce(sa.func.max(sweep_trials.c.config), -1) + 1,
+    ).where(sweep_trials.c.sweep_id == sweep_pk)
+    number, config = connection.execute(top).one()
+    return number, config
 
 
-def _bump(sweep_pk: int, now: float, token: str) -> sa.Update:
+def _run_of(connection: Connection, trial: Mapping[str, Any]) -> dict[str, Any]:
+    """A trial row (from RETURNING) with its run's UUID and number, as ``_trial_select``
+    gives them."""
+    found = {**trial, "run_uuid": None, "run_number": None}
+    if trial["run_id"] is not None:
+        statement = sa.select(runs.c.uuid, runs.c.number).where(runs.c.id == trial["run_id"])
+        found["run_uuid"], found["run_number"] = connection.execute(statement).one()
+    return found
+
+
+def _bump(sweep_pk: int, now: Any, token: str) -> sa.Update:
     return (
         sweeps.update()
         .where(sweeps.c.id == sweep_pk)
@@ -235,12 +249,11 @@ class SqlSweeps:
 
         return self._write(attempt)
 
-    def _now(self, connection: Connection) -> float:
-        """Now, by the database's clock (PostgreSQL) or this machine's (SQLite)."""
+    def _now(self) -> Any:
+        """Now: on PostgreSQL, the database's clock at the start of the transaction (an SQL
+        expression, so reading it costs no round trip); on SQLite, this machine's."""
         if self.dialect == "postgresql":
-            return float(
-                connection.scalar(sa.text("SELECT extract(epoch FROM clock_timestamp())"))
-            )
+            return sa.cast(sa.extract("epoch", sa.func.now()), sa.Double())
         return time.time()
 
     def _locked(self, statement: sa.Select[Any]) -> sa.Select[Any]:
@@ -261,7 +274,7 @@ class SqlSweeps:
         token = uuid.uuid4().hex
 
         def create(connection: Connection, retried: bool) -> None:
-            now = self._now(connection)
+            now = self._now()
             experiment_pk = self._experiment_id(connection, experiment) if experiment else None
             inserted = connection.scalar(
                 self._insert(sweeps)
@@ -326,7 +339,7 @@ class SqlSweeps:
         token = uuid.uuid4().hex
 
         def update(connection: Connection, retried: bool) -> SweepRecord | None:
-            now = self._now(connection)
+            now = self._now()
             values: dict[str, Any] = {}
             if data is not None:
                 values["spec"] = data
@@ -395,7 +408,7 @@ class SqlSweeps:
                 mine = _trials(connection, sweep_id, sweep_trials.c.lease == token)
                 if mine:
                     return mine[0]
-            now = self._now(connection)
+            now = self._now()
             sweep_pk = connection.scalar(
                 sweeps.update()
                 .where(
@@ -409,8 +422,7 @@ class SqlSweeps:
             if sweep_pk is None:
                 _sweep_pk(connection, sweep_id)  # raises when the sweep is gone
                 return None
-            self._insert_trial(connection, sweep_pk, row, token, now, run_id)
-            return _trials(connection, sweep_id, sweep_trials.c.lease == token)[0]
+            return self._insert_trial(connection, sweep_id, sweep_pk, row, token, run_id)
 
         return self._sweep_write(add)
 
@@ -450,43 +462,43 @@ class SqlSweeps:
     def _insert_trial(
         self,
         connection: Connection,
+        sweep_id: str,
         sweep_pk: int,
         row: dict[str, Any],
         token: str,
-        now: float,
         run_id: str | None,
-    ) -> None:
+    ) -> TrialRecord:
         """Insert a trial into a sweep whose row this transaction has locked."""
+        now = self._now()
         state = TrialState(row["state"])
-        run_pk = None if run_id is None else self._run_pk(connection, run_id)
-        started = ended = None
-        if state is TrialState.RUNNING:
-            started = now
-        elif state.is_finished():
-            ended = now
-            if run_pk is not None:
-                started, ended = connection.execute(
-                    sa.select(runs.c.started_at, sa.func.coalesce(runs.c.ended_at, now)).where(
-                        runs.c.id == run_pk
-                    )
-                ).one()
-        columns = dict(row)
-        if columns["config"] is None:
-            columns["config"] = _next(connection, sweep_trials.c.config, sweep_pk)
-        connection.execute(
-            sweep_trials.insert().values(
+        started = now if state is TrialState.RUNNING else None
+        ended = now if state.is_finished() else None
+        if run_id is not None:
+            statement = sa.select(runs.c.id, runs.c.started_at, runs.c.ended_at)
+            run = connection.execute(statement.where(runs.c.uuid == run_id)).first()
+            if run is None:
+                raise RunNotFoundError(f"run {run_id} does not exist (was it deleted?)")
+            if state.is_finished():  # an existing run attached: its own times
+                started, ended = run.started_at, run.ended_at if run.ended_at else now
+        number, next_config = _next(connection, sweep_pk)
+        columns = {**row, "config": next_config if row["config"] is None else row["config"]}
+        inserted = connection.execute(
+            sweep_trials.insert()
+            .values(
                 **columns,
                 sweep_id=sweep_pk,
-                number=_next(connection, sweep_trials.c.number, sweep_pk),
+                number=number,
                 attempt=1,
-                run_id=run_pk,
+                run_id=None if run_id is None else run.id,
                 lease=token,
                 heartbeat_at=now if state is TrialState.RUNNING else None,
                 created_at=now,
                 started_at=started,
                 ended_at=ended,
             )
-        )
+            .returning(*sweep_trials.c)
+        ).mappings().one()  # fmt: skip
+        return _trial_record(sweep_id, _run_of(connection, inserted))
 
     def claim_trial(self, sweep_id: str, worker: str) -> TrialRecord | None:
         check_name(worker, "worker name", "e.g. the agent's host:pid")
@@ -497,29 +509,34 @@ class SqlSweeps:
                 mine = _trials(connection, sweep_id, sweep_trials.c.lease == token)
                 if mine:
                     return mine[0]
-            sweep_pk, state = connection.execute(
-                sa.select(sweeps.c.id, sweeps.c.state).where(sweeps.c.uuid == sweep_id)
-            ).first() or (None, None)
-            if sweep_pk is None:
-                raise SweepNotFoundError(f"no sweep with UUID {sweep_id!r} (was it deleted?)")
-            if state != SweepState.RUNNING.value:
-                return None
-            queued = (sweep_trials.c.sweep_id == sweep_pk) & (sweep_trials.c.state == _QUEUED)
-            oldest = sa.select(sweep_trials.c.id).where(queued).order_by(sweep_trials.c.number)
-            if self.dialect == "postgresql":
-                oldest = oldest.with_for_update(skip_locked=True)
-            trial_pk = connection.scalar(oldest.limit(1))
+            oldest = (
+                sa.select(sweep_trials.c.id)
+                .join(sweeps, sweeps.c.id == sweep_trials.c.sweep_id)
+                .where(
+                    sweeps.c.uuid == sweep_id,
+                    sweeps.c.state == SweepState.RUNNING.value,
+                    sweep_trials.c.state == _QUEUED,
+                )
+                .order_by(sweep_trials.c.number)
+                .limit(1)
+            )
+            if self.dialect == "postgresql":  # other claimers skip it; the sweep row stays free
+                oldest = oldest.with_for_update(of=sweep_trials, skip_locked=True)
+            trial_pk = connection.scalar(oldest)
             if trial_pk is None:
+                _sweep_pk(connection, sweep_id)  # raises when the sweep is gone
                 return None
-            now = self._now(connection)
-            connection.execute(
+            now = self._now()
+            claimed = connection.execute(
                 sweep_trials.update()
                 .where(sweep_trials.c.id == trial_pk, sweep_trials.c.state == _QUEUED)
                 .values(state=_RUNNING, worker=worker, lease=token, heartbeat_at=now,
                         started_at=now)
-            )  # fmt: skip
-            mine = _trials(connection, sweep_id, sweep_trials.c.lease == token)
-            return mine[0] if mine else None  # (None only if the row was taken: cannot happen)
+                .returning(*sweep_trials.c)
+            ).mappings().first()  # fmt: skip
+            if claimed is None:  # cannot happen: the row is locked (or SQLite's file is)
+                return None
+            return _trial_record(sweep_id, _run_of(connection, claimed))
 
         return self._sweep_write(claim)
 
@@ -529,28 +546,26 @@ class SqlSweeps:
             return set()
 
         def beat(connection: Connection, retried: bool) -> set[int]:
+            owner = sa.select(sweeps.c.id).where(sweeps.c.uuid == sweep_id).scalar_subquery()
             held = (
-                sa.select(sweep_trials.c.id, sweep_trials.c.number)
-                .join(sweeps, sweeps.c.id == sweep_trials.c.sweep_id)
+                sa.select(sweep_trials.c.id)
                 .where(
-                    sweeps.c.uuid == sweep_id,
+                    sweep_trials.c.sweep_id == owner,
                     sweep_trials.c.number.in_(wanted),
                     sweep_trials.c.state == _RUNNING,
                     sweep_trials.c.worker == worker,
                 )
                 .order_by(sweep_trials.c.number)
             )
-            if self.dialect == "postgresql":  # the trials only, by number (see the docstring)
+            if self.dialect == "postgresql":  # locked by number (see the module docstring)
                 held = held.with_for_update(of=sweep_trials)
-            rows = connection.execute(held).all()
-            if rows:
-                now = self._now(connection)
-                connection.execute(
-                    sweep_trials.update()
-                    .where(sweep_trials.c.id.in_([pk for pk, _ in rows]))
-                    .values(heartbeat_at=now)
-                )
-            return {number for _, number in rows}
+            renewed = connection.execute(
+                sweep_trials.update()
+                .where(sweep_trials.c.id.in_(held.scalar_subquery()))
+                .values(heartbeat_at=self._now())
+                .returning(sweep_trials.c.number)
+            )
+            return set(renewed.scalars())
 
         return self._sweep_write(beat)
 
@@ -566,7 +581,7 @@ class SqlSweeps:
             if run_id is not ...:
                 changes["run_id"] = None if run_id is None else self._run_pk(connection, run_id)
             if automatic_end and TrialState(changes["state"]).is_finished():
-                changes["ended_at"] = self._now(connection)
+                changes["ended_at"] = self._now()
             owner = sa.select(sweeps.c.id).where(sweeps.c.uuid == sweep_id).scalar_subquery()
             condition = (sweep_trials.c.sweep_id == owner) & (sweep_trials.c.number == number)
             if worker is not None:
@@ -625,7 +640,7 @@ class SqlSweeps:
         self, sweep_id: str, *, stale_after: float, max_attempts: int = 1
     ) -> list[TrialRecord]:
         def stale_at(connection: Connection) -> sa.ColumnElement[bool]:
-            cutoff = self._now(connection) - float(stale_after)
+            cutoff = self._now() - float(stale_after)
             return (sweep_trials.c.state == _RUNNING) & (sweep_trials.c.heartbeat_at < cutoff)
 
         def any_stale(connection: Connection) -> bool:
@@ -651,7 +666,7 @@ class SqlSweeps:
             ).mappings().all()  # fmt: skip
             if not stale:
                 return []  # another agent expired them first
-            now = self._now(connection)
+            now = self._now()
             connection.execute(_bump(sweep_pk, now, token))
             for row in stale:
                 self._crash(connection, sweep_pk, row, token, now, max_attempts)
@@ -665,7 +680,7 @@ class SqlSweeps:
         sweep_pk: int,
         row: Mapping[str, Any],
         token: str,
-        now: float,
+        now: Any,
         max_attempts: int,
     ) -> None:
         """Mark one stale trial crashed; queue its next attempt if it has one left."""
@@ -682,7 +697,7 @@ class SqlSweeps:
             sweep_trials.insert().values(
                 **{column: row[column] for column in copied},
                 sweep_id=sweep_pk,
-                number=_next(connection, sweep_trials.c.number, sweep_pk),
+                number=_next(connection, sweep_pk)[0],
                 state=_QUEUED,
                 attempt=row["attempt"] + 1,
                 created_at=now,
