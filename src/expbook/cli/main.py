@@ -854,4 +854,5 @@ def _quiet_broken_pipe() -> None:
     os.dup2(devnull, sys.stdout.fileno())
 
 
+from expbook.cli import sweep_admin as _sweep_admin  # noqa: E402,F401
 from expbook.cli import sweep_run as _sweep_run  # noqa: E402,F401  (registers expbook sweep)

@@ -186,7 +186,7 @@ def duration(trial: TrialRecord, now: float | None = None) -> float | None:
 
 def configurations(spec: SweepSpec, trials: Sequence[TrialRecord]) -> list[Configuration]:
     """The finished configurations (trials ``finished`` with a value, grouped by config key),
-    best mean first."""
+    best mean first; their params leave out the spec's ``seed_param``."""
     metric = spec.metric
     groups: dict[str, list[TrialRecord]] = {}
     for trial in trials:
@@ -196,9 +196,18 @@ def configurations(spec: SweepSpec, trials: Sequence[TrialRecord]) -> list[Confi
     for key, members in groups.items():
         members.sort(key=lambda t: (_rank(value_of(t), metric), t.number))
         values = tuple(value_of(t) for t in members)
-        found.append(Configuration(key, members[0].params, tuple(members), values))  # type: ignore[arg-type]
+        params = {k: v for k, v in members[0].params.items() if k != spec.seed_param}
+        found.append(Configuration(key, params, tuple(members), values))  # type: ignore[arg-type]
     found.sort(key=lambda c: (_rank(c.mean, metric), c.trials[0].number))
     return found
+
+
+def best_configuration(ranked: Sequence[Configuration]) -> Configuration | None:
+    """The best of ``ranked`` (``configurations``' order), None when none has a number (no
+    finished trial, or only NaN: a diverged run is a result, but not a best one)."""
+    if not ranked or math.isnan(ranked[0].mean):
+        return None
+    return ranked[0]
 
 
 def varying_params(trials: Sequence[TrialRecord]) -> list[str]:
