@@ -215,11 +215,19 @@ class Engine:
         spec: the sweep's parsed spec.
         study_name: the name of the rebuilt studies (the sweep's UUID: Hyperband assigns
             trials to brackets by it, so every agent agrees).
+        distributions: a define-by-run space (``expbook.sweep.api``): the Optuna
+            distribution of each parameter an objective asked for, by name. A trial's params
+            are then Optuna's values as they are, and a trial may lack some (conditional
+            parameters); without it, the spec's parameters through ``expbook.sweep.space``.
     """
 
-    def __init__(self, spec: SweepSpec, *, study_name: str = "sweep") -> None:
+    def __init__(
+        self, spec: SweepSpec, *, study_name: str = "sweep",
+        distributions: Mapping[str, optuna.distributions.BaseDistribution] | None = None,
+    ) -> None:  # fmt: skip
         self.spec = spec
         self.study_name = study_name
+        self.distributions = None if distributions is None else dict(distributions)
         self._lock = threading.RLock()
         self._attrs: dict[str, dict[str, Any]] = {}  # config key -> the sampler's system attrs
         self._replays: dict[tuple[Any, int], _Replay] = {}
@@ -344,6 +352,23 @@ class Engine:
 
     # --- pruning ------------------------------------------------------------------------------
 
+    def study(
+        self, trials: Sequence[TrialRecord], curves: Mapping[int, Curve] | None = None, *,
+        retry: int = 0,
+    ) -> optuna.Study:  # fmt: skip
+        """The sweep's trials as a fresh in-memory study, for a caller that asks it for a trial
+        and lets the trial's ``suggest_*`` calls sample (a define-by-run objective). Pass the
+        asked trial's system attrs to ``remember`` once its params are known."""
+        with self._lock:
+            return self._study(trials, curves or {}, retry=retry)[0]
+
+    def remember(self, params: Mapping[str, Any], attrs: Mapping[str, Any]) -> None:
+        """Keep the sampler's system attrs of a trial asked from ``study`` (CMA-ES finds its
+        generations in them), for the studies rebuilt later."""
+        if attrs:
+            with self._lock:
+                self._attrs[self._key(params)] = dict(attrs)
+
     def decide(
         self, trials: Sequence[TrialRecord], curves: Mapping[int, Curve], number: int,
         *, after: int | None = None,
@@ -399,7 +424,7 @@ class Engine:
                 study_name=self.study_name,
                 directions=[m.goal for m in self.spec.metrics] or ["minimize"],
             )
-        distributions = space.distributions(self.spec)
+        distributions = self._distributions()
         numbers: dict[int, int] = {}
         for config, members in groups:
             params = self._optuna_params(members[0])
@@ -435,14 +460,21 @@ class Engine:
         configurations, so the next one is new (the same for every agent)."""
         import optuna
 
-        distributions = space.distributions(self.spec)
+        distributions = self._distributions()
         for _ in range(sampled):
             trial = study.ask(distributions)
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
 
     def _optuna_params(self, trial: TrialRecord) -> dict[str, Any] | None:
         try:
+    def _distributions(self) -> dict[str, optuna.distributions.BaseDistribution]:
+        if self.distributions is not None:
+            return self.distributions
+        return space.distributions(self.spec)
+
             return space.to_optuna(self.spec, self._without_seed(trial.params))
+        if self.distributions is not None:  # define-by-run: Optuna's values, any subset
+            return _in_space(self.distributions, trial.params)
         except SweepSpecError:
             return None
 
@@ -660,6 +692,27 @@ def _frozen(
 
 def _optuna_state(name: str) -> optuna.trial.TrialState:
     import optuna
+def _in_space(
+    distributions: Mapping[str, Any], params: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    """The params a define-by-run space holds (the others: a parameter no longer asked);
+    None when a value lies outside its distribution (an edited space)."""
+    out = {}
+    for name, given in params.items():
+        d = distributions.get(name)
+        if d is None:
+            continue
+        try:
+            if hasattr(d, "choices"):
+                d.to_internal_repr(given)  # ValueError: not one of the choices
+            elif not d.low <= float(given) <= d.high:
+                return None
+        except (ValueError, TypeError):
+            return None
+        out[name] = given
+    return out
+
+
 
     return getattr(optuna.trial.TrialState, name)
 
