@@ -350,8 +350,6 @@ class Engine:
             "loosen them or narrow the parameters",
         )
 
-    # --- pruning ------------------------------------------------------------------------------
-
     def study(
         self, trials: Sequence[TrialRecord], curves: Mapping[int, Curve] | None = None, *,
         retry: int = 0,
