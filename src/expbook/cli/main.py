@@ -585,18 +585,25 @@ def ui_command(**options: Any) -> None:
 @click.option("--html", is_flag=True,
               help="Also write it as one self-contained HTML page beside it "
               "(notebook.html), figures embedded.")  # fmt: skip
+@click.option("--sweep", "sweeps", multiple=True, metavar="SWEEP",
+              help="Only the trial runs of this sweep (repeatable; a name or UUID "
+              "prefix) [default: every run; a section shows each sweep its runs are "
+              "trials of].")  # fmt: skip
 @store_option
 def report_command(**options: Any) -> None:
     """Write the lab notebook: per experiment the question, hypothesis, setup (shared params,
     commits, hardware), the runs table, repeats as mean ± std with confidence intervals, the
     best configuration and whether it beats the runner-up beyond noise, what changed from run
-    to run, notes, plots and the conclusion. The same store gives the same bytes.
+    to run, notes, plots, the sweeps the runs are trials of (trials, best so far, parallel
+    coordinates, importance, pruned curves) and the conclusion. The same store gives the same
+    bytes.
 
     \b
     Examples:
       expbook report
       expbook report -e "hidden size" --out notes/hidden-size.md --html
       expbook report --where "status = 'finished' and tags has 'gru'"
+      expbook report --sweep mlp-lr -o notes/mlp-lr.md
     """
     from expbook.cli import report
 

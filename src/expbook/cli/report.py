@@ -20,12 +20,15 @@ def report(
     out: str | None,
     html: bool,
     store: str | None,
+    sweeps: tuple[str, ...] = (),
 ) -> None:
     from expbook.report.write import write_report
 
     target = Path(out or DEFAULT_OUT)
     with open_cli_store(store) as opened:
-        written = write_report(opened, target, experiments=experiments, where=where, html=html)
+        written = write_report(
+            opened, target, experiments=experiments, where=where, html=html, sweeps=sweeps
+        )
     book = written.notebook
     line = f"wrote {written.markdown}: {plural(len(book.sections), 'section')}, " + (
         f"{plural(book.run_count, 'run')}, {plural(len(written.figures), 'figure')}"

@@ -27,6 +27,7 @@ from expbook.report.notebook import (
     artifact_file,
 )
 from expbook.report.stats import CONFIDENCE, Estimate
+from expbook.report.sweeps import render_markdown as render_sweep
 from expbook.report.text import (
     DASH,
     code,
@@ -99,6 +100,7 @@ def _section(section: Section, assets: str, numbers: dict[str, int]) -> str:
     curves = [f for f in section.figures if isinstance(f, CurvesFigure)]
     if curves:
         blocks += ["### Learning curves", *(_figure(f, assets, numbers) for f in curves)]
+    blocks += [render_sweep(sweep, assets, numbers) for sweep in section.sweeps]
     blocks += ["### Log", "\n".join(_log_entry(entry, assets) for entry in section.log)]
     blocks += ["### Conclusion", (section.conclusion or "").strip() or NO_CONCLUSION]
     return "\n\n".join(blocks)

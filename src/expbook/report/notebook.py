@@ -39,6 +39,7 @@ from expbook.report.stats import (
     group_repeats,
     is_seed,
 )
+from expbook.report.sweeps import SweepIndex, SweepSection
 from expbook.report.text import anchor, file_slug, fmt_value
 from expbook.store.base import RunQuery, Store
 
@@ -189,9 +190,15 @@ class Section:
     """The varying params that are lists of words, with what varies in them (``columns``)."""
     factors: tuple[Factor, ...] = ()
     """What the key metric is charted against: varying params, or their varying elements."""
+    sweeps: tuple[SweepSection, ...] = ()
+    """The sweeps some of whose trials are among the runs (``report/sweeps.py``)."""
 
     def spread(self, param: str) -> ListSpread | None:
         return dict(self.lists).get(param)
+
+    @property
+    def sweep_figures(self) -> tuple[Any, ...]:
+        return tuple(figure for sweep in self.sweeps for figure in sweep.figures)
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,7 +213,8 @@ class Notebook:
 
     @property
     def figures(self) -> tuple[Figure, ...]:
-        return tuple(figure for section in self.sections for figure in section.figures)
+        return tuple(figure for section in self.sections
+                     for figure in (*section.figures, *section.sweep_figures))  # fmt: skip
 
     @property
     def images(self) -> tuple[ArtifactRecord, ...]:
@@ -218,22 +226,34 @@ class Notebook:
 
 
 def build_notebook(
-    store: Store, *, experiments: Sequence[str] = (), where: str | None = None
+    store: Store,
+    *,
+    experiments: Sequence[str] = (),
+    where: str | None = None,
+    sweeps: Sequence[str] = (),
 ) -> Notebook:
     """The notebook of the runs matching ``where``: one section per experiment in
     ``experiments`` (in that order), or without ``experiments``, per experiment that has
-    matching runs (oldest first) and one for matching runs without an experiment.
+    matching runs (oldest first) and one for matching runs without an experiment. With
+    ``sweeps``, only those sweeps' trial runs; a section shows each sweep its runs are trials of.
 
     Raises:
         ExperimentNotFoundError: a name in ``experiments`` is not an experiment.
         FilterSyntaxError: ``where`` cannot be parsed.
+        SweepNotFoundError: a name in ``sweeps`` is not a sweep.
     """
+    index = SweepIndex(store, sweeps)
     selected = select_runs(store, experiments, where)
+    if sweeps:
+        trials = index.run_ids()
+        selected = [(record, title, [run for run in runs if run.id in trials])
+                    for record, title, runs in selected]  # fmt: skip
+        selected = [item for item in selected if item[2] or experiments]
     prefixes: set[str] = set()
     sections = []
     for record, title, runs in selected:
         prefix = _unique(file_slug(title), prefixes)
-        sections.append(build_section(store, record, title, runs, prefix))
+        sections.append(build_section(store, record, title, runs, prefix, index))
     return Notebook(TITLE, where, tuple(sections))
 
 
@@ -276,8 +296,10 @@ def build_section(
     title: str,
     runs: Sequence[RunRecord],
     prefix: str,
+    sweeps: SweepIndex | None = None,
 ) -> Section:
-    """The section of one experiment's runs (given in number order)."""
+    """The section of one experiment's runs (given in number order), with the ``sweeps`` their
+    runs are trials of."""
     base = Section(
         title,
         anchor(title),
@@ -306,6 +328,7 @@ def build_section(
         log=tuple(build_log(store, runs, first)),
         lists=list_params(runs, varying_params(runs)),
         factors=tuple(found),
+        sweeps=sweeps.sections(runs, prefix) if sweeps else (),
     )
 
 

@@ -284,3 +284,11 @@ _DRAW: dict[type, Callable[[Any, Any], None]] = {
     SweepFigure: _draw_sweep,
     ParallelFigure: _draw_parallel,
 }
+
+
+# The sweep section's figures (report/sweeps.py, which imports this module only inside its drawing
+# functions) are drawn by the same render().
+from expbook.report import sweeps as _sweeps  # noqa: E402
+
+SIZES.update(_sweeps.SIZES)
+_DRAW.update(_sweeps.DRAW)

@@ -54,19 +54,24 @@ def write_report(
     experiments: Sequence[str] = (),
     where: str | None = None,
     html: bool = False,
+    sweeps: Sequence[str] = (),
 ) -> Written:
     """Build the notebook of the matching runs and write it (see the module docstring).
 
+    Args:
+        sweeps: only the trial runs of these sweeps (names or UUID prefixes).
+
     Raises:
         ExperimentNotFoundError: a name in ``experiments`` is not an experiment.
+        SweepNotFoundError: a name in ``sweeps`` is not a sweep.
         FilterSyntaxError: ``where`` cannot be parsed.
         ExpbookError: no runs match, or a file cannot be written.
     """
     markdown = Path(out)
     page = html_path(markdown) if html else None
-    book = build_notebook(store, experiments=experiments, where=where)
+    book = build_notebook(store, experiments=experiments, where=where, sweeps=sweeps)
     if book.run_count == 0:
-        raise ExpbookError(_nothing_matches(experiments, where))
+        raise ExpbookError(_nothing_matches(experiments, where, sweeps))
     try:
         return write_notebook(book, markdown, page, _images(store, book))
     except OSError as exc:
@@ -119,8 +124,13 @@ def _remove_stale(folder: Path, keep: set[str]) -> None:
             path.unlink()
 
 
-def _nothing_matches(experiments: Sequence[str], where: str | None) -> str:
+def _nothing_matches(
+    experiments: Sequence[str], where: str | None, sweeps: Sequence[str] = ()
+) -> str:
     scope = []
+    if sweeps:
+        names = ", ".join(repr(name) for name in sweeps)
+        scope.append(f"among the trials of sweep{'s' if len(sweeps) > 1 else ''} {names}")
     if experiments:
         names = ", ".join(repr(name) for name in experiments)
         scope.append(f"in experiment{'s' if len(experiments) > 1 else ''} {names}")
