@@ -32,10 +32,11 @@ from expbook.server.api import router
 from expbook.server.encoding import ApiJSON
 from expbook.server.openapi import openapi_30
 from expbook.server.security import MAX_BODY_BYTES, Guard, content_security_policy
+from expbook.server.sweeps import install as install_sweeps
 from expbook.store.base import Store
 
 HERE = Path(__file__).parent
-PAGES = ("runs", "run", "compare", "experiment", "experiments")
+PAGES = ("runs", "run", "compare", "experiment", "experiments", "sweeps", "sweep")
 _NOT_FOUND = (RunNotFoundError, ExperimentNotFoundError, MetricNotFoundError, NoteNotFoundError)
 
 __all__ = ["MAX_BODY_BYTES", "create_app"]
@@ -64,6 +65,7 @@ def create_app(
     app.state.store = store
     app.state.read_only = read_only
     app.include_router(router)
+    install_sweeps(app)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.mount("/vendor/swagger", StaticFiles(directory=swagger_ui_dir()), name="swagger")
     _add_pages(app)
@@ -113,6 +115,14 @@ def _add_pages(app: FastAPI) -> None:
     @app.get("/experiments/{name:path}", include_in_schema=False)
     def experiment_page(name: str) -> HTMLResponse:
         return page("experiment", name)
+
+    @app.get("/sweeps", include_in_schema=False)
+    def sweeps_page() -> HTMLResponse:
+        return page("sweeps", "Sweeps")
+
+    @app.get("/sweeps/{ref}", include_in_schema=False)
+    def sweep_page(ref: str) -> HTMLResponse:
+        return page("sweep", f"Sweep {ref}", allow_eval=True)  # plotly's parcoords (WebGL)
 
     @app.get("/api/docs", include_in_schema=False)
     def api_docs() -> HTMLResponse:

@@ -242,3 +242,109 @@ class ExperimentChange(BaseModel):
     description: str | None = None
     hypothesis: str | None = None
     conclusion: str | None = None
+
+
+# --- sweeps (server/sweeps.py) ------------------------------------------------------------------
+
+
+class SweepMetric(BaseModel):
+    name: str = Field(description="the metric's key as the trials log it")
+    goal: str = Field(description="minimize or maximize")
+
+
+class SweepBest(BaseModel):
+    number: int = Field(description="the trial's number in the sweep (from 0)")
+    run_number: int | None
+    value: Number = Field(description="its value of the first metric")
+
+
+class SweepRow(BaseModel):
+    id: str
+    name: str
+    state: str = Field(description="running, stopped or finished")
+    experiment: str | None
+    method: str | None = Field(description="grid, random or bayes (null: the spec is unreadable)")
+    metric: SweepMetric | None = Field(description="the first metric: what 'best' means")
+    created_at: float = Field(description="Unix time")
+    updated_at: float
+    ended_at: float | None
+    version: int = Field(description="grows with every change to the sweep or its set of trials")
+    trial_count: int
+    counts: dict[str, int] = Field(description="trials per state")
+    best: SweepBest | None = Field(description="the best trial (expbook.sweep.analysis)")
+
+
+class SweepParam(BaseModel):
+    name: str = Field(description="flattened: optimizer.lr")
+    kind: str = Field(description="constant, categorical, int or float")
+    distribution: str = Field(description="the W&B distribution, given or inferred")
+    log: bool = Field(description="log-distributed: drawn on a log axis")
+    low: float | None = Field(description="lower bound in the user's values (null: none)")
+    high: float | None
+    values: list[Any] = Field(description="a categorical's values; a constant's value")
+
+
+class SweepTrial(BaseModel):
+    number: int
+    config: int = Field(description="its configuration, shared by repeats and re-queued attempts")
+    repeat: int
+    attempt: int
+    state: str = Field(description="queued, running, finished, failed, pruned, crashed or stopped")
+    run_id: str | None
+    run_number: int | None = Field(description="the run that executed it")
+    params: dict[str, Any]
+    values: list[Number] = Field(description="one per metric (null: not logged)")
+    value: Number = Field(description="the first metric's value")
+    pruned_step: int | None = Field(description="the step at which the pruner stopped it")
+    worker: str | None
+    created_at: float
+    started_at: float | None
+    ended_at: float | None
+    duration: float | None = Field(description="seconds, once ended")
+    error: str | None
+
+
+class BestSoFar(BaseModel):
+    count: int = Field(description="trials ended with a value by then")
+    number: int = Field(description="the trial that ended")
+    run_number: int | None
+    state: str
+    ended_at: float
+    value: Number = Field(description="the trial's value")
+    best: Number = Field(description="the best finished trial's value so far")
+
+
+class Importance(BaseModel):
+    param: str
+    importance: float = Field(description="normalised: the importances sum to 1")
+
+
+class ParallelAxis(BaseModel):
+    name: str
+    log: bool = Field(description="values are log10 of the param's values")
+    categorical: bool = Field(description="values are indices of the ticks")
+    values: list[float] = Field(description="one coordinate per drawn trial")
+    low: float
+    high: float
+    ticks: list[tuple[float, str]] = Field(description="(coordinate, label in the user's values)")
+
+
+class ParallelCoordinates(BaseModel):
+    trials: list[int] = Field(description="the trials drawn: those with a value")
+    values: list[Number] = Field(description="their value of the first metric (the colour)")
+    axes: list[ParallelAxis] = Field(description="the varying params, then the metric")
+    note: str | None = Field(description="what was left out")
+
+
+class SweepDetail(SweepRow):
+    spec: dict[str, Any] = Field(description="the spec as given")
+    spec_error: str | None = Field(description="why the stored spec cannot be read, if not")
+    metrics: list[SweepMetric]
+    parameters: list[SweepParam]
+    trials: list[SweepTrial]
+    best: SweepTrial | None = Field(description="the best trial (expbook.sweep.analysis)")
+    best_so_far: list[BestSoFar] = Field(description="trials with a value in the order they ended")
+    importance: list[Importance] = Field(description="most important first")
+    importance_note: str | None = Field(description="why there is no importance, or how computed")
+    noise: str | None = Field(description="whether the best beats the runner-up beyond noise")
+    parallel: ParallelCoordinates
