@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from expbook.model import TrialState
 from expbook.store import Store
 from expbook.sweep import analysis, space
 from expbook.sweep.spec import parse_spec
+from tests.helpers import EXPBOOK as EXPBOOK_SCRIPT
 from tests.helpers import run_cli
 
 SPEC: dict[str, Any] = {
@@ -907,3 +909,61 @@ def test_errors_from_the_console_script_are_one_line(sqlite_url: str, args: Sequ
     assert result.returncode == 1, result
     assert result.stdout == ""
     assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# with a real agent: stop, resume
+
+
+HELD = """
+import os, sys, time
+while os.path.exists("hold"):
+    time.sleep(0.05)
+lr = float(sys.argv[1].split("=")[1])
+print(f"step 0: valid/loss={abs(lr - 0.01):.4f}", flush=True)
+"""
+
+
+def test_stop_ends_a_real_agent_and_resume_continues(tmp_path: Path) -> None:
+    """`sweep stop` while an agent runs a trial: the agent stops it (marked stopped) and exits;
+    after `sweep resume` another agent runs the next trial to the end."""
+    (tmp_path / "held.py").write_text(HELD)
+    (tmp_path / "sweep.yaml").write_text(
+        "program: held.py\nmethod: grid\nmetric: {name: valid/loss, goal: minimize}\n"
+        "parameters:\n  lr: {values: [0.01, 0.1]}\n"
+    )
+    (tmp_path / "hold").write_text("")
+    url = str(tmp_path / "store.db")
+    env = {"EXPBOOK_SWEEP_HEARTBEAT": "0.3", "EXPBOOK_SWEEP_POLL": "0.2"}
+    created = run_cli("sweep", "create", "sweep.yaml", "--name", "live", store=url, cwd=tmp_path)
+    assert created.returncode == 0, created.stderr
+    agent = subprocess.Popen(
+        [EXPBOOK_SCRIPT, "sweep", "agent", "live", "--grace", "2"], cwd=tmp_path,
+        env={**os.environ, "EXPBOOK_STORE": url, **env}, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        store = expbook.open_store(url)
+        deadline = time.time() + 60
+        while not any(
+            t.state == TrialState.RUNNING for t in store.list_trials(store.get_sweep("live").id)
+        ):
+            assert time.time() < deadline and agent.poll() is None, agent.stdout.read()  # type: ignore[union-attr]
+            time.sleep(0.1)
+        stopped = run_cli("sweep", "stop", "live", store=url)
+        assert "its agents stop the 1 running trial" in stopped.stdout, stopped.stderr
+        output, _ = agent.communicate(timeout=60)
+    finally:
+        agent.kill()
+    trials = store.list_trials(store.get_sweep("live").id)
+    assert [t.state for t in trials] == [TrialState.STOPPED], output
+    (tmp_path / "hold").unlink()
+    assert run_cli("sweep", "resume", "live", store=url).returncode == 0
+    again = run_cli("sweep", "agent", "live", "--count", "1", store=url, cwd=tmp_path, env=env)
+    assert again.returncode == 0, again.stdout + again.stderr
+    trials = store.list_trials(store.get_sweep("live").id)
+    assert [t.state for t in trials] == [TrialState.STOPPED, TrialState.FINISHED]
+    assert trials[1].params == trials[0].params  # the stopped configuration, run again
+    store.close()
+    data = json.loads(run_cli("sweep", "show", "live", "--json", store=url).stdout)
+    assert data["best"]["params"] == {"lr": 0.01} and data["best"]["value"] == 0.0
