@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import os
 import shutil
 import signal
@@ -43,8 +44,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from expbook.errors import ExpbookError, RunNotFoundError
-from expbook.model import RunStatus, SweepState, TrialRecord, TrialState
+from expbook.errors import ExpbookError
+from expbook.model import RunRecord, RunStatus, SweepState, TrialRecord, TrialState
+from expbook.store.base import RunQuery
 from expbook.sweep.command import check_command, trial_command
 from expbook.sweep.engine import Engine, objective, why_done
 from expbook.sweep.spec import SweepSpec, SweepSpecError, parse_spec
@@ -180,6 +182,7 @@ class Agent:
         self._lock = threading.Lock()
         self._take_lock = threading.Lock()
         self._stopping = threading.Event()
+        self._wake = threading.Event()
         self._ended = threading.Event()
         self._errors: list[BaseException] = []
         self._missing = 0
@@ -228,6 +231,7 @@ class Agent:
             name = signal.Signals(signum).name if signum else "stop()"
             self.outcome.reason = f"interrupted ({name})"
         self._stopping.set()
+        self._wake.set()
 
     def _fail(self, error: BaseException) -> None:
         with self._lock:
@@ -243,8 +247,9 @@ class Agent:
                 trial = self._take()
                 if trial is None:
                     return
-                if trial is _WAIT:
-                    self._stopping.wait(self.settings.poll)
+                if trial is _WAIT:  # woken early when a trial of this agent ends
+                    self._wake.wait(self.settings.poll)
+                    self._wake.clear()
                     continue
                 self._run(trial)  # type: ignore[arg-type]
         except BaseException as error:  # an agent's failure: not the trial's
@@ -263,10 +268,12 @@ class Agent:
                 if self.count is not None and self.outcome.started >= self.count:
                     self.outcome.reason = self.outcome.reason or f"{self.count} trials run"
                     return None
-                claimed = self.store.claim_trial(self.sweep_id, self.worker)
-                if claimed is not None:
-                    return self._started(claimed)
                 trials = self.store.list_trials(self.sweep_id)
+                if any(t.state == TrialState.QUEUED for t in trials):
+                    claimed = self.store.claim_trial(self.sweep_id, self.worker)
+                    if claimed is not None:
+                        return self._started(claimed)
+                    continue  # another agent took it: read again
                 reason = why_done(self.spec, sweep, trials)
                 proposal = None
                 if reason is None:
@@ -329,6 +336,7 @@ class Agent:
         finally:
             with self._lock:
                 self._live.pop(trial.number, None)
+            self._wake.set()
             if live.process is not None and live.process.poll() is None:
                 self._terminate(live.process)
             shutil.rmtree(workdir, ignore_errors=True)
@@ -356,16 +364,17 @@ class Agent:
         env.pop("EXPBOOK_RUN_ID", None)  # a sweep run inside `expbook run`: trials are runs
         quiet = self.settings.quiet
         stderr = open(workdir / "stderr", "wb") if quiet else None  # noqa: SIM115
+        prefix, preexec = _parent_death()
         try:
             return subprocess.Popen(
-                [*command, "--", *argv],
+                [*prefix, *command, "--", *argv],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL if quiet else None,
                 stderr=stderr,
                 cwd=self.cwd,
                 env=env,
                 start_new_session=True,
-                preexec_fn=_die_with_parent(os.getpid()),
+                preexec_fn=preexec,
             )
         finally:
             if stderr is not None:
@@ -376,15 +385,13 @@ class Agent:
         seconds; stop it when pruned, when its lease is lost, when the agent stops."""
         process = live.process
         assert process is not None
-        while True:
-            try:
-                return process.wait(timeout=self.settings.poll)
-            except subprocess.TimeoutExpired:
-                pass
-            if live.stop is None:
-                live.stop = self._why_stop(live)
-            if live.stop is not None:
-                return self._terminate(process)
+        with _Exit(process) as exited:
+            while not exited.wait(self.settings.poll):
+                if live.stop is None:
+                    live.stop = self._why_stop(live)
+                if live.stop is not None:
+                    return self._terminate(process)
+        return process.wait()
 
     def _why_stop(self, live: _Live) -> str | None:
         if live.lost:
@@ -399,11 +406,14 @@ class Agent:
             return self._check_pruning(live)
         return None
 
+    def _find_run(self, run_id: str) -> RunRecord | None:
+        """The run, or None before ``expbook run``'s recorder has created it."""
+        found = self.store.find_runs(RunQuery(ids=(run_id,)))
+        return found[0] if found else None
+
     def _link(self, live: _Live) -> bool:
         """Link the trial to its run once the run exists."""
-        try:
-            self.store.run(live.run_id)
-        except RunNotFoundError:
+        if self._find_run(live.run_id) is None:
             return False
         if not self.store.update_trial(self.sweep_id, live.trial.number, worker=self.worker,
                                        run_id=live.run_id):  # fmt: skip
@@ -444,7 +454,7 @@ class Agent:
         trial = live.trial
         run = self._settled_run(live.run_id)
         if run is not None and not live.linked:
-            live.linked = self._link(live)
+            live.linked = True  # linked by the update that records its end
         run_number = run.number if run is not None else None
         values = objective(self.spec, run.metrics) if run is not None else None
         if live.lost or live.stop == "lost":
@@ -492,19 +502,18 @@ class Agent:
             ))  # fmt: skip
 
     def _update(self, live: _Live, **fields: Any) -> None:
+        if live.linked:
+            fields["run_id"] = live.run_id
         if not self.store.update_trial(self.sweep_id, live.trial.number, worker=self.worker,
                                        **fields):  # fmt: skip
             self.on_event(Event("lost", live.trial))
 
-    def _settled_run(self, run_id: str, timeout: float = 30.0) -> Any:
+    def _settled_run(self, run_id: str, timeout: float = 30.0) -> RunRecord | None:
         """The trial's run once ``expbook run`` has stored its end (it normally has when it
         returns; a recorder left in the background may take longer); None if there is none."""
         deadline = time.monotonic() + timeout
         while True:
-            try:
-                run = self.store.run(run_id)
-            except RunNotFoundError:
-                run = None
+            run = self._find_run(run_id)
             if run is not None and run.status.is_terminal():
                 return run
             if time.monotonic() > deadline:
@@ -566,28 +575,79 @@ class Agent:
 _WAIT = object()
 
 
+class _Exit:
+    """Waits for a process to end, for at most a timeout, and returns as soon as it ends:
+    on a pidfd where there is one (Linux 5.3+; ``Popen.wait(timeout)`` sleeps in steps of up
+    to 50 ms, which every trial would pay), else with ``Popen.wait``."""
+
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        self.process = process
+        self.fd: int | None = None
+
+    def __enter__(self) -> _Exit:
+        with contextlib.suppress(AttributeError, OSError):
+            self.fd = os.pidfd_open(self.process.pid)  # type: ignore[attr-defined]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+
+    def wait(self, timeout: float) -> bool:
+        """True once the process has ended."""
+        if self.fd is not None:
+            import select
+
+            select.select([self.fd], [], [], timeout)
+            return self.process.poll() is not None
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+
+
 # ---------------------------------------------------------------------------------------------
 # Helpers
 
 
-def _die_with_parent(parent: int) -> Callable[[], None]:
-    """A ``preexec_fn``: the trial gets SIGTERM when the agent's thread that started it dies
-    (Linux ``PR_SET_PDEATHSIG``; elsewhere nothing: a SIGKILLed agent leaves its trial running,
-    and another agent marks it crashed when its lease goes stale). Only async-signal-safe calls
-    in the child: the libc function is looked up here, before the fork."""
+def _parent_death() -> tuple[list[str], Callable[[], None] | None]:
+    """How a trial gets SIGTERM when the agent's thread that started it dies, even by SIGKILL
+    (Linux ``PR_SET_PDEATHSIG``, kept across exec): a command prefix, ``setpriv --pdeathsig
+    TERM`` (util-linux), which lets ``subprocess`` spawn without forking the agent's large
+    process (a fork costs it about 30 ms); else a ``preexec_fn`` calling ``prctl`` through
+    ctypes; elsewhere nothing (a SIGKILLed agent leaves its trial running, and another agent
+    marks it crashed when its lease goes stale)."""
     if not sys.platform.startswith("linux"):
-        return lambda: None
+        return [], None
+    setpriv = _setpriv()
+    if setpriv is not None:
+        return [setpriv, "--pdeathsig", "TERM", "--"], None
     try:
         prctl = ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
-        return lambda: None
+        return [], None
+    parent = os.getpid()
 
-    def child() -> None:
+    def child() -> None:  # in the forked child: the libc function was looked up before
         prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
         if os.getppid() != parent:  # the agent died before prctl: nobody supervises us
             os._exit(1)
 
-    return child
+    return [], child
+
+
+@functools.cache
+def _setpriv() -> str | None:
+    """util-linux's setpriv, if it has ``--pdeathsig`` (2.33 and later)."""
+    path = shutil.which("setpriv")
+    if path is None:
+        return None
+    try:
+        usage = subprocess.run([path, "--help"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return path if "--pdeathsig" in usage.stdout else None
 
 
 def _groups(pid: int) -> set[int]:

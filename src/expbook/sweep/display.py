@@ -72,7 +72,7 @@ class Display:
         self.started_at = time.time()
         self.trials: list[TrialRecord] = []
         self.recent: deque[str] = deque(maxlen=6)
-        self._best: int | None = None
+        self._read_at = 0.0
         self._lock = threading.Lock()
         self._panel: Any = None
 
@@ -96,9 +96,12 @@ class Display:
             self._panel = None
 
     def __call__(self, event: Event) -> None:
-        trials = self._read()
+        now = time.monotonic()
+        fresh = event.kind == "finished" or (self.live and now - self._read_at >= 0.5)
+        trials = self._read() if fresh else None  # a query per event would cost each trial
         with self._lock:
-            self.trials = trials or self.trials
+            if trials is not None:
+                self.trials, self._read_at = trials, now
             line = self.line(event)
             if line:
                 self.recent.append(line)

@@ -332,7 +332,9 @@ class Engine:
     ) -> Proposal:
         import optuna
 
-        study, _, _ = self._study(trials, curves, retry=retry)
+        # Random search ignores the trials: a study without them asks the same, in less time.
+        known = [] if self.spec.effective_sampler == "random" else trials
+        study, _, _ = self._study(known, curves, retry=retry, configs=len(trials))
         for _ in range(MAX_CONSTRAINT_TRIES):
             trial = study.ask()
             params = space.suggest(trial, self.spec)
@@ -366,6 +368,8 @@ class Engine:
         if attrs:
             with self._lock:
                 self._attrs[self._key(params)] = dict(attrs)
+
+    # --- pruning ------------------------------------------------------------------------------
 
     def decide(
         self, trials: Sequence[TrialRecord], curves: Mapping[int, Curve], number: int,
@@ -401,7 +405,7 @@ class Engine:
 
     def _study(
         self, trials: Sequence[TrialRecord], curves: Mapping[int, Curve], *,
-        deciding: int | None = None, retry: int = 0,
+        deciding: int | None = None, retry: int = 0, configs: int | None = None,
     ) -> tuple[optuna.Study, dict[int, int], tuple[Any, ...] | None]:  # fmt: skip
         """A fresh in-memory study holding one trial per configuration; returns it, for each
         store trial number the number of its Optuna trial, and the stateful pruner's signature
@@ -417,7 +421,7 @@ class Engine:
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study = optuna.create_study(
                 storage=optuna.storages.InMemoryStorage(),
-                sampler=self._sampler(len(groups), retry),
+                sampler=self._sampler(len(groups) if configs is None else configs, retry),
                 pruner=pruner,
                 study_name=self.study_name,
                 directions=[m.goal for m in self.spec.metrics] or ["minimize"],
@@ -463,16 +467,16 @@ class Engine:
             trial = study.ask(distributions)
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
 
-    def _optuna_params(self, trial: TrialRecord) -> dict[str, Any] | None:
-        try:
     def _distributions(self) -> dict[str, optuna.distributions.BaseDistribution]:
         if self.distributions is not None:
             return self.distributions
         return space.distributions(self.spec)
 
-            return space.to_optuna(self.spec, self._without_seed(trial.params))
+    def _optuna_params(self, trial: TrialRecord) -> dict[str, Any] | None:
         if self.distributions is not None:  # define-by-run: Optuna's values, any subset
             return _in_space(self.distributions, trial.params)
+        try:
+            return space.to_optuna(self.spec, self._without_seed(trial.params))
         except SweepSpecError:
             return None
 
@@ -688,8 +692,6 @@ def _frozen(
     )
 
 
-def _optuna_state(name: str) -> optuna.trial.TrialState:
-    import optuna
 def _in_space(
     distributions: Mapping[str, Any], params: Mapping[str, Any]
 ) -> dict[str, Any] | None:
@@ -711,6 +713,8 @@ def _in_space(
     return out
 
 
+def _optuna_state(name: str) -> optuna.trial.TrialState:
+    import optuna
 
     return getattr(optuna.trial.TrialState, name)
 
