@@ -1,14 +1,19 @@
-"""Sweep coordination through the store, measured: how fast agents can add and claim trials.
+"""Sweep coordination through the store, measured: what adding and claiming trials costs agents.
 
-    .venv/bin/python benchmarks/bench_sweep_store.py [--processes 6] [--trials 300]
-        [--postgres postgresql://postgres@127.0.0.1:5432/postgres]
+    .venv/bin/python benchmarks/bench_sweep_store.py [--processes 6] [--trials 120]
+        [--trial-seconds 0.5] [--postgres postgresql://postgres@127.0.0.1:5432/postgres]
 
-``add``: N processes, started together, each doing what an agent does to add a trial as fast as
-it can — read the sweep (its version) and its trials, then ``add_trial(expected_version=...)``
-— until the sweep has T trials. Reports trials added per second (all processes together) and
-how many compare-and-set conflicts (a re-read and a new attempt) each trial cost.
+N processes, started together once all have opened the store, on a SQLite file and on
+PostgreSQL (a fresh schema, dropped afterwards):
+
+``add``: each does what an agent does to add a trial, as fast as it can — read the sweep (its
+version) and its trials, then ``add_trial(expected_version=...)`` — until the sweep has T
+trials: trials added per second (all processes together), and compare-and-set conflicts (a
+re-read and a new attempt) per trial. The worst case: nothing but adding.
+``agent``: the same, but each added trial "runs" for ``--trial-seconds`` (a sleep, renewing its
+lease once) and is then finished with ``update_trial``: milliseconds spent in store calls per
+trial, and conflicts per trial, when agents do what agents do.
 ``claim``: T queued trials, N processes claiming until none is left: claims per second.
-Both on a SQLite file and on PostgreSQL (a fresh schema, dropped afterwards).
 """
 
 from __future__ import annotations
@@ -25,34 +30,46 @@ from pathlib import Path
 CHILD = """
 import json, os, sys, time
 import expbook
-url, task, name, sweep, limit, go = sys.argv[1:7]
+url, task, name, sweep, limit, seconds, go = sys.argv[1:8]
+limit, seconds = int(limit), float(seconds)
 store = expbook.open_store(url)
 open(f"{go}.{name}", "w").close()  # ready
 while not os.path.exists(go):
     time.sleep(0.001)
-started, done, conflicts, i = time.perf_counter(), 0, 0, 0
-if task == "add":
+done, conflicts, i, in_store = 0, 0, 0, 0.0
+if task in ("add", "agent"):
     while True:
+        t0 = time.perf_counter()
         version = store.get_sweep(sweep).version
         store.list_trials(sweep)  # what the engine rebuilds its study from
-        if version >= int(limit):
+        if version >= limit:
             break
         i += 1
         key = f"{name}-{i}"
         trial = store.add_trial(sweep, expected_version=version, params={"k": key},
                                 config_key=key, worker=name)
+        in_store += time.perf_counter() - t0
         if trial is None:
             conflicts += 1
-        else:
-            done += 1
+            continue
+        done += 1
+        if task == "agent":
+            time.sleep(seconds / 2)
+            t0 = time.perf_counter()
+            store.heartbeat_trials(sweep, [trial.number], name)
+            in_store += time.perf_counter() - t0
+            time.sleep(seconds / 2)
+            t0 = time.perf_counter()
+            store.update_trial(sweep, trial.number, worker=name, state="finished", values=[1.0])
+            in_store += time.perf_counter() - t0
 else:
     while store.claim_trial(sweep, name) is not None:
         done += 1
-print(json.dumps({"done": done, "conflicts": conflicts, "end": time.time()}))
+print(json.dumps({"done": done, "conflicts": conflicts, "in_store": in_store, "end": time.time()}))
 """
 
 
-def measure(url: str, task: str, processes: int, trials: int) -> dict[str, float]:
+def measure(url: str, task: str, processes: int, trials: int, seconds: float) -> dict[str, float]:
     import expbook
     from expbook.model import TrialState
 
@@ -63,12 +80,10 @@ def measure(url: str, task: str, processes: int, trials: int) -> dict[str, float
             store.add_trial(sweep.id, expected_version=i, params={"i": i}, config_key=str(i),
                             worker=None, state=TrialState.QUEUED)  # fmt: skip
     go = Path(tempfile.mkdtemp()) / "go"
+    argv = [sys.executable, "-c", CHILD, url, task]
+    rest = [sweep.id, str(trials), str(seconds), str(go)]
     children = [
-        subprocess.Popen(
-            [sys.executable, "-c", CHILD, url, task, f"p{n}", sweep.id, str(trials), str(go)],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
+        subprocess.Popen([*argv, f"p{n}", *rest], stdout=subprocess.PIPE, text=True)
         for n in range(processes)
     ]
     while not all(Path(f"{go}.p{n}").exists() for n in range(processes)):
@@ -76,12 +91,15 @@ def measure(url: str, task: str, processes: int, trials: int) -> dict[str, float
     start = time.time()
     go.touch()
     reports = [json.loads(child.communicate()[0]) for child in children]
-    seconds = max(r["end"] for r in reports) - start
+    seconds_taken = max(r["end"] for r in reports) - start
     done = sum(r["done"] for r in reports)
     assert done == trials == len(store.list_trials(sweep.id)), (done, trials)
     store.close()
-    conflicts = sum(r["conflicts"] for r in reports)
-    return {"per_second": done / seconds, "conflicts_per_trial": conflicts / done}
+    return {
+        "per_second": done / seconds_taken,
+        "conflicts": sum(r["conflicts"] for r in reports) / done,
+        "store_ms": 1000 * sum(r["in_store"] for r in reports) / done,
+    }
 
 
 def postgres_schema(admin: str) -> tuple[str, str]:
@@ -97,20 +115,23 @@ def postgres_schema(admin: str) -> tuple[str, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--processes", type=int, default=6)
-    parser.add_argument("--trials", type=int, default=300)
+    parser.add_argument("--trials", type=int, default=120)
+    parser.add_argument("--trial-seconds", type=float, default=0.5)
+    parser.add_argument("--tasks", default="add,agent,claim")
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/postgres")
     options = parser.parse_args()
     import psycopg
 
     schema, pg_url = postgres_schema(options.postgres)
+    n = options.processes
     try:
         for backend, url in (("sqlite", str(Path(tempfile.mkdtemp()) / "s.db")),
                              ("postgresql", pg_url)):  # fmt: skip
-            for task in ("add", "claim"):
-                found = measure(url, task, options.processes, options.trials)
-                print(f"{backend:10} {task:5} {options.processes} processes: "
-                      f"{found['per_second']:6.0f} trials/s, "
-                      f"{found['conflicts_per_trial']:.1f} conflicts per trial")  # fmt: skip
+            for task in options.tasks.split(","):
+                found = measure(url, task, n, options.trials, options.trial_seconds)
+                print(f"{backend:10} {task:5} {n} processes: {found['per_second']:6.1f} trials/s, "
+                      f"{found['conflicts']:.2f} conflicts and {found['store_ms']:.1f} ms "
+                      "in store calls per trial", flush=True)  # fmt: skip
     finally:
         with psycopg.connect(options.postgres, autocommit=True) as connection:
             connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
