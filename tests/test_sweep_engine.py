@@ -262,3 +262,17 @@ def test_a_trial_value_is_nan_free() -> None:
     found = best(spec, trials)
     assert found is not None and found[1] == 2.0
     assert Engine(spec).next_configuration(trials) is not None
+
+
+def test_a_diverged_trial_is_pruned() -> None:
+    """NaN reaches Optuna's pruners: the median pruner prunes a trial with no number yet
+    (it judges the best value so far), successive halving one that is NaN at a rung."""
+    engine, trials, curves = pruning_case(5, expbook={"pruner": "median"})
+    curves[6] = dict.fromkeys(curves[6], math.nan)
+    decision = engine.decide(trials, curves, 6)
+    assert decision.prune and decision.step == 12 and math.isnan(decision.value)  # type: ignore[arg-type]
+    options = {"pruner": "asha", "pruner_options": {"min_resource": 1}}
+    engine, trials, curves = pruning_case(5, expbook=options)
+    curves[6] = {**curves[6], 1: math.nan}
+    decision = engine.decide(trials, curves, 6)
+    assert decision.prune and decision.step == 1

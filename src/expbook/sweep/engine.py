@@ -527,7 +527,7 @@ class Engine:
                 system_attrs=base.system_attrs, intermediate_values={step: curve[step]},
                 trial_id=base._trial_id,
             )  # fmt: skip
-            says = math.isfinite(curve[step]) and study.pruner.prune(study, probe)
+            says = study.pruner.prune(study, probe)
             if says and pruned_at is None and (after is None or step > after):
                 pruned_at = step
             through = step
@@ -681,13 +681,13 @@ def _frozen(
 ) -> optuna.trial.FrozenTrial:  # fmt: skip
     import optuna
 
-    finite = {int(s): float(v) for s, v in curve.items() if math.isfinite(v)}
+    points = {int(s): float(v) for s, v in curve.items()}  # NaN too: pruners prune on it
     return optuna.trial.create_trial(
         state=_optuna_state(state),
         values=values,
         params=dict(params),
         distributions={k: distributions[k] for k in params},
-        intermediate_values=finite,
+        intermediate_values=points,
         system_attrs=dict(attrs),
     )
 
