@@ -2,8 +2,9 @@
 with the store's sweep methods and ``expbook.start_run`` (no agent), so it is known exactly.
 
 Nine trials of ``lr`` (log-uniform, 1e-4..1e-1) x ``layers`` (2 or 3), each a run that logs
-``valid/loss`` per step: six run 12 steps and finish, two are pruned (stopped at steps 3 and 5),
-and one trial fails without a value.
+``valid/loss`` per step: six run 12 steps and finish, two are pruned (stopped at steps 3 and 5):
+trial 1 with its last value, as the agent records it, trial 4 without one (as an older writer
+might), and one trial fails without a value.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ TRIALS = [
     (0.002, 2, TrialState.FINISHED, None),
     (0.02, 3, TrialState.FINISHED, None),
 ]
+PRUNED_WITHOUT_VALUE = 4
 
 
 def loss(lr: float, layers: int, step: int) -> float:
@@ -78,6 +80,8 @@ def make_sweep(location: str | Path, name: str = "mlp-lr", *, repeats: int = 1) 
                                     repeat=seed, worker="w1")  # fmt: skip
             assert trial is not None and trial.number == number
             run_number, value = _run(store, name, number, params, state, pruned)
+            if number // repeats == PRUNED_WITHOUT_VALUE:
+                value = None
             runs[number], values[number] = run_number, value
             run_id = store.run(str(run_number)).id
             error = "exit status 1" if state == TrialState.FAILED else None
@@ -103,4 +107,14 @@ def _run(
             run.log({"valid/loss": loss(params["lr"], params["layers"], step) + noise}, step=step)
         run.finish(status)
     last = loss(params["lr"], params["layers"], steps - 1) + noise
-    return run.number, last if state == TrialState.FINISHED else None
+    return run.number, last
+
+
+def finished_trials() -> list[int]:
+    return [n for n, (_, _, state, _) in enumerate(TRIALS) if state == TrialState.FINISHED]
+
+
+def best_so_far(values: dict[int, float | None], ended: list[int]) -> list[float]:
+    """The best finished value up to each of the ``ended`` trials (lowest: minimised)."""
+    finished = set(finished_trials())
+    return [min(values[m] for m in ended[: i + 1] if m in finished) for i in range(len(ended))]  # type: ignore[type-var]

@@ -25,7 +25,15 @@ from expbook.report.sweeps import (
 )
 from expbook.report.write import write_report
 from tests.helpers import EXPBOOK
-from tests.sweepdata import EXPERIMENT, STEPS, TRIALS, loss, make_sweep
+from tests.sweepdata import (
+    EXPERIMENT,
+    STEPS,
+    TRIALS,
+    best_so_far,
+    finished_trials,
+    loss,
+    make_sweep,
+)
 
 
 @pytest.fixture
@@ -47,7 +55,7 @@ def test_an_experiment_of_sweep_trials_gets_the_sweep_section(made, tmp_path: Pa
     assert "- **Search:** random over `lr` 0.0001..0.1 (log_uniform_values), `layers` one of " \
            "2, 3, `dropout` = 0.1; minimize `valid/loss`; pruner hyperband" in text  # fmt: skip
     assert "- **Trials:** 9 (6 finished, 1 failed, 2 pruned); sweep finished" in text
-    best = min((v, n) for n, v in sweep.values.items() if v is not None)
+    best = min((sweep.values[n], n) for n in finished_trials())
     assert best[1] == 7
     assert (f"- **Best trial:** 7 (#{sweep.runs[7]}): `valid/loss` {best[0]:.4g} with "
             "`lr` = 0.002, `layers` = 2") in text  # fmt: skip
@@ -94,11 +102,12 @@ def test_the_figures_hold_the_sweep_exactly(made) -> None:
         book = build_notebook(opened)
     figures = {type(f): f for f in book.sections[0].sweep_figures}
     best = figures[BestSoFarFigure]
-    finished = [sweep.values[n] for n in sorted(sweep.values) if sweep.values[n] is not None]
-    assert [p.value for p in best.points] == pytest.approx(finished)  # trials end in order
-    running = [min(finished[: i + 1]) for i in range(len(finished))]
-    assert [p.best for p in best.points] == pytest.approx(running)
-    assert [p.count for p in best.points] == list(range(1, len(finished) + 1))
+    ended = [n for n in sorted(sweep.values) if sweep.values[n] is not None]  # in end order
+    assert ended == [0, 1, 2, 3, 5, 7, 8]  # trial 1 was pruned with a value; 4 without, 6 failed
+    assert [p.number for p in best.points] == ended
+    assert [p.value for p in best.points] == pytest.approx([sweep.values[n] for n in ended])
+    assert [p.best for p in best.points] == pytest.approx(best_so_far(sweep.values, ended))
+    assert [p.count for p in best.points] == list(range(1, len(ended) + 1))
     importance = figures[ImportanceFigure]
     assert [name for name, _ in importance.items] == ["lr", "layers"]
     assert math.isclose(sum(v for _, v in importance.items), 1.0)
@@ -134,9 +143,10 @@ def test_parallel_axes_are_log_for_log_distributed_params(made) -> None:
     assert layers.categorical and layers.ticks == ((0.0, "2"), (1.0, "3"))
     assert layers.values == tuple(float(TRIALS[n][1] == 3) for n in parallel.trials)
     assert metric.name == "valid/loss" and not metric.log
-    # a pruned trial is drawn at the value it stopped at
-    stopped = parallel.values[parallel.trials.index(1)]
-    assert stopped == pytest.approx(loss(TRIALS[1][0], TRIALS[1][1], TRIALS[1][3]))
+    # a pruned trial is drawn at the value it stopped at, recorded (1) or its run's last (4)
+    for number in (1, 4):
+        stopped = parallel.values[parallel.trials.index(number)]
+        assert stopped == pytest.approx(loss(*TRIALS[number][:2], TRIALS[number][3]))
 
 
 def test_nice_ticks() -> None:

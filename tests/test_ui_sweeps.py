@@ -15,7 +15,7 @@ import pytest
 import expbook
 from expbook.model import TrialState
 from tests.browser import chromium, ui_page, ui_server
-from tests.sweepdata import EXPERIMENT, STEPS, TRIALS, loss, make_sweep
+from tests.sweepdata import EXPERIMENT, STEPS, TRIALS, best_so_far, loss, make_sweep
 
 BASE = "http://127.0.0.1:5005"
 
@@ -70,10 +70,10 @@ def test_api_gives_a_sweep_in_full(client_on: Any) -> None:
     assert trials[6]["error"] == "exit status 1"
     assert data["best"]["number"] == 7 and data["best"]["params"]["lr"] == 0.002
     points = data["best_so_far"]
-    assert [p["number"] for p in points] == [0, 2, 3, 5, 7, 8]
-    assert [p["best"] for p in points] == pytest.approx(
-        [min(p["value"] for p in points[: i + 1]) for i in range(len(points))]
-    )
+    ended = [0, 1, 2, 3, 5, 7, 8]  # with a value, in the order they ended
+    assert [p["number"] for p in points] == ended
+    assert [p["state"] for p in points] == [TRIALS[n][2].value for n in ended]
+    assert [p["best"] for p in points] == pytest.approx(best_so_far(made.values, ended))
     assert [i["param"] for i in data["importance"]] == ["lr", "layers"]
     assert math.isclose(sum(i["importance"] for i in data["importance"]), 1.0)
     assert data["importance_note"].startswith("PED-ANOVA over 6 configurations")
@@ -173,9 +173,9 @@ def _check_sweep_page(page: Any, made: Any) -> None:
     assert page.locator('#trials tr.best[data-trial="7"] .star').count() == 1
 
     (best,) = [t for t in page.evaluate(TRACES, "#best-so-far") if t["name"] == "best so far"]
-    values = [made.values[n] for n in (0, 2, 3, 5, 7, 8)]
-    assert best["x"] == [1, 2, 3, 4, 5, 6]
-    assert best["y"] == pytest.approx([min(values[: i + 1]) for i in range(len(values))])
+    ended = [0, 1, 2, 3, 5, 7, 8]
+    assert best["x"] == list(range(1, len(ended) + 1))
+    assert best["y"] == pytest.approx(best_so_far(made.values, ended))
 
     [bars] = page.evaluate(TRACES, "#importance")
     assert bars["y"] == ["layers", "lr"]  # the most important at the top

@@ -48,6 +48,14 @@ let sort = { key: "number", desc: false };
 let drawnTrials = ""; // the finished trials the heavy charts show (redrawn when they change)
 let refresher = null;
 
+/** A param value for the page: numbers to 6 significant digits (the exact value as a tooltip). */
+function fmtValue(value) {
+  if (typeof value === "number" && Number.isFinite(value) && !Number.isInteger(value)) {
+    return String(Number(value.toPrecision(6)));
+  }
+  return fmtParam(value);
+}
+
 const sweepApi = () => `/api/sweeps/${encodeURIComponent(ref)}`;
 const finite = (value) => {
   const x = toNumber(value);
@@ -149,7 +157,7 @@ function drawBest() {
     target.innerHTML = html`<span class="muted">Best: ${why}.</span>`.text;
     return;
   }
-  const params = Object.entries(best.params).map(([k, v]) => html`<code>${k}=${fmtParam(v)}</code>`);
+  const params = Object.entries(best.params).map(([k, v]) => html`<code title="${fmtParam(v)}">${k}=${fmtValue(v)}</code>`);
   const run = best.run_number !== null ? html` (<a href="${runUrl(best.run_number)}">#${best.run_number}</a>)` : "";
   const noise = sweep.noise ? html`<span class="muted small">${sweep.noise}</span>` : "";
   target.innerHTML = html`<span class="best-run">best: trial <b>${best.number}</b>${run}
@@ -203,7 +211,11 @@ function trialRow(trial, params) {
     <td class="num">${trial.number}${best ? html`<span class="star" title="best trial">★</span>` : ""}</td>
     <td>${run}</td>
     <td>${stateBadge(trial.state)}${error}</td>
-    ${params.map((key) => html`<td class="param">${key in trial.params ? fmtParam(trial.params[key]) : "—"}</td>`)}
+    ${params.map((key) =>
+      key in trial.params
+        ? html`<td class="param" title="${fmtParam(trial.params[key])}">${fmtValue(trial.params[key])}</td>`
+        : html`<td class="param muted">—</td>`,
+    )}
     ${values}
     <td class="num">${trial.pruned_step ?? html`<span class="muted">—</span>`}</td>
     <td class="num nowrap">${trial.duration === null ? html`<span class="muted">—</span>` : fmtDuration(trial.duration)}</td>
