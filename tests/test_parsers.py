@@ -91,6 +91,18 @@ def test_space_separated_pairs_need_a_metric_word() -> None:
     assert parse("Processed 500 samples") == []
 
 
+def test_a_value_two_rules_read_is_one_value() -> None:
+    """A key with a "/" and no separator ("valid/loss 0.5") is read by the metric-word rule and
+    by the segment rule at the same place: once, never a crash (it raised TypeError)."""
+    assert parse("step 0 valid/loss 0.5", "step 1 valid/loss 0.4 train/loss 0.6") == [
+        Point({"valid/loss": 0.5}, 0),
+        Point({"valid/loss": 0.4, "train/loss": 0.6}, 1),
+    ]
+    assert parse("epoch 2 valid/loss: 0.5 | time 3.1ms") == [
+        Point({"valid/loss": 0.5, "time": 3.1}, 2, 2.0)
+    ]
+
+
 def test_clock_times_and_bare_fractions_are_not_metrics_but_durations_are() -> None:
     assert parse("epoch 1 loss=0.5 time=12.3ms eta: 1:23 at 12:30:45 acc=9890/10000") == [
         Point({"loss": 0.5, "time": 12.3}, 1, 1.0)  # a duration (the unit as printed)

@@ -153,6 +153,18 @@ _SEGMENT_START = re.compile(r"(?:\A|[,|;\t]|\d:)[ \t]*\Z")
 _RATE = re.compile(rf"(?<![\w./])({_NUM})[ \t]*([A-Za-z]{{1,12}}/[A-Za-z]{{1,12}})(?![\w/])")
 
 
+def _by_position(plan: list[_Token]) -> list[_Token]:
+    """The values of a line in the order they appear, each once: a value two rules both read
+    (a segment and a metric word, "step 0 valid/loss 0.5") keeps the first rule's reading."""
+    seen: set[tuple[int, int]] = set()
+    kept = []
+    for token in sorted(plan, key=lambda token: (token[0], token[1])):  # stable: first rule wins
+        if (token[0], token[1]) not in seen:
+            seen.add((token[0], token[1]))
+            kept.append(token)
+    return kept
+
+
 def _results_after_settings(line: str, plan: list[_Token]) -> list[_Token]:
     """Without the values before the last ``;`` when they name no result and those after it
     do: scikit-learn's ``[CV 1/3] END C=0.1, gamma=0.01;, score=0.840`` (the candidate's
@@ -721,7 +733,7 @@ class _ProgressParser(_LineParser):
         if segments and any(kind is None for _, _, kind, *_ in plan):
             # "iter 10: loss 2.95, time 29.48ms, mfu 0.02%": a list of "name value" segments
             plan += segments
-        plan.sort()
+        plan = _by_position(plan)
         if not (tqdm or "━" in line or _keras_bar(line)) and any(
             kind is None for _, _, kind, *_ in plan
         ):
@@ -729,7 +741,7 @@ class _ProgressParser(_LineParser):
                 name = normalize_key(rate[2])
                 if name is not None:
                     plan.append((*rate.span(1), None, name, None, "", "," in rate[1]))
-            plan.sort()
+            plan = _by_position(plan)
         return plan
 
     def _keras_point(
