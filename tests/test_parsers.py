@@ -103,6 +103,28 @@ def test_a_value_two_rules_read_is_one_value() -> None:
     ]
 
 
+class _FailsOnMarkedLines(OutputParser):
+    """The recovery under test is the parser's own: a bug in one line's rules (this subclass
+    raises where a real bug did, inside ``_feed``) skips that line only."""
+
+    def _feed(self, line: str) -> list[Event]:
+        if "BUG" in line:
+            raise TypeError("'<' not supported between instances of 'NoneType' and 'str'")
+        return super()._feed(line)
+
+
+def test_a_line_a_parser_fails_on_is_skipped_and_parsing_goes_on() -> None:
+    parser = _FailsOnMarkedLines()
+    lines = ["step 1 loss=0.5", "step 2 BUG loss=0.4", "step 3 loss=0.3"]
+    events = parser.feed_lines(lines) + parser.feed("step 4 BUG") + parser.close()
+    assert events == [Point({"loss": 0.5}, 1), Point({"loss": 0.3}, 3)]
+    assert parser.failed_lines == 2
+    assert (
+        parser.first_failure == "'step 2 BUG loss=0.4': TypeError: '<' not supported "
+        "between instances of 'NoneType' and 'str'"
+    )
+
+
 def test_clock_times_and_bare_fractions_are_not_metrics_but_durations_are() -> None:
     assert parse("epoch 1 loss=0.5 time=12.3ms eta: 1:23 at 12:30:45 acc=9890/10000") == [
         Point({"loss": 0.5, "time": 12.3}, 1, 1.0)  # a duration (the unit as printed)

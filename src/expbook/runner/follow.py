@@ -85,6 +85,7 @@ class Follower:
         self.skip = skip
         self.offset = 0  # output read and fed to the parser
         self.errors: list[str] = []  # recording errors not yet sent
+        self.parse_failure_said = False
         self.launcher_pid = launcher_pid
         self.recorder_pid = os.getppid()  # the storing half
         self.outbox = _Outbox(out)
@@ -233,6 +234,12 @@ class Follower:
         except Exception as exc:
             self._parser_failed(exc)
             return
+        if self.parser.first_failure is not None and not self.parse_failure_said:
+            self.parse_failure_said = True
+            self.errors.append(
+                f"the parser failed on a line near line {self.lines} of output "
+                f"({self.parser.first_failure}); lines it fails on are skipped, parsing goes on"
+            )
         if events:
             self._take(events, points=points)
             if not send:  # stored before: only the step they set counts

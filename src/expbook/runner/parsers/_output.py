@@ -130,6 +130,9 @@ class OutputParser:
         self._progress_shapes: dict[bytes, _Layout] = {}  # shapes of progress lines
         self._recognised: _LineParser | None = None  # the parser that took the last line
         self._last_point: Point | None = None  # the last point given (see _once)
+        self.failed_lines = 0
+        """Lines a parser failed on (a bug): skipped, parsing goes on (see ``_feed_once``)."""
+        self.first_failure: str | None = None
         self._user = _UserPatternParser(patterns, context) if patterns else None
         self._table = _TableParser()
         self._progress = _ProgressParser(context, current)
@@ -150,7 +153,7 @@ class OutputParser:
         Returns:
             The events the line gives, from one parser only; usually none.
         """
-        events = self._once(self._feed(line))
+        events = self._feed_once(line)
         if events and self._ignore is not None:
             return self._ignore.apply(events)  # type: ignore[return-value]
         return events
@@ -198,7 +201,13 @@ class OutputParser:
         return self._parse_and_learn(line, shape, quiet)
 
     def _feed_once(self, line: str) -> list[Event]:
-        return self._once(self._feed(line))
+        try:
+            return self._once(self._feed(line))
+        except Exception as exc:  # a parser bug on one line costs that line, not the run's rest
+            self.failed_lines += 1
+            if self.first_failure is None:
+                self.first_failure = f"{line[:120]!r}: {type(exc).__name__}: {exc}"
+            return []
 
     def explain(self, line: str) -> tuple[list[Event], str | None]:
         """:meth:`feed`, and which parser took the line: ``"user pattern"``, ``"dict"``,
