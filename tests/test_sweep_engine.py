@@ -276,3 +276,21 @@ def test_a_diverged_trial_is_pruned() -> None:
     curves[6] = {**curves[6], 1: math.nan}
     decision = engine.decide(trials, curves, 6)
     assert decision.prune and decision.step == 1
+
+
+def test_curves_read_a_run_series_by_step_or_by_index(store: Any) -> None:
+    """On SQLite and PostgreSQL: expbook's pruners see steps; W&B's hyperband the index of
+    each logged value. A running trial's curve grows with new points only."""
+    import expbook
+
+    tracker = expbook.Tracker(store)
+    with tracker.start_run("trial", params={"x": 1}) as run:
+        for step in (10, 20, 30):
+            run.log({"loss": 1.0 / step}, step=step)
+    spec = spec_of("random")
+    trial = TrialRecord("s", 0, 0, 0, "k", {}, TrialState.RUNNING, run_id=run.id)
+    by_step = Engine(spec).curves(store)
+    assert by_step.get(trial) == {10: 0.1, 20: 0.05, 30: 1 / 30}
+    wandb = spec_of("random", early_terminate={"type": "hyperband", "min_iter": 1})
+    assert Engine(wandb).curves(store).get(trial) == {0: 0.1, 1: 0.05, 2: 1 / 30}
+    assert by_step.get(TrialRecord("s", 1, 1, 0, "k", {}, TrialState.RUNNING)) == {}

@@ -37,10 +37,11 @@ def number(value: float | None) -> str:
     return f"{value:.4g}"
 
 
-def params_text(params: Any, width: int = 80) -> str:
-    """``lr=0.001 hidden=128``: a configuration on one line."""
+def params_text(params: Any, width: int = 80, order: Any = ()) -> str:
+    """``lr=0.001 hidden=128``: a configuration on one line, names in ``order`` first."""
+    rank = {name: i for i, name in enumerate(order)}
     parts = []
-    for key, value in params.items():
+    for key, value in sorted(params.items(), key=lambda item: rank.get(item[0], len(rank))):
         if isinstance(value, float):
             shown = f"{value:.4g}"
         elif isinstance(value, str):
@@ -73,6 +74,7 @@ class Display:
         self.trials: list[TrialRecord] = []
         self.recent: deque[str] = deque(maxlen=6)
         self._read_at = 0.0
+        self._order = [p.name for p in spec.parameters]
         self._lock = threading.Lock()
         self._panel: Any = None
 
@@ -135,7 +137,7 @@ class Display:
         if event.kind == "started":
             repeat = f" repeat {trial.repeat}" if self.spec.repeats > 1 else ""
             again = f" attempt {trial.attempt}" if trial.attempt > 1 else ""
-            return f"{name} started{repeat}{again}: {params_text(trial.params)}"
+            return f"{name} started{repeat}{again}: {params_text(trial.params, order=self._order)}"
         if event.kind == "finished":
             return f"{name} finished{run}: {self._values(event.values)}{self._if_best(trial)}"
         if event.kind == "pruned":
@@ -176,7 +178,7 @@ class Display:
             run = f" (run #{trial.run_number})" if trial.run_number is not None else ""
             metric = self.spec.metric.name if self.spec.metric else "value"
             lines.append(f"  best: trial {trial.number}{run} {metric} = {number(value)}: "
-                         f"{params_text(trial.params, 200)}")  # fmt: skip
+                         f"{params_text(trial.params, 200, self._order)}")  # fmt: skip
         lines.append(f"  expbook sweep show {self.sweep.name}")
         return lines
 
@@ -212,9 +214,10 @@ class Display:
             trial, value = found
             metric = spec.metric.name if spec.metric else "value"
             run = f" (run #{trial.run_number})" if trial.run_number is not None else ""
+            shown = params_text(trial.params, 200, self._order)
             rows.append(Text.assemble(("best ", "bold"), f"trial {trial.number}{run} ",
                                       (f"{metric} = {number(value)}", "bold green"),
-                                      f"  {params_text(trial.params, 200)}"))  # fmt: skip
+                                      f"  {shown}"))  # fmt: skip
         rows += [Text(r, style="dim") for r in recent]
         return Panel(Group(*rows), title=f"sweep {self.sweep.name}", title_align="left")
 

@@ -19,8 +19,8 @@ builds a study with ``optuna.create_study(storage=InMemoryStorage())`` from the 
   configurations, so a fresh study does not repeat its first suggestion.
 
 A trial's curve is the series of the spec's metric in its run: by step for expbook's pruners,
-by the count of logged values for W&B's ``early_terminate`` (W&B's hyperband counts iterations
-as the number of times the metric was logged). A trial's value is the run's summary value of the
+by the index of each logged value (0, 1, 2...) for W&B's ``early_terminate``: W&B's hyperband
+compares runs at the band-th value each logged, whatever its step. A trial's value is the run's summary value of the
 metric: the last one logged, as in W&B.
 
 optuna is imported inside the methods that need it.
@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from expbook.store import Store
 
 Curve = Mapping[int, float]
-"""A trial's intermediate values: resource (step, or count of logged values) -> value."""
+"""A trial's intermediate values: resource (step, or index of the logged value) -> value."""
 
 MAX_CONSTRAINT_TRIES = 1000
 """How many configurations a sweep may reject by its constraints before asking one more."""
@@ -194,8 +194,8 @@ class Curves:
                 except (MetricNotFoundError, RunNotFoundError):
                     pass
                 self._cache[run_id] = (steps, values, trial.state in _FINAL)
-        if self.by_count:
-            return {i + 1: v for i, v in enumerate(values)}
+        if self.by_count:  # W&B's hyperband: the band-th value logged, counted from 0
+            return dict(enumerate(values))
         return dict(zip(steps, values, strict=True))
 
     def all(self, trials: Sequence[TrialRecord]) -> dict[int, dict[int, float]]:
@@ -247,7 +247,7 @@ class Engine:
 
     @property
     def by_count(self) -> bool:
-        """W&B's hyperband counts logged values; expbook's pruners use the step."""
+        """W&B's hyperband indexes logged values; expbook's pruners use the step."""
         return self.spec.early_terminate is not None and self.spec.pruner is None
 
     def curves(self, store: Store) -> Curves:
