@@ -245,8 +245,7 @@ function drawBestSoFar() {
   const target = $("#best-so-far");
   const points = sweep.best_so_far;
   if (!points.length) {
-    Plotly.purge(target);
-    target.innerHTML = html`<p class="muted">No trial has a value yet.</p>`.text;
+    say(target, html`No trial has a value yet.`);
     return;
   }
   const byTime = $("#bsf-x").value === "time";
@@ -306,10 +305,9 @@ function logScale(points) {
 function drawImportance() {
   const target = $("#importance");
   const found = sweep.importance;
-  $("#importance-note").textContent = sweep.importance_note ?? "";
+  $("#importance-note").textContent = found.length ? sweep.importance_note ?? "" : "";
   if (!found.length) {
-    Plotly.purge(target);
-    target.innerHTML = html`<p class="muted">${sweep.importance_note || "Not enough finished trials yet."}</p>`.text;
+    say(target, html`${sweep.importance_note || "Not enough finished trials yet."}`);
     return;
   }
   const shown = [...found].reverse(); // the most important at the top
@@ -353,10 +351,9 @@ function dimension(axis) {
 function drawParallel() {
   const target = $("#parallel");
   const parallel = sweep.parallel;
-  $("#parallel-note").textContent = parallel.note ?? "";
+  $("#parallel-note").textContent = parallel.trials.length ? parallel.note ?? "" : "";
   if (!parallel.trials.length) {
-    Plotly.purge(target);
-    target.innerHTML = html`<p class="muted">${parallel.note || "No trial has a value yet."}</p>`.text;
+    say(target, html`${parallel.note || "No trial has a value yet."}`);
     return;
   }
   const values = parallel.values.map(finite);
@@ -384,8 +381,7 @@ async function drawCurves() {
   const metric = sweep.metric?.name;
   const trials = sweep.trials.filter((t) => t.run_number !== null);
   if (!metric || !trials.length) {
-    Plotly.purge(target);
-    target.innerHTML = html`<p class="muted">${metric ? "No trial has a run yet." : "The sweep has no metric."}</p>`.text;
+    say(target, html`${metric ? "No trial has a run yet." : "The sweep has no metric."}`);
     return;
   }
   const byRun = new Map(trials.map((t) => [t.run_number, t]));
@@ -393,8 +389,7 @@ async function drawCurves() {
   const pruned = trials.filter((t) => t.state === "pruned").length;
   $("#curves-note").textContent = `${metric} of ${fmtInt(series.length)} trials` + (pruned ? ` · ${pruned} pruned, each ending at ×` : "");
   if (!series.length) {
-    Plotly.purge(target);
-    target.innerHTML = html`<p class="muted">No trial logged ${metric} as a series.</p>`.text;
+    say(target, html`No trial logged ${metric} as a series.`);
     return;
   }
   const shownStates = new Set();
@@ -469,7 +464,15 @@ function stopIndex(series, step) {
 /** Draw (or update) a chart in `target`, which may hold a message instead of a chart. */
 function plot(target, traces, layout, config) {
   if (!target._fullLayout) target.innerHTML = ""; // a message, not a chart: make room
+  target.classList.remove("chart-message");
   return Plotly.react(target, traces, layout, config);
+}
+
+/** Say why there is no chart, in its place (a few lines high, not a chart's height). */
+function say(target, message) {
+  Plotly.purge(target);
+  target.classList.add("chart-message");
+  target.innerHTML = html`<p class="muted">${message}</p>`.text;
 }
 
 /** The finished trials and their values: the heavy charts change only when these do. */
