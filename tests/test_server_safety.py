@@ -122,6 +122,14 @@ def test_every_answer_forbids_framing_and_foreign_scripts(sqlite_store: Store) -
         assert "frame-ancestors 'none'" in compare
 
 
+def test_a_name_in_the_address_is_text_in_the_page(sqlite_store: Store) -> None:
+    with client_of(sqlite_store) as client:
+        for path in ("/runs/<b>x", "/experiments/<img src=x>", "/sweeps/a&b<i>"):
+            page = client.get(path).text
+            title = page.split("<title>", 1)[1].split("</title>", 1)[0]
+            assert "<" not in title and "&lt;" in title, (path, title)
+
+
 # --- request sizes and conflicts ----------------------------------------------------------------
 
 

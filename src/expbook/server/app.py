@@ -9,6 +9,7 @@ contract between the store and what the browser shows.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from html import escape as html_escape
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -90,7 +91,7 @@ def _add_pages(app: FastAPI) -> None:
     shell = (HERE / "pages" / "shell.html").read_text()
 
     def page(name: str, title: str, *, allow_eval: bool = False) -> HTMLResponse:
-        html = shell.replace("{{page}}", name).replace("{{title}}", title)
+        html = shell.replace("{{page}}", name).replace("{{title}}", html_escape(title))
         headers = {"Cache-Control": "no-cache"}
         if allow_eval:
             headers["Content-Security-Policy"] = content_security_policy(allow_eval=True)
