@@ -84,6 +84,18 @@ def test_sweeps_are_created_found_listed_and_deleted(store: Store) -> None:
         store.list_trials(other.id)
 
 
+def test_specs_and_params_keep_the_order_they_were_given_in(store: Store) -> None:
+    """PostgreSQL's JSONB sorts keys: a spec's parameters would come back out of the file's
+    order (the UI's axes, `sweep show`, edit diffs)."""
+    spec = {"program": "t.py", "method": "random", "parameters": {"zeta": {"value": 1},
+            "alpha": {"values": [1, 2]}, "mid": {"min": 0.0, "max": 1.0}}}  # fmt: skip
+    sweep = store.create_sweep("ordered", spec)
+    assert list(store.get_sweep(sweep.id).spec) == ["program", "method", "parameters"]
+    assert list(store.get_sweep(sweep.id).spec["parameters"]) == ["zeta", "alpha", "mid"]
+    _add(store, sweep.id, "k", params={"zeta": 1, "alpha": 2, "mid": 0.5})
+    assert list(store.list_trials(sweep.id)[0].params) == ["zeta", "alpha", "mid"]
+
+
 def test_bad_sweep_input_names_the_value(store: Store) -> None:
     with pytest.raises(InvalidValueError, match=r"sweep spec .* not JSON data"):
         store.create_sweep("s", {"x": float("nan")})

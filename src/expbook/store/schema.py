@@ -15,6 +15,7 @@ compares them.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import sqlalchemy as sa
@@ -42,6 +43,21 @@ class Json(sa.types.TypeDecorator[Any]):
 
             return dialect.type_descriptor(JSONB())
         return dialect.type_descriptor(sa.JSON())
+
+
+class OrderedJson(sa.types.TypeDecorator[Any]):
+    """JSON kept as its text, on every dialect: keys stay in the order they were given
+    (PostgreSQL's JSONB sorts them), for what is shown as the user wrote it (a sweep's spec:
+    its parameters in the file's order). Not for values queried inside the database."""
+
+    impl = sa.Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: sa.Dialect) -> str | None:
+        return None if value is None else json.dumps(value, ensure_ascii=False)
+
+    def process_result_value(self, value: Any, dialect: sa.Dialect) -> Any:
+        return None if value is None else json.loads(value)
 
 
 Float = sa.Double()
@@ -245,7 +261,7 @@ sweeps = sa.Table(
         sa.ForeignKey("experiments.id", ondelete="SET NULL"),
         index=True,
     ),
-    sa.Column("spec", Json, nullable=False),
+    sa.Column("spec", OrderedJson, nullable=False),
     sa.Column("state", sa.Text, nullable=False),
     sa.Column("version", sa.BigInteger, nullable=False),
     sa.Column("change", sa.String(32)),
@@ -269,7 +285,7 @@ sweep_trials = sa.Table(
     sa.Column("config", sa.Integer, nullable=False),
     sa.Column("repeat", sa.Integer, nullable=False),
     sa.Column("config_key", sa.Text, nullable=False),
-    sa.Column("params", Json, nullable=False),
+    sa.Column("params", OrderedJson, nullable=False),
     sa.Column("state", sa.Text, nullable=False),
     sa.Column("attempt", sa.Integer, nullable=False),
     sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id", ondelete="SET NULL"), index=True),

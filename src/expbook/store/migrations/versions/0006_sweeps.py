@@ -24,7 +24,7 @@ def upgrade() -> None:
         sa.Column("uuid", sa.String(32), nullable=False),
         sa.Column("name", sa.Text, nullable=False),
         sa.Column("experiment_id", sa.Integer, nullable=True),
-        sa.Column("spec", Json, nullable=False),
+        sa.Column("spec", sa.Text, nullable=False),  # OrderedJson: keys in the given order
         sa.Column("state", sa.Text, nullable=False),
         sa.Column("version", sa.BigInteger, nullable=False),
         sa.Column("change", sa.String(32), nullable=True),
@@ -50,7 +50,7 @@ def upgrade() -> None:
         sa.Column("config", sa.Integer, nullable=False),
         sa.Column("repeat", sa.Integer, nullable=False),
         sa.Column("config_key", sa.Text, nullable=False),
-        sa.Column("params", Json, nullable=False),
+        sa.Column("params", sa.Text, nullable=False),  # OrderedJson
         sa.Column("state", sa.Text, nullable=False),
         sa.Column("attempt", sa.Integer, nullable=False),
         sa.Column("run_id", sa.Integer, nullable=True),
