@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 import expbook
+from expbook.model import TrialState
 from expbook.server import create_app
 from expbook.server.app import MAX_BODY_BYTES
 from expbook.store import Store
@@ -41,6 +42,19 @@ def few_runs(store: Store) -> None:
     with pytest.raises(RuntimeError), tracker.start_run(name="broken", params={"lr": 1.0}):
         raise RuntimeError("diverged")
     store.update_experiment("sweep", hypothesis="a small lr is better")
+    # the three runs as the finished trials of a sweep (the sweep pages' full answers)
+    spec = {
+        "method": "grid",
+        "metric": {"name": "valid/acc", "goal": "maximize"},
+        "parameters": {"lr": {"values": [0.001, 0.01, 0.1]}, "seed": {"value": 1}},
+    }
+    sweep = store.create_sweep("lr grid", spec, experiment="sweep")
+    for run in reversed(store.runs(where="params.seed = 1")):
+        store.add_trial(
+            sweep.id, expected_version=store.get_sweep(sweep.id).version, params=run.params,
+            config_key=f"lr={run.params['lr']}", worker=None, state=TrialState.FINISHED,
+            run_id=run.id, values=[run.metric("valid/acc")],
+        )  # fmt: skip
 
 
 def client_of(store: Store, **options: object):  # type: ignore[no-untyped-def]
