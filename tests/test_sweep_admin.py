@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 import expbook
 from expbook.cli.main import run_cli as cli_main
@@ -504,7 +505,8 @@ def test_rm_keeps_the_runs(made: Made, capsys: pytest.CaptureFixture[str]) -> No
     assert out == "deleted sweep 'lr-search' and its 15 trials; their runs stay\n"
     store = expbook.open_store(made.url)
     assert store.list_sweeps() == []
-    assert store.get_setting(f"sweep.{made.sweep_id}.history") is None
+    with store.engine.connect() as connection:  # the sweep's spec history went with it
+        assert connection.execute(sa.text("select count(*) from sweep_specs")).scalar() == 0
     assert len(store.runs()) == 13
     store.close()
 

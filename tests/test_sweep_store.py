@@ -96,6 +96,22 @@ def test_specs_and_params_keep_the_order_they_were_given_in(store: Store) -> Non
     assert list(store.list_trials(sweep.id)[0].params) == ["zeta", "alpha", "mid"]
 
 
+def test_an_edit_keeps_the_spec_it_replaced_in_its_own_transaction(store: Store) -> None:
+    sweep = store.create_sweep("edited", SPEC)
+    wider = {**SPEC, "parameters": {"lr": {"values": [0.1, 0.01, 0.001]}}}
+    assert store.update_sweep(sweep.id, spec=wider, expected_version=sweep.version + 1) is None
+    assert store.sweep_history(sweep.id) == []  # a refused compare-and-set keeps nothing
+    after = store.update_sweep(sweep.id, spec=wider, expected_version=sweep.version)
+    assert after is not None and after.spec == wider
+    store.update_sweep(sweep.id, state="stopped")  # not a spec change: no entry
+    store.update_sweep(sweep.id, spec=wider)  # the same spec: no entry
+    [kept] = store.sweep_history(sweep.id)
+    assert (kept.version, kept.spec) == (sweep.version, SPEC) and kept.replaced_at > 0
+    store.delete_sweep(sweep.id)
+    with pytest.raises(SweepNotFoundError):
+        store.sweep_history(sweep.id)
+
+
 def test_bad_sweep_input_names_the_value(store: Store) -> None:
     with pytest.raises(InvalidValueError, match=r"sweep spec .* not JSON data"):
         store.create_sweep("s", {"x": float("nan")})

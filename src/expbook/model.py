@@ -69,6 +69,15 @@ class TrialState(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class SpecVersion:
+    """A spec an edit of a sweep replaced: the sweep's version then, and when it was replaced."""
+
+    version: int
+    replaced_at: float
+    spec: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class SweepRecord:
     """A sweep as stored: ``spec`` is the spec as given (JSON data); ``version`` grows by one
     with every change to the sweep or its set of trials (agents add trials by compare-and-set

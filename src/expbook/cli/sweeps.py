@@ -636,8 +636,6 @@ def attach(*, sweep: str, runs: tuple[str, ...], store: str | None) -> None:
 def rm(*, sweep: str, yes: bool, force: bool, store: str | None) -> None:
     import click
 
-    from expbook.sweep.edit import forget_history
-
     with open_cli_store(store) as opened:
         record = opened.get_sweep(sweep)
         if record.state == SweepState.RUNNING and not force:
@@ -653,6 +651,5 @@ def rm(*, sweep: str, yes: bool, force: bool, store: str | None) -> None:
                     f"refusing to delete {what} without --yes (no terminal to ask)"
                 )
             click.confirm(f"Delete {what} (their runs stay)?", abort=True)
-        opened.delete_sweep(record.id)
-        forget_history(opened, record.id)
+        opened.delete_sweep(record.id)  # its history goes with it
     console().print(f"deleted {what}; their runs stay", highlight=False)

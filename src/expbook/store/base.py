@@ -43,6 +43,7 @@ from expbook.model import (
     RunRecord,
     RunStatus,
     Series,
+    SpecVersion,
     SweepRecord,
     TrialRecord,
     TrialState,
@@ -453,6 +454,15 @@ class Store(abc.ABC):
         Raises:
             SweepNotFoundError: no sweep has that UUID.
             InvalidValueError: an unknown state, or a spec that is not JSON data.
+        """
+
+    @abc.abstractmethod
+    def sweep_history(self, sweep_id: str) -> list[SpecVersion]:
+        """The specs ``update_sweep`` replaced, oldest first (each kept in the transaction
+        that replaced it).
+
+        Raises:
+            SweepNotFoundError: no sweep has that UUID.
         """
 
     @abc.abstractmethod

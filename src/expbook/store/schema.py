@@ -306,3 +306,18 @@ sweep_trials = sa.Table(
 lease, renewed at ``heartbeat_at``; ``lease`` is the token of the call that last added, claimed
 or expired the trial (a retried call finds its own committed work by it). ``run_id`` is the run
 that executes the trial (kind ``sweep-trial``); deleting the run keeps the trial without it."""
+
+sweep_specs = sa.Table(
+    "sweep_specs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "sweep_id", sa.Integer, sa.ForeignKey("sweeps.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("version", sa.BigInteger, nullable=False),
+    sa.Column("replaced_at", Float, nullable=False),
+    sa.Column("spec", OrderedJson, nullable=False),
+    sa.UniqueConstraint("sweep_id", "version"),
+)
+"""The specs edits replaced (``expbook sweep edit``): each with the sweep's version it had, written
+in the transaction that replaced it, so no edit's history is ever lost."""

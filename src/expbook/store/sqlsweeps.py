@@ -42,9 +42,9 @@ from expbook.errors import (
     SweepNotFoundError,
     TrialNotFoundError,
 )
-from expbook.model import SweepRecord, SweepState, TrialRecord, TrialState
+from expbook.model import SpecVersion, SweepRecord, SweepState, TrialRecord, TrialState
 from expbook.store.base import check_experiment_fields
-from expbook.store.schema import experiments, runs, sweep_trials, sweeps
+from expbook.store.schema import experiments, runs, sweep_specs, sweep_trials, sweeps
 from expbook.store.sqlrows import clean
 from expbook.validation import check_name, shorten, text_problem
 
@@ -352,11 +352,24 @@ class SqlSweeps:
             condition = sweeps.c.uuid == sweep_id
             if expected_version is not None:
                 condition &= sweeps.c.version == expected_version
+            before = None
+            if data is not None:  # the spec it replaces, read under the sweep row's lock
+                locked = self._locked(
+                    sa.select(sweeps.c.id, sweeps.c.version, sweeps.c.spec).where(condition)
+                )
+                before = connection.execute(locked).first()
             changed = connection.execute(
                 sweeps.update()
                 .where(condition)
                 .values(version=sweeps.c.version + 1, updated_at=now, change=token, **values)
             ).rowcount
+            if changed and before is not None and before.spec != data:
+                connection.execute(
+                    sweep_specs.insert().values(
+                        sweep_id=before.id, version=before.version, replaced_at=now,
+                        spec=before.spec,
+                    )
+                )  # fmt: skip
             found = connection.execute(_sweep_select().where(sweeps.c.uuid == sweep_id)).mappings()
             row = found.first()
             if row is None:
@@ -366,6 +379,18 @@ class SqlSweeps:
             return None
 
         return self._sweep_write(update)
+
+    def sweep_history(self, sweep_id: str) -> list[SpecVersion]:
+        def read(connection: Connection) -> list[SpecVersion]:
+            pk = _sweep_pk(connection, sweep_id)
+            rows = connection.execute(
+                sa.select(sweep_specs.c.version, sweep_specs.c.replaced_at, sweep_specs.c.spec)
+                .where(sweep_specs.c.sweep_id == pk)
+                .order_by(sweep_specs.c.version)
+            )
+            return [SpecVersion(row.version, row.replaced_at, row.spec) for row in rows]
+
+        return self._query(read)
 
     def delete_sweep(self, sweep_id: str) -> None:
         def delete(connection: Connection, retried: bool) -> None:

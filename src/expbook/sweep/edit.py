@@ -9,11 +9,9 @@ so a busy sweep conflicts often: on a conflict the edit is applied again to the 
 up to :data:`EDIT_ATTEMPTS` times. Two people editing at once both get their change, one after the
 other.
 
-The spec each edit replaced is kept in the store's settings under ``sweep.<uuid>.history`` (a JSON
-list, oldest first: the version it had, when it was replaced, the spec), so ``expbook sweep show S
---history`` can print what changed. The entry is appended after the spec is stored and checked
-again a moment later (two edits finishing within milliseconds of each other could overwrite each
-other's entry; the one that finds its entry missing writes it again).
+The spec each edit replaced is kept by the store in the transaction that replaced it
+(``Store.sweep_history``: the version it had, when it was replaced, the spec), so ``expbook sweep
+show S --history`` can print what changed, and no edit's history is lost to another's.
 
 Trials already run keep their params: those outside the new space stay as history (listed,
 counted, ranked) but are left out of the Optuna study (the engine, and parameter importance,
@@ -31,13 +29,20 @@ from typing import Any
 
 from expbook.columns import did_you_mean
 from expbook.errors import ExpbookError
-from expbook.model import RunRecord, RunStatus, SweepRecord, SweepState, TrialRecord, TrialState
+from expbook.model import (
+    RunRecord,
+    RunStatus,
+    SpecVersion,
+    SweepRecord,
+    SweepState,
+    TrialRecord,
+    TrialState,
+)
 from expbook.store import Store
 from expbook.sweep.spec import SweepSpec, SweepSpecError, parse_spec
 
 EDIT_ATTEMPTS = 50
 """Compare-and-set attempts before an edit gives up (each re-reads the sweep)."""
-HISTORY_CHECK_DELAY = 0.05
 PARAM_KEYS = (
     "min",
     "max",
@@ -312,8 +317,7 @@ def apply_edit(
         if dry_run:
             return EditResult(sweep, None, sweep.spec, new.raw, attempt)
         after = store.update_sweep(sweep.id, spec=new.raw, expected_version=sweep.version)
-        if after is not None:
-            record_history(store, sweep)
+        if after is not None:  # the store kept the replaced spec in the same transaction
             return EditResult(sweep, after, sweep.spec, new.raw, attempt)
         time.sleep(min(0.001 * 2**attempt, 0.1))
     raise SweepConflictError(
@@ -341,46 +345,9 @@ def _yaml(spec: Mapping[str, Any]) -> list[str]:
 # History
 
 
-@dataclass(frozen=True)
-class SpecVersion:
-    """A spec an edit replaced: the sweep's version then, and when it was replaced."""
-
-    version: int
-    replaced_at: float
-    spec: Mapping[str, Any]
-
-
-def history_key(sweep_id: str) -> str:
-    return f"sweep.{sweep_id}.history"
-
-
 def history(store: Store, sweep: SweepRecord) -> list[SpecVersion]:
-    """The specs the sweep's edits replaced, oldest first."""
-    text = store.get_setting(history_key(sweep.id))
-    entries = json.loads(text) if text else []
-    found = [SpecVersion(e["version"], e["replaced_at"], e["spec"]) for e in entries]
-    return sorted(found, key=lambda v: v.version)
-
-
-def record_history(store: Store, replaced: SweepRecord) -> None:
-    """Append the spec an edit replaced (``replaced``: the sweep as it was) to the history."""
-    entry = {"version": replaced.version, "replaced_at": time.time(), "spec": dict(replaced.spec)}
-    for _ in range(5):
-        _append(store, replaced.id, entry)
-        time.sleep(HISTORY_CHECK_DELAY)  # another edit's append may have overwritten this one
-        if any(v.version == replaced.version for v in history(store, replaced)):
-            return
-
-
-def _append(store: Store, sweep_id: str, entry: dict[str, Any]) -> None:
-    text = store.get_setting(history_key(sweep_id))
-    entries = [e for e in (json.loads(text) if text else []) if e["version"] != entry["version"]]
-    entries.append(entry)
-    store.set_setting(history_key(sweep_id), json.dumps(entries))
-
-
-def forget_history(store: Store, sweep_id: str) -> None:
-    store.set_setting(history_key(sweep_id), None)
+    """The specs the sweep's edits replaced, oldest first (``Store.sweep_history``)."""
+    return store.sweep_history(sweep.id)
 
 
 # ---------------------------------------------------------------------------------------------

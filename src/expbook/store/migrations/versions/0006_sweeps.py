@@ -79,9 +79,23 @@ def upgrade() -> None:
         "ix_sweep_trials_sweep_id_state_number", "sweep_trials", ["sweep_id", "state", "number"]
     )
     op.create_index("ix_sweep_trials_run_id", "sweep_trials", ["run_id"])
+    op.create_table(
+        "sweep_specs",
+        sa.Column("id", sa.Integer, nullable=False),
+        sa.Column("sweep_id", sa.Integer, nullable=False),
+        sa.Column("version", sa.BigInteger, nullable=False),
+        sa.Column("replaced_at", sa.Double(), nullable=False),
+        sa.Column("spec", sa.Text, nullable=False),  # OrderedJson
+        sa.PrimaryKeyConstraint("id", name="pk_sweep_specs"),
+        sa.UniqueConstraint("sweep_id", "version", name="uq_sweep_specs_sweep_id_version"),
+        sa.ForeignKeyConstraint(
+            ["sweep_id"], ["sweeps.id"], name="fk_sweep_specs_sweep_id_sweeps", ondelete="CASCADE"
+        ),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("sweep_specs")
     op.drop_index("ix_sweep_trials_run_id", table_name="sweep_trials")
     op.drop_index("ix_sweep_trials_sweep_id_state_number", table_name="sweep_trials")
     op.drop_index("ix_sweep_trials_sweep_id_config_key", table_name="sweep_trials")
