@@ -6,14 +6,16 @@ An ``Agent`` runs ``workers`` threads in one process; each thread supervises one
    a new one from the engine, added by compare-and-set on the sweep's version (``add_trial``
    returns None when another agent added one since: re-read, ask again);
 2. it starts ``expbook run`` on the trial's command (``expbook.sweep.command``) with the run's
-   UUID chosen here (``EXPBOOK_RUN_UUID``), in a session of its own, with ``PR_SET_PDEATHSIG``
-   (Linux) so that the trial gets SIGTERM if the agent dies, even by SIGKILL. The program's
-   params, output, metrics, git state and host are recorded exactly as for ``expbook run``;
+   UUID chosen here (``EXPBOOK_RUN_UUID``) through its launcher (``expbook.sweep.launch``): by
+   default a child process in a session of its own, with ``PR_SET_PDEATHSIG`` (Linux) so that
+   the trial gets SIGTERM if the agent dies, even by SIGKILL; with ``--ray``, a Ray task that
+   does the same on a node of a cluster (``expbook.sweep.ray``). The program's params, output,
+   metrics, git state and host are recorded exactly as for ``expbook run``;
 3. every ``poll`` seconds it reads the new points of the run's metric series and asks the
    engine's pruner; a pruned trial, a trial whose lease was lost (its heartbeats came late and
-   another agent marked it crashed) and the trials of a stopped sweep are stopped: SIGTERM to
-   ``expbook run``'s process group (which forwards it to the program), SIGKILL to every process
-   group of the trial after ``grace`` seconds;
+   another agent marked it crashed) and the trials of a stopped sweep are stopped by the
+   launcher: SIGTERM to ``expbook run``'s process group (which forwards it to the program),
+   SIGKILL to every process group of the trial after ``grace`` seconds;
 4. it records the end: ``finished`` with the values of the spec's metrics (the run's summary:
    the last value logged, as W&B), ``failed`` with the exit status, ``pruned`` with the step
    (and the run's status set to ``pruned`` with a note), or ``stopped``.
@@ -27,14 +29,10 @@ trials without recording anything on them: their leases expire and another agent
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import functools
 import os
 import shutil
 import signal
 import socket
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -49,19 +47,17 @@ from expbook.model import RunRecord, RunStatus, SweepState, TrialRecord, TrialSt
 from expbook.store.base import RunQuery
 from expbook.sweep.command import check_command, trial_command
 from expbook.sweep.engine import Engine, objective, why_done
+from expbook.sweep.launch import Launch, Launcher, LocalLauncher, Started
 from expbook.sweep.spec import SweepSpec, SweepSpecError, parse_spec
 
 if TYPE_CHECKING:
     from expbook.model import SweepRecord
     from expbook.store import Store
 
-ENTRY = "import sys; from expbook.cli.entry import main; sys.argv[0] = 'expbook'; main()"
-"""How a trial's ``expbook run`` starts: the console script's entry, with this Python."""
 WARN_AFTER = 3
 """Finished trials without the sweep's metric before one warning names the keys they logged."""
 FAIL_FAST = 3
 """An agent whose first trials all failed, this many, stops (the command is broken)."""
-_PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -119,7 +115,7 @@ class _Live:
 
     trial: TrialRecord
     run_id: str
-    process: subprocess.Popen[bytes] | None = None
+    process: Started | None = None
     lost: bool = False
     linked: bool = False
     checked: int | None = None  # the last step the pruner has seen
@@ -148,6 +144,7 @@ class Agent:
         settings: heartbeat, poll and grace periods.
         on_event: called (from any of the agent's threads) with each ``Event``.
         cwd: where trials run [default: the current directory].
+        launcher: starts and stops trials' commands [default: child processes of this one].
 
     Raises:
         SweepNotFoundError: no such sweep.
@@ -164,6 +161,7 @@ class Agent:
         settings: Settings | None = None,
         on_event: Callable[[Event], None] | None = None,
         cwd: str | None = None,
+        launcher: Launcher | None = None,
     ) -> None:
         self.store = store
         self.record = store.get_sweep(sweep)
@@ -176,6 +174,7 @@ class Agent:
         self.settings = settings or Settings()
         self.on_event = on_event or (lambda event: None)
         self.cwd = cwd or os.getcwd()
+        self.launcher = launcher or LocalLauncher()
         self.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.outcome = Outcome()
         self._live: dict[int, _Live] = {}
@@ -332,28 +331,28 @@ class Agent:
             live.process = self._start(live, argv, workdir)
             self.on_event(Event("started", trial))
             status = self._supervise(live)
-            self._report(live, status, workdir)
+            self._report(live, status)
         finally:
             with self._lock:
                 self._live.pop(trial.number, None)
             self._wake.set()
-            if live.process is not None and live.process.poll() is None:
-                self._terminate(live.process)
+            if live.process is not None:
+                if live.process.wait(0) is None:
+                    live.process.stop(self.settings.grace)
+                live.process.close()
             shutil.rmtree(workdir, ignore_errors=True)
 
-    def _start(self, live: _Live, argv: list[str], workdir: Path) -> subprocess.Popen[bytes]:
+    def _start(self, live: _Live, argv: list[str], workdir: Path) -> Started:
         trial = live.trial
         name = self.record.name
-        command = [sys.executable, "-c", ENTRY, "run", "--name", f"{name}-{trial.number}",
-                   "--kind", "sweep-trial", "--tag", f"sweep:{name}", "--quiet",
-                   "--store", self.store.url]  # fmt: skip
+        command = ["run", "--name", f"{name}-{trial.number}", "--kind", "sweep-trial",
+                   "--tag", f"sweep:{name}", "--quiet", "--store", self.store.url]  # fmt: skip
         experiment = self.spec.experiment or self.record.experiment
         if experiment:
             command += ["--experiment", experiment]
         params_file = workdir / "sweep-params.json"
         params_file.write_text(_wandb_config(trial.params))
         env = {
-            **os.environ,
             "EXPBOOK_RUN_UUID": live.run_id,
             "EXPBOOK_SWEEP": name,
             "EXPBOOK_SWEEP_ID": self.sweep_id,
@@ -361,37 +360,21 @@ class Agent:
             "WANDB_SWEEP_ID": self.sweep_id,
             "WANDB_SWEEP_PARAM_PATH": str(params_file),
         }
-        env.pop("EXPBOOK_RUN_ID", None)  # a sweep run inside `expbook run`: trials are runs
-        quiet = self.settings.quiet
-        stderr = open(workdir / "stderr", "wb") if quiet else None  # noqa: SIM115
-        prefix, preexec = _parent_death()
-        try:
-            return subprocess.Popen(
-                [*prefix, *command, "--", *argv],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL if quiet else None,
-                stderr=stderr,
-                cwd=self.cwd,
-                env=env,
-                start_new_session=True,
-                preexec_fn=preexec,
-            )
-        finally:
-            if stderr is not None:
-                stderr.close()
+        launch = Launch((*command, "--", *argv), env, self.cwd, workdir,
+                        quiet=self.settings.quiet, name=f"{name}-{trial.number}")  # fmt: skip
+        return self.launcher.start(launch)
 
     def _supervise(self, live: _Live) -> int:
         """Wait for the trial's process, looking at its series and lease every ``poll``
         seconds; stop it when pruned, when its lease is lost, when the agent stops."""
         process = live.process
         assert process is not None
-        with _Exit(process) as exited:
-            while not exited.wait(self.settings.poll):
-                if live.stop is None:
-                    live.stop = self._why_stop(live)
-                if live.stop is not None:
-                    return self._terminate(process)
-        return process.wait()
+        while (status := process.wait(self.settings.poll)) is None:
+            if live.stop is None:
+                live.stop = self._why_stop(live)
+            if live.stop is not None:
+                return process.stop(self.settings.grace)
+        return status
 
     def _why_stop(self, live: _Live) -> str | None:
         if live.lost:
@@ -433,26 +416,12 @@ class Agent:
             return "pruned"
         return None
 
-    def _terminate(self, process: subprocess.Popen[bytes]) -> int:
-        """SIGTERM to ``expbook run``'s process group (it passes it on to the program's),
-        SIGKILL to every group of the trial after the grace period; its exit status."""
-        groups = _groups(process.pid)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            return process.wait(timeout=self.settings.grace)
-        except subprocess.TimeoutExpired:
-            pass
-        for group in groups | _groups(process.pid):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(group, signal.SIGKILL)
-        return process.wait()
-
     # --- reporting a trial ---------------------------------------------------------------------
 
-    def _report(self, live: _Live, status: int, workdir: Path) -> None:
+    def _report(self, live: _Live, status: int) -> None:
         trial = live.trial
-        run = self._settled_run(live.run_id)
+        assert live.process is not None
+        run = self._settled_run(live.run_id, timeout=30.0 if live.process.ran else 0.0)
         if run is not None and not live.linked:
             live.linked = True  # linked by the update that records its end
         run_number = run.number if run is not None else None
@@ -483,7 +452,7 @@ class Agent:
             self.on_event(Event("finished", trial, run_number, values=values))
             self._check_metric(run)
             return
-        error = _exit_text(status, workdir / "stderr")
+        error = live.process.error(status)
         self._update(live, state=TrialState.FAILED, values=values, error=error)
         self.on_event(Event("failed", trial, run_number, error, values))
         self._check_failures(error, run_number)
@@ -573,137 +542,6 @@ class Agent:
 
 
 _WAIT = object()
-
-
-class _Exit:
-    """Waits for a process to end, for at most a timeout, and returns as soon as it ends:
-    on a pidfd where there is one (Linux 5.3+; ``Popen.wait(timeout)`` sleeps in steps of up
-    to 50 ms, which every trial would pay), else with ``Popen.wait``."""
-
-    def __init__(self, process: subprocess.Popen[bytes]) -> None:
-        self.process = process
-        self.fd: int | None = None
-
-    def __enter__(self) -> _Exit:
-        with contextlib.suppress(AttributeError, OSError):
-            self.fd = os.pidfd_open(self.process.pid)  # type: ignore[attr-defined]
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-
-    def wait(self, timeout: float) -> bool:
-        """True once the process has ended."""
-        if self.fd is not None:
-            import select
-
-            select.select([self.fd], [], [], timeout)
-            return self.process.poll() is not None
-        try:
-            self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return False
-        return True
-
-
-# ---------------------------------------------------------------------------------------------
-# Helpers
-
-
-def _parent_death() -> tuple[list[str], Callable[[], None] | None]:
-    """How a trial gets SIGTERM when the agent's thread that started it dies, even by SIGKILL
-    (Linux ``PR_SET_PDEATHSIG``, kept across exec): a command prefix, ``setpriv --pdeathsig
-    TERM`` (util-linux), which lets ``subprocess`` spawn without forking the agent's large
-    process (a fork costs it about 30 ms); else a ``preexec_fn`` calling ``prctl`` through
-    ctypes; elsewhere nothing (a SIGKILLed agent leaves its trial running, and another agent
-    marks it crashed when its lease goes stale)."""
-    if not sys.platform.startswith("linux"):
-        return [], None
-    setpriv = _setpriv()
-    if setpriv is not None:
-        return [setpriv, "--pdeathsig", "TERM", "--"], None
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return [], None
-    parent = os.getpid()
-
-    def child() -> None:  # in the forked child: the libc function was looked up before
-        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-        if os.getppid() != parent:  # the agent died before prctl: nobody supervises us
-            os._exit(1)
-
-    return [], child
-
-
-@functools.cache
-def _setpriv() -> str | None:
-    """util-linux's setpriv, if it has ``--pdeathsig`` (2.33 and later)."""
-    path = shutil.which("setpriv")
-    if path is None:
-        return None
-    try:
-        usage = subprocess.run([path, "--help"], capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return path if "--pdeathsig" in usage.stdout else None
-
-
-def _groups(pid: int) -> set[int]:
-    """The process groups of ``pid`` and its descendants (Linux /proc; elsewhere its own),
-    leaving out the run's recorder (a session of its own, which must finish storing the run)
-    and the recorder's children."""
-    groups = {pid}
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return groups
-    children: dict[int, list[tuple[int, int]]] = {}
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as handle:
-                fields = handle.read().rsplit(b")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append((int(entry), int(fields[2])))
-    todo = [pid]
-    while todo:
-        for child, group in children.get(todo.pop(), []):
-            if _is_recorder(child):
-                continue
-            groups.add(group)
-            todo.append(child)
-    return groups
-
-
-def _is_recorder(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as handle:
-            return b"expbook.runner.recorder" in handle.read()
-    except OSError:
-        return False
-
-
-def _exit_text(status: int, stderr: Path) -> str:
-    """``exit status 1: <its last line on stderr>`` or ``killed by SIGSEGV``."""
-    if status < 0:
-        try:
-            text = f"killed by {signal.Signals(-status).name}"
-        except ValueError:
-            text = f"killed by signal {-status}"
-    else:
-        text = f"exit status {status}"
-    try:
-        with open(stderr, "rb") as handle:
-            handle.seek(max(0, os.fstat(handle.fileno()).st_size - 2048))
-            tail = handle.read().decode("utf-8", "replace")
-    except OSError:
-        tail = ""
-    lines = [line.strip() for line in tail.splitlines() if line.strip()]
-    return f"{text}: {lines[-1][:300]}" if lines else text
 
 
 def _wandb_config(params: dict[str, Any]) -> str:
