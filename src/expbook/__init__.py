@@ -55,6 +55,8 @@ if TYPE_CHECKING:
         Series,
     )
     from expbook.store import Store
+    from expbook.sweep.api import SweepResult, Trial, TrialPruned, sweep
+    from expbook.sweep.pyspace import Choice, LogUniform, Uniform
     from expbook.tracking import Run, Tracker
 
 _LAZY = {
@@ -71,11 +73,18 @@ _LAZY = {
     "Run": "expbook.tracking",
     "Tracker": "expbook.tracking",
     "Store": "expbook.store.base",
+    "Trial": "expbook.sweep.api",
+    "TrialPruned": "expbook.sweep.api",
+    "SweepResult": "expbook.sweep.api",
+    "Uniform": "expbook.sweep.pyspace",
+    "LogUniform": "expbook.sweep.pyspace",
+    "Choice": "expbook.sweep.pyspace",
 }
 """Public names loaded on first use, so ``import expbook`` costs almost nothing."""
 
 __all__ = [
     "AmbiguousRunError",
+    "Choice",
     "ExpbookError",
     "ExperimentNotFoundError",
     "ExperimentRecord",
@@ -84,6 +93,7 @@ __all__ = [
     "InvalidKeyError",
     "InvalidStepError",
     "InvalidValueError",
+    "LogUniform",
     "MetricNotFoundError",
     "MetricPoint",
     "MetricSummary",
@@ -100,8 +110,12 @@ __all__ = [
     "Series",
     "Store",
     "StoreError",
+    "SweepResult",
     "Terminated",
     "Tracker",
+    "Trial",
+    "TrialPruned",
+    "Uniform",
     "__version__",
     "active_run",
     "autolog",
@@ -109,6 +123,7 @@ __all__ = [
     "open_store",
     "repeat",
     "start_run",
+    "sweep",
 ]
 
 _default: dict[str, Tracker] = {}
@@ -237,6 +252,10 @@ def open_store(
 
 
 def __getattr__(name: str) -> Any:
+    if name == "sweep":  # the package expbook.sweep, callable as expbook.sweep(objective, ...)
+        import expbook.sweep
+
+        return expbook.sweep
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'expbook' has no attribute {name!r}")
@@ -248,4 +267,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_LAZY) | {"sweep"})

@@ -13,6 +13,8 @@ Layout:
 - ``engine``: an in-memory Optuna study rebuilt from the store's trials; asking for the next
   configuration; pruning from the metric series a trial logs.
 - ``agent``: claims trials and runs each one through ``expbook run``; heartbeats its leases.
+- ``api``: ``expbook.sweep(objective, ...)``, sweeps of a Python objective in this process
+  (define-by-run, or a typed space read by ``pyspace``); this package is callable as it.
 
 Coordination between agents (processes on one or many machines, one store) uses no lock held
 across user code: every agent reads the sweep (with its ``version``) and its trials, asks Optuna
@@ -24,3 +26,20 @@ sweep row, then its trials): no deadlock class of bugs. Trials are leased to a w
 heartbeat; a trial whose heartbeat is stale is marked ``crashed`` by whichever agent notices, and
 re-queued when the spec allows (``Store.expire_trials``).
 """
+
+import sys as _sys
+import types as _types
+
+
+class _CallableModule(_types.ModuleType):
+    """``expbook.sweep`` is this package and also the function ``expbook.sweep(objective,
+    ...)`` (``expbook.sweep.api.sweep``; a package and a function cannot share one name
+    otherwise: importing any ``expbook.sweep.*`` module rebinds ``expbook.sweep``)."""
+
+    def __call__(self, objective, /, **options):  # type: ignore[no-untyped-def]
+        from expbook.sweep.api import sweep
+
+        return sweep(objective, **options)
+
+
+_sys.modules[__name__].__class__ = _CallableModule
