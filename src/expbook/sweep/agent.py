@@ -57,6 +57,8 @@ if TYPE_CHECKING:
 WARN_AFTER = 3
 """Finished trials without the sweep's metric before one warning names the keys they logged."""
 FAIL_FAST = 3
+WAIT_SECONDS = 0.5
+"""How often an agent with nothing to start looks again while other agents' trials run."""
 """An agent whose first trials all failed, this many, stops (the command is broken)."""
 
 
@@ -247,7 +249,7 @@ class Agent:
                 if trial is None:
                     return
                 if trial is _WAIT:  # woken early when a trial of this agent ends
-                    self._wake.wait(self.settings.poll)
+                    self._wake.wait(min(self.settings.poll, WAIT_SECONDS))
                     self._wake.clear()
                     continue
                 self._run(trial)  # type: ignore[arg-type]

@@ -20,8 +20,8 @@ builds a study with ``optuna.create_study(storage=InMemoryStorage())`` from the 
 
 A trial's curve is the series of the spec's metric in its run: by step for expbook's pruners,
 by the index of each logged value (0, 1, 2...) for W&B's ``early_terminate``: W&B's hyperband
-compares runs at the band-th value each logged, whatever its step. A trial's value is the run's summary value of the
-metric: the last one logged, as in W&B.
+compares runs at the band-th value each logged, whatever its step. A trial's value is the
+run's summary value of the metric: the last one logged, as in W&B.
 
 optuna is imported inside the methods that need it.
 """
