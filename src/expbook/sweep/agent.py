@@ -57,9 +57,9 @@ if TYPE_CHECKING:
 WARN_AFTER = 3
 """Finished trials without the sweep's metric before one warning names the keys they logged."""
 FAIL_FAST = 3
+"""An agent whose first trials all failed, this many, stops (the command is broken)."""
 WAIT_SECONDS = 0.5
 """How often an agent with nothing to start looks again while other agents' trials run."""
-"""An agent whose first trials all failed, this many, stops (the command is broken)."""
 
 
 @dataclass(frozen=True)
