@@ -411,3 +411,43 @@ def test_three_agents_on_postgresql_one_killed_mid_trial(
         wait_for(lambda p=path: not alive(int(p.name)), timeout=10, what=f"pid {path.name}")
     runs = {r.id: r for r in store.runs(limit=None)}
     assert all(runs[t.run_id].status == RunStatus.FINISHED for t in final)
+
+
+def test_an_agent_that_lost_its_lease_stops_the_trial_and_records_nothing(
+    tmp_path: Path,
+) -> None:
+    """Another agent marked the trial crashed (its heartbeats looked stale): the agent learns
+    it at its next heartbeat, stops the program and leaves the trial as the other recorded it."""
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    write(tmp_path / "train.py", LONG_PROGRAM.format(pids=str(pids)))
+    spec = spec_file(tmp_path, """
+        program: train.py
+        method: random
+        metric: {name: loss}
+        parameters: {x: {min: 0.0, max: 1.0}}
+        expbook: {trials: 1}
+    """)  # fmt: skip
+    store = str(tmp_path / "store.db")
+    agent = subprocess.Popen(
+        [EXPBOOK, "sweep", "run", spec, "--name", "lease", "--store", store, "--grace", "3"],
+        cwd=tmp_path, env={**os.environ, **FAST}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    wait_for(lambda: list(pids.iterdir()), what="the trial")
+    program = int(next(pids.iterdir()).name)
+    opened = expbook.open_store(store)
+    sweep = opened.get_sweep("lease")
+    wait_for(lambda: opened.list_trials(sweep.id)[0].run_id, what="the trial's run")
+    crashed = opened.expire_trials(sweep.id, stale_after=-1.0)  # as if its heartbeats were late
+    assert [t.state for t in crashed] == [TrialState.CRASHED]
+    out, err = agent.communicate(timeout=60)
+    assert agent.returncode == 0, err
+    assert "trial 0: lease lost" in out
+    assert not alive(program)
+    [trial] = opened.list_trials(sweep.id)
+    assert trial.state == TrialState.CRASHED and trial.error == crashed[0].error
+    assert trial.run_id is not None
+    run = recorded(store, trial.run_id)
+    assert run.status == RunStatus.INTERRUPTED
+    assert any("lost the trial's lease" in n.text for n in run.notes)
