@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import sys
 import textwrap
 import warnings
 from pathlib import Path
@@ -14,7 +16,7 @@ import pytest
 import expbook
 from expbook import artifacts
 from expbook.errors import InvalidStepError, InvalidValueError
-from tests.helpers import run_python
+from tests.helpers import run_cli, run_python
 
 TRAIN = """
 import argparse
@@ -300,3 +302,59 @@ def test_id_resume_and_renaming(wandb) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(NotImplementedError, match=r"resume='allow', id='abc123'"):
         wandb.init(id="abc123", resume="allow")
     assert wandb.init(id="fresh", resume="allow").id == "fresh"  # nothing to resume: new run
+
+
+SWEPT_PROGRAM = """
+import expbook.wandb as wandb
+
+run = wandb.init(config={"lr": 0.5, "optimizer": {"name": "sgd", "momentum": 0.0}, "epochs": 3})
+for epoch in range(wandb.config.epochs):
+    wandb.log({"loss": wandb.config.lr * wandb.config.optimizer["momentum"] + epoch})
+wandb.finish()
+"""
+
+SWEEP_SPEC = """
+program: train.py
+command:
+  - ${env}
+  - ${interpreter}
+  - ${program}
+method: grid
+metric: {name: loss, goal: minimize}
+parameters:
+  lr: {values: [0.1, 0.2]}
+  optimizer:
+    parameters:
+      momentum: {value: 0.9}
+      name: {value: sgd}
+"""
+
+
+@pytest.mark.slow
+def test_a_wandb_program_reads_its_sweep_params_from_wandb_config(tmp_path: Path) -> None:
+    """A program that takes no flags and reads wandb.config (as W&B's sweep docs show) runs
+    unchanged under expbook sweep: the agent hands the params over as W&B's does."""
+    (tmp_path / "train.py").write_text(SWEPT_PROGRAM)
+    (tmp_path / "sweep.yaml").write_text(SWEEP_SPEC)
+    store = str(tmp_path / "runs.db")
+    path = f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}"  # ${interpreter}
+    done = run_cli("sweep", "run", "sweep.yaml", store=store, cwd=tmp_path, timeout=180,
+                   env={"EXPBOOK_SWEEP_POLL": "0.2", "PATH": path})  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    runs = sorted(expbook.open_store(store).runs(), key=lambda r: r.params["lr"])
+    assert [r.params["lr"] for r in runs] == [0.1, 0.2]
+    for run in runs:
+        assert run.params["optimizer.momentum"] == 0.9 and run.params["epochs"] == 3
+        assert run.metrics["loss"].value == pytest.approx(run.params["lr"] * 0.9 + 2)
+
+
+def test_wandb_init_takes_the_params_file_of_wandbs_own_agent(
+    wandb, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    # as wandb/wandb_agent.py writes it: YAML, a version key, {"value": ...} per parameter
+    path = tmp_path / "config-abc123.yaml"
+    path.write_text("wandb_version: 1\nlr:\n  desc: null\n  value: 0.01\nlayers:\n  value: 3\n")
+    monkeypatch.setenv("WANDB_SWEEP_PARAM_PATH", str(path))
+    run = wandb.init(config={"lr": 0.1, "batch": 32})
+    assert dict(wandb.config.items()) == {"lr": 0.01, "batch": 32, "layers": 3}
+    assert run.expbook_run.record().params == {"lr": 0.01, "batch": 32, "layers": 3}

@@ -353,7 +353,7 @@ class Agent:
         if experiment:
             command += ["--experiment", experiment]
         params_file = workdir / "sweep-params.json"
-        params_file.write_text(_wandb_config(trial.params))
+        params_file.write_text(_wandb_config(self.spec, trial.params))
         env = {
             "EXPBOOK_RUN_UUID": live.run_id,
             "EXPBOOK_SWEEP": name,
@@ -546,12 +546,16 @@ class Agent:
 _WAIT = object()
 
 
-def _wandb_config(params: dict[str, Any]) -> str:
+def _wandb_config(spec: SweepSpec, params: dict[str, Any]) -> str:
     """The trial's params as W&B's agent hands them to ``wandb.init`` (WANDB_SWEEP_PARAM_PATH:
-    ``{name: {"value": v}}``; JSON is YAML)."""
+    ``{name: {"value": v}}``, nested parameters as one dict per top-level name; JSON is YAML);
+    ``expbook.wandb.init`` reads it into ``wandb.config``."""
     import json
 
-    return json.dumps({name: {"value": value} for name, value in params.items()})
+    from expbook.sweep.command import run_config
+
+    config = run_config(spec, params)
+    return json.dumps({name: {"value": value} for name, value in config.items()})
 
 
 def _states(trials: list[TrialRecord]) -> dict[str, int]:

@@ -65,7 +65,7 @@ def trial_command(spec: SweepSpec, params: Mapping[str, Any], *, workdir: Path) 
             and the spec has no ``program``.
     """
     check_command(spec, names=set(params))
-    config = _config(spec, params)
+    config = run_config(spec, params)
     words: list[str] = []
     for i, word in enumerate(spec.command):
         word = _ENVVAR.sub(lambda m: os.environ.get(m.group(1), m.group(1)), word)
@@ -127,7 +127,7 @@ def _check_macro(name: str, index: int) -> None:
     )
 
 
-def _config(spec: SweepSpec, params: Mapping[str, Any]) -> dict[str, Any]:
+def run_config(spec: SweepSpec, params: Mapping[str, Any]) -> dict[str, Any]:
     """The run's config as W&B's agent gets it: nested by the spec's paths, keys sorted."""
     from expbook.sweep.space import nest_paths
 

@@ -196,6 +196,9 @@ def _start(project: str | None, name: str | None, values: dict[str, Any],
                    tags=tuple(tags or ()), notes=notes, given_id=given_id)  # fmt: skip
     try:
         new.config.update(values, allow_val_change=allow_val_change)
+        sweep = _sweep_params()
+        if sweep:  # a sweep trial's params win over the program's defaults, as in W&B
+            new.config.update(sweep, allow_val_change=True)
         if notes:
             started.note(notes)
     except BaseException as error:
@@ -203,6 +206,25 @@ def _start(project: str | None, name: str | None, values: dict[str, Any],
         raise
     _become_current(new)
     return new
+
+
+def _sweep_params() -> dict[str, Any]:
+    """The params of the sweep trial this process runs, when a sweep agent (expbook's or W&B's
+    own) gave them in ``WANDB_SWEEP_PARAM_PATH``: ``{name: {"value": v}}`` as YAML or JSON."""
+    import os
+
+    path = os.environ.get("WANDB_SWEEP_PARAM_PATH")
+    if not path or not os.path.exists(path):
+        return {}
+    import yaml
+
+    with open(path, encoding="utf-8") as handle:
+        data = yaml.safe_load(handle) or {}
+    return {
+        name: entry["value"] if isinstance(entry, dict) and "value" in entry else entry
+        for name, entry in data.items()
+        if name not in ("wandb_version", "_wandb")
+    }
 
 
 def _become_current(new: WandbRun) -> None:
