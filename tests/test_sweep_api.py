@@ -5,6 +5,7 @@ process."""
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import json
 import math
@@ -451,6 +452,28 @@ def test_expbook_sweep_is_the_function_and_the_package() -> None:
     assert out.stdout.strip() == "False", out.stderr
 
 
+def test_workers_run_trials_at_once_in_threads(tmp_path: Path) -> None:
+    import threading
+
+    lock = threading.Lock()
+    now = {"running": 0, "most": 0}
+
+    def objective(trial: expbook.Trial) -> float:
+        x = trial.suggest_float("x", 0, 1)
+        trial.run.log({"objective": x}, step=0)
+        with lock:
+            now["running"] += 1
+            now["most"] = max(now["most"], now["running"])
+        time.sleep(0.3)
+        with lock:
+            now["running"] -= 1
+        return x
+
+    result = expbook.sweep(objective, trials=6, workers=2, store=str(tmp_path / "s.db"))
+    assert [t.number for t in result.trials] == list(range(6)) and now["most"] == 2
+    assert all(t.state == TrialState.FINISHED for t in result.trials)
+
+
 # ---------------------------------------------------------------------------------------------
 # Processes
 
@@ -466,7 +489,8 @@ SCRIPT = textwrap.dedent(
         trial.run.log({"loss": (x - 3) ** 2 + (y + 1) ** 2}, step=0)
         if os.environ.get("MARK"):
             open(os.environ["MARK"], "w").close()
-            time.sleep(60)
+            for _ in range(600):  # Python code between sleeps, as a training loop has
+                time.sleep(0.1)
         time.sleep(float(os.environ.get("NAP", "0")))
         return (x - 3) ** 2 + (y + 1) ** 2
 
@@ -500,24 +524,89 @@ def test_two_processes_share_one_sweep_on_postgresql(tmp_path: Path, postgres_ur
         assert out.split()[0] == "16"
 
 
-def test_ctrl_c_interrupts_the_running_trial_and_propagates(tmp_path: Path) -> None:
+def start_script(tmp_path: Path, store: str, trials: int, **env: str) -> subprocess.Popen[str]:
     script = tmp_path / "tune.py"
     script.write_text(SCRIPT)
-    store = str(tmp_path / "s.db")
-    mark = tmp_path / "mark"
-    env = {**os.environ, "MARK": str(mark)}
-    proc = subprocess.Popen([sys.executable, str(script), store, "5"], env=env, cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    return subprocess.Popen([sys.executable, str(script), store, str(trials)], cwd=tmp_path,
+                            env={**os.environ, **env}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+
+def wait_running(proc: subprocess.Popen[str], store: str, count: int) -> None:
+    """Until ``count`` trials of sweep 'shared' run and have logged their point."""
+    opened = expbook.open_store(store)
     deadline = time.monotonic() + 60
-    while not mark.exists() and time.monotonic() < deadline and proc.poll() is None:
+    while time.monotonic() < deadline and proc.poll() is None:
+        with contextlib.suppress(expbook.ExpbookError):
+            trials = opened.list_trials(opened.get_sweep("shared").id)
+            running = [t for t in trials if t.state == TrialState.RUNNING and t.run_id]
+            if len(running) == count and all(
+                "loss" in opened.run(t.run_id).metrics for t in running
+            ):
+                return
         time.sleep(0.05)
-    assert mark.exists(), proc.communicate()
+    raise AssertionError(proc.communicate())
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_ctrl_c_interrupts_the_running_trials_and_propagates(tmp_path: Path, workers: int) -> None:
+    store = str(tmp_path / "s.db")
+    proc = start_script(tmp_path, store, 5, MARK=str(tmp_path / "mark"), WORKERS=str(workers))
+    wait_running(proc, store, workers)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == -signal.SIGINT and err.rstrip().endswith("KeyboardInterrupt")
     opened = expbook.open_store(store)
-    (trial,) = opened.list_trials(opened.get_sweep("shared").id)
-    run = opened.run(trial.run_id)
-    assert trial.state == TrialState.STOPPED and run.status == RunStatus.INTERRUPTED
-    assert run.error == "KeyboardInterrupt" and run.metrics["loss"].count == 1
-    assert run.notes[-1].text == "stopped: KeyboardInterrupt"
+    trials = opened.list_trials(opened.get_sweep("shared").id)
+    assert len(trials) == workers
+    for trial in trials:
+        run = opened.run(trial.run_id)
+        assert trial.state == TrialState.STOPPED and run.status == RunStatus.INTERRUPTED
+        assert run.error == "KeyboardInterrupt" and run.metrics["loss"].count == 1
+        assert run.notes[-1].text == "stopped: KeyboardInterrupt"
+
+
+def test_a_killed_process_trial_crashes_and_the_sweep_goes_on(tmp_path: Path) -> None:
+    store = str(tmp_path / "s.db")
+    # Its run's heartbeat every 0.3 s: the store reports the run crashed 1.2 s after the kill.
+    proc = start_script(tmp_path, store, 3, MARK=str(tmp_path / "mark"),
+                        EXPBOOK_HEARTBEAT_INTERVAL="0.3")  # fmt: skip
+    wait_running(proc, store, 1)
+    proc.kill()
+    proc.communicate()
+    env = {"EXPBOOK_SWEEP_HEARTBEAT": "0.2"}  # stale after 6 heartbeats: 1.2 s
+    again = subprocess.run([sys.executable, str(tmp_path / "tune.py"), store, "3"], cwd=tmp_path,
+                           env={**os.environ, **env}, capture_output=True, text=True,
+                           timeout=120)  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert "trial 0 crashed: agent" in again.stderr
+    opened = expbook.open_store(store)
+    trials = opened.list_trials(opened.get_sweep("shared").id)
+    assert [t.state for t in trials] == ["crashed", "finished", "finished"]
+    assert opened.run(trials[0].run_id).status == RunStatus.CRASHED
+
+
+def test_expbook_sweep_stop_stops_the_workers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EXPBOOK_SWEEP_HEARTBEAT", "0.1")
+    store = str(tmp_path / "s.db")
+
+    def objective(trial: expbook.Trial) -> float:
+        x = trial.suggest_float("x", 0, 1)
+        for step in range(200):
+            trial.report(x, step)
+            if trial.should_prune():
+                raise expbook.TrialPruned()
+            if trial.number == 1 and step == 2:
+                opened = expbook.open_store(store)
+                assert cli_main(["sweep", "stop", "stopping", "--store", store]) == 0
+                opened.close()
+            time.sleep(0.01)
+        return x
+
+    result = expbook.sweep(objective, trials=5, name="stopping", store=store, pruner="none")
+    assert result.reason == "the sweep was stopped" and result.state == SweepState.STOPPED
+    assert [t.state for t in result.trials] == ["finished", "stopped"]
+    run = expbook.open_store(store).run(result.trials[1].run_id)
+    assert run.status == RunStatus.INTERRUPTED and run.notes[-1].text.startswith("stopped: the")

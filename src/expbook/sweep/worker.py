@@ -260,33 +260,42 @@ class Worker:
         return self._result()
 
     def _run_threads(self) -> None:
-        threads = [threading.Thread(target=self._work_in_thread, daemon=True,
+        ended = [threading.Event() for _ in range(self.workers)]
+        threads = [threading.Thread(target=self._work_in_thread, args=(done,), daemon=True,
                                     name=f"expbook-sweep-worker-{i}")
-                   for i in range(self.workers)]  # fmt: skip
+                   for i, done in enumerate(ended)]  # fmt: skip
         for thread in threads:
             thread.start()
-        try:
-            for thread in threads:
-                while thread.is_alive():
-                    thread.join(0.2)
+        try:  # not Thread.join: a join interrupted by Ctrl-C marks the thread ended (3.11)
+            for done in ended:
+                while not done.wait(0.2):
+                    pass
         except BaseException:  # Ctrl-C or SIGTERM in the main thread: stop the trials
             self.reason = self.reason or "interrupted"
             self._stopping.set()
-            for thread in threads:
-                if thread.is_alive() and thread.ident is not None:
+            for thread, done in zip(threads, ended, strict=True):
+                if not done.is_set() and thread.ident is not None:
                     _raise_in(thread.ident, KeyboardInterrupt)
             deadline = time.monotonic() + self.settings.grace
-            for thread in threads:
-                thread.join(max(0.0, deadline - time.monotonic()))
+            while time.monotonic() < deadline and not all(e.is_set() for e in ended):
+                time.sleep(0.02)
+            with self._lock:  # threads still in a long C call: stop their trials from here
+                stuck = list(self._live.values())
+            for trial in stuck:
+                with contextlib.suppress(Exception):
+                    why = f"KeyboardInterrupt (its thread went on for {self.settings.grace:g} s)"
+                    self._stopped(trial, why, "KeyboardInterrupt")
             raise
 
-    def _work_in_thread(self) -> None:
+    def _work_in_thread(self, done: threading.Event) -> None:
         try:
             self._work()
         except BaseException as error:
             with self._lock:
                 self._errors.append(error)
             self._stopping.set()
+        finally:
+            done.set()
 
     def _work(self) -> None:
         while not self._stopping.is_set():
