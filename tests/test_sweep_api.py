@@ -232,6 +232,7 @@ def test_a_pydantic_space(tmp_path: Path) -> None:
         optimizer: PydanticOptimizer
         hidden: Annotated[int, expbook.Uniform(64, 256, step=64)]
         dropout: float = pydantic.Field(ge=0.0, le=0.3)  # bounds searched uniformly
+        layers: int = pydantic.Field(gt=0, lt=4)  # exclusive: 1, 2 or 3
         width: Annotated[int, expbook.LogUniform(1, 1024)]
         batch: Literal[32, 64]
         act: Act
@@ -246,6 +247,7 @@ def test_a_pydantic_space(tmp_path: Path) -> None:
                            seed=0, store=str(tmp_path / "s.db"))  # fmt: skip
     check_typed(result, PydanticSpace)
     assert all(0 <= t.config.dropout <= 0.3 for t in result.trials)
+    assert {t.config.layers for t in result.trials} == {1, 2, 3}
 
 
 def test_a_mapping_space_on_the_grid_runs_exactly_the_grid(tmp_path: Path) -> None:

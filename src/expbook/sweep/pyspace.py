@@ -223,7 +223,7 @@ def _field_parameter(where: str, base: Any, meta: list[Any], default: Any) -> An
         values = _finite_values(base)
         if values is not None:
             return {"values": values}
-        bounds = _bounds(meta)
+        bounds = _bounds(meta, base)
         if bounds is not None and base in (int, float):
             return _marker_parameter(where, base, Uniform(*bounds))
         raise InvalidValueError(
@@ -277,16 +277,20 @@ def _finite_values(base: Any) -> list[Any] | None:
     return None
 
 
-def _bounds(meta: list[Any]) -> tuple[float, float] | None:
-    """Both bounds from annotated_types constraints (pydantic's ``Field(ge=, le=)``)."""
+def _bounds(meta: list[Any], base: Any) -> tuple[float, float] | None:
+    """Both bounds from annotated_types constraints (pydantic's ``Field(ge=, le=)``); for an
+    int, ``gt``/``lt`` exclude theirs (a float's exclusive bound is drawn with probability 0)."""
     low = high = None
+    step = 1 if base is int else 0
     for m in meta:
-        for attr in ("ge", "gt"):
-            if getattr(m, attr, None) is not None:
-                low = getattr(m, attr)
-        for attr in ("le", "lt"):
-            if getattr(m, attr, None) is not None:
-                high = getattr(m, attr)
+        if getattr(m, "ge", None) is not None:
+            low = m.ge
+        if getattr(m, "gt", None) is not None:
+            low = m.gt + step
+        if getattr(m, "le", None) is not None:
+            high = m.le
+        if getattr(m, "lt", None) is not None:
+            high = m.lt - step
     return None if low is None or high is None else (low, high)
 
 
