@@ -46,6 +46,8 @@ $(FRAMEWORKS)/bin/python:
 	echo "torch==2.13.0" > $(FRAMEWORKS)/torch-constraint.txt
 	$(FRAMEWORKS)/bin/python -m pip install --quiet -c $(FRAMEWORKS)/torch-constraint.txt \
 		$(FRAMEWORK_PACKAGES)
+	# expbook itself (editable) next to Ray, for the sweeps on Ray (tests/test_sweep_ray.py)
+	$(FRAMEWORKS)/bin/python -m pip install --quiet -c $(FRAMEWORKS)/torch-constraint.txt -e .
 
 corpus: $(BIN)/python $(FRAMEWORKS)/bin/python
 	$(BIN)/python -m pip install --quiet -e .

@@ -30,6 +30,16 @@ def _grace_option(function: Any) -> Any:
     )(function)  # fmt: skip
 
 
+def _ray_option(function: Any) -> Any:
+    return click.option(
+        "--ray", "ray_address", is_flag=False, flag_value="", default=None, metavar="[ADDRESS]",
+        help="Run the trials as Ray tasks, with the spec's expbook.resources each: on the "
+        "cluster at ADDRESS (auto, ray://HOST:10001, HOST:6379, local), else Ray's default "
+        "(RAY_ADDRESS, a cluster started on this machine, else a new local Ray). Put it after "
+        "the other arguments, or write --ray=ADDRESS. Needs pip install 'expbook[ray]'.",
+    )(function)  # fmt: skip
+
+
 @sweep_group.command("run")
 @click.argument("spec_file", metavar="SPEC.yaml", type=click.Path(dir_okay=False))
 @click.option(
@@ -48,6 +58,7 @@ def _grace_option(function: Any) -> Any:
     help="Run at most K trials here (the sweep's budget still holds).",
 )
 @_grace_option
+@_ray_option
 @store_option
 def sweep_run_command(**options: Any) -> None:
     """Create a sweep from SPEC.yaml and run its trials here, N at a time, each through
@@ -59,6 +70,7 @@ def sweep_run_command(**options: Any) -> None:
     Examples:
       expbook sweep run sweep.yaml
       expbook sweep run sweep.yaml --workers 4 --name lr-search
+      expbook sweep run sweep.yaml --store postgresql://lab-db/expbook --ray auto
     """
     from expbook.cli import sweeping
 
@@ -87,16 +99,19 @@ def sweep_create_command(**options: Any) -> None:
 @click.option("--count", "-n", type=click.IntRange(min=1), metavar="K",
               help="Run at most K trials, then exit [default: until the sweep ends].")  # fmt: skip
 @_grace_option
+@_ray_option
 @store_option
 def sweep_agent_command(**options: Any) -> None:
     """Run the trials of SWEEP (its name or id) one at a time until the sweep is finished,
     stopped or out of budget. Start as many agents as you like, on as many machines as
-    reach the store: they coordinate through it.
+    reach the store: they coordinate through it. With --ray, the agent runs as many trials
+    at once as the Ray cluster holds, each as a Ray task.
 
     \b
     Examples:
       expbook sweep agent lr-search
       expbook sweep agent lr-search --count 5 --store postgresql://lab-db/expbook
+      expbook sweep agent lr-search --store postgresql://lab-db/expbook --ray ray://head:10001
     """
     from expbook.cli import sweeping
 

@@ -16,15 +16,24 @@ _HANDLED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 def run(
     *, spec_file: str, workers: int | None, name: str | None, count: int | None, grace: float,
-    store: str | None,
+    store: str | None, ray_address: str | None = None,
 ) -> int:  # fmt: skip
-    """Create the sweep and run it here; the exit status."""
+    """Create the sweep and run it here (or on Ray); the exit status."""
     from expbook.sweep.spec import load_spec
 
     spec = load_spec(spec_file)
     opened = open_store(resolve_url(store))
-    sweep = _create(opened, spec, name)
-    return _drive(opened, sweep, workers=workers or spec.workers or 1, count=count, grace=grace)
+    if ray_address is None:
+        sweep = _create(opened, spec, name)
+        return _drive(opened, sweep, workers=workers or spec.workers or 1, count=count,
+                      grace=grace)  # fmt: skip
+    launcher, fits = _ray_launcher(ray_address, opened, spec, grace)  # before the sweep exists
+    try:
+        sweep = _create(opened, spec, name)
+        return _drive(opened, sweep, workers=workers or spec.workers or fits, count=count,
+                      grace=grace, launcher=launcher)  # fmt: skip
+    finally:
+        launcher.ray.shutdown()
 
 
 def create(*, spec_file: str, name: str | None, store: str | None) -> None:
@@ -42,12 +51,58 @@ def create(*, spec_file: str, name: str | None, store: str | None) -> None:
     )
 
 
-def agent(*, sweep: str, count: int | None, grace: float, store: str | None) -> int:
+def agent(
+    *, sweep: str, count: int | None, grace: float, store: str | None,
+    ray_address: str | None = None,
+) -> int:  # fmt: skip
     """Run one agent on an existing sweep; the exit status."""
     from expbook.cli.common import open_cli_store
 
     opened = open_cli_store(store)
-    return _drive(opened, opened.get_sweep(sweep), workers=1, count=count, grace=grace)
+    record = opened.get_sweep(sweep)
+    if ray_address is None:
+        return _drive(opened, record, workers=1, count=count, grace=grace)
+    from expbook.sweep.agent import spec_of
+
+    launcher, fits = _ray_launcher(ray_address, opened, spec_of(record), grace)
+    try:
+        return _drive(opened, record, workers=fits, count=count, grace=grace,
+                      launcher=launcher)  # fmt: skip
+    finally:
+        launcher.ray.shutdown()
+
+
+def _ray_launcher(address: str, store: Store, spec: Any, grace: float) -> tuple[Any, int]:
+    """Ray connected (``--ray ADDRESS``; ``--ray`` alone: Ray's default) and the trials its
+    cluster holds at once; says in a line what it found and what cannot work."""
+    from expbook.locations import sqlite_path
+    from expbook.sweep.ray import RayLauncher, connect
+
+    ray = connect(address or None)
+    try:
+        launcher = RayLauncher(ray, resources=spec.resources, grace=grace, store_url=store.url)
+        fits, lacking = launcher.trials_at_once()
+        remote = launcher.remote_nodes()
+    except BaseException:
+        ray.shutdown()
+        raise
+    total = ray.cluster_resources()
+    nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
+    each = ", ".join(f"{k} {v:g}" for k, v in spec.resources.items()) or "cpu 1"
+    sys.stderr.write(
+        f"expbook: Ray: {nodes} node{'s' if nodes != 1 else ''}, {total.get('CPU', 0):g} CPU, "
+        f"{total.get('GPU', 0):g} GPU; each trial takes {each}: {fits} at once\n"
+    )
+    if lacking:
+        sys.stderr.write(f"expbook: warning: {lacking}\n")
+    if remote and sqlite_path(store.url) is not None:
+        shown = ", ".join(remote[:3]) + (" ..." if len(remote) > 3 else "")
+        sys.stderr.write(
+            f"expbook: warning: the store is a SQLite file on this machine: trials on other "
+            f"Ray nodes ({shown}) cannot reach it and fail; use a PostgreSQL store every node "
+            "reaches (--store postgresql://...)\n"
+        )
+    return launcher, fits
 
 
 def _create(store: Store, spec: Any, name: str | None) -> SweepRecord:
@@ -73,14 +128,16 @@ def _create(store: Store, spec: Any, name: str | None) -> SweepRecord:
 
 
 def _drive(
-    store: Store, sweep: SweepRecord, *, workers: int, count: int | None, grace: float
-) -> int:
+    store: Store, sweep: SweepRecord, *, workers: int, count: int | None, grace: float,
+    launcher: Any = None,
+) -> int:  # fmt: skip
     """Run an agent with a display until it ends; Ctrl-C/SIGTERM stop its trials first."""
     from expbook.sweep.agent import Agent, Settings
     from expbook.sweep.display import Display
 
     settings = Settings.from_env(grace=grace)
-    agent = Agent(store, sweep.id, workers=workers, count=count, settings=settings)
+    agent = Agent(store, sweep.id, workers=workers, count=count, settings=settings,
+                  launcher=launcher)  # fmt: skip
     display = Display(store, agent.record, agent.spec, workers=workers)
     agent.on_event = display
     previous = {}
