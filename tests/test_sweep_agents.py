@@ -451,3 +451,34 @@ def test_an_agent_that_lost_its_lease_stops_the_trial_and_records_nothing(
     run = recorded(store, trial.run_id)
     assert run.status == RunStatus.INTERRUPTED
     assert any("lost the trial's lease" in n.text for n in run.notes)
+
+
+def test_create_says_the_spec_warnings_and_ignored_keys_and_agent_refuses_a_python_sweep(
+    tmp_path: Path,
+) -> None:
+    store = str(tmp_path / "runs.db")
+    spec = spec_file(tmp_path, """
+        project: mnist
+        entity: me
+        program: train.py
+        method: random
+        metric: {name: loss, goal: minimize}
+        parameters:
+          lr: {distribution: log_uniform, min: -9, max: 0}
+    """)  # fmt: skip
+    created = sweep_cli("create", spec, "--name", "exps", cwd=tmp_path, store=store)
+    assert created.returncode == 0, created.stderr
+    assert created.stderr.splitlines() == [
+        f"expbook: {spec}: parameters.lr: log_uniform takes natural-log exponents, so its "
+        "values run from 0.00012341 to 1; log_uniform_values takes the values themselves",
+        f"expbook: {spec}: ignored (W&B settings expbook has no use for): project, entity",
+    ]
+    opened = expbook.open_store(store)
+    opened.create_sweep("api", {"description": "expbook.sweep(f)", "method": "random",
+                                "parameters": {"x": {"min": 0.0, "max": 1.0}}})  # fmt: skip
+    opened.close()
+    refused = sweep_cli("agent", "api", cwd=tmp_path, store=store)
+    assert refused.returncode == 1 and refused.stderr == (
+        "error: sweep 'api' searches a Python function (expbook.sweep(f)) and has no command "
+        "to run: continue it from Python, with expbook.sweep(objective, name='api', ...)\n"
+    )

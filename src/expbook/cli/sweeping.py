@@ -22,6 +22,7 @@ def run(
     from expbook.sweep.spec import load_spec
 
     spec = load_spec(spec_file)
+    _say_spec(spec_file, spec)
     opened = open_store(resolve_url(store))
     if ray_address is None:
         sweep = _create(opened, spec, name)
@@ -41,6 +42,7 @@ def create(*, spec_file: str, name: str | None, store: str | None) -> None:
     from expbook.sweep.spec import load_spec
 
     spec = load_spec(spec_file)
+    _say_spec(spec_file, spec)
     url = resolve_url(store)
     sweep = _create(open_store(url), spec, name)
     flag = "" if store is None else f" --store {shlex.quote(store)}"
@@ -60,6 +62,13 @@ def agent(
 
     opened = open_cli_store(store)
     record = opened.get_sweep(sweep)
+    if "program" not in record.spec and "command" not in record.spec:
+        what = record.spec.get("description") or "expbook.sweep"
+        raise ExpbookError(
+            f"sweep {record.name!r} searches a Python function ({what}) and has no command to "
+            f"run: continue it from Python, with expbook.sweep(objective, name={record.name!r}, "
+            "...)"
+        )
     if ray_address is None:
         return _drive(opened, record, workers=1, count=count, grace=grace)
     from expbook.sweep.agent import spec_of
@@ -103,6 +112,17 @@ def _ray_launcher(address: str, store: Store, spec: Any, grace: float) -> tuple[
             "reaches (--store postgresql://...)\n"
         )
     return launcher, fits
+
+
+def _say_spec(path: str, spec: Any) -> None:
+    """What is valid in the spec but likely a mistake, and the W&B keys expbook does not use:
+    one line each on stderr, before anything runs."""
+    lines = [f"expbook: {path}: {warning}" for warning in spec.warnings]
+    if spec.ignored:
+        lines.append(f"expbook: {path}: ignored (W&B settings expbook has no use for): "
+                     f"{', '.join(spec.ignored)}")  # fmt: skip
+    if lines:
+        sys.stderr.write("".join(line + "\n" for line in lines))
 
 
 def _create(store: Store, spec: Any, name: str | None) -> SweepRecord:
