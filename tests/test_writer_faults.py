@@ -41,6 +41,7 @@ def _points(*values: float) -> Points:
 
 
 SAMPLES = {
+    "replaced": lambda: {"system/cpu_percent": _points(40.0, 60.0)},
     "points": lambda: {"loss": _points(1.0, 0.5), "acc": _points(0.1)},
     "params": lambda: {"lr": 0.1, "model": {"depth": 3}},
     "tags_add": lambda: {"a", "b"},
