@@ -969,3 +969,33 @@ def test_stop_ends_a_real_agent_and_resume_continues(tmp_path: Path) -> None:
     store.close()
     data = json.loads(run_cli("sweep", "show", "live", "--json", store=url).stdout)
     assert data["best"]["params"] == {"lr": 0.01} and data["best"]["value"] == 0.0
+
+
+def test_show_gives_the_pareto_front_of_several_metrics(
+    sqlite_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = {
+        "method": "random",
+        "metrics": [{"name": "loss", "goal": "minimize"}, {"name": "speed", "goal": "maximize"}],
+        "parameters": {"hidden": {"values": [1, 2, 3, 4]}},
+    }
+    store = expbook.open_store(sqlite_url)
+    sweep = store.create_sweep("tradeoff", spec)
+    # (loss, speed): 1 and 3 are trade-offs; 2 loses to 1 on both; 4 ties 1 on loss, slower
+    for hidden, values in ((1, [0.5, 10.0]), (2, [0.6, 9.0]), (3, [0.9, 30.0]), (4, [0.5, 5.0])):
+        number = add_trial(store, sweep.id, {"hidden": hidden}, state=TrialState.FINISHED)
+        assert store.update_trial(sweep.id, number, worker=None, values=values)
+    add_trial(store, sweep.id, {"hidden": 5}, state=TrialState.FAILED)
+    front = analysis.pareto_front(parse_spec(spec), store.list_trials(sweep.id))
+    assert [t.params["hidden"] for t in front] == [1, 3]
+    data = json.loads(ok(capsys, "sweep", "show", "tradeoff", "--json", store=sqlite_url))
+    assert [(p["trial"], p["values"]) for p in data["pareto"]] == [
+        (0, {"loss": 0.5, "speed": 10.0}), (2, {"loss": 0.9, "speed": 30.0}),
+    ]  # fmt: skip
+    text = ok(capsys, "sweep", "show", "tradeoff", store=sqlite_url)
+    assert "Pareto front (loss, speed): 2 trials no other trial beats on every metric" in text
+    assert "trial 2 (run deleted): loss = 0.9, speed = 30   hidden=3" in text
+    store.create_sweep("single", SPEC)  # one metric: no front
+    single = json.loads(ok(capsys, "sweep", "show", "single", "--json", store=sqlite_url))
+    assert single["pareto"] == []
+    store.close()

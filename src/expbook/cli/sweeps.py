@@ -178,6 +178,15 @@ def _show_data(
         pruner=spec.effective_pruner,
         repeats=spec.repeats,
         best=_best_dict(best) if best is not None and spec.metric else None,
+        pareto=[
+            {
+                "trial": t.number,
+                "run": t.run_number,
+                "params": dict(t.params),
+                "values": {m.name: analysis.value_of(t, i) for i, m in enumerate(spec.metrics)},
+            }
+            for t in analysis.pareto_front(spec, trials)
+        ],
         trial_count=len(rows),
         trials_shown=len(rows[: limit or None]),
         trial_rows=[_row_dict(row) for row in rows[: limit or None]],
@@ -304,6 +313,7 @@ def _print_show(
     _print_header(out, record, spec, data)
     out.print()
     _print_best(out, spec, data["best"])
+    _print_pareto(out, spec, data["pareto"])
     _print_trials(out, spec, data)
     _print_importance(out, data["importance"])
     if data["noise"] is not None:
@@ -349,6 +359,25 @@ def _print_header(
         table.add_row(f"  {param['name']}", param["description"])
     out.print(Text("parameters:", style="bold"))
     out.print(table)
+
+
+def _print_pareto(out: Console, spec: SweepSpec, front: Sequence[Mapping[str, Any]]) -> None:
+    """Several metrics: the trials no other trial beats on all of them (the first metric alone
+    ranks the table and names "best")."""
+    if len(spec.metrics) < 2:
+        return
+    names = ", ".join(m.name for m in spec.metrics)
+    if not front:
+        out.print(dim(f"Pareto front ({names}): no finished trial has every metric yet"))
+        return
+    count = f"{len(front)} trial{'s' if len(front) != 1 else ''}"
+    out.print(Text(f"Pareto front ({names}): {count} no other trial beats on every metric",
+                   style="bold"))  # fmt: skip
+    for point in front:
+        run = f"run #{point['run']}" if point["run"] is not None else "run deleted"
+        values = ", ".join(f"{k} = {fmt_number(v)}" for k, v in point["values"].items())
+        params = "  ".join(f"{k}={fmt_value(v)}" for k, v in point["params"].items())
+        out.print(f"  trial {point['trial']} ({run}): {values}   {params}", highlight=False)
 
 
 def _print_best(out: Console, spec: SweepSpec, best: Mapping[str, Any] | None) -> None:

@@ -202,6 +202,27 @@ def configurations(spec: SweepSpec, trials: Sequence[TrialRecord]) -> list[Confi
     return found
 
 
+def pareto_front(spec: SweepSpec, trials: Sequence[TrialRecord]) -> list[TrialRecord]:
+    """With several metrics (``metrics:``), the finished trials no other finished trial beats
+    on every metric at once — the trade-offs worth looking at — by trial number; [] with one
+    metric. A trial missing a metric's value (or with NaN) is left out."""
+    if len(spec.metrics) < 2:
+        return []
+    signs = [1.0 if m.goal == "minimize" else -1.0 for m in spec.metrics]
+    points: list[tuple[TrialRecord, list[float]]] = []
+    for trial in trials:
+        if trial.state != TrialState.FINISHED:
+            continue
+        values = [value_of(trial, i) for i in range(len(signs))]
+        if all(v is not None and not math.isnan(v) for v in values):
+            points.append((trial, [s * v for s, v in zip(signs, values, strict=True)]))  # type: ignore[operator]
+
+    def beats(a: list[float], b: list[float]) -> bool:
+        return all(x <= y for x, y in zip(a, b, strict=True)) and a != b
+
+    return [t for t, p in points if not any(beats(q, p) for _, q in points)]
+
+
 def best_configuration(ranked: Sequence[Configuration]) -> Configuration | None:
     """The best of ``ranked`` (``configurations``' order), None when none has a number (no
     finished trial, or only NaN: a diverged run is a result, but not a best one)."""
