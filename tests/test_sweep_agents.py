@@ -482,3 +482,28 @@ def test_create_says_the_spec_warnings_and_ignored_keys_and_agent_refuses_a_pyth
         "error: sweep 'api' searches a Python function (expbook.sweep(f)) and has no command "
         "to run: continue it from Python, with expbook.sweep(objective, name='api', ...)\n"
     )
+
+
+def test_a_sampler_whose_package_is_missing_stops_before_the_sweep_exists(tmp_path: Path) -> None:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("torch is installed: the gp sampler would run")
+    store = str(tmp_path / "runs.db")
+    spec = spec_file(tmp_path, """
+        program: train.py
+        method: bayes
+        metric: {name: loss, goal: minimize}
+        parameters:
+          x: {min: 0.0, max: 1.0}
+        expbook: {sampler: gp}
+    """)  # fmt: skip
+    refused = sweep_cli("run", spec, cwd=tmp_path, store=store)
+    assert refused.returncode == 1 and refused.stderr == (
+        "error: sweep spec: expbook.sampler: gp needs the torch package (pip install torch)\n"
+    )
+    opened = expbook.open_store(store)
+    assert opened.list_sweeps() == []
+    opened.close()

@@ -127,6 +127,9 @@ def _say_spec(path: str, spec: Any) -> None:
 
 def _create(store: Store, spec: Any, name: str | None) -> SweepRecord:
     """A new sweep named ``name``, else the spec's name, else ``sweep-N``."""
+    from expbook.sweep.engine import Engine
+
+    Engine(spec).check_sampler()  # a missing package stops here, before the sweep exists
     given = name or spec.name
     if given:
         try:

@@ -537,6 +537,11 @@ class Engine:
 
     # --- Optuna's sampler and pruner ------------------------------------------------------------
 
+    def check_sampler(self) -> None:
+        """Make the spec's sampler once, before a sweep is created: a sampler whose package is
+        missing (``cmaes``, ``gp``) is a one-line ``SweepSpecError`` then, not a failed sweep."""
+        self._sampler(0, 0)
+
     def _sampler(self, configs: int, retry: int) -> optuna.samplers.BaseSampler:
         import optuna
 
