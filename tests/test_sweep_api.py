@@ -25,7 +25,7 @@ import expbook
 from expbook.cli.main import run_cli as cli_main
 from expbook.errors import InvalidValueError
 from expbook.model import RunStatus, SweepState, TrialState
-from expbook.sweep.spec import parse_spec
+from expbook.sweep.spec import SweepSpecError, parse_spec
 
 ROOT = Path(__file__).parent.parent
 
@@ -612,3 +612,19 @@ def test_expbook_sweep_stop_stops_the_workers(
     assert [t.state for t in result.trials] == ["finished", "stopped"]
     run = expbook.open_store(store).run(result.trials[1].run_id)
     assert run.status == RunStatus.INTERRUPTED and run.notes[-1].text.startswith("stopped: the")
+
+
+def test_a_sampler_whose_package_is_missing_is_refused_before_the_sweep_exists(
+    tmp_path: Path,
+) -> None:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("torch is installed: the gp sampler would run")
+    store = str(tmp_path / "runs.db")
+    with pytest.raises(SweepSpecError, match="gp needs the torch package"):
+        expbook.sweep(lambda trial: trial.suggest_float("x", 0, 1), metric="loss", trials=2,
+                      name="gp", store=store, sampler="gp")  # fmt: skip
+    assert expbook.open_store(store).list_sweeps() == []

@@ -206,6 +206,7 @@ class Worker:
 
     def _create(self, raw: Mapping[str, Any]) -> SweepRecord:
         """Create the sweep, or find the one another worker just created."""
+        _engine.Engine(self._parse(raw)).check_sampler()  # a missing package: before it exists
         try:
             sweep = self.store.create_sweep(self.name, raw, experiment=self.options["experiment"])
         except SweepExistsError:
