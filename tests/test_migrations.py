@@ -76,6 +76,10 @@ def test_stores_from_every_revision_open_and_read(fixture: Path, tmp_path: Path)
         assert trial.run_number == 1 and trial.values == (0.01,) and trial.params == {"lr": 0.1}
     run_id = store.create_run(expbook.store.RunSpec(name="new")).id  # and it takes writes
     assert store.run(run_id).number == 3
+    once = expbook.store.WriteBatch(notes=[(1.0, "once")], batch_id="f" * 32)
+    store.write(run_id, once)
+    store.write(run_id, once)  # 0007: applied once
+    assert [note.text for note in store.run(run_id).notes] == ["once"]
 
 
 def _set_version(url: str, version: str) -> None:
@@ -151,3 +155,19 @@ def test_unwritable_location_is_a_store_error(tmp_path: Path) -> None:
     blocker.write_text("not a directory")
     with pytest.raises(StoreError, match="cannot create the store directory"):
         expbook.open_store(blocker / "sub" / "expbook.db")
+
+
+def test_the_applied_writes_migration_goes_down_and_up(store_url: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    expbook.open_store(store_url).close()
+    engine = make_engine(expbook.store.resolve_url(store_url))
+    config = Config()
+    config.set_main_option("script_location", "expbook.store:migrations")
+    for revision, present in (("0006", False), ("0007", True)):
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            (command.downgrade if revision == "0006" else command.upgrade)(config, revision)
+        assert ("applied_writes" in sa.inspect(engine).get_table_names()) is present
+    engine.dispose()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import random
-import socket
 import subprocess
 import sys
 import threading
@@ -38,6 +37,7 @@ from expbook.model import RunStatus, SweepState, TrialState
 from expbook.store import RunSpec, Store, WriteBatch
 
 from .conftest import POSTGRES_URL
+from .pgproxy import CommitDropper
 
 SPEC = {
     "method": "grid",
@@ -465,66 +465,6 @@ def test_killed_backends_add_each_trial_exactly_once(postgres_url: str) -> None:
     assert store.get_sweep(sweep.id).version == count
 
 
-class CommitDropper:
-    """A TCP proxy to PostgreSQL that, once armed, forwards the next ``COMMIT`` to the server
-    and then drops the connection without passing the server's answer on: the transaction is
-    committed, but the client only sees a lost connection."""
-
-    COMMIT = b"Q\x00\x00\x00\x0bCOMMIT\x00"  # a simple-protocol query message
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        self.target = target
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.armed = threading.Event()
-        self.dropped = 0
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            server = socket.create_connection(self.target)
-            dropping = threading.Event()
-            threading.Thread(target=self._up, args=(client, server, dropping), daemon=True).start()
-            threading.Thread(
-                target=self._down, args=(server, client, dropping), daemon=True
-            ).start()
-
-    def _up(self, client: socket.socket, server: socket.socket, dropping: threading.Event) -> None:
-        while data := _receive(client):
-            if self.COMMIT in data and self.armed.is_set():
-                self.armed.clear()
-                dropping.set()  # the answer to this COMMIT never reaches the client
-                server.sendall(data)
-                time.sleep(0.3)  # the server has committed
-                self.dropped += 1
-                for end in (client, server):
-                    end.close()
-                return
-            server.sendall(data)
-
-    @staticmethod
-    def _down(server: socket.socket, client: socket.socket, dropping: threading.Event) -> None:
-        while (data := _receive(server)) and not dropping.is_set():
-            try:
-                client.sendall(data)
-            except OSError:
-                return
-
-    def close(self) -> None:
-        self.listener.close()
-
-
-def _receive(end: socket.socket) -> bytes:
-    try:
-        return end.recv(65536)
-    except OSError:
-        return b""
-
-
 @pytest.fixture
 def dropper(postgres_url: str) -> Iterator[tuple[CommitDropper, Store]]:
     real = sa.make_url(POSTGRES_URL)
@@ -587,7 +527,7 @@ def test_the_sweep_migration_goes_down_and_up(store_url: str) -> None:
     engine = make_engine(expbook.store.resolve_url(store_url))
     config = Config()
     config.set_main_option("script_location", "expbook.store:migrations")
-    for revision, present in (("0005", False), ("0006", True)):
+    for revision, present in (("0005", False), ("head", True)):
         with engine.begin() as connection:
             config.attributes["connection"] = connection
             (command.downgrade if revision == "0005" else command.upgrade)(config, revision)

@@ -179,6 +179,14 @@ class WriteBatch:
     output: list[OutputText] = field(default_factory=list, metadata=_how("output", "extend"))
     update: dict[str, Any] = field(default_factory=dict, metadata=_how("run field"))
     heartbeat: float | None = field(default=None, metadata=_how("heartbeat", "replace"))
+    batch_id: str | None = None
+    """The batch's identity, not a change: ``Store.write`` applies a batch id at most once per
+    run (SQL stores record the latest ids of each run in the write's own transaction), so a
+    write retried after a lost answer cannot apply it twice. None: the store makes one per call
+    (which protects its own retries only). ``merge`` keeps the earlier batch's id, so merging
+    into a batch is only right before it is first written: a batch whose write failed may have
+    been applied, and must be retried alone with its id (the run writer does so); ``parts``
+    have no id."""
 
     def is_empty(self) -> bool:
         for name, merge, _, _ in _FIELDS:
@@ -254,6 +262,7 @@ def _preview(item: Any) -> str:
 _FIELDS = tuple(
     (f.name, f.metadata["merge"], f.metadata["cancels"], f.metadata["kind"])
     for f in fields(WriteBatch)
+    if "merge" in f.metadata  # not ``batch_id``
 )
 
 
@@ -291,7 +300,8 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def write(self, run_id: str, batch: WriteBatch, *, timeout: float | None = None) -> None:
-        """Apply ``batch`` to run ``run_id`` atomically.
+        """Apply ``batch`` to run ``run_id`` atomically, and at most once per ``batch.batch_id``
+        (a batch whose id was applied to the run already is skipped: see ``WriteBatch.batch_id``).
 
         Args:
             timeout: how long to keep retrying transient contention (a locked SQLite file, a

@@ -321,3 +321,16 @@ sweep_specs = sa.Table(
 )
 """The specs edits replaced (``expbook sweep edit``): each with the sweep's version it had, written
 in the transaction that replaced it, so no edit's history is ever lost."""
+
+applied_writes = sa.Table(
+    "applied_writes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("run_id", sa.Integer, _run_fk(), nullable=False),
+    sa.Column("batch_id", sa.String(32), nullable=False),
+    sa.UniqueConstraint("run_id", "batch_id"),
+)
+"""The ids of the latest ``WriteBatch``es applied to each run (``Store.write``), recorded in the
+write's own transaction: a write whose id is here was applied already, and is not applied again
+(a retried COMMIT whose answer was lost). Pruned to the last ``KEEP_APPLIED`` per run (sql.py);
+deleted with the run."""

@@ -57,6 +57,7 @@ from expbook.store.engine import (
     transaction,
 )
 from expbook.store.schema import (
+    applied_writes,
     artifacts,
     attachments,
     chunks,
@@ -86,6 +87,11 @@ from expbook.store.sqlsweeps import SqlSweeps
 from expbook.validation import check_run_fields, check_text, param_columns, text_problem
 
 _IN_BATCH = 5000
+KEEP_APPLIED = 100
+"""Write ids kept per run (``applied_writes``): a batch retried after this many other writes to
+its run were applied could be applied twice. The run writer retries one batch alone."""
+PRUNE_EVERY = 64
+"""Prune a run's write ids when the new record's id is a multiple of this."""
 _parent = runs.alias("parent")
 
 
@@ -117,6 +123,7 @@ class SqlStore(SqlSweeps, Store):
         # integer key: a deleted run's integer key can be handed to a new run.
         self._stacks: dict[tuple[str, str], ChunkStack] = {}
         self._stacks_lock = threading.Lock()
+        self._record_statement: Any = None  # see _record_write
         self._file = FileGuard(self.engine)
 
     def __repr__(self) -> str:
@@ -190,10 +197,11 @@ class SqlStore(SqlSweeps, Store):
         tag_set = sorted({check_tag(t) for t in spec.tags})
 
         def create(connection: Connection) -> RunRecord | None:
-            if spec.id is not None:
-                existing = connection.scalar(sa.select(runs.c.id).where(runs.c.uuid == spec.id))
-                if existing is not None:
-                    return None  # created by another process: read it after the transaction
+            # Created already: by another process given the same ``spec.id``, or by an earlier
+            # attempt of this call whose COMMIT's answer was lost. Read it after the transaction.
+            existing = connection.scalar(sa.select(runs.c.id).where(runs.c.uuid == run_uuid))
+            if existing is not None:
+                return None
             experiment_id = (
                 self._experiment_id(connection, spec.experiment) if spec.experiment else None
             )
@@ -306,10 +314,19 @@ class SqlStore(SqlSweeps, Store):
         summaries = {key: summarize(points) for key, points in logged.items()}
         ordered = {key: points.sorted() for key, points in logged.items()}
         done: list[tuple[ChunkStack, ChunkPlan, int | None]] = []
+        batch_id = batch.batch_id or uuid.uuid4().hex
+        applied_before = False
 
         def apply(connection: Connection) -> int:
-            done.clear()
+            nonlocal applied_before
             pk = self._run_pk(connection, run_id)
+            if not self._record_write(connection, pk, batch_id):
+                # Applied already: an earlier attempt's COMMIT reached the database but its
+                # answer was lost. ``done`` still holds that attempt's plans (the last attempt
+                # to get past this line is the one that committed) unless it was another call.
+                applied_before = True
+                return pk
+            done.clear()
             if batch.update:
                 self._update_run(connection, pk, dict(batch.update))
             if batch.params:
@@ -348,11 +365,45 @@ class SqlStore(SqlSweeps, Store):
             self._forget_stacks(run_id)
             raise
         with self._stacks_lock:
+            if applied_before and not done:  # applied by an earlier call: plans unknown
+                for key in ordered:  # its chunks stay as they are; the keys start new ones
+                    self._stacks[(run_id, key)] = ChunkStack()
             for stack, plan, top_id in done:
                 stack.commit(plan, top_id)
         status = batch.update.get("status")
         if status is not None and RunStatus(status).is_terminal():
             self._forget_stacks(run_id)
+
+    def _record_write(self, connection: Connection, pk: int, batch_id: str) -> bool:
+        """Record that this transaction applies write ``batch_id`` to run ``pk``; False when
+        it was applied before. One INSERT, the first statement after the run's lookup: the
+        record is the check, on every attempt (a later call retrying a batch whose write failed
+        is a first attempt too). Every ``PRUNE_EVERY``-th record prunes the run's to the last
+        ``KEEP_APPLIED``."""
+        if self._record_statement is None:  # built once: the first attempt's cost stays small
+            self._record_statement = (
+                self._insert(applied_writes)
+                .values(run_id=sa.bindparam("pk"), batch_id=sa.bindparam("batch_id"))
+                .on_conflict_do_nothing(index_elements=["run_id", "batch_id"])
+                .returning(applied_writes.c.id)
+            )
+        row = connection.execute(self._record_statement, {"pk": pk, "batch_id": batch_id}).first()
+        if row is None:
+            return False
+        if row[0] % PRUNE_EVERY == 0:
+            newest = (
+                sa.select(applied_writes.c.id)
+                .where(applied_writes.c.run_id == pk)
+                .order_by(applied_writes.c.id.desc())
+                .limit(KEEP_APPLIED)
+            )
+            connection.execute(
+                applied_writes.delete().where(
+                    applied_writes.c.run_id == pk,
+                    applied_writes.c.id.not_in(newest),
+                )
+            )
+        return True
 
     def _drop_series(self, connection: Connection, pk: int, run_id: str, keys: list[str]) -> None:
         """Remove the points and summaries of ``keys`` (a batch rewrites those series); their

@@ -9,8 +9,10 @@ and writes one batch per wake-up in one transaction, with a heartbeat at least e
 What happens when a write fails (the store says which kind of failure it is):
 
 - the store is busy or unreachable (``StoreUnavailableError``: a lost connection, a file locked
-  by another process, a full disk): the whole batch is kept, later data is merged into it, and
-  it is retried with backoff for as long as the run is live; nothing is printed unless the
+  by another process, a full disk): the whole batch is kept and retried alone, with the same
+  ``batch_id``, with backoff for as long as the run is live, and later data waits in the queue
+  (the failed write may have been applied: the store skips a batch id it has applied, but could
+  not tell the earlier part of a merged batch from the later); nothing is printed unless the
   outage lasts ``OUTAGE_WARNING`` seconds;
 - the database refuses something in the batch (``StoreRefusedError`` and other errors): if a
   heartbeat alone is refused too, the store refuses everything and the batch is kept as for an
@@ -30,6 +32,7 @@ import sys
 import threading
 import time
 import traceback
+import uuid
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -141,7 +144,10 @@ class Writer:
                 target = self._requested
             stopping = self._stopping
             try:
-                pending.merge(self._drain())
+                retried = not pending.is_empty()
+                if not retried:  # else it may have been applied: retry it alone, with its id
+                    pending = self._drain()
+                    pending.batch_id = uuid.uuid4().hex
                 now = time.time()
                 if now - last_heartbeat >= self._heartbeat_interval or not pending.is_empty():
                     pending.heartbeat = now
@@ -150,6 +156,8 @@ class Writer:
                     if pending.is_empty():
                         last_heartbeat = now
                         failures = 0
+                        if retried:
+                            continue  # now what was queued meanwhile
                     else:
                         failures += 1
                 if self._prepare is not None:  # after the first heartbeat: it may take a while
@@ -219,13 +227,19 @@ class Writer:
         while todo:
             group = todo.pop()
             batch = _merged(group)
+            batch.batch_id = uuid.uuid4().hex
             error = self._try(batch) if group else None
             if error is None:
                 continue
             if len(group) > 1 and not (self._deleted or _store_down(error)):
                 todo += [group[len(group) // 2 :], group[: len(group) // 2]]
             elif not self._drop(*group[0], batch, error):
-                return _merged([*group, *(item for rest in reversed(todo) for item in rest)])
+                # ``batch`` may have been applied: it is retried alone, with its id; the parts
+                # not tried yet go back to the queue, first, to be written after it.
+                rest = [item for later in reversed(todo) for item in later]
+                if rest:
+                    self._ops.appendleft(_merged(rest))
+                return batch
         self._store_is_back()
         return WriteBatch()
 
@@ -278,6 +292,7 @@ class Writer:
         self._outage = None
 
     def _give_up(self, batch: WriteBatch) -> None:
+        batch.merge(self._drain())  # what waited behind it is lost too
         self.dropped_points = batch.point_count()
         self._warn(
             "give up",

@@ -1,0 +1,155 @@
+"""``Store.write`` applies each ``WriteBatch.batch_id`` at most once per run: a write retried
+after a lost COMMIT answer (the TCP proxy of tests/pgproxy.py) adds no duplicate point, note or
+run (docs/design.md, "Writes are applied exactly once")."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+
+import expbook
+from expbook.store import RunQuery, RunSpec, Store, WriteBatch
+from expbook.store.chunks import Points
+from expbook.store.schema import applied_writes
+from expbook.store.sql import KEEP_APPLIED, PRUNE_EVERY
+
+from .conftest import POSTGRES_URL
+from .pgproxy import CommitDropper
+
+
+def _points(start: int, stop: int) -> Points:
+    points = Points()
+    for step in range(start, stop):
+        points.append(step, float(step), 1000.0 + step, None)
+    return points
+
+
+def _batch(start: int, stop: int, note: str, batch_id: str | None = None) -> WriteBatch:
+    return WriteBatch(
+        points={"loss": _points(start, stop)},
+        notes=[(1000.0 + start, note)],
+        params={f"p{start}": start},
+        tags_add={f"t{start}"},
+        batch_id=batch_id,
+    )
+
+
+def _check(store: Store, run_id: str, stop: int, notes: list[str]) -> None:
+    series = store.series(run_id, "loss")
+    assert list(series.steps) == list(range(stop))  # no duplicate step, none lost
+    run = store.run(run_id)
+    assert [n.text for n in run.notes] == notes
+    assert run.metrics["loss"].count == stop
+
+
+def test_a_batch_id_is_applied_once_and_the_series_goes_on(store: Store) -> None:
+    run_id = store.create_run(RunSpec(name="r")).id
+    first = _batch(0, 10, "one", batch_id="a" * 32)
+    store.write(run_id, first)
+    store.write(run_id, first)  # a later call retrying a batch whose write seemed to fail
+    _check(store, run_id, 10, ["one"])
+    store.write(run_id, _batch(10, 20, "two"))  # the key's chunks go on from there
+    store.write(run_id, _batch(20, 25, "three", batch_id="b" * 32))
+    _check(store, run_id, 25, ["one", "two", "three"])
+    assert store.run(run_id).params == {"p0": 0, "p10": 10, "p20": 20}
+    other = store.create_run(RunSpec(name="other")).id  # an id is per run
+    store.write(other, _batch(0, 3, "x", batch_id="a" * 32))
+    _check(store, other, 3, ["x"])
+
+
+def _ids(store: Store, run_id: str) -> int:
+    with store.engine.connect() as connection:  # type: ignore[attr-defined]
+        pk = connection.scalar(sa.text("SELECT id FROM runs WHERE uuid = :u"), {"u": run_id})
+        return connection.scalar(
+            sa.select(sa.func.count()).where(applied_writes.c.run_id == pk)
+        ) if pk is not None else 0  # fmt: skip
+
+
+def test_the_recorded_ids_stay_few_and_go_with_the_run(store: Store) -> None:
+    run_id = store.create_run(RunSpec(name="r")).id
+    for i in range(KEEP_APPLIED + 3 * PRUNE_EVERY):
+        store.write(run_id, WriteBatch(heartbeat=float(i)))
+    assert _ids(store, run_id) <= KEEP_APPLIED + PRUNE_EVERY
+    store.delete_runs([run_id])
+    with store.engine.connect() as connection:  # type: ignore[attr-defined]
+        assert connection.scalar(sa.select(sa.func.count()).select_from(applied_writes)) == 0
+
+
+def test_merge_keeps_the_earlier_batch_id_and_parts_have_none() -> None:
+    batch = _batch(0, 3, "one", batch_id="a" * 32)
+    batch.merge(_batch(3, 6, "two", batch_id="b" * 32))
+    assert batch.batch_id == "a" * 32 and len(batch.points["loss"]) == 6
+    assert all(part.batch_id is None for _, part in batch.parts())
+
+
+# --- PostgreSQL: the COMMIT reaches the server, its answer is lost ------------------------------
+
+
+@pytest.fixture
+def dropper(postgres_url: str) -> Iterator[tuple[CommitDropper, Store]]:
+    real = sa.make_url(POSTGRES_URL)
+    proxy = CommitDropper((real.host or "127.0.0.1", real.port or 5432))
+    url = sa.make_url(postgres_url).set(host="127.0.0.1", port=proxy.port)
+    url = url.update_query_dict({"sslmode": "disable", "gssencmode": "disable"})
+    store = expbook.open_store(url.render_as_string(hide_password=False))
+    yield proxy, store
+    store.close()
+    proxy.close()
+
+
+@pytest.mark.postgres
+def test_a_write_whose_commit_answer_is_lost_is_applied_once(
+    dropper: tuple[CommitDropper, Store],
+) -> None:
+    proxy, store = dropper
+
+    def lost(call, *args):  # type: ignore[no-untyped-def]
+        proxy.armed.set()
+        before = proxy.dropped
+        result = call(*args)
+        assert proxy.dropped == before + 1  # the commit's answer really was lost
+        return result
+
+    run = lost(store.create_run, RunSpec(name="lost"))  # no id given: still one run
+    assert store.count_runs(RunQuery()) == 1
+    lost(store.write, run.id, _batch(0, 10, "one"))  # the store's own id, its own retry
+    _check(store, run.id, 10, ["one"])
+    assert store.run(run.id).params == {"p0": 0} and store.run(run.id).tags == ("t0",)
+    lost(store.write, run.id, _batch(10, 20, "two"))  # the chunk stack knows the first
+    store.write(run.id, _batch(20, 30, "three"))
+    _check(store, run.id, 30, ["one", "two", "three"])
+
+
+@pytest.mark.postgres
+def test_the_writer_retries_a_batch_that_may_be_applied_alone_with_its_id(
+    dropper: tuple[CommitDropper, Store], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store gives up on a write whose COMMIT answer was lost (the server is unreachable
+    past the writer's timeout): the writer keeps that batch and its id, and the points logged
+    during the outage are written after it, not merged into it."""
+    from expbook.tracking import writer as writer_module
+
+    proxy, store = dropper
+    monkeypatch.setattr(writer_module, "WRITE_TIMEOUT", 0.5)
+    run_id = store.create_run(RunSpec(name="w")).id
+    writer = writer_module.Writer(store, run_id, flush_interval=0.05, heartbeat_interval=60.0)
+    proxy.refuse_after_drop = True
+    proxy.armed.set()
+    writer.submit(WriteBatch(notes=[(1.0, "one")]))
+    writer.points.extend((step, None, 1000.0 + step, {"loss": float(step)}) for step in range(10))
+    writer.start()
+    deadline = time.monotonic() + 10
+    while not proxy.refusing.is_set() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert proxy.dropped == 1  # the first batch is committed, its answer lost
+    writer.points.extend(
+        (step, None, 1000.0 + step, {"loss": float(step)}) for step in range(10, 20)
+    )
+    time.sleep(1.5)  # the store gives up at least once: the writer keeps the batch
+    assert writer.error is not None
+    proxy.refusing.clear()
+    assert writer.close(timeout=30)
+    _check(store, run_id, 20, ["one"])
