@@ -13,9 +13,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 import expbook
 from expbook.store import Store
+
+from .pgproxy import CommitDropper
 
 POSTGRES_URL = os.environ.get(
     "EXPBOOK_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -100,3 +103,17 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
     monkeypatch.delenv("EXPBOOK_RUN_ID", raising=False)
     monkeypatch.setenv("EXPBOOK_FLUSH_INTERVAL", "0.1")
     monkeypatch.setenv("EXPBOOK_SYSTEM_METRICS", "0")
+
+
+@pytest.fixture
+def dropper(postgres_url: str) -> Iterator[tuple[CommitDropper, Store]]:
+    """A store on the test's PostgreSQL database reached through a ``CommitDropper``: a proxy
+    that lets a COMMIT reach the server and loses its answer (tests/pgproxy.py)."""
+    real = sa.make_url(POSTGRES_URL)
+    proxy = CommitDropper((real.host or "127.0.0.1", real.port or 5432))
+    url = sa.make_url(postgres_url).set(host="127.0.0.1", port=proxy.port)
+    url = url.update_query_dict({"sslmode": "disable", "gssencmode": "disable"})
+    store = expbook.open_store(url.render_as_string(hide_password=False))
+    yield proxy, store
+    store.close()
+    proxy.close()

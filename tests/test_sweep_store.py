@@ -17,7 +17,6 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -463,18 +462,6 @@ def test_killed_backends_add_each_trial_exactly_once(postgres_url: str) -> None:
     assert [t.config_key for t in trials] == [f"k{i}" for i in range(count)]  # each once
     assert [t.number for t in added] == list(range(count))
     assert store.get_sweep(sweep.id).version == count
-
-
-@pytest.fixture
-def dropper(postgres_url: str) -> Iterator[tuple[CommitDropper, Store]]:
-    real = sa.make_url(POSTGRES_URL)
-    proxy = CommitDropper((real.host or "127.0.0.1", real.port or 5432))
-    url = sa.make_url(postgres_url).set(host="127.0.0.1", port=proxy.port)
-    url = url.update_query_dict({"sslmode": "disable", "gssencmode": "disable"})
-    store = expbook.open_store(url.render_as_string(hide_password=False))
-    yield proxy, store
-    store.close()
-    proxy.close()
 
 
 @pytest.mark.postgres

@@ -5,18 +5,15 @@ run (docs/design.md, "Writes are applied exactly once")."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
 
-import expbook
 from expbook.store import RunQuery, RunSpec, Store, WriteBatch
 from expbook.store.chunks import Points
 from expbook.store.schema import applied_writes
 from expbook.store.sql import KEEP_APPLIED, PRUNE_EVERY
 
-from .conftest import POSTGRES_URL
 from .pgproxy import CommitDropper
 
 
@@ -86,18 +83,6 @@ def test_merge_keeps_the_earlier_batch_id_and_parts_have_none() -> None:
 
 
 # --- PostgreSQL: the COMMIT reaches the server, its answer is lost ------------------------------
-
-
-@pytest.fixture
-def dropper(postgres_url: str) -> Iterator[tuple[CommitDropper, Store]]:
-    real = sa.make_url(POSTGRES_URL)
-    proxy = CommitDropper((real.host or "127.0.0.1", real.port or 5432))
-    url = sa.make_url(postgres_url).set(host="127.0.0.1", port=proxy.port)
-    url = url.update_query_dict({"sslmode": "disable", "gssencmode": "disable"})
-    store = expbook.open_store(url.render_as_string(hide_password=False))
-    yield proxy, store
-    store.close()
-    proxy.close()
 
 
 @pytest.mark.postgres
