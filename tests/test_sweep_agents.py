@@ -18,22 +18,9 @@ import pytest
 import expbook
 from expbook.model import RunStatus, TrialState
 from tests.helpers import EXPBOOK, run_cli
+from tests.test_run import recorded
 
 pytestmark = pytest.mark.slow
-
-
-def recorded(store: str, ref: str | int, timeout: float = 30) -> expbook.RunRecord:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            run = expbook.open_store(store).run(ref)
-            if run.status.is_terminal():
-                return run
-        except (expbook.RunNotFoundError, expbook.StoreError):
-            pass
-        if time.monotonic() > deadline:
-            pytest.fail(f"run {ref} was not recorded within {timeout} s")
-        time.sleep(0.05)
 
 
 # --- EXPBOOK_RUN_UUID: the launcher's part ---------------------------------------------------
