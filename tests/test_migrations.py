@@ -74,6 +74,11 @@ def test_stores_from_every_revision_open_and_read(fixture: Path, tmp_path: Path)
     if fixture.stem >= "0006":
         (trial,) = store.list_trials(store.get_sweep("lr").id)
         assert trial.run_number == 1 and trial.values == (0.01,) and trial.params == {"lr": 0.1}
+    if fixture.stem >= "0008":
+        (token,) = store.list_tokens()
+        assert (token.name, token.read_only, token.revoked_at) == ("ci", True, None)
+    _, secret = store.create_token("after-upgrade")  # and it takes tokens
+    assert store.check_token(secret).name == "after-upgrade"
     run_id = store.create_run(expbook.store.RunSpec(name="new")).id  # and it takes writes
     assert store.run(run_id).number == 3
     once = expbook.store.WriteBatch(notes=[(1.0, "once")], batch_id="f" * 32)
@@ -157,7 +162,9 @@ def test_unwritable_location_is_a_store_error(tmp_path: Path) -> None:
         expbook.open_store(blocker / "sub" / "expbook.db")
 
 
-def test_the_applied_writes_migration_goes_down_and_up(store_url: str) -> None:
+@pytest.mark.parametrize(("revision", "table"), [("0007", "applied_writes"),
+                                                 ("0008", "api_tokens")])  # fmt: skip
+def test_a_migration_goes_down_and_up(store_url: str, revision: str, table: str) -> None:
     from alembic import command
     from alembic.config import Config
 
@@ -165,9 +172,10 @@ def test_the_applied_writes_migration_goes_down_and_up(store_url: str) -> None:
     engine = make_engine(expbook.store.resolve_url(store_url))
     config = Config()
     config.set_main_option("script_location", "expbook.store:migrations")
-    for revision, present in (("0006", False), ("0007", True)):
+    before = migrate.REVISIONS[migrate.REVISIONS.index(revision) - 1]
+    for target, present in ((before, False), (revision, True)):
         with engine.begin() as connection:
             config.attributes["connection"] = connection
-            (command.downgrade if revision == "0006" else command.upgrade)(config, revision)
-        assert ("applied_writes" in sa.inspect(engine).get_table_names()) is present
+            (command.downgrade if target == before else command.upgrade)(config, target)
+        assert (table in sa.inspect(engine).get_table_names()) is present
     engine.dispose()

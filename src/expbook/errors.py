@@ -95,6 +95,14 @@ class TrialNotFoundError(ExpbookError, LookupError):
     """A sweep has no trial of the given number."""
 
 
+class TokenExistsError(ExpbookError, ValueError):
+    """An API token of that name exists (and is not revoked)."""
+
+
+class TokenNotFoundError(ExpbookError, LookupError):
+    """No API token has the given name."""
+
+
 class Terminated(BaseException):
     """Raised in the main thread when SIGTERM or SIGHUP arrives while runs are open.
 

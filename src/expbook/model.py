@@ -173,6 +173,24 @@ class ArtifactRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class TokenRecord:
+    """An API token of the team server (``expbook token``), as stored: never its secret, which
+    only its creator sees once. ``read_only`` tokens may read but not change anything; a token
+    with ``revoked_at`` set is refused. ``last_used_at`` is updated at most once a minute."""
+
+    name: str
+    read_only: bool
+    created_at: float
+    last_used_at: float | None = None
+    revoked_at: float | None = None
+
+    @property
+    def active(self) -> bool:
+        """Whether the server accepts it (it is not revoked)."""
+        return self.revoked_at is None
+
+
+@dataclass(frozen=True, slots=True)
 class OutputChunk:
     """Lines a run's program printed, as stored: ``id`` orders chunks; ``text`` ends in a
     newline; ``stream`` is ``stdout`` or ``stderr``."""

@@ -45,6 +45,7 @@ from expbook.model import (
     Series,
     SpecVersion,
     SweepRecord,
+    TokenRecord,
     TrialRecord,
     TrialState,
 )
@@ -592,6 +593,44 @@ class Store(abc.ABC):
     def default_artifact_location(self) -> str | None:
         """Where artifacts go when nothing says otherwise (None: this store has no default)."""
         return None
+
+    # --- API tokens of the team server (``expbook token``; docs/server.md) ---------------------
+    # Kept in the database the server serves. A store that is not that database (the HTTP
+    # store) keeps the defaults below, which refuse with one line.
+
+    def create_token(self, name: str, read_only: bool = False) -> tuple[TokenRecord, str]:
+        """Create an API token; returns it and its secret (``ebk_`` + 43 characters), which is
+        stored only as its sha256 and cannot be read back. The name of a revoked token can be
+        used again (the revoked token's row is replaced).
+
+        Raises:
+            InvalidValueError: the name is not a token name (see ``check_token_name``).
+            TokenExistsError: a token of that name exists and is not revoked.
+        """
+        raise self._no_tokens()
+
+    def list_tokens(self) -> list[TokenRecord]:
+        """Every token, revoked ones too, oldest first."""
+        raise self._no_tokens()
+
+    def revoke_token(self, name: str) -> TokenRecord:
+        """Revoke the token ``name`` (revoking it again changes nothing); returns it as it is now.
+
+        Raises:
+            TokenNotFoundError: no token has that name.
+        """
+        raise self._no_tokens()
+
+    def check_token(self, secret: str) -> TokenRecord | None:
+        """The active token whose secret this is, or None (unknown, malformed or revoked).
+        Records the token's use (``last_used_at``) at most once a minute."""
+        raise self._no_tokens()
+
+    def _no_tokens(self) -> StoreError:
+        return StoreError(
+            f"{type(self).__name__} keeps no API tokens: run it where the server's database "
+            "is: --store postgresql://..."
+        )
 
     # --- conveniences built on the primitives -------------------------------------------------
 

@@ -334,3 +334,21 @@ applied_writes = sa.Table(
 write's own transaction: a write whose id is here was applied already, and is not applied again
 (a retried COMMIT whose answer was lost). Pruned to the last ``KEEP_APPLIED`` per run (sql.py);
 deleted with the run."""
+
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("secret_sha256", sa.String(64), nullable=False),
+    sa.Column("read_only", sa.Boolean, nullable=False),
+    sa.Column("created_at", Float, nullable=False),
+    sa.Column("last_used_at", Float),
+    sa.Column("revoked_at", Float),
+    sa.UniqueConstraint("name"),
+    sa.UniqueConstraint("secret_sha256"),
+)
+"""The team server's API tokens (``expbook token``, ``store/sqltokens.py``): the sha256 of each
+secret, hex, is the key a request's token is looked up by (unique, so indexed); the secret itself
+is never stored. A revoked token keeps its row (``revoked_at``) until a new token takes its name.
+``last_used_at`` is written at most once a minute per token."""

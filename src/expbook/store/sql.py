@@ -84,6 +84,7 @@ from expbook.store.sqlrows import (
     summary_row,
 )
 from expbook.store.sqlsweeps import SqlSweeps
+from expbook.store.sqltokens import SqlTokens
 from expbook.validation import check_run_fields, check_text, param_columns, text_problem
 
 _IN_BATCH = 5000
@@ -95,7 +96,7 @@ PRUNE_EVERY = 64
 _parent = runs.alias("parent")
 
 
-class SqlStore(SqlSweeps, Store):
+class SqlStore(SqlTokens, SqlSweeps, Store):
     """A store in a SQLite file or a PostgreSQL database.
 
     Args:

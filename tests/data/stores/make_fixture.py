@@ -54,6 +54,7 @@ def main() -> None:
     sweep = store.create_sweep("lr", {"method": "grid", "parameters": {"lr": {"values": [0.1]}}})
     store.add_trial(sweep.id, expected_version=0, params={"lr": 0.1}, config_key='{"lr": 0.1}',
                     worker=None, state="finished", run_id=run.id, values=[0.01])  # fmt: skip
+    store.create_token("ci", read_only=True)
     store.close()
     with sqlite3.connect(target) as connection:  # one self-contained file, no -wal/-shm
         connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
