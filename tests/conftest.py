@@ -103,6 +103,9 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
     monkeypatch.delenv("EXPBOOK_RUN_ID", raising=False)
     monkeypatch.setenv("EXPBOOK_FLUSH_INTERVAL", "0.1")
     monkeypatch.setenv("EXPBOOK_SYSTEM_METRICS", "0")
+    monkeypatch.delenv("EXPBOOK_TOKEN", raising=False)
+    monkeypatch.setenv("EXPBOOK_JOURNAL", str(tmp_path / "journal"))  # a remote store's
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))  # expbook login's tokens
 
 
 @pytest.fixture

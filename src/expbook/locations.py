@@ -31,7 +31,7 @@ def default_location(cwd: str | os.PathLike[str] | None = None) -> str:
 def resolve_url(location: str | os.PathLike[str] | None = None) -> str:
     """A SQLAlchemy URL for a store location: the argument, else ``EXPBOOK_STORE``, else the
     default. A location is a file path (a directory means ``DIR/expbook.db``), ``sqlite:///...``,
-    or ``postgresql://...``.
+    ``postgresql://...``, or the ``https://`` (``http://``) address of an ``expbook server``.
 
     Raises:
         StoreError: the location has a scheme expbook does not support.
@@ -44,13 +44,11 @@ def resolve_url(location: str | os.PathLike[str] | None = None) -> str:
     if text.startswith(("postgresql+", "sqlite:")):
         return text
     if text.startswith(("http://", "https://")):
-        raise StoreError(
-            f"store {text!r}: tracking-server stores are not supported by this version; "
-            "use a file path or postgresql://"
-        )
+        return text.rstrip("/")  # an ``expbook server``: expbook.remote.HttpStore
     if "://" in text:
         raise StoreError(
-            f"store {text!r}: unknown scheme; use a file path, sqlite:///PATH or postgresql://"
+            f"store {text!r}: unknown scheme; use a file path, sqlite:///PATH, postgresql://... "
+            "or the https:// address of an expbook server"
         )
     path = os.path.expanduser(text)
     if os.path.isdir(path):

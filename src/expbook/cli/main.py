@@ -24,7 +24,8 @@ def store_option(function: Callable[..., Any]) -> Callable[..., Any]:
         "--store",
         envvar="EXPBOOK_STORE",
         metavar="PATH|URL",
-        help="Store to use: a SQLite file path or postgresql://... "
+        help="Store to use: a SQLite file path, postgresql://... or an expbook server's "
+        "https://host:port "
         "[default: $EXPBOOK_STORE, else .expbook/expbook.db at the git root or here]",
     )(function)
 
@@ -861,5 +862,6 @@ def _quiet_broken_pipe() -> None:
     os.dup2(devnull, sys.stdout.fileno())
 
 
+from expbook.cli import remote_admin as _remote_admin  # noqa: E402,F401  (sync, login)
 from expbook.cli import sweep_admin as _sweep_admin  # noqa: E402,F401
 from expbook.cli import sweep_run as _sweep_run  # noqa: E402,F401  (registers expbook sweep)

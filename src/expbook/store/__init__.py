@@ -26,7 +26,8 @@ __all__ = [
 def open_store(
     location: str | os.PathLike[str] | None = None, *, auto_upgrade: bool | None = None
 ) -> Store:
-    """Open the store at ``location`` (a path, ``sqlite:///...`` or ``postgresql://...``);
+    """Open the store at ``location`` (a path, ``sqlite:///...``, ``postgresql://...`` or an
+    ``expbook server``'s ``https://host:port``, with ``EXPBOOK_TOKEN`` or ``expbook login``);
     without one, ``EXPBOOK_STORE`` or ``.expbook/expbook.db`` at the git root (else the current
     directory). A new store is created with the current schema.
 
@@ -34,6 +35,16 @@ def open_store(
         StoreError: the store cannot be opened.
         SchemaVersionError: the store needs an upgrade that is not automatic, or is newer.
     """
+    url = resolve_url(location)
+    if is_remote(url):
+        from expbook.remote.client import HttpStore
+
+        return HttpStore(url)
     from expbook.store.sql import SqlStore
 
-    return SqlStore(resolve_url(location), auto_upgrade=auto_upgrade)
+    return SqlStore(url, auto_upgrade=auto_upgrade)
+
+
+def is_remote(url: str) -> bool:
+    """Whether a resolved store URL is an ``expbook server``'s address."""
+    return url.startswith(("http://", "https://"))

@@ -1,0 +1,142 @@
+"""The store API that ``HttpStore`` clients use (``expbook.remote``).
+
+- ``POST /api/store/read``: ``{"method", "arguments"}`` for a read of the Store contract;
+  ``{"value"}`` back (``expbook.remote.wire``). A read-only token may call it.
+- ``POST /api/store/call``: the same for changes that need an answer (experiments, settings,
+  sweeps, deleting runs).
+- ``POST /api/store/ingest``: journaled operations (a run created, a batch written) as wire
+  frames, applied in order; ``{"results": [{"ok": value} | {"error": {...}}, ...],
+  "unavailable": reason | null}``. Applying stops at the first operation the database cannot
+  take *now* (the client sends it again later; batch ids and run UUIDs make that safe); an
+  operation it refuses for good gets an error and the next one is applied.
+
+Errors travel as ``{"error": {"type", "message", "attrs"}}`` with a 4xx status (503 when the
+database is unavailable), so the client raises the same exception a local store would.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from expbook.errors import (
+    AmbiguousRunError,
+    AmbiguousSweepError,
+    ExpbookError,
+    StoreRefusedError,
+    StoreUnavailableError,
+    SweepExistsError,
+)
+from expbook.remote import wire
+from expbook.remote.client import CALLS, READS
+from expbook.server import security
+
+INGEST_LIMIT = 64 << 20
+"""The largest ingestion request (compressed), in bytes: 8 MiB is what a client sends."""
+CALL_LIMIT = 16 << 20
+"""Reads and calls carry small arguments, but an attachment or a sweep spec may be larger."""
+
+
+def install(app: FastAPI) -> None:
+    security.READ_POSTS.add("/api/store/read")
+    for path, limit in (("ingest", INGEST_LIMIT), ("read", CALL_LIMIT), ("call", CALL_LIMIT)):
+        security.BODY_LIMITS[f"/api/store/{path}"] = limit
+
+    @app.post("/api/store/read", include_in_schema=False)
+    async def store_read(request: Request) -> Response:
+        return await _call(request, READS)
+
+    @app.post("/api/store/call", include_in_schema=False)
+    async def store_call(request: Request) -> Response:
+        if request.app.state.read_only:
+            return _error(403, "PermissionError", "this server is read-only")
+        return await _call(request, CALLS)
+
+    @app.post("/api/store/ingest", include_in_schema=False)
+    async def store_ingest(request: Request) -> Response:
+        if request.app.state.read_only:
+            return _error(403, "PermissionError", "this server is read-only")
+        body = await request.body()
+        return await run_in_threadpool(_ingest, request.app.state.store, body)
+
+
+async def _call(request: Request, allowed: frozenset[str]) -> Response:
+    body = await request.body()
+    try:
+        data = json.loads(body)
+        method = data["method"]
+        arguments = wire.decode(data.get("arguments") or {})
+    except (ValueError, KeyError, TypeError, ExpbookError) as exc:
+        return _error(400, "InvalidValueError", f"a malformed store request: {exc}")
+    if method not in allowed or not isinstance(arguments, dict):
+        return _error(400, "InvalidValueError", f"no store method {method!r} here")
+    return await run_in_threadpool(_apply, request.app.state.store, method, arguments)
+
+
+def _apply(store: Any, method: str, arguments: dict[str, Any]) -> Response:
+    try:
+        value = getattr(store, method)(**arguments)
+        if method == "iter_series":
+            value = list(value)
+    except ExpbookError as exc:
+        return _failure(exc)
+    except TypeError as exc:  # arguments that do not fit the method
+        return _error(400, "InvalidValueError", f"{method}: {exc}")
+    return Response(wire.dumps({"value": value}), media_type="application/json")
+
+
+def _ingest(store: Any, body: bytes) -> Response:
+    results: list[dict[str, Any]] = []
+    unavailable = None
+    try:
+        for op in wire.unframe(body):
+            try:
+                results.append({"ok": wire.encode(_apply_op(store, op))})
+            except StoreUnavailableError as exc:
+                unavailable = str(exc)
+                break
+            except Exception as exc:  # refused for good: the client keeps it aside
+                results.append({"error": wire.encode_error(exc)})
+    except ExpbookError as exc:  # a damaged request: what came before it is applied
+        if not results:
+            return _error(400, type(exc).__name__, str(exc))
+        unavailable = str(exc)
+    status = 503 if unavailable is not None and not results else 200
+    content = json.dumps({"results": results, "unavailable": unavailable})
+    return Response(content, status_code=status, media_type="application/json")
+
+
+def _apply_op(store: Any, op: Any) -> Any:
+    kind = op.get("op") if isinstance(op, dict) else None
+    if kind == "create":
+        return store.create_run(op["spec"])
+    if kind == "write":
+        store.write(op["run"], op["batch"])
+        return None
+    raise wire.WireError(f"unknown journaled operation {kind!r}")
+
+
+def _failure(exc: ExpbookError) -> Response:
+    if isinstance(exc, StoreUnavailableError):
+        status = 503
+    elif isinstance(exc, AmbiguousRunError | AmbiguousSweepError | SweepExistsError):
+        status = 409
+    elif isinstance(exc, LookupError):
+        status = 404
+    elif isinstance(exc, StoreRefusedError):
+        status = 422
+    else:
+        status = 400
+    return Response(
+        json.dumps({"error": wire.encode_error(exc)}), status_code=status,
+        media_type="application/json",
+    )  # fmt: skip
+
+
+def _error(status: int, kind: str, message: str) -> Response:
+    content = json.dumps({"error": {"type": kind, "message": message, "attrs": {}}})
+    return Response(content, status_code=status, media_type="application/json")

@@ -1,0 +1,308 @@
+"""Remote stores: the wire format, the journal, and ``HttpStore`` against a real server
+process (``expbook server`` on loopback) in front of a SQLite or PostgreSQL store."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from array import array
+from pathlib import Path
+
+import pytest
+
+import expbook
+from expbook.errors import (
+    FilterSyntaxError,
+    RunNotFoundError,
+    StoreRefusedError,
+    StoreUnavailableError,
+)
+from expbook.model import ArtifactRecord, RunStatus
+from expbook.remote import wire
+from expbook.remote.client import HttpStore
+from expbook.remote.journal import Journal
+from expbook.store import RunQuery, RunSpec, WriteBatch
+from expbook.store.base import OutputText, SummaryValue
+from expbook.store.chunks import Points
+from tests.helpers import run_cli
+from tests.serverproc import ServerProcess
+
+NO_AUTH = {"command": "ui", "args": ()}  # TODO: expbook server --no-auth
+
+# --- the wire format ----------------------------------------------------------------------------
+
+
+def _points(n: int, start: int = 0) -> Points:
+    result = Points()
+    for i in range(start, start + n):
+        result.append(i, 1.0 / (i + 1), 1_700_000_000.0 + i, None if i % 2 else i / 10)
+    return result
+
+
+def test_a_write_batch_travels_whole() -> None:
+    batch = WriteBatch(
+        replaced={"system/cpu": _points(3)},
+        points={"loss": _points(1000), "acc": _points(2, 5)},
+        params={"lr": 0.001, "layers": [64, 64], "nested.key": None, "$": "dollar"},
+        tags_add={"a", "b"},
+        tags_remove={"c"},
+        notes=[(1.5, "a note\nwith lines ✓")],
+        note_edits={3: "edited", 4: None},
+        summary={"best": SummaryValue(0.5, "s", 2.0, step=3, max=0.9)},
+        attachments={"config.yaml": b"\x00\x01binary"},
+        artifacts={"model.pt": ArtifactRecord("model.pt", "ab" * 32, 12, 3.0)},
+        output=[OutputText("stdout", 4.0, "epoch 1\n")],
+        update={"status": RunStatus.FINISHED, "exit_code": 0, "git_dirty": False},
+        heartbeat=5.0,
+        batch_id="f" * 32,
+    )
+    back = next(wire.unframe(wire.framed([wire.frame({"op": "write", "batch": batch})])))["batch"]
+    assert back.points["loss"].steps == batch.points["loss"].steps
+    assert back.points["loss"].values == batch.points["loss"].values
+    assert back.points["loss"].times == batch.points["loss"].times
+    assert [math.isnan(e) for e in back.points["loss"].epochs] == [
+        math.isnan(e) for e in batch.points["loss"].epochs
+    ]
+    assert back.replaced["system/cpu"].values == batch.replaced["system/cpu"].values
+    same = ("params", "tags_add", "tags_remove", "notes", "note_edits", "summary", "attachments",
+            "artifacts", "output", "update", "heartbeat", "batch_id")  # fmt: skip
+    for name in same:
+        assert getattr(back, name) == getattr(batch, name), name
+    assert back.update["status"] is RunStatus.FINISHED
+    assert isinstance(back.tags_add, set)
+
+
+def test_errors_travel_as_their_own_class() -> None:
+    exc = FilterSyntaxError("unexpected ')'", "params.lr > )", 12)
+    back = wire.decode_error(wire.encode_error(exc))
+    assert type(back) is FilterSyntaxError
+    assert (back.reason, back.text, back.position) == ("unexpected ')'", "params.lr > )", 12)
+    assert str(back) == str(exc)
+    refused = wire.decode_error(wire.encode_error(StoreRefusedError("no", "bad byte")))
+    assert isinstance(refused, StoreRefusedError) and refused.reason == "bad byte"
+    bug = wire.decode_error(wire.encode_error(KeyError("x")))
+    assert type(bug) is expbook.StoreError and "KeyError" in str(bug)
+
+
+def test_a_damaged_or_unknown_message_is_refused_clearly() -> None:
+    body = wire.framed([wire.frame({"op": "write"})])
+    with pytest.raises(wire.WireError, match="ends inside"):
+        list(wire.unframe(body[:-3]))
+    with pytest.raises(wire.WireError, match="damaged"):
+        list(wire.unframe(body[:4] + b"x" * (len(body) - 4)))
+    with pytest.raises(wire.WireError, match="unknown type 'Popen'"):
+        wire.decode({"$": "Popen", "f": {}})
+    with pytest.raises(TypeError, match="cannot send a object"):
+        wire.encode(object())
+
+
+def test_arrays_keep_their_type_and_values() -> None:
+    values = array("d", [0.1, -math.inf, 1e300])
+    assert wire.decode(wire.encode(values)) == values
+    assert wire.decode(wire.encode(array("q", [-(2**63), 2**63 - 1]))) == array(
+        "q", [-(2**63), 2**63 - 1]
+    )
+
+
+# --- the journal --------------------------------------------------------------------------------
+
+
+def test_journal_entries_keep_their_order_and_survive_their_process(tmp_path: Path) -> None:
+    journal = Journal("http://x:1", str(tmp_path))
+    code = textwrap.dedent(f"""
+        import os, signal
+        from expbook.remote.journal import Journal
+        own = Journal("http://x:1", {str(tmp_path)!r}).own()
+        for i in range(12):
+            own.append(str(i).encode())
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    killed = subprocess.run([sys.executable, "-c", code], check=False)
+    assert killed.returncode == -signal.SIGKILL
+    mine = journal.own()
+    assert [alive for *_, alive in journal.status()] == [False]  # mine is empty: not listed
+    (orphan,) = journal.orphans(skip=mine.directory)
+    assert [e.data for e in orphan.pending()] == [str(i).encode() for i in range(12)]
+    assert list(journal.orphans(skip=mine.directory)) == []  # locked while this one sends it
+    orphan.remove(orphan.pending()[:5])
+    orphan.close()
+    (again,) = journal.orphans(skip=mine.directory)
+    assert [e.data for e in again.pending(limit_bytes=2)] == [b"5", b"6"]
+    again.remove(again.pending())
+    again.close()
+    assert journal.producers() == [mine.directory]  # sent: its folder went
+    mine.close()
+    assert journal.producers() == []
+
+
+# --- HttpStore against a real server ----------------------------------------------------------
+
+
+@pytest.fixture
+def server(store_url: str, tmp_path: Path):
+    process = ServerProcess(store_url, tmp_path / "server.log", **NO_AUTH).start()
+    yield process
+    process.stop()
+
+
+def _log(remote: HttpStore, n: int, *, name: str = "remote") -> str:
+    run = expbook.start_run(name=name, params={"lr": 0.1, "layers": [1, 2]}, store=remote)
+    for i in range(n):
+        run.log({"loss": 1.0 / (i + 1), "acc": i / n}, step=i)
+    run.note("first")
+    run.tag("remote")
+    run.finish()
+    return run.id
+
+
+def _check_complete(store: expbook.Store, run_id: str, n: int) -> None:
+    record = store.run(run_id)
+    assert record.status is RunStatus.FINISHED
+    assert dict(record.params) == {"lr": 0.1, "layers": [1, 2]}
+    assert [note.text for note in record.notes] == ["first"]
+    assert record.tags == ("remote",)
+    loss = store.series(run_id, "loss")
+    assert list(loss.steps) == list(range(n))  # every point, once
+    assert list(loss.values) == [1.0 / (i + 1) for i in range(n)]
+    assert record.metrics["acc"].count == n
+
+
+def test_a_run_logged_through_the_server_is_stored_exactly(
+    server: ServerProcess, store_url: str
+) -> None:
+    remote = expbook.open_store(server.url)
+    assert isinstance(remote, HttpStore)
+    run_id = _log(remote, 30_000)
+    _check_complete(remote, run_id, 30_000)
+    with expbook.open_store(store_url) as local:  # the same run in the server's database
+        _check_complete(local, run_id, 30_000)
+        assert local.run(run_id).number == remote.run(run_id).number == 1
+    assert remote.count_runs(RunQuery(where="metrics.acc > 0.5")) == 1
+    assert [s.key for s in remote.iter_series([run_id], ["acc", "loss"])] == ["acc", "loss"]
+    remote.close()
+    assert Journal(server.url).producers() == []  # everything acknowledged, nothing kept
+
+
+def test_the_servers_errors_are_raised_as_a_local_store_raises_them(
+    server: ServerProcess,
+) -> None:
+    with expbook.open_store(server.url) as remote:
+        with pytest.raises(RunNotFoundError, match="no run"):
+            remote.run("12")
+        with pytest.raises(FilterSyntaxError) as caught:
+            remote.runs("params.lr >")
+        assert caught.value.position == 11
+        with pytest.raises(RunNotFoundError):  # raised by the server's store, on the write
+            remote.write("0" * 32, WriteBatch(notes=[(1.0, "to no run")]))
+        assert remote.journal.status() == []  # the caller was told: not kept
+        assert remote.journal.rejected() == []
+
+
+def test_offline_writes_are_kept_and_sent_when_the_server_is_back(
+    store_url: str, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    server = ServerProcess(store_url, tmp_path / "server.log", **NO_AUTH)
+    remote = expbook.open_store(server.url)  # nothing listens there yet
+    run_id = _log(remote, 5_000, name="offline")
+    remote.close()
+    err = capfd.readouterr().err
+    assert "are kept in" in err and "expbook sync" in err
+    assert err.count("\n") == 1  # one line, whatever the number of writes
+    status = run_cli("sync", "--status", "--json", store=server.url)
+    assert status.returncode == 1
+    waiting = json.loads(status.stdout)["waiting"]
+    assert waiting and not waiting[0]["alive"] and waiting[0]["entries"] >= 2
+    server.start()
+    try:
+        synced = run_cli("sync", store=server.url)
+        assert synced.returncode == 0, synced.stderr
+        assert "nothing waits" in synced.stdout
+        with expbook.open_store(store_url) as local:
+            _check_complete(local, run_id, 5_000)
+            assert local.run(run_id).number == 1
+    finally:
+        server.stop()
+
+
+def test_a_killed_clients_journal_is_sent_by_the_next_command(
+    store_url: str, tmp_path: Path
+) -> None:
+    server = ServerProcess(store_url, tmp_path / "server.log", **NO_AUTH)
+    code = textwrap.dedent(f"""
+        import os, signal, expbook
+        run = expbook.start_run(name="killed", store={server.url!r})
+        for i in range(1000):
+            run.log({{"x": i}}, step=i)
+        run.note("before the kill")
+        assert run.flush(30)
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    killed = subprocess.run([sys.executable, "-c", code], check=False, env={**os.environ})
+    assert killed.returncode == -signal.SIGKILL
+    server.start()
+    try:
+        listed = run_cli("ls", store=server.url)  # any command on the store sends it first
+        assert listed.returncode == 0, listed.stderr
+        assert "killed" in listed.stdout
+        with expbook.open_store(store_url) as local:
+            (record,) = local.runs()
+            assert [n.text for n in record.notes] == ["before the kill"]
+            assert list(local.series(record.id, "x").values) == [float(i) for i in range(1000)]
+    finally:
+        server.stop()
+
+
+def test_a_write_refused_after_the_fact_is_kept_aside_with_its_reason(
+    server: ServerProcess, store_url: str, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    remote = expbook.open_store(server.url)
+    run_id = remote.create_run(RunSpec(name="doomed")).id
+    server.stop()
+    remote.add_note(run_id, "written while the server is down")  # journaled
+    with expbook.open_store(store_url) as local:
+        local.delete_run(run_id)
+    server.start()
+    left = remote.sync()
+    assert left == (0, 0)
+    (kept,) = remote.journal.rejected()
+    reason = json.loads(Path(kept[: -len(".op")] + ".reason").read_text())["reason"]
+    assert reason.startswith("RunNotFoundError")
+    assert f"kept in {kept}" in capfd.readouterr().err
+    remote.close()
+
+
+def test_the_cli_works_against_a_server(server: ServerProcess) -> None:
+    created = run_cli("experiment", "new", "lr-search", "--hypothesis", "smaller is better",
+                      store=server.url)  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    with expbook.open_store(server.url) as remote:
+        run_id = remote.create_run(RunSpec(name="cli", experiment="lr-search")).id
+        remote.set_metric(run_id, "acc", 0.75)
+    for args, expected in (
+        (("ls",), "cli"),
+        (("show", "1"), "0.75"),
+        (("note", "1", "looks good"), ""),
+        (("experiment", "ls"), "lr-search"),
+    ):
+        result = run_cli(*args, store=server.url)
+        assert result.returncode == 0, (args, result.stderr)
+        assert expected in result.stdout
+    with expbook.open_store(server.url) as remote:
+        assert [n.text for n in remote.run(run_id).notes] == ["looks good"]
+
+
+def test_sync_and_login_refuse_a_local_store_in_one_line(tmp_path: Path) -> None:
+    result = run_cli("sync", store=str(tmp_path / "x.db"))
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and "not an expbook server" in result.stderr
+
+
+def test_a_server_that_cannot_be_reached_is_unavailable_for_reads(tmp_path: Path) -> None:
+    remote = expbook.open_store("http://127.0.0.1:9")
+    with remote, pytest.raises(StoreUnavailableError, match="cannot reach"):
+        remote.runs()
