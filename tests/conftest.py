@@ -19,6 +19,7 @@ import expbook
 from expbook.store import Store
 
 from .pgproxy import CommitDropper
+from .s3server import S3Server
 
 POSTGRES_URL = os.environ.get(
     "EXPBOOK_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -120,3 +121,20 @@ def dropper(postgres_url: str) -> Iterator[tuple[CommitDropper, Store]]:
     yield proxy, store
     store.close()
     proxy.close()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """A local S3 server (moto in server mode, its own process) for the whole session."""
+    server = S3Server()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def s3_url(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> str:
+    """``s3://<a new, empty bucket>/expbook`` on the local S3 server, with its endpoint and
+    credentials in the standard AWS variables (for this process and the children it starts)."""
+    for name, value in s3_server.env.items():
+        monkeypatch.setenv(name, value)
+    return f"s3://{s3_server.create_bucket()}/expbook"

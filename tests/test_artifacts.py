@@ -1,5 +1,7 @@
 """Artifacts: files kept by content in the store's artifact location (fsspec), names and hashes
-in the database, on SQLite and PostgreSQL; the CLI, ``expbook run --artifacts`` and the faults."""
+in the database, on SQLite and PostgreSQL; the CLI, ``expbook run --artifacts`` and the faults.
+The tests that take ``located`` run with the location in a folder and on a local S3 server
+(moto, tests/s3server.py)."""
 
 from __future__ import annotations
 
@@ -20,20 +22,50 @@ from expbook.store.base import ARTIFACTS_SETTING
 from tests.helpers import run_cli
 
 
-def _blobs(root: Path) -> list[Path]:
-    return sorted(p for p in (root / "sha256").rglob("*") if p.is_file())
+class Location:
+    """An artifact location under test, looked at through fsspec (not through expbook)."""
+
+    def __init__(self, url: str) -> None:
+        import fsspec.core
+
+        self.url = url
+        self.fs, self.root = fsspec.core.url_to_fs(url)
+
+    def blobs(self) -> list[str]:
+        """The names (sha256) of the blobs stored there."""
+        self.fs.invalidate_cache()
+        top = f"{self.root}/sha256"
+        found = self.fs.find(top) if self.fs.exists(top) else []
+        return sorted(path.rsplit("/", 1)[-1] for path in found)
+
+    def leftovers(self) -> list[str]:
+        """Temporary files left behind."""
+        self.fs.invalidate_cache()
+        top = f"{self.root}/tmp"
+        return list(self.fs.find(top)) if self.fs.exists(top) else []
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@pytest.fixture(params=["folder", "s3"])
+def location_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty artifact location: a folder, or a bucket on the local S3 server."""
+    if request.param == "s3":
+        return str(request.getfixturevalue("s3_url"))
+    return str(tmp_path / "blobs")
 
 
 @pytest.fixture
-def located(store: Store, tmp_path: Path) -> Path:
-    """The store with its artifact location set to a folder (PostgreSQL has no default)."""
-    root = tmp_path / "blobs"
-    store.set_setting(ARTIFACTS_SETTING, str(root))
-    return root
+def located(store: Store, location_url: str) -> Location:
+    """The store with its artifact location set (PostgreSQL has no default)."""
+    store.set_setting(ARTIFACTS_SETTING, location_url)
+    return Location(location_url)
 
 
 def test_files_and_folders_are_kept_once_by_content(
-    store: Store, located: Path, tmp_path: Path
+    store: Store, located: Location, tmp_path: Path
 ) -> None:
     (tmp_path / "ckpt").mkdir()
     (tmp_path / "ckpt" / "model.pt").write_bytes(b"weights" * 1000)
@@ -48,13 +80,13 @@ def test_files_and_folders_are_kept_once_by_content(
     assert [(a.name, a.size) for a in listed] == [
         ("ckpt/model.pt", 7000), ("ckpt/sub/opt.pt", 4), ("copies/same.pt", 7000),
     ]  # fmt: skip
-    assert listed[0].sha256 == hashlib.sha256(b"weights" * 1000).hexdigest() == listed[2].sha256
-    assert len(_blobs(located)) == 2  # identical content stored once
+    assert listed[0].sha256 == _sha(b"weights" * 1000) == listed[2].sha256
+    assert len(located.blobs()) == 2  # identical content stored once
     assert artifacts.read(store, run.id, "ckpt/sub/opt.pt")[1] == b"adam"
-    assert not (located / "tmp").exists() or not list((located / "tmp").iterdir())
+    assert located.leftovers() == []
 
 
-def test_logging_a_name_again_replaces_it(store: Store, located: Path, tmp_path: Path) -> None:
+def test_logging_a_name_again_replaces_it(store: Store, located: Location, tmp_path: Path) -> None:
     checkpoint = tmp_path / "last.pt"
     with expbook.Tracker(store).start_run(name="a") as run:
         for epoch in range(3):
@@ -65,7 +97,7 @@ def test_logging_a_name_again_replaces_it(store: Store, located: Path, tmp_path:
 
 
 def test_gc_removes_the_old_versions_no_run_holds_once_they_are_old_enough(
-    store: Store, located: Path, tmp_path: Path
+    store: Store, located: Location, tmp_path: Path
 ) -> None:
     checkpoint = tmp_path / "last.pt"
     with expbook.Tracker(store).start_run(name="a") as run:
@@ -75,21 +107,24 @@ def test_gc_removes_the_old_versions_no_run_holds_once_they_are_old_enough(
     with expbook.Tracker(store).start_run(name="b") as other:
         checkpoint.write_bytes(b"epoch 0")
         other.log_artifact(checkpoint, name="first.pt")  # another run holds epoch 0's blob
-    assert len(_blobs(located)) == 3
+    assert len(located.blobs()) == 3
     found = artifacts.collect_garbage(store)  # all younger than an hour: nothing goes yet
     assert (found.removed, found.held, found.young) == (0, 2, 1)
     later = time.time() + 2 * artifacts.GC_MIN_AGE
     dry = artifacts.collect_garbage(store, dry_run=True, now=later)
-    assert (dry.removed, dry.removed_bytes) == (1, len(b"epoch 1")) and len(_blobs(located)) == 3
+    assert (dry.removed, dry.removed_bytes) == (1, len(b"epoch 1")) and len(located.blobs()) == 3
     done = artifacts.collect_garbage(store, now=later)
     assert (done.removed, done.held, done.young) == (1, 2, 0)
-    assert hashlib.sha256(b"epoch 1").hexdigest() not in [p.name for p in _blobs(located)]
+    assert _sha(b"epoch 1") not in located.blobs()
     assert artifacts.read(store, run.id, "last.pt")[1] == b"epoch 2"
     assert artifacts.read(store, other.id, "first.pt")[1] == b"epoch 0"
 
 
-def test_cli_gc(tmp_path: Path) -> None:
+def test_cli_gc(tmp_path: Path, location_url: str) -> None:
     store = str(tmp_path / ".expbook" / "expbook.db")
+    expbook.open_store(store).close()
+    set_ = run_cli("artifact", "location", location_url, store=store)
+    assert set_.stdout.strip() == f"{location_url} (store setting)", set_.stderr
     checkpoint = tmp_path / "last.pt"
     with expbook.Tracker(store).start_run(name="a") as run:
         for epoch in range(2):
@@ -97,19 +132,19 @@ def test_cli_gc(tmp_path: Path) -> None:
             run.log_artifact(checkpoint)
     dry = run_cli("artifact", "gc", "--dry-run", "--min-age", "0", store=store)
     assert dry.returncode == 0, dry.stderr
-    assert dry.stdout.startswith("would remove 1 blob no run holds (7 B) from ")
+    assert dry.stdout.startswith(f"would remove 1 blob no run holds (7 B) from {location_url};")
     assert "1 held by runs" in dry.stdout
     young = run_cli("artifact", "gc", store=store)
     assert "removed 0 blobs" in young.stdout and "1 unheld but newer than 3600 s" in young.stdout
     done = run_cli("artifact", "gc", "--min-age", "0", store=store)
     assert done.stdout.startswith("removed 1 blob no run holds (7 B)")
-    assert len(_blobs(tmp_path / ".expbook" / "artifacts")) == 1
+    assert Location(location_url).blobs() == [_sha(b"epoch 1")]
     bad = run_cli("artifact", "gc", "--min-age", "-1", store=store)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
 
 
 def test_deleting_runs_removes_the_blobs_no_other_run_holds(
-    store: Store, located: Path, tmp_path: Path
+    store: Store, located: Location, tmp_path: Path
 ) -> None:
     (tmp_path / "shared.bin").write_bytes(b"shared")
     (tmp_path / "own.bin").write_bytes(b"own")
@@ -119,12 +154,12 @@ def test_deleting_runs_removes_the_blobs_no_other_run_holds(
         first.log_artifact(tmp_path / "own.bin")
     with tracker.start_run(name="b") as second:
         second.log_artifact(tmp_path / "shared.bin", name="renamed.bin")
-    assert len(_blobs(located)) == 2
+    assert len(located.blobs()) == 2
     store.delete_run(first.id)
-    assert [p.name for p in _blobs(located)] == [hashlib.sha256(b"shared").hexdigest()]
+    assert located.blobs() == [_sha(b"shared")]
     assert artifacts.read(store, second.id, "renamed.bin")[1] == b"shared"
     store.delete_run(second.id)
-    assert _blobs(located) == []
+    assert located.blobs() == []
 
 
 def test_a_sqlite_store_keeps_artifacts_next_to_it_by_default(tmp_path: Path) -> None:
@@ -183,7 +218,7 @@ def test_names_cannot_escape_their_run(name: str, problem: str) -> None:
     assert "\n" not in str(error.value)
 
 
-def test_faults_are_one_line_errors(store: Store, located: Path, tmp_path: Path) -> None:
+def test_faults_are_one_line_errors(store: Store, located: Location, tmp_path: Path) -> None:
     with expbook.Tracker(store).start_run(name="a") as run:
         with pytest.raises(InvalidValueError, match="no such file or folder"):
             run.log_artifact(tmp_path / "missing.pt")
@@ -299,7 +334,7 @@ def test_expbook_run_keeps_files_the_program_writes(tmp_path: Path) -> None:
 
 
 def test_fetch_never_writes_outside_the_target(
-    store: Store, located: Path, tmp_path: Path
+    store: Store, located: Location, tmp_path: Path
 ) -> None:
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "a.txt").write_text("a")

@@ -61,7 +61,8 @@ def location(*, url: str | None, unset: bool, store: str | None) -> None:
         elif url is not None:
             from expbook.store.blobs import BlobStore
 
-            BlobStore(url)  # an unknown protocol or a missing driver fails here, not later
+            # an unknown protocol, a missing driver, credentials or bucket fail here, not later
+            BlobStore(url).check()
             opened.set_setting(ARTIFACTS_SETTING, url)
         where, source = opened.artifact_location()
     console().print(f"{where} ({source})", highlight=False)

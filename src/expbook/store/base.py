@@ -634,15 +634,32 @@ class Store(abc.ABC):
 
     # --- conveniences built on the primitives -------------------------------------------------
 
+    def use_artifacts(self, url: str | None) -> None:
+        """Keep artifact contents at ``url`` (an fsspec URL or a folder) for this process,
+        whatever the store says: ``expbook server --artifacts URL``, whose clients send their
+        artifacts through the server. None goes back to the store's own location.
+
+        Raises:
+            StoreError: ``url`` names an unknown protocol, or one whose package is missing.
+        """
+        from expbook.store.blobs import BlobStore
+
+        if url is not None:
+            BlobStore(url)  # fails here on a bad URL, not at the first upload
+        self._artifacts_override = url
+
     def artifact_location(self) -> tuple[str, str]:
         """Where artifact contents are kept (an fsspec URL or a folder) and what says so: the
-        store's ``artifacts.location`` setting (shared by every client), else
-        ``$EXPBOOK_ARTIFACTS``, else the store's default (``.expbook/artifacts`` next to a
-        SQLite store).
+        location given to ``use_artifacts`` (``expbook server --artifacts``), else the store's
+        ``artifacts.location`` setting (shared by every client), else ``$EXPBOOK_ARTIFACTS``,
+        else the store's default (``.expbook/artifacts`` next to a SQLite store).
 
         Raises:
             StoreError: none of those gives a location (a PostgreSQL store without the setting).
         """
+        override = getattr(self, "_artifacts_override", None)
+        if override:
+            return override, "server --artifacts"
         setting = self.get_setting(ARTIFACTS_SETTING)
         if setting:
             return setting, "store setting"
