@@ -102,8 +102,24 @@ def info(request: Request, store: StoreDep) -> dict[str, Any]:
         "version": __version__,
         "schema": store.schema_version(),
         "runs": store.count_runs(RunQuery()),
-        "read_only": request.app.state.read_only,
+        "read_only": _read_only(request),
     }
+
+
+@router.get("/whoami", response_model=schemas.WhoAmI, summary="Who the server takes you for")
+def whoami(request: Request) -> dict[str, Any]:
+    """The API token the request carries (``expbook server``; none under ``expbook ui``)."""
+    token = request.scope.get("expbook.token")
+    return {
+        "name": None if token is None else token.name,
+        "read_only": _read_only(request),
+        "auth": token is not None,
+    }
+
+
+def _read_only(request: Request) -> bool:
+    token = request.scope.get("expbook.token")
+    return bool(request.app.state.read_only or (token is not None and token.read_only))
 
 
 @router.get("/runs", response_model=schemas.RunPage, summary="Runs, filtered, sorted and paged")

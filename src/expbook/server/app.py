@@ -45,13 +45,15 @@ __all__ = ["MAX_BODY_BYTES", "create_app"]
 
 
 def create_app(
-    store: Store, *, read_only: bool = False, allowed_hosts: Iterable[str] = ()
-) -> FastAPI:
+    store: Store, *, read_only: bool = False, allowed_hosts: Iterable[str] = (),
+    auth: bool = False,
+) -> FastAPI:  # fmt: skip
     """The web UI and JSON API on ``store`` (which the caller closes).
 
     Args:
         allowed_hosts: host names it answers to besides the loopback ones (``"*"``: any);
             see ``security.py``.
+        auth: every request needs one of the store's API tokens (``expbook server``).
     """
     from expbook import __version__
 
@@ -73,7 +75,9 @@ def create_app(
     app.mount("/vendor/swagger", StaticFiles(directory=swagger_ui_dir()), name="swagger")
     _add_pages(app)
     _add_error_handlers(app)
-    app.add_middleware(Guard, allowed_hosts=allowed_hosts)
+    app.add_middleware(
+        Guard, allowed_hosts=allowed_hosts, tokens=store if auth else None, read_only=read_only
+    )
     return app
 
 

@@ -31,7 +31,17 @@ class Info(BaseModel):
     version: str
     schema_: str | None = Field(alias="schema", description="the store's schema revision")
     runs: int
-    read_only: bool
+    read_only: bool = Field(
+        description="whether changes are refused: a --read-only server, or a read-only token"
+    )
+
+
+class WhoAmI(BaseModel):
+    name: str | None = Field(description="the API token's name; null on a server without auth")
+    read_only: bool = Field(
+        description="whether changes are refused: a read-only token, or a --read-only server"
+    )
+    auth: bool = Field(description="whether the server needs an API token (expbook server)")
 
 
 class MetricCell(BaseModel):
