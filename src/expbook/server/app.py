@@ -31,6 +31,7 @@ from expbook.errors import (
 )
 from expbook.server.api import router
 from expbook.server.encoding import ApiJSON
+from expbook.server.mlflow import install_mlflow
 from expbook.server.openapi import openapi_30
 from expbook.server.remote import install as install_remote
 from expbook.server.security import MAX_BODY_BYTES, Guard, content_security_policy
@@ -70,6 +71,7 @@ def create_app(
     app.state.read_only = read_only
     app.include_router(router)
     install_sweeps(app)
+    install_mlflow(app)
     install_remote(app)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.mount("/vendor/swagger", StaticFiles(directory=swagger_ui_dir()), name="swagger")
