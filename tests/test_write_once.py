@@ -1,6 +1,8 @@
 """``Store.write`` applies each ``WriteBatch.batch_id`` at most once per run: a write retried
 after a lost COMMIT answer (the TCP proxy of tests/pgproxy.py) adds no duplicate point, note or
-run (docs/design.md, "Writes are applied exactly once")."""
+run (docs/design.md, "Writes are applied exactly once"). That a batch id is applied once is
+part of the store contract (tests/store_contract.py); here: the SQL store's record of the ids,
+and real lost answers on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -10,51 +12,11 @@ import pytest
 import sqlalchemy as sa
 
 from expbook.store import RunQuery, RunSpec, Store, WriteBatch
-from expbook.store.chunks import Points
 from expbook.store.schema import applied_writes
 from expbook.store.sql import KEEP_APPLIED, PRUNE_EVERY
 
 from .pgproxy import CommitDropper
-
-
-def _points(start: int, stop: int) -> Points:
-    points = Points()
-    for step in range(start, stop):
-        points.append(step, float(step), 1000.0 + step, None)
-    return points
-
-
-def _batch(start: int, stop: int, note: str, batch_id: str | None = None) -> WriteBatch:
-    return WriteBatch(
-        points={"loss": _points(start, stop)},
-        notes=[(1000.0 + start, note)],
-        params={f"p{start}": start},
-        tags_add={f"t{start}"},
-        batch_id=batch_id,
-    )
-
-
-def _check(store: Store, run_id: str, stop: int, notes: list[str]) -> None:
-    series = store.series(run_id, "loss")
-    assert list(series.steps) == list(range(stop))  # no duplicate step, none lost
-    run = store.run(run_id)
-    assert [n.text for n in run.notes] == notes
-    assert run.metrics["loss"].count == stop
-
-
-def test_a_batch_id_is_applied_once_and_the_series_goes_on(store: Store) -> None:
-    run_id = store.create_run(RunSpec(name="r")).id
-    first = _batch(0, 10, "one", batch_id="a" * 32)
-    store.write(run_id, first)
-    store.write(run_id, first)  # a later call retrying a batch whose write seemed to fail
-    _check(store, run_id, 10, ["one"])
-    store.write(run_id, _batch(10, 20, "two"))  # the key's chunks go on from there
-    store.write(run_id, _batch(20, 25, "three", batch_id="b" * 32))
-    _check(store, run_id, 25, ["one", "two", "three"])
-    assert store.run(run_id).params == {"p0": 0, "p10": 10, "p20": 20}
-    other = store.create_run(RunSpec(name="other")).id  # an id is per run
-    store.write(other, _batch(0, 3, "x", batch_id="a" * 32))
-    _check(store, other, 3, ["x"])
+from .store_contract import check_logged, logged_batch
 
 
 def _ids(store: Store, run_id: str) -> int:
@@ -76,8 +38,8 @@ def test_the_recorded_ids_stay_few_and_go_with_the_run(store: Store) -> None:
 
 
 def test_merge_keeps_the_earlier_batch_id_and_parts_have_none() -> None:
-    batch = _batch(0, 3, "one", batch_id="a" * 32)
-    batch.merge(_batch(3, 6, "two", batch_id="b" * 32))
+    batch = logged_batch(0, 3, "one", batch_id="a" * 32)
+    batch.merge(logged_batch(3, 6, "two", batch_id="b" * 32))
     assert batch.batch_id == "a" * 32 and len(batch.points["loss"]) == 6
     assert all(part.batch_id is None for _, part in batch.parts())
 
@@ -100,12 +62,12 @@ def test_a_write_whose_commit_answer_is_lost_is_applied_once(
 
     run = lost(store.create_run, RunSpec(name="lost"))  # no id given: still one run
     assert store.count_runs(RunQuery()) == 1
-    lost(store.write, run.id, _batch(0, 10, "one"))  # the store's own id, its own retry
-    _check(store, run.id, 10, ["one"])
+    lost(store.write, run.id, logged_batch(0, 10, "one"))  # the store's own id, its own retry
+    check_logged(store, run.id, 10, ["one"])
     assert store.run(run.id).params == {"p0": 0} and store.run(run.id).tags == ("t0",)
-    lost(store.write, run.id, _batch(10, 20, "two"))  # the chunk stack knows the first
-    store.write(run.id, _batch(20, 30, "three"))
-    _check(store, run.id, 30, ["one", "two", "three"])
+    lost(store.write, run.id, logged_batch(10, 20, "two"))  # the chunk stack knows the first
+    store.write(run.id, logged_batch(20, 30, "three"))
+    check_logged(store, run.id, 30, ["one", "two", "three"])
 
 
 @pytest.mark.postgres
@@ -137,4 +99,4 @@ def test_the_writer_retries_a_batch_that_may_be_applied_alone_with_its_id(
     assert writer.error is not None
     proxy.refusing.clear()
     assert writer.close(timeout=30)
-    _check(store, run_id, 20, ["one"])
+    check_logged(store, run_id, 20, ["one"])
