@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from array import array
 from pathlib import Path
 
@@ -306,3 +307,52 @@ def test_a_server_that_cannot_be_reached_is_unavailable_for_reads(tmp_path: Path
     remote = expbook.open_store("http://127.0.0.1:9")
     with remote, pytest.raises(StoreUnavailableError, match="cannot reach"):
         remote.runs()
+
+
+TRAIN = "for epoch in range(3):\n    print(f'epoch {epoch} loss {1 / (epoch + 1):.3f}')\n"
+
+
+def test_expbook_run_through_a_server_is_there_when_it_returns(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    (tmp_path / "train.py").write_text(TRAIN)
+    result = run_cli("run", "--", sys.executable, "train.py", "--lr", "0.1", store=server.url,
+                     cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "run #1 finished" in result.stderr
+    shown = run_cli("show", "1", "--json", store=server.url)  # right away: no waiting
+    assert shown.returncode == 0, shown.stderr
+    record = json.loads(shown.stdout)
+    assert record["status"] == "finished" and record["params"] == {"lr": 0.1}
+    assert record["metrics"]["loss"]["count"] == 3
+
+
+def test_expbook_run_while_the_server_is_down_keeps_the_run_in_the_journal(
+    store_url: str, tmp_path: Path
+) -> None:
+    server = ServerProcess(store_url, tmp_path / "server.log", **NO_AUTH)
+    (tmp_path / "train.py").write_text(TRAIN)
+    result = run_cli("run", "--", sys.executable, "train.py", store=server.url, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr  # the program's status, not the server's
+    assert "finished" in result.stderr and "kept in the journal" in result.stderr
+    assert "not fully recorded" not in result.stderr
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # the recorder ends in the background
+        status = json.loads(run_cli("sync", "--status", "--json", store=server.url).stdout)
+        if status["waiting"] and not any(w["alive"] for w in status["waiting"]):
+            break
+        time.sleep(0.2)
+    server.start()
+    try:
+        synced = run_cli("sync", store=server.url)
+        assert synced.returncode == 0, synced.stderr
+        with expbook.open_store(store_url) as local:
+            (record,) = local.runs()
+            assert record.status is RunStatus.FINISHED and record.exit_code == 0
+            assert list(local.series(record.id, "loss").values) == [1.0, 0.5, 0.333]
+            assert "".join(c.text for c in local.get_output(record.id)) == TRAIN_OUTPUT
+    finally:
+        server.stop()
+
+
+TRAIN_OUTPUT = "epoch 0 loss 1.000\nepoch 1 loss 0.500\nepoch 2 loss 0.333\n"

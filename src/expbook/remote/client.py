@@ -16,6 +16,7 @@ moved to the journal's ``rejected/`` folder and named in one line.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import dataclasses
 import inspect
@@ -61,6 +62,9 @@ CLOSE_TIMEOUT = 60.0
 """How long ``close`` keeps sending what is journaled while the server answers."""
 RETRY_MAX = 30.0
 """The longest wait between two attempts to reach a server that did not answer."""
+CLOSE_RETRY = 5.0
+"""How long ``close`` retries a server that stops answering while it sends (one attempt when
+it was not answering already)."""
 OUTAGE_NOTICE = 10.0
 """An outage is reported (one line) once it has lasted this long with writes waiting."""
 
@@ -113,6 +117,9 @@ class HttpStore(Store):
         self._sender: threading.Thread | None = None
         self._pid = os.getpid()
         self._request_bytes = REQUEST_BYTES
+        # Registered now, before a tracker installs its own exit hook when its first run
+        # starts: exit hooks run last-in first-out, so runs are finished before this sends.
+        atexit.register(self.close)
 
     def __repr__(self) -> str:
         return f"HttpStore({self.url!r})"
@@ -337,13 +344,15 @@ class HttpStore(Store):
 
     def _server_is_back(self) -> None:
         if self._down_since is not None and self._noticed:
-            print(f"expbook: {self.url} is back; the journaled writes are being sent",
+            print(f"expbook: {self.url} answers again; sending the journaled writes",
                   file=sys.stderr)  # fmt: skip
         self._down_since = None
         self._noticed = False
         self._retry_at = 0.0
 
     def _start_sender(self) -> None:
+        if self._closing:
+            return
         if self._sender is not None and self._sender.is_alive():
             self._wake.set()
             return
@@ -410,30 +419,41 @@ class HttpStore(Store):
         return sum(n for n, _ in left), sum(size for _, size in left)
 
     def close(self) -> None:
-        if self._closing:
-            return
+        """Send what this process journaled (for up to ``CLOSE_TIMEOUT`` seconds while the
+        server answers; once when it does not), then say in one line what is left and where.
+        A write after ``close`` is still journaled and sent at once when it can be."""
+        atexit.unregister(self.close)
         self._closing = True
         self._wake.set()
         if self._sender is not None:
             self._sender.join(5.0)
-        own = self._own
-        if own is not None and self._pid == os.getpid():
-            with self._lock:
+            self._sender = None
+        with self._lock:
+            own, self._own = self._own, None
+            if own is not None and self._pid == os.getpid():
                 self._drain(own)
                 own.close()
-        self._http.close()
 
     def _drain(self, own: Producer) -> None:
         """Send what this process journaled; once, quickly, when the server is down."""
-        deadline = time.monotonic() + float(os.environ.get("EXPBOOK_CLOSE_TIMEOUT", CLOSE_TIMEOUT))
+        self._own = own
+        try:
+            self._drain_own(own)
+        finally:
+            self._own = None
+
+    def _drain_own(self, own: Producer) -> None:
+        start = time.monotonic()
+        deadline = start + float(os.environ.get("EXPBOOK_CLOSE_TIMEOUT", CLOSE_TIMEOUT))
+        was_down = self._down_since is not None  # then one attempt: do not hold the exit
         while own.count()[0] and time.monotonic() < deadline:
             try:
                 self._retry_at = 0.0
                 self._send_own()
             except _Unavailable:
-                if self._down_since is not None and (time.monotonic() - self._down_since) > 5:
+                if was_down or time.monotonic() - start > CLOSE_RETRY:
                     break
-                time.sleep(self._backoff)
+                time.sleep(min(self._backoff, 1.0))
             except ExpbookError:
                 continue  # the refused entry was moved; send the rest
         count, size = own.count()

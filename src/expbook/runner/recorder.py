@@ -39,8 +39,8 @@ import warnings
 from array import array
 from typing import IO, TYPE_CHECKING, Any
 
-from expbook.errors import ExpbookError
-from expbook.model import RunStatus
+from expbook.errors import ExpbookError, StoreUnavailableError
+from expbook.model import RunRecord, RunStatus
 from expbook.runner.follow import Follower
 from expbook.runner.messages import SUMMARY_FIELDS, Batch, End, read_message
 from expbook.runner.parsers import OutputParser, UserPattern
@@ -84,6 +84,7 @@ class Recorder:
         self.launcher_pid: int | None = meta.get("launcher_pid")  # None: known to be gone
         self.awaited = False  # ``expbook recover`` reads ``done`` and removes the spool
         self.warnings: list[str] = []
+        self.journaled = False  # kept in a remote store's journal: the server was down
         self.settings: Any = None
         self.reader: int | None = None  # the reading half's pid
         self.queued_bytes = 0
@@ -367,9 +368,21 @@ class Recorder:
         tail = [plain for line in end.tail if (plain := strip_ansi(line)).strip()]
         if tail:
             error += "; last lines of output:\n" + "\n".join(tail)
-        if run.store.run(run.id).error:  # the program's own traceback (it attached) says more
-            error = None
+        stored = self._stored(run)
+        if stored is not None and stored.error:
+            error = None  # the program's own traceback (it attached) says more
         return "failed", error, code
+
+    def _stored(self, run: Run) -> RunRecord | None:
+        """The run as the store has it; None when a server's store cannot be reached now, and
+        the run's writes are kept in its journal (``expbook.remote``): durable, not yet sent."""
+        try:
+            return run.store.run(run.id)
+        except StoreUnavailableError:
+            if getattr(run.store, "journal", None) is None:
+                raise
+            self.journaled = True
+            return None
 
     def _note_warnings(self, run: Run, found: list[str]) -> None:
         self.warnings += found
@@ -395,7 +408,9 @@ class Recorder:
         Raises:
             ExpbookError: the store lacks something (its writer gave up on it).
         """
-        record = run.store.run(run.id)
+        record = self._stored(run)
+        if record is None:  # flushed into the journal of a server that cannot be reached
+            return
         if record.recorded_offset != end.offset:
             raise ExpbookError(
                 f"the store has {size_text(record.recorded_offset or 0)} of the run's "
@@ -419,6 +434,12 @@ class Recorder:
             f"run #{run.number} {status} after {seconds:.1f}s: {end.lines} lines of output, "
             f"{parsed}; expbook show {run.number}"
         )
+        if self.journaled or not run.number:  # not numbered yet: the server has not got it
+            text = (
+                f"run {run.id[:8]} {status} after {seconds:.1f}s: {end.lines} lines of output, "
+                f"{parsed}; kept in the journal until {run.store.url} answers (expbook sync "
+                f"sends it; then expbook show {run.id[:8]})"
+            )
         problems = [*(f"recording error: {e}" for e in self.errors), *self.warnings]
         if problems:
             text += f" (warning: {problems[0]})"
