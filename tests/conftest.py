@@ -1,7 +1,8 @@
 """Shared fixtures: real stores on SQLite files and on the real PostgreSQL server.
 
-``store`` is parametrized over both backends, so every test that takes it is a contract test run
-on each. PostgreSQL tests get a fresh schema each (through ``search_path``); when the server is
+``store`` is parametrized over both backends, so every test that takes it runs on each (the
+store contract itself is a test class, tests/store_contract.py, run by tests/test_store.py).
+PostgreSQL tests get a fresh schema each (through ``search_path``); when the server is
 unreachable they are skipped, except with ``CI=true`` where that is a failure.
 """
 
