@@ -161,8 +161,10 @@ class _Parser:
         self.advance()
         if self.tok.kind == "quoted":
             return kind, self.advance().value
-        parts = []  # an unquoted key runs to the operator: tags.mlflow.parentRunId
-        while self.tok.kind in ("word", "dot", "number"):
+        parts: list[str] = []  # an unquoted key runs to a space: tags.mlflow.parentRunId
+        end = self.tokens[self.i - 1].pos + 1
+        while self.tok.kind in ("word", "dot", "number") and self.tok.pos == end:
+            end = self.tok.pos + len(self.tok.text)
             parts.append(self.advance().text)
         if not parts:
             raise self.error("expected a key after the prefix")
