@@ -30,6 +30,7 @@ from expbook.errors import (
     StoreError,
 )
 from expbook.server.api import router
+from expbook.server.blobs import install_blobs
 from expbook.server.encoding import ApiJSON
 from expbook.server.mlflow import install_mlflow
 from expbook.server.openapi import openapi_30
@@ -73,6 +74,7 @@ def create_app(
     install_sweeps(app)
     install_mlflow(app)
     install_remote(app)
+    install_blobs(app)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.mount("/vendor/swagger", StaticFiles(directory=swagger_ui_dir()), name="swagger")
     _add_pages(app)
