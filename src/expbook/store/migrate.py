@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection, Engine
 from expbook.errors import SchemaVersionError, StoreError
 from expbook.store.engine import display_url, retrying, transaction
 
-REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008")
+REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009")
 """Every schema revision, oldest first; the last is the head. A test checks it against Alembic."""
 HEAD = REVISIONS[-1]
 _PG_LOCK_ID = 0x657870626F6F6B  # "expbook"
