@@ -198,9 +198,8 @@ def test_the_servers_errors_are_raised_as_a_local_store_raises_them(
         with pytest.raises(FilterSyntaxError) as caught:
             remote.runs("params.lr >")
         assert caught.value.position == 11
-        with pytest.raises(RunNotFoundError):  # raised by the server's store, on the write
-            remote.write("0" * 32, WriteBatch(notes=[(1.0, "to no run")]))
-        assert remote.journal.status() == []  # the caller was told: not kept
+        with pytest.raises(RunNotFoundError, match="parent run .#12. does not exist"):
+            remote.create_run(RunSpec(parent="#12"))  # a creation is answered at once
         assert remote.journal.rejected() == []
 
 
@@ -356,3 +355,41 @@ def test_expbook_run_while_the_server_is_down_keeps_the_run_in_the_journal(
 
 
 TRAIN_OUTPUT = "epoch 0 loss 1.000\nepoch 1 loss 0.500\nepoch 2 loss 0.333\n"
+
+
+def test_only_the_item_the_servers_database_refuses_is_dropped(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    import sqlite3
+
+    path = tmp_path / "expbook.db"
+    expbook.open_store(path).close()
+    with sqlite3.connect(path) as connection:
+        connection.execute(
+            "CREATE TRIGGER no_bad_notes BEFORE INSERT ON notes WHEN NEW.text LIKE "
+            "'%forbidden%' BEGIN SELECT RAISE(ABORT, 'this note is refused'); END"
+        )
+    server = ServerProcess(f"sqlite:///{path}", tmp_path / "server.log", **NO_AUTH).start()
+    try:
+        remote = expbook.open_store(server.url)
+        with expbook.start_run(store=remote, capture=False) as run:
+            for step in range(5):
+                run.log({"loss": 1.0 / (step + 1)}, step=step)
+                run.note(f"note {step}")
+                run.log_params({f"p{step}": step})
+            run.note("a forbidden note")
+            run.note("the last note")
+            run.set_name("kept")
+        record = remote.run(run.id)
+        remote.close()
+    finally:
+        server.stop()
+    assert [n.text for n in record.notes] == [*(f"note {s}" for s in range(5)), "the last note"]
+    assert record.params == {f"p{s}": s for s in range(5)}
+    assert record.name == "kept" and record.metrics["loss"].count == 5
+    assert record.status is RunStatus.FINISHED
+    err = capfd.readouterr().err.splitlines()
+    assert err == [
+        f"expbook: dropped note 'a forbidden note' of run {run.id[:8]}: this note is refused"
+    ]
+    assert remote.journal.rejected() == []  # nothing else set aside

@@ -106,6 +106,8 @@ class HttpStore(Store):
         self.journal = Journal(self.url, journal_root)
         self._own: Producer | None = None
         self._lock = threading.RLock()  # one sender at a time, entries in order
+        self._append_lock = threading.Lock()  # appending never waits for a send
+        self._awaited: dict[str, dict[str, Any] | None] = {}  # entry name -> its outcome
         self._orphans_done = False
         self._down_since: float | None = None
         self._down_reason = ""
@@ -138,37 +140,52 @@ class HttpStore(Store):
         return result
 
     def write(self, run_id: str, batch: WriteBatch, *, timeout: float | None = None) -> None:
+        """Keep ``batch`` in the journal and return: the sender thread sends it, in order, while
+        the caller goes on (a write the server refuses part of is split there, and only the
+        refused items are dropped, each named in one line)."""
         if batch.batch_id is None:
             batch.batch_id = uuid.uuid4().hex
-        self._journaled({"op": "write", "run": run_id, "batch": batch})
+        self._journaled({"op": "write", "run": run_id, "batch": batch}, wait=False)
 
-    def _journaled(self, op: dict[str, Any]) -> Any:
-        """Keep ``op`` in the journal, then send the journal up to it; its result, or None when
-        the server could not be reached (it stays in the journal)."""
+    def _journaled(self, op: dict[str, Any], *, wait: bool = True) -> Any:
+        """Keep ``op`` in the journal; with ``wait``, send the journal up to it and return its
+        result (None when the server could not be reached: it stays in the journal)."""
         data = wire.frame(op)
-        with self._lock:
+        with self._append_lock:
             try:
                 entry = self._producer().append(data)
             except OSError as exc:  # a full disk, an unwritable home: send without a copy
                 return self._unjournaled(data, exc)
-            if time.monotonic() < self._retry_at:
-                self._start_sender()
-                return None
+            if wait:
+                self._awaited[entry.name] = None
+        if not wait and not self._closing:
+            self._start_sender()
+            return None
+        with self._lock:
             try:
-                return self._send_own(until=entry)
+                if time.monotonic() >= self._retry_at:
+                    self._send_own()
             except _Unavailable:
-                self._start_sender()
-                return None
+                pass
+            outcome = self._awaited.pop(entry.name, None)
+        if outcome is None:
+            self._start_sender()
+            return None
+        if "error" in outcome:
+            raise wire.decode_error(outcome["error"])
+        return wire.decode(outcome.get("ok"))
 
     def _unjournaled(self, data: bytes, problem: OSError) -> Any:
         try:
-            self._send_own()  # what was journaled before goes first
-            (outcome,) = self._post_frames([data])
+            with self._lock:
+                self._send_own()  # what was journaled before goes first
+                (outcome,) = self._post_frames([data])
         except _Unavailable as exc:
             raise StoreUnavailableError(
                 f"cannot keep a write in the journal ({problem.strerror}: "
                 f"{self.journal.directory}) nor send it ({exc})"
             ) from None
+        self._report_dropped(outcome)
         if "error" in outcome:
             raise wire.decode_error(outcome["error"])
         return wire.decode(outcome.get("ok"))
@@ -179,9 +196,9 @@ class HttpStore(Store):
             self._pid = os.getpid()
         return self._own
 
-    def _send_own(self, until: Entry | None = None) -> Any:
-        """Send this process's entries in order, up to ``until`` (all: None); the result of
-        ``until``, raised if the server refused it.
+    def _send_own(self) -> None:
+        """Send this process's entries, in order. The outcome of an entry a caller waits for
+        (``_awaited``) is left for it; an entry refused that nobody waits for is set aside.
 
         Raises:
             _Unavailable: the server cannot take them now (what is left stays).
@@ -191,21 +208,23 @@ class HttpStore(Store):
         while producer is not None:
             entries = producer.pending(self._request_bytes)
             if not entries:
-                return None
+                return
             outcomes = self._post_entries(entries)
             for entry, outcome in zip(entries, outcomes, strict=False):
-                if "error" in outcome:
-                    if entry == until:
-                        producer.remove([entry])
-                        raise wire.decode_error(outcome["error"])
+                self._report_dropped(outcome)
+                if entry.name in self._awaited:
+                    self._awaited[entry.name] = outcome
+                    producer.remove([entry])
+                elif "error" in outcome:
                     self._reject(entry, outcome["error"])
                 else:
                     producer.remove([entry])
-                    if entry == until:
-                        return wire.decode(outcome.get("ok"))
             if len(outcomes) < len(entries):
                 raise _Unavailable("the server stopped taking writes part way")
-        return None
+
+    def _report_dropped(self, outcome: dict[str, Any]) -> None:
+        for item in outcome.get("dropped") or ():
+            print(f"expbook: dropped {item}", file=sys.stderr)
 
     def _send_orphans(self) -> None:
         """Send what processes that died left in the journal (once per store object)."""
@@ -217,6 +236,7 @@ class HttpStore(Store):
                 while entries := producer.pending(self._request_bytes):
                     outcomes = self._post_entries(entries)
                     for entry, outcome in zip(entries, outcomes, strict=False):
+                        self._report_dropped(outcome)
                         if "error" in outcome:
                             self._reject(entry, outcome["error"])
                         else:
@@ -360,8 +380,11 @@ class HttpStore(Store):
         self._sender.start()
 
     def _send_loop(self) -> None:
+        """Send what is journaled as it comes (woken by each write), and retry with backoff
+        while the server cannot be reached. Never dies: the journal keeps everything."""
         while not self._closing:
-            self._wake.wait(max(0.05, self._retry_at - time.monotonic()))
+            wait = self._retry_at - time.monotonic() if self._down_since is not None else 1.0
+            self._wake.wait(max(0.05, wait))
             self._wake.clear()
             if self._closing:
                 return
@@ -372,15 +395,9 @@ class HttpStore(Store):
                     self._send_own()
                 except _Unavailable:
                     self._notice_outage()
-                    continue
-                except ExpbookError as exc:  # an entry the server refuses: already moved
-                    print(f"expbook: {exc}", file=sys.stderr)
-                    continue
-                except Exception as exc:  # never die: the journal keeps everything
+                except Exception as exc:
                     print(f"expbook: sending the journal failed: {exc!r}", file=sys.stderr)
                     self._server_is_down(repr(exc))
-                    continue
-            return  # all sent: a later outage starts a new sender
 
     def _notice_outage(self) -> None:
         if self._noticed or self._down_since is None:

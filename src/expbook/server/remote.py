@@ -5,10 +5,12 @@
 - ``POST /api/store/call``: the same for changes that need an answer (experiments, settings,
   sweeps, deleting runs).
 - ``POST /api/store/ingest``: journaled operations (a run created, a batch written) as wire
-  frames, applied in order; ``{"results": [{"ok": value} | {"error": {...}}, ...],
-  "unavailable": reason | null}``. Applying stops at the first operation the database cannot
-  take *now* (the client sends it again later; batch ids and run UUIDs make that safe); an
-  operation it refuses for good gets an error and the next one is applied.
+  frames, applied in order; ``{"results": [{"ok": value, "dropped": [...]} | {"error":
+  {...}}, ...], "unavailable": reason | null}``. A write the database refuses is split into its
+  items, and only those refused on their own are dropped (``dropped`` names them). Applying
+  stops at the first operation the database cannot take *now* (the client sends it again
+  later; batch ids and run UUIDs make that safe); an operation it refuses for good gets an
+  error and the next one is applied.
 
 Errors travel as ``{"error": {"type", "message", "attrs"}}`` with a 4xx status (503 when the
 database is unavailable), so the client raises the same exception a local store would.
@@ -17,6 +19,7 @@ database is unavailable), so the client raises the same exception a local store 
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -27,13 +30,16 @@ from expbook.errors import (
     AmbiguousRunError,
     AmbiguousSweepError,
     ExpbookError,
+    RunNotFoundError,
     StoreRefusedError,
+    StoreReplacedError,
     StoreUnavailableError,
     SweepExistsError,
 )
 from expbook.remote import wire
 from expbook.remote.client import CALLS, READS
 from expbook.server import security
+from expbook.store.base import RUN_END, WriteBatch
 
 INGEST_LIMIT = 64 << 20
 """The largest ingestion request (compressed), in bytes: 8 MiB is what a client sends."""
@@ -95,7 +101,7 @@ def _ingest(store: Any, body: bytes) -> Response:
     try:
         for op in wire.unframe(body):
             try:
-                results.append({"ok": wire.encode(_apply_op(store, op))})
+                results.append(_apply_op(store, op))
             except StoreUnavailableError as exc:
                 unavailable = str(exc)
                 break
@@ -110,14 +116,49 @@ def _ingest(store: Any, body: bytes) -> Response:
     return Response(content, status_code=status, media_type="application/json")
 
 
-def _apply_op(store: Any, op: Any) -> Any:
+def _apply_op(store: Any, op: Any) -> dict[str, Any]:
     kind = op.get("op") if isinstance(op, dict) else None
     if kind == "create":
-        return store.create_run(op["spec"])
+        return {"ok": wire.encode(store.create_run(op["spec"]))}
     if kind == "write":
-        store.write(op["run"], op["batch"])
-        return None
+        dropped = _write(store, op["run"], op["batch"])
+        return {"ok": None, "dropped": dropped} if dropped else {"ok": None}
     raise wire.WireError(f"unknown journaled operation {kind!r}")
+
+
+def _write(store: Any, run_id: str, batch: WriteBatch) -> list[str]:
+    """Apply ``batch``; when the database refuses it, split it into its items and apply them
+    in halves, recursively, so that only the items refused on their own are dropped (what
+    the run writer does for a local store: see docs/design.md, "When writes fail"). Returns
+    the dropped items, each with the database's reason. The halves get ids derived from the
+    batch's, so a retried request splits and skips them the same way.
+
+    Raises:
+        StoreUnavailableError: the store cannot take it now (nothing is dropped).
+        RunNotFoundError: the run is gone.
+        ExpbookError: the run's ending alone is refused (it is never dropped).
+    """
+    try:
+        store.write(run_id, batch)
+        return []
+    except (StoreUnavailableError, RunNotFoundError, StoreReplacedError):
+        raise
+    except Exception as exc:
+        parts = batch.parts()
+        if len(parts) > 1:
+            half = len(parts) // 2
+            dropped = []
+            for index, group in enumerate((parts[:half], parts[half:])):
+                merged = WriteBatch()
+                for _, part in group:
+                    merged.merge(part)
+                merged.batch_id = uuid.uuid5(uuid.NAMESPACE_OID, f"{batch.batch_id}/{index}").hex
+                dropped += _write(store, run_id, merged)
+            return dropped
+        if not parts or set(parts[0][1].update) & set(RUN_END):
+            raise
+        reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
+        return [f"{parts[0][0]} of run {run_id[:8]}: {reason}"]
 
 
 def _failure(exc: ExpbookError) -> Response:
