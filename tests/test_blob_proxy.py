@@ -25,7 +25,9 @@ from expbook.errors import StoreError, StoreUnavailableError
 from expbook.remote.blobs import HttpBlobStore
 from expbook.server import security
 from expbook.server.app import create_app
+from expbook.store.base import ARTIFACTS_SETTING
 from expbook.store.blobs import ContentMismatchError
+from tests.helpers import run_cli
 from tests.serverproc import free_port
 from tests.test_artifacts import Location
 
@@ -276,3 +278,21 @@ def test_artifacts_logged_through_the_server_land_in_its_location(
     with expbook.open_store(server.store_path) as store:
         [kept] = store.list_artifacts(run.id)
         assert (kept.name, kept.sha256) == ("plots/loss.png", _sha(b"png"))
+
+
+def test_the_cli_on_a_client_of_the_server(tmp_path: Path) -> None:
+    server = BlobServer(tmp_path, str(tmp_path / "blobs"))
+    try:
+        env = {"EXPBOOK_TOKEN": server.writer}
+        shown = run_cli("artifact", "location", store=server.url, env=env)
+        assert shown.stdout.strip() == f"{server.url}/api/blobs (server)", shown.stderr
+        gc = run_cli("artifact", "gc", store=server.url, env=env)
+        assert gc.returncode == 1 and gc.stderr.count("\n") == 1
+        assert "run 'expbook artifact gc' with --store set to the server's database" in gc.stderr
+        # set for the server's store, whose keys this client need not have (not checked here)
+        set_ = run_cli("artifact", "location", "s3://team-bucket/x", store=server.url, env=env)
+        assert set_.returncode == 0, set_.stderr
+    finally:
+        server.stop()
+    with expbook.open_store(server.store_path) as store:
+        assert store.get_setting(ARTIFACTS_SETTING) == "s3://team-bucket/x"

@@ -8,7 +8,7 @@ from rich import box
 from rich.table import Table
 
 from expbook import artifacts
-from expbook.cli.common import open_cli_store
+from expbook.cli.common import existing_store_url, open_cli_store
 from expbook.cli.output import console, fmt_bytes, fmt_time, print_json, to_json
 from expbook.store.base import ARTIFACTS_SETTING
 
@@ -55,14 +55,18 @@ def put(*, run: str, path: str, name: str | None, store: str | None) -> None:
 
 
 def location(*, url: str | None, unset: bool, store: str | None) -> None:
-    with open_cli_store(store) as opened:
+    from expbook.store import is_remote, open_store
+
+    resolved = existing_store_url(store)
+    with open_store(resolved) as opened:
         if unset:
             opened.set_setting(ARTIFACTS_SETTING, None)
         elif url is not None:
             from expbook.store.blobs import BlobStore
 
-            # an unknown protocol, a missing driver, credentials or bucket fail here, not later
-            BlobStore(url).check()
+            if not is_remote(resolved):  # a server's store is reached with the server's keys
+                # an unknown protocol, a missing driver, credentials or bucket fail here
+                BlobStore(url).check()
             opened.set_setting(ARTIFACTS_SETTING, url)
         where, source = opened.artifact_location()
     console().print(f"{where} ({source})", highlight=False)
