@@ -221,6 +221,10 @@ class StoreContract:
     at once. False, or the reason as a string, for a store that lives in the test's process
     only (an in-memory store): the tests that race processes are skipped, saying so."""
 
+    removes_unreferenced_blobs: ClassVar[bool | str] = True
+    """``remove_unreferenced_blobs`` removes blobs from this client (``expbook artifact gc``).
+    False, or the reason, for a store whose server keeps that to its own store."""
+
     def needs(self, capability: str) -> None:
         """Skip the test, saying why, when the backend lacks ``capability`` (a class flag)."""
         value = getattr(self, capability)
@@ -927,7 +931,6 @@ class StoreContract:
     ) -> None:
         blobs = store.blobs()
         (a, _), (b, _), (c, _) = (blobs.put_bytes(data) for data in (b"a", b"bb", b"ccc"))
-        assert store.artifact_location() == (str(located), "store setting")
         run, other = store.create_run(RunSpec(name="a")), store.create_run(RunSpec(name="b"))
         store.write(run.id, WriteBatch(artifacts={
             "z.pt": ArtifactRecord("z.pt", a, 1, 1.0),
@@ -937,13 +940,23 @@ class StoreContract:
         store.write(run.id, WriteBatch(artifacts={"z.pt": ArtifactRecord("z.pt", c, 3, 4.0)}))
         assert store.list_artifacts(run.id)[1] == ArtifactRecord("z.pt", c, 3, 4.0)  # replaced
         assert store.artifact_references([a, b, c, "d" * 64]) == {b, c}
-        assert store.remove_unreferenced_blobs([a, b, c]) == 1  # a: no run holds it any more
         assert store.delete_runs([run.id]) == 1
         assert store.artifact_references([a, b, c]) == {b}  # still held by the other run
         assert store.list_artifacts(other.id) == [ArtifactRecord("y.pt", b, 2, 3.0)]
-        # the blobs only the deleted run held went with it; the other run's blob stays
-        assert [blobs.exists(h) for h in (a, b, c)] == [False, True, False]
+        # the blob only the deleted run held went with it; the other run's blob stays, and so
+        # does a, which no run held when the run was deleted (expbook artifact gc's work)
+        assert [blobs.exists(h) for h in (a, b, c)] == [True, True, False]
         assert blobs.read(b) == b"bb"
+
+    def test_unreferenced_blobs_are_removed_on_request(self, store: Store, located: Path) -> None:
+        self.needs("removes_unreferenced_blobs")
+        blobs = store.blobs()
+        (held, _), (loose, _) = blobs.put_bytes(b"held"), blobs.put_bytes(b"loose")
+        run = store.create_run(RunSpec(name="a"))
+        store.write(run.id, WriteBatch(artifacts={"h": ArtifactRecord("h", held, 4, 1.0)}))
+        assert store.remove_unreferenced_blobs([held, loose, loose]) == 1
+        assert (blobs.exists(held), blobs.exists(loose)) == (True, False)
+        assert store.remove_unreferenced_blobs([held]) == 0
 
     # --- deleting -----------------------------------------------------------------------------
 
