@@ -98,8 +98,8 @@ def test_a_damaged_or_unknown_message_is_refused_clearly() -> None:
         list(wire.unframe(body[:4] + b"x" * (len(body) - 4)))
     with pytest.raises(wire.WireError, match="unknown type 'Popen'"):
         wire.decode({"$": "Popen", "f": {}})
-    with pytest.raises(TypeError, match="cannot send a object"):
-        wire.encode(object())
+    stand_in = wire.decode(wire.encode({"f": object()}))["f"]  # the store refuses it
+    assert type(stand_in).__name__ == "object" and repr(stand_in).startswith("<object object")
 
 
 def test_arrays_keep_their_type_and_values() -> None:
@@ -198,7 +198,7 @@ def test_the_servers_errors_are_raised_as_a_local_store_raises_them(
         with pytest.raises(FilterSyntaxError) as caught:
             remote.runs("params.lr >")
         assert caught.value.position == 11
-        with pytest.raises(RunNotFoundError, match="parent run .#12. does not exist"):
+        with pytest.raises(RunNotFoundError, match=r"parent run .#12. does not exist"):
             remote.create_run(RunSpec(parent="#12"))  # a creation is answered at once
         assert remote.journal.rejected() == []
 

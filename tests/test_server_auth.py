@@ -5,9 +5,14 @@ shows (the token cache across processes, several workers, the command's refusals
 from __future__ import annotations
 
 import base64
+import http.client
+import os
+import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 import pytest
@@ -17,8 +22,11 @@ import expbook
 from expbook.server import create_app, security
 from expbook.server.security import MAX_BODY_BYTES, Guard
 from expbook.store import Store
+from tests.browser import free_port
+from tests.helpers import EXPBOOK, run_cli
 
 LOCAL = "http://127.0.0.1:5005"
+STARTUP_SECONDS = 60
 
 
 def basic(user: str, password: str) -> dict[str, str]:
@@ -278,3 +286,173 @@ def test_streamed_paths_reach_the_app_as_they_arrive_up_to_their_cap(
     assert status == 413 and seen == []  # a declared length over the cap: not even started
     status, seen, _ = anyio.run(_through_guard, "/api/runs/1/notes", [chunk] * 2)
     assert status == 413 and seen == []  # buffered paths keep the 1 MiB default
+
+
+# --- the real server ----------------------------------------------------------------------------
+
+
+@contextmanager
+def team_server(
+    store: str, *options: str, env: dict[str, str] | None = None
+) -> Iterator[tuple[str, subprocess.Popen[bytes], Path]]:
+    """``expbook server`` on a free loopback port; yields its base URL, process and log (the
+    log's first lines: what the command printed)."""
+    port = free_port()
+    command = [EXPBOOK, "server", "--store", store, "--port", str(port), *options]
+    log = Path(os.environ.get("TMPDIR", "/tmp")) / f"expbook-server-{port}-{os.getpid()}.log"
+    with log.open("w") as stderr:
+        process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=stderr, env={**os.environ, **(env or {})}
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while "expbook server on" not in log.read_text():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"expbook server did not start: {log.read_text()}")
+            time.sleep(0.05)
+        yield base, process, log
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.unlink(missing_ok=True)
+
+
+@pytest.mark.slow
+def test_expbook_server_refuses_what_it_must(store_url: str, tmp_path: Path) -> None:
+    """Against a real server process on each backend: no token, a wrong one, a revoked one
+    (through another process: refused within the cache time), a read-only one writing."""
+    with expbook.open_store(store_url) as store:
+        _, writer = store.create_token("ana")
+        _, reader = store.create_token("dash", read_only=True)
+        expbook.Tracker(store).start_run(name="r").finish()
+    with team_server(store_url) as (base, _, log):
+        assert "API tokens (2 active)" in log.read_text()
+        with httpx.Client(base_url=base, timeout=30) as client:
+            assert client.get("/api/runs").status_code == 401
+            assert client.get("/api/runs", headers=bearer("ebk_" + "x" * 43)).status_code == 401
+            assert client.get("/", headers=basic("me", writer)).status_code == 200
+            assert client.get("/api/runs", headers=bearer(reader)).status_code == 200
+            refused = client.post("/api/runs/1/notes", json={"text": "x"}, headers=bearer(reader))
+            assert refused.status_code == 403, refused.text
+            written = client.post("/api/runs/1/notes", json={"text": "y"}, headers=bearer(writer))
+            assert written.status_code == 200, written.text
+            assert client.get("/api/whoami", headers=bearer(writer)).status_code == 200  # cached
+            revoked = run_cli("token", "revoke", "ana", "--store", store_url)
+            assert revoked.returncode == 0, revoked.stderr
+            started = time.monotonic()
+            while client.get("/api/whoami", headers=bearer(writer)).status_code == 200:
+                assert time.monotonic() - started < security.TOKEN_CACHE_SECONDS + 2
+                time.sleep(0.1)
+            assert client.get("/api/runs", headers=basic("me", writer)).status_code == 401
+    with expbook.open_store(store_url) as store:
+        assert [note.text for note in store.run(1).notes] == ["y"]
+        assert {t.name: t.last_used_at is not None for t in store.list_tokens()} == {
+            "ana": True, "dash": True
+        }  # fmt: skip
+
+
+@pytest.mark.slow
+def test_expbook_server_without_tokens_says_how_to_make_one(tmp_path: Path) -> None:
+    store = str(tmp_path / "s.db")
+    expbook.open_store(store).close()
+    with team_server(store) as (base, _, log):
+        assert "no API tokens yet" in log.read_text()
+        assert "expbook token create NAME" in log.read_text()
+        assert httpx.get(f"{base}/api/runs").status_code == 401
+        _, secret = expbook.open_store(store).create_token("late")  # no restart needed
+        assert httpx.get(f"{base}/api/runs", headers=bearer(secret)).status_code == 200
+
+
+@pytest.mark.slow
+def test_expbook_server_no_auth_on_loopback(tmp_path: Path) -> None:
+    store = str(tmp_path / "s.db")
+    expbook.open_store(store).close()
+    with team_server(store, "--no-auth", "--read-only") as (base, _, log):
+        assert "no auth; read-only" in log.read_text()
+        assert httpx.get(f"{base}/api/whoami").json() == {
+            "name": None, "read_only": True, "auth": False
+        }  # fmt: skip
+        refused = httpx.patch(f"{base}/api/experiments/x", json={"name": "y"})
+        assert refused.status_code == 403
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["--host", "0.0.0.0", "--no-auth"],
+        ["--host", "::", "--no-auth"],
+        ["--host", "10.1.2.3", "--no-auth"],
+        ["--host", "gpu-box.lab.example", "--no-auth"],
+    ],
+)
+def test_expbook_server_refuses_no_auth_beyond_loopback(
+    options: list[str], tmp_path: Path
+) -> None:
+    store = tmp_path / "s.db"
+    expbook.open_store(store).close()
+    result = run_cli("server", "--store", str(store), "--port", "0", *options, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith(f"error: refusing --no-auth on {options[1]}: anyone who")
+
+
+def test_expbook_server_refuses_another_server_as_its_store() -> None:
+    result = run_cli("server", "--store", "https://expbook.lab.example", timeout=60)
+    assert result.returncode == 1 and result.stderr.count("\n") == 1
+    assert "expbook server serves a database" in result.stderr
+
+
+@pytest.mark.slow
+def test_workers_are_processes_that_share_only_the_database(
+    store_url: str, tmp_path: Path
+) -> None:
+    """--workers 2: a request reaches a second process when the first is stopped, and a token
+    made after the start works in both."""
+    psutil = pytest.importorskip("psutil")
+    expbook.open_store(store_url).close()
+    with team_server(store_url, "--workers", "2") as (base, process, _):
+        port = int(base.rsplit(":", 1)[1])
+        _, secret = expbook.open_store(store_url).create_token("late")
+        workers = _workers(psutil, process.pid, 2)
+
+        def served_by() -> int:
+            """The pid of the worker that answers a request on a new connection."""
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            try:
+                connection.request("GET", "/api/whoami", headers=bearer(secret))
+                answer = connection.getresponse()
+                assert answer.status == 200 and b'"late"' in answer.read()
+                mine = connection.sock.getsockname()[1]
+                for worker in workers:
+                    for held in worker.net_connections("tcp"):
+                        if held.raddr and held.raddr.port == mine and held.laddr.port == port:
+                            return worker.pid
+            finally:
+                connection.close()
+            raise AssertionError("no worker holds the connection")
+
+        first = served_by()
+        os.kill(first, signal.SIGSTOP)
+        try:
+            second = served_by()
+        finally:
+            os.kill(first, signal.SIGCONT)
+        assert {first, second} == {worker.pid for worker in workers}
+
+
+def _workers(psutil, parent: int, count: int):  # type: ignore[no-untyped-def]
+    """The server's worker processes (uvicorn's children that serve; not multiprocessing's
+    resource tracker)."""
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        children = psutil.Process(parent).children()
+        serving = [c for c in children if "resource_tracker" not in " ".join(c.cmdline())]
+        if len(serving) == count:
+            return serving
+        time.sleep(0.1)
+    raise AssertionError(f"expected {count} workers, found {children}")

@@ -7,14 +7,17 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
+import expbook
 from expbook.errors import InvalidValueError, StoreError, TokenExistsError, TokenNotFoundError
 from expbook.store import Store
 from expbook.store.engine import make_engine
 from expbook.store.sqltokens import LAST_USED_EVERY
+from tests.helpers import run_cli
 
 
 def _rows(store: Store) -> list[dict[str, object]]:
@@ -121,3 +124,60 @@ def test_a_store_without_tokens_refuses_in_one_line() -> None:
         with pytest.raises(StoreError, match=r"keeps no API tokens: run it where the server's "
                            r"database is: --store postgresql://"):  # fmt: skip
             call()
+
+
+# --- expbook token ------------------------------------------------------------------------------
+
+
+def test_expbook_token_create_ls_revoke(store_url: str) -> None:
+    expbook.open_store(store_url).close()
+    created = run_cli("token", "create", "ana", store=store_url)
+    assert created.returncode == 0, created.stderr
+    secret = created.stdout.strip()
+    assert secret.startswith("ebk_") and "\n" not in secret  # stdout: the secret alone
+    assert "not shown again" in created.stderr and "'ana'" in created.stderr
+    reader = run_cli("token", "create", "dash", "--read-only", store=store_url)
+    assert reader.returncode == 0 and "read-only" in reader.stderr
+    with expbook.open_store(store_url) as store:
+        assert store.check_token(secret).name == "ana"  # type: ignore[union-attr]
+    again = run_cli("token", "create", "ana", store=store_url)
+    assert again.returncode == 1
+    assert again.stderr.startswith("error: a token named 'ana' exists")
+    assert again.stderr.count("\n") == 1
+    listed = run_cli("token", "ls", store=store_url)
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert "ana" in listed.stdout and "dash" in listed.stdout and "read-only" in listed.stdout
+    assert secret not in listed.stdout and not any("ebk_" in line for line in lines)
+    revoked = run_cli("token", "revoke", "ana", store=store_url)
+    assert revoked.returncode == 0, revoked.stderr
+    assert "revoked" in revoked.stderr
+    as_json = run_cli("token", "ls", "--json", store=store_url)
+    tokens = json.loads(as_json.stdout)
+    assert [(t["name"], t["read_only"], t["revoked_at"] is not None) for t in tokens] == [
+        ("ana", False, True),
+        ("dash", True, False),
+    ]
+    assert set(tokens[0]) == {"name", "read_only", "created_at", "last_used_at", "revoked_at"}
+    missing = run_cli("token", "revoke", "bob", store=store_url)
+    assert missing.returncode == 1 and missing.stderr == "error: no token named 'bob'\n"
+    bad = run_cli("token", "create", "a b", store=store_url)
+    assert bad.returncode == 1 and bad.stderr.startswith("error: invalid token name 'a b'")
+
+
+def test_expbook_token_ls_with_no_tokens_says_how_to_make_one(tmp_path: Path) -> None:
+    store = tmp_path / "s.db"
+    expbook.open_store(store).close()
+    listed = run_cli("token", "ls", "--store", str(store))
+    assert listed.returncode == 0
+    assert "no tokens" in listed.stdout and "expbook token create NAME" in listed.stdout
+    assert run_cli("token", "ls", "--json", "--store", str(store)).stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:9/", "https://expbook.lab.example"])
+@pytest.mark.parametrize("command", [["create", "ana"], ["ls"], ["revoke", "ana"]])
+def test_expbook_token_refuses_an_http_store_in_one_line(url: str, command: list[str]) -> None:
+    result = run_cli("token", *command, "--store", url, timeout=30)
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1
+    assert "run it where the server's database is: --store postgresql://" in result.stderr

@@ -865,3 +865,4 @@ def _quiet_broken_pipe() -> None:
 from expbook.cli import remote_admin as _remote_admin  # noqa: E402,F401  (sync, login)
 from expbook.cli import sweep_admin as _sweep_admin  # noqa: E402,F401
 from expbook.cli import sweep_run as _sweep_run  # noqa: E402,F401  (registers expbook sweep)
+from expbook.cli import team as _team  # noqa: E402,F401  (registers expbook server, token)

@@ -35,7 +35,7 @@ from expbook.remote import wire
 from expbook.remote.credentials import normalized, token_for
 from expbook.remote.journal import Entry, Journal, Producer
 from expbook.store.base import RunSpec, Store, WriteBatch
-from expbook.validation import check_run_fields, flatten_params
+from expbook.validation import check_run_fields
 
 READS = frozenset(
     {
@@ -51,7 +51,7 @@ CALLS = frozenset(
     {
         "set_setting", "delete_runs", "create_experiment", "update_experiment", "create_sweep",
         "update_sweep", "delete_sweep", "add_trial", "claim_trial", "heartbeat_trials",
-        "update_trial", "expire_trials",
+        "update_trial", "expire_trials", "remove_unreferenced_blobs",
     }
 )  # fmt: skip
 """Store methods sent to ``POST /api/store/call``: changes that need the server's answer."""
@@ -133,19 +133,27 @@ class HttpStore(Store):
             name=spec.name, kind=spec.kind, tags=spec.tags, experiment=spec.experiment
         )
         spec = dataclasses.replace(spec, id=spec.id or uuid.uuid4().hex)
-        spec.params = flatten_params(spec.params)  # the error names a bad param here, not later
         result = self._journaled({"op": "create", "spec": spec})
         if result is None:  # kept in the journal: the server numbers it when it gets it
             return _offline_record(spec)
         return result
 
-    def write(self, run_id: str, batch: WriteBatch, *, timeout: float | None = None) -> None:
-        """Keep ``batch`` in the journal and return: the sender thread sends it, in order, while
-        the caller goes on (a write the server refuses part of is split there, and only the
-        refused items are dropped, each named in one line)."""
+    def write(
+        self, run_id: str, batch: WriteBatch, *, timeout: float | None = None,
+        deferred: bool = False,
+    ) -> None:  # fmt: skip
+        """Keep ``batch`` in the journal, then send it; raises what the server's store raises,
+        like a local store. While the server cannot be reached it returns once the batch is in
+        the journal (it is sent when the server is back).
+
+        ``deferred`` (a run's writer): return once the batch is in the journal; the sender
+        thread sends it, in order, while the caller goes on, so that logging never waits for
+        the network. A write the server's database refuses part of is split there, and only
+        the refused items are dropped, each named in one line."""
         if batch.batch_id is None:
             batch.batch_id = uuid.uuid4().hex
-        self._journaled({"op": "write", "run": run_id, "batch": batch}, wait=False)
+        op = {"op": "write", "run": run_id, "batch": batch, "split": deferred}
+        self._journaled(op, wait=not deferred)
 
     def _journaled(self, op: dict[str, Any], *, wait: bool = True) -> Any:
         """Keep ``op`` in the journal; with ``wait``, send the journal up to it and return its
@@ -323,11 +331,12 @@ class HttpStore(Store):
             )
         raise StoreError(f"{self.url} answered {response.status_code}: {message}")
 
-    def _call(self, endpoint: str, method: str, arguments: dict[str, Any]) -> Any:
+    def _call(self, endpoint: str, method: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
         if self._own is not None or not self._orphans_done:
             with self._lock, contextlib.suppress(_Unavailable):
                 self._send_own()  # read what this process wrote
-        body = json.dumps({"method": method, "arguments": wire.encode(arguments)})
+        body = json.dumps({"method": method, "args": wire.encode(args),
+                           "kwargs": wire.encode(kwargs)})  # fmt: skip
         try:
             response = self._request(
                 "POST", endpoint, content=body, headers={"Content-Type": "application/json"}
@@ -487,13 +496,8 @@ def _make_method(name: str, endpoint: str) -> Callable[..., Any]:
     signature = inspect.signature(getattr(Store, name))
 
     def method(self: HttpStore, *args: Any, **kwargs: Any) -> Any:
-        bound = signature.bind(self, *args, **kwargs)
-        arguments = dict(bound.arguments)
-        del arguments["self"]
-        for parameter in signature.parameters.values():  # **fields: flattened
-            if parameter.kind is inspect.Parameter.VAR_KEYWORD and parameter.name in arguments:
-                arguments.update(arguments.pop(parameter.name))
-        value = self._call(endpoint, name, arguments)
+        bound = signature.bind(self, *args, **kwargs)  # a TypeError here, as locally
+        value = self._call(endpoint, name, list(bound.args[1:]), bound.kwargs)
         return iter(value) if name == "iter_series" else value
 
     method.__name__ = name

@@ -30,6 +30,7 @@ import sys
 import zlib
 from array import array
 from collections.abc import Iterator, Mapping
+from types import MappingProxyType
 from typing import Any
 
 from expbook import errors, model
@@ -53,6 +54,9 @@ def _registry() -> dict[str, type]:
 
 
 TYPES = _registry()
+FROZEN = {"RunRecord": ("recorded_autolog", "host", "params", "metrics")}
+"""Fields the SQL store returns as read-only mappings (``sqlrows.run_record``): the same here,
+so that a result read through a server cannot be changed either."""
 ERRORS = {
     name: value
     for name, value in vars(errors).items()
@@ -85,7 +89,7 @@ def encode(value: Any) -> Any:
         return {"$": "bytes", "v": base64.b64encode(value).decode()}
     if isinstance(value, enum.Enum):
         return {"$": type(value).__name__, "v": value.value}
-    if dataclasses.is_dataclass(value) and type(value).__name__ in TYPES:
+    if TYPES.get(type(value).__name__) is type(value):  # ours (a user's namesake is not)
         return {
             "$": type(value).__name__,
             "f": {f.name: encode(getattr(value, f.name)) for f in dataclasses.fields(value)},
@@ -96,7 +100,11 @@ def encode(value: Any) -> Any:
         return {"$": "dict", "v": [[encode(key), encode(item)] for key, item in value.items()]}
     if isinstance(value, tuple):  # a NamedTuple (MetricPoint): as a plain tuple
         return {"$": "tuple", "v": [encode(item) for item in value]}
-    raise TypeError(f"cannot send a {type(value).__name__} to or from a server: {value!r:.80}")
+    # Anything else (an object as a param value...) is not refused here, where the error
+    # could not say what the value was for: it arrives as a stand-in of the same type name,
+    # which the store refuses with the message it gives for that value locally ("trial params
+    # {'f': <object object at ...>} is not JSON data: Object of type object is not ...").
+    return {"$": "unsendable", "t": type(value).__name__, "v": repr(value)[:200]}
 
 
 def decode(data: Any) -> Any:
@@ -126,6 +134,8 @@ def decode(data: Any) -> Any:
         if not _LITTLE and result.itemsize > 1:
             result.byteswap()
         return result
+    if tag == "unsendable":
+        return _stand_in(str(data.get("t")), str(data.get("v")))
     kind = TYPES.get(tag)
     if kind is None:
         raise WireError(f"the server sent a value of unknown type {tag!r} (another version?)")
@@ -137,10 +147,30 @@ def decode(data: Any) -> Any:
     if kind is base.WriteBatch:  # its fields are sets, lists and dicts, as the store expects
         values["tags_add"] = set(values.get("tags_add", ()))
         values["tags_remove"] = set(values.get("tags_remove", ()))
+    for name in FROZEN.get(tag, ()):  # as the SQL store returns them: read-only
+        if isinstance(values.get(name), dict):
+            values[name] = MappingProxyType(values[name])
     try:
         return kind(**values)
     except TypeError as exc:
         raise WireError(f"cannot rebuild a {tag} sent by the peer: {exc}") from None
+
+
+class Unsendable:
+    """Stands in for a value that has no wire form (see ``encode``); only its repr travels."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def _stand_in(type_name: str, text: str) -> Unsendable:
+    name = type_name if type_name.isidentifier() else "object"
+    return type(name, (Unsendable,), {"__slots__": ()})(text)
 
 
 def _swapped(value: array) -> array:

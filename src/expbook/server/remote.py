@@ -1,6 +1,6 @@
 """The store API that ``HttpStore`` clients use (``expbook.remote``).
 
-- ``POST /api/store/read``: ``{"method", "arguments"}`` for a read of the Store contract;
+- ``POST /api/store/read``: ``{"method", "args", "kwargs"}`` for a read of the Store contract;
   ``{"value"}`` back (``expbook.remote.wire``). A read-only token may call it.
 - ``POST /api/store/call``: the same for changes that need an answer (experiments, settings,
   sweeps, deleting runs).
@@ -75,17 +75,18 @@ async def _call(request: Request, allowed: frozenset[str]) -> Response:
     try:
         data = json.loads(body)
         method = data["method"]
-        arguments = wire.decode(data.get("arguments") or {})
-    except (ValueError, KeyError, TypeError, ExpbookError) as exc:
+        args = wire.decode(data.get("args") or [])
+        kwargs = wire.decode(data.get("kwargs") or {})
+    except (ValueError, KeyError, TypeError, AttributeError, ExpbookError) as exc:
         return _error(400, "InvalidValueError", f"a malformed store request: {exc}")
-    if method not in allowed or not isinstance(arguments, dict):
+    if method not in allowed or not isinstance(args, list) or not isinstance(kwargs, dict):
         return _error(400, "InvalidValueError", f"no store method {method!r} here")
-    return await run_in_threadpool(_apply, request.app.state.store, method, arguments)
+    return await run_in_threadpool(_apply, request.app.state.store, method, args, kwargs)
 
 
-def _apply(store: Any, method: str, arguments: dict[str, Any]) -> Response:
+def _apply(store: Any, method: str, args: list[Any], kwargs: dict[str, Any]) -> Response:
     try:
-        value = getattr(store, method)(**arguments)
+        value = getattr(store, method)(*args, **kwargs)
         if method == "iter_series":
             value = list(value)
     except ExpbookError as exc:
@@ -120,7 +121,10 @@ def _apply_op(store: Any, op: Any) -> dict[str, Any]:
     kind = op.get("op") if isinstance(op, dict) else None
     if kind == "create":
         return {"ok": wire.encode(store.create_run(op["spec"]))}
-    if kind == "write":
+    if kind == "write" and not op.get("split"):  # the caller waits: it gets the error
+        store.write(op["run"], op["batch"])
+        return {"ok": None}
+    if kind == "write":  # a run's writer went on: drop only what is refused, and say so
         dropped = _write(store, op["run"], op["batch"])
         return {"ok": None, "dropped": dropped} if dropped else {"ok": None}
     raise wire.WireError(f"unknown journaled operation {kind!r}")

@@ -300,13 +300,21 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
-    def write(self, run_id: str, batch: WriteBatch, *, timeout: float | None = None) -> None:
+    def write(
+        self, run_id: str, batch: WriteBatch, *, timeout: float | None = None,
+        deferred: bool = False,
+    ) -> None:  # fmt: skip
         """Apply ``batch`` to run ``run_id`` atomically, and at most once per ``batch.batch_id``
         (a batch whose id was applied to the run already is skipped: see ``WriteBatch.batch_id``).
 
         Args:
             timeout: how long to keep retrying transient contention (a locked SQLite file, a
                 dropped connection) before raising; default: the store's own limit (5 minutes).
+            deferred: the caller (a run's writer thread) lets the store return once the batch
+                is durable, before it is applied: a remote store returns once the batch is in
+                its journal and applies it in the background, reporting what the database
+                refuses itself (dropping only the refused items, in one line each). Stores
+                that apply at once ignore it.
 
         Raises:
             RunNotFoundError: the run does not exist (it may have been deleted).

@@ -301,7 +301,10 @@ class SqlStore(SqlTokens, SqlSweeps, Store):
 
     # --- writing --------------------------------------------------------------------------------
 
-    def write(self, run_id: str, batch: WriteBatch, *, timeout: float | None = None) -> None:
+    def write(
+        self, run_id: str, batch: WriteBatch, *, timeout: float | None = None,
+        deferred: bool = False,
+    ) -> None:  # fmt: skip
         if batch.is_empty():
             return
         logged = {key: points for key, points in batch.points.items() if len(points)}

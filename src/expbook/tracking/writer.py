@@ -262,7 +262,7 @@ class Writer:
     def _try(self, batch: WriteBatch) -> Exception | None:
         """Write ``batch``; the error when it failed."""
         try:
-            self.store.write(self.run_id, batch, timeout=WRITE_TIMEOUT)
+            self.store.write(self.run_id, batch, timeout=WRITE_TIMEOUT, deferred=True)
             return None
         except (RunNotFoundError, StoreReplacedError) as exc:  # retrying cannot help
             self.error = exc
