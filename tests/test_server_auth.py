@@ -456,3 +456,41 @@ def _workers(psutil, parent: int, count: int):  # type: ignore[no-untyped-def]
             return serving
         time.sleep(0.1)
     raise AssertionError(f"expected {count} workers, found {children}")
+
+
+@pytest.mark.slow
+def test_a_browser_asks_for_the_token_and_the_pages_work_with_it(tmp_path: Path) -> None:
+    """Chromium on a real server: without credentials a page is 401 with the Basic challenge
+    (the browser's password prompt); with any user name and the token as the password, the
+    pages and their API calls work, and a read-only token gets the UI without edit controls."""
+    from tests.browser import UiPage, chromium
+
+    store = str(tmp_path / "s.db")
+    with expbook.open_store(store) as opened:
+        _, writer = opened.create_token("ana")
+        _, reader = opened.create_token("dash", read_only=True)
+        with expbook.Tracker(opened).start_run(name="seen-in-browser") as run:
+            run.log({"loss": 0.5}, step=1)
+    with team_server(store) as (base, _, _), chromium() as browser:
+        from playwright.sync_api import Error as BrowserError
+
+        anonymous = browser.new_context()
+        answer = anonymous.request.get(base + "/")
+        assert answer.status == 401
+        assert answer.headers["www-authenticate"].startswith('Basic realm="expbook"')
+        with pytest.raises(BrowserError, match="ERR_INVALID_AUTH_CREDENTIALS"):
+            anonymous.new_page().goto(base + "/")  # headless: the prompt, cancelled
+        anonymous.close()
+        for secret, read_only in ((writer, False), (reader, True)):
+            context = browser.new_context(http_credentials={"username": "me", "password": secret})
+            tab = UiPage(page=context.new_page(), base=base, shots=tmp_path)
+            tab.page.on(
+                "console", lambda m, tab=tab: m.type == "error" and tab.errors.append(m.text)
+            )
+            page = tab.open("/")
+            assert "seen-in-browser" in page.inner_text("body")
+            page = tab.open("/runs/1")
+            assert ("read-only" in page.inner_text("#store-info")) is read_only
+            assert page.locator("#add-note").first.is_visible() is not read_only
+            tab.assert_no_errors()
+            context.close()
