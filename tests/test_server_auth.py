@@ -494,3 +494,21 @@ def test_a_browser_asks_for_the_token_and_the_pages_work_with_it(tmp_path: Path)
             assert page.locator("#add-note").first.is_visible() is not read_only
             tab.assert_no_errors()
             context.close()
+
+
+@pytest.mark.slow
+def test_expbook_server_artifacts_go_where_artifacts_says(tmp_path: Path) -> None:
+    import hashlib
+
+    store = str(tmp_path / "s.db")
+    with expbook.open_store(store) as opened:
+        _, secret = opened.create_token("ana")
+    blobs = tmp_path / "team-artifacts"
+    content = b"checkpoint bytes" * 1000
+    digest = hashlib.sha256(content).hexdigest()
+    with team_server(store, "--artifacts", str(blobs)) as (base, _, _):
+        sent = httpx.put(f"{base}/api/blobs/{digest}", content=content, headers=bearer(secret))
+        assert sent.status_code in (200, 201, 204), sent.text
+    assert [path.read_bytes() for path in blobs.rglob(digest)] == [content]
+    bad = run_cli("server", "--store", store, "--port", "0", "--artifacts", "nope://x/y")
+    assert bad.returncode == 1 and bad.stderr.count("\n") == 1, bad.stderr
