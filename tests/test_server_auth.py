@@ -512,3 +512,43 @@ def test_expbook_server_artifacts_go_where_artifacts_says(tmp_path: Path) -> Non
     assert [path.read_bytes() for path in blobs.rglob(digest)] == [content]
     bad = run_cli("server", "--store", store, "--port", "0", "--artifacts", "nope://x/y")
     assert bad.returncode == 1 and bad.stderr.count("\n") == 1, bad.stderr
+
+
+@pytest.mark.slow
+def test_under_auth_every_answer_is_documented(tmp_path: Path) -> None:
+    """schemathesis over the whole API with a read-only token: the Guard's 403s for changes
+    are answers the schema documents, and nothing fails the server."""
+    schemathesis = pytest.importorskip("schemathesis")
+    from hypothesis import HealthCheck, Phase, given, settings
+    from hypothesis.errors import Unsatisfiable
+
+    from tests.test_server_safety import few_runs
+
+    with expbook.open_store(tmp_path / "s.db") as store:
+        few_runs(store)
+        _, secret = store.create_token("dash", read_only=True)
+        headers = {"host": "127.0.0.1:5005", **bearer(secret)}
+        app = create_app(store, auth=True)
+        schema = schemathesis.openapi.from_asgi("/api/openapi.json", app, headers=headers)
+        problems = []
+        operations = [result.ok() for result in schema.get_all_operations()]
+        assert len(operations) >= 15  # whoami among them
+        for operation in operations:
+
+            @given(case=operation.as_strategy())
+            @settings(
+                max_examples=10, deadline=None, database=None, derandomize=True,
+                phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck),
+            )  # fmt: skip
+            def check(case) -> None:  # type: ignore[no-untyped-def]
+                case.call_and_validate(headers=headers, excluded_checks=[
+                    schemathesis.checks.positive_data_acceptance,
+                ])  # fmt: skip
+
+            try:
+                check()
+            except Unsatisfiable:
+                continue
+            except (Exception, BaseExceptionGroup) as exc:
+                problems.append(f"{operation.label}: {exc}")
+        assert not problems, "\n\n".join(problems)
