@@ -27,8 +27,8 @@ With ``tokens`` (``expbook server``), every request also needs an API token (``e
   every later request to the server, the pages' own API calls included). No token, an unknown
   or a revoked one: 401. The token is put in ``scope["expbook.token"]`` (None without auth).
 - **What**: a read-only token (and any caller of a ``--read-only`` server) may use GET, HEAD
-  and OPTIONS, and POST only to paths starting with one of ``READ_POSTS`` (requests that read,
-  like a search with a body); any other change is 403.
+  and OPTIONS, and POST only to paths at or below one of ``READ_POSTS`` (requests that read,
+  like a search with a body); any other change is 403. Prefixes match whole path segments.
 - **Cache**: a verified token is trusted for ``TOKEN_CACHE_SECONDS`` (``$EXPBOOK_TOKEN_CACHE``)
   per server process, so a revoked token still works for at most that long; a token check is a
   query to the store's database, run in a worker thread (docs/design.md, "The team server").
@@ -226,7 +226,7 @@ class Guard:
         """403 for a change by a read-only token (or on a read-only server)."""
         token = scope.setdefault(TOKEN_SCOPE_KEY, None)
         method, path = scope["method"], scope["path"]
-        if method in SAFE_METHODS or any(path.startswith(p) for p in tuple(READ_POSTS)):
+        if method in SAFE_METHODS or any(under(path, prefix) for prefix in tuple(READ_POSTS)):
             return None
         if token is not None and token.read_only:
             return 403, f"the API token {token.name!r} is read-only: {method} {path} is refused"
@@ -359,8 +359,16 @@ def token_of(authorization: str) -> str | None:
     return password or user or None
 
 
+def under(path: str, prefix: str) -> bool:
+    """Whether ``path`` is ``prefix`` or below it, segment by segment: ``/api/store/read``
+    covers ``/api/store/read`` and ``/api/store/read/x``, not ``/api/store/readme``."""
+    return path.startswith(prefix) and (
+        len(path) == len(prefix) or prefix.endswith("/") or path[len(prefix)] == "/"
+    )
+
+
 def _longest_prefix(prefixes: Mapping[str, int], path: str) -> str | None:
-    matching = [prefix for prefix in tuple(prefixes) if path.startswith(prefix)]
+    matching = [prefix for prefix in tuple(prefixes) if under(path, prefix)]
     return max(matching, key=len) if matching else None
 
 
