@@ -33,7 +33,7 @@ from expbook.store.chunks import Points
 from tests.helpers import run_cli
 from tests.serverproc import ServerProcess
 
-NO_AUTH = {"command": "ui", "args": ()}  # TODO: expbook server --no-auth
+NO_AUTH = {"args": ("--no-auth",)}  # auth: tests/test_server_auth.py and the tests below
 
 # --- the wire format ----------------------------------------------------------------------------
 
@@ -393,3 +393,67 @@ def test_only_the_item_the_servers_database_refuses_is_dropped(
         f"expbook: dropped note 'a forbidden note' of run {run.id[:8]}: this note is refused"
     ]
     assert remote.journal.rejected() == []  # nothing else set aside
+
+
+def test_login_saves_a_token_that_commands_and_runs_then_send(
+    store_url: str, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    with expbook.open_store(store_url) as local:
+        _, secret = local.create_token("laptop")
+        _, reader = local.create_token("dashboard", read_only=True)
+    server = ServerProcess(store_url, tmp_path / "server.log").start()  # with auth
+    try:
+        refused = run_cli("ls", store=server.url)
+        assert refused.returncode == 1 and refused.stderr.count("\n") == 1
+        assert "refused the token" in refused.stderr and "expbook login" in refused.stderr
+        wrong = run_cli("login", server.url, "--token", "ebk_wrong")
+        assert wrong.returncode == 1 and "refused this token" in wrong.stderr
+        login = run_cli("login", server.url, "--token", secret)
+        assert login.returncode == 0, login.stderr
+        assert "'laptop' (read and write)" in login.stdout
+        saved = Path(os.environ["XDG_CONFIG_HOME"]) / "expbook" / "credentials.json"
+        assert saved.stat().st_mode & 0o777 == 0o600
+        run_id = _log(expbook.open_store(server.url), 100)  # the saved token, no variable
+        assert run_cli("show", run_id[:8], store=server.url).returncode == 0
+        with expbook.open_store(server.url) as remote:
+            _check_complete(remote, run_id, 100)
+        read_only = HttpStore(server.url, token=reader)
+        assert read_only.run(run_id).name == "remote"  # reads are allowed
+        with pytest.raises(expbook.StoreError, match="403"):
+            read_only.add_note(run_id, "not allowed")  # told at the call, not kept
+        assert read_only.journal.status() == []
+        read_only.close()
+    finally:
+        server.stop()
+
+
+def test_a_revoked_token_keeps_the_runs_writes_in_the_journal(
+    store_url: str, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    with expbook.open_store(store_url) as local:
+        _, secret = local.create_token("trainer")
+    server = ServerProcess(
+        store_url, tmp_path / "server.log", env={"EXPBOOK_TOKEN_CACHE": "0"}
+    ).start()
+    try:
+        remote = HttpStore(server.url, token=secret)
+        run = expbook.start_run(store=remote, name="revoked")
+        run.log({"x": 1.0}, step=0)
+        assert run.flush(30)
+        with expbook.open_store(store_url) as local:
+            local.revoke_token("trainer")
+        run.log({"x": 2.0}, step=1)
+        run.finish()
+        remote.close()
+        err = capfd.readouterr().err
+        assert "refused the token" in err and "are kept in" in err
+        with expbook.open_store(store_url) as local:
+            _, secret = local.create_token("trainer-2")
+        synced = run_cli("sync", store=server.url, env={"EXPBOOK_TOKEN": secret})
+        assert synced.returncode == 0, synced.stderr
+        with expbook.open_store(store_url) as local:
+            record = local.run(run.id)
+            assert record.status is RunStatus.FINISHED
+            assert list(local.series(run.id, "x").values) == [1.0, 2.0]
+    finally:
+        server.stop()

@@ -4,6 +4,7 @@ minute. Every point, note, param and status must arrive exactly once."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -14,6 +15,7 @@ import pytest
 
 import expbook
 from expbook.model import RunStatus
+from expbook.store import RunQuery
 from tests.serverproc import ServerProcess
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -32,12 +34,15 @@ CLIENT = textwrap.dedent("""
 """)
 
 
-def _start_clients(url: str, count: int, n: int, pause: float, tmp_path: Path) -> list:
+def _start_clients(
+    url: str, count: int, n: int, pause: float, tmp_path: Path, token: str = ""
+) -> list:
     script = tmp_path / "client.py"
     script.write_text(CLIENT)
     return [
         subprocess.Popen(
             [sys.executable, str(script), url, f"client-{k}", str(n), str(pause)],
+            env={**os.environ, "EXPBOOK_TOKEN": token},
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -63,6 +68,14 @@ def _check_exactly_once(store_url: str, count: int, n: int) -> None:
             assert record.metrics["loss"].count == n
 
 
+def _wait_for_runs(store_url: str, count: int, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    with expbook.open_store(store_url) as store:
+        while store.count_runs(RunQuery()) < count:
+            assert time.monotonic() < deadline, "the clients did not start"
+            time.sleep(0.1)
+
+
 def _wait(clients: list, timeout: float) -> list[str]:
     errors = []
     for client in clients:
@@ -75,12 +88,15 @@ def _wait(clients: list, timeout: float) -> list[str]:
 def test_eight_clients_while_the_server_is_killed_and_restarted(
     postgres_url: str, tmp_path: Path
 ) -> None:
+    with expbook.open_store(postgres_url) as store:
+        _, token = store.create_token("clients")
     server = ServerProcess(
-        postgres_url, tmp_path / "server.log", command="ui", args=()
-    ).start()  # TODO: expbook server --no-auth --workers 2
+        postgres_url, tmp_path / "server.log", args=("--workers", "2")
+    ).start()  # with auth: every request of every client checks the token
     try:
-        clients = _start_clients(server.url, 8, 3000, 0.001, tmp_path)
-        time.sleep(2.0)  # every client is logging
+        clients = _start_clients(server.url, 8, 3000, 0.003, tmp_path, token)
+        _wait_for_runs(postgres_url, 8)  # every client is logging
+        time.sleep(1.0)
         server.kill()
         time.sleep(2.0)
         server.start()
@@ -93,10 +109,10 @@ def test_eight_clients_while_the_server_is_killed_and_restarted(
 def test_a_minute_without_the_server_is_replayed_by_the_running_clients(
     postgres_url: str, tmp_path: Path
 ) -> None:
-    server = ServerProcess(postgres_url, tmp_path / "server.log", command="ui", args=()).start()
+    server = ServerProcess(postgres_url, tmp_path / "server.log", args=("--no-auth",)).start()
     try:
         clients = _start_clients(server.url, 4, 7000, 0.01, tmp_path)  # ~75 s of logging
-        time.sleep(3.0)
+        _wait_for_runs(postgres_url, 4)
         server.stop()  # the network is cut: nothing answers at that address
         time.sleep(60.0)
         server.start()

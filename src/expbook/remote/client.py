@@ -175,6 +175,10 @@ class HttpStore(Store):
                     self._send_own()
             except _Unavailable:
                 pass
+            except ExpbookError:  # the server refuses the token: the caller is told, not later
+                if self._awaited.pop(entry.name, None) is None and self._own is not None:
+                    self._own.remove([entry])
+                raise
             outcome = self._awaited.pop(entry.name, None)
         if outcome is None:
             self._start_sender()
@@ -404,14 +408,14 @@ class HttpStore(Store):
                     self._send_own()
                 except _Unavailable:
                     self._notice_outage()
-                except Exception as exc:
-                    print(f"expbook: sending the journal failed: {exc!r}", file=sys.stderr)
-                    self._server_is_down(repr(exc))
+                except Exception as exc:  # a refused token, a bug: kept, retried, said once
+                    self._server_is_down(str(exc) or repr(exc))
+                    self._notice_outage(at_once=True)
 
-    def _notice_outage(self) -> None:
+    def _notice_outage(self, *, at_once: bool = False) -> None:
         if self._noticed or self._down_since is None:
             return
-        if time.monotonic() - self._down_since >= OUTAGE_NOTICE:
+        if at_once or time.monotonic() - self._down_since >= OUTAGE_NOTICE:
             self._noticed = True
             print(
                 f"expbook: {self._down_reason}; writes are kept in {self.journal.directory} "
@@ -480,8 +484,9 @@ class HttpStore(Store):
                 if was_down or time.monotonic() - start > CLOSE_RETRY:
                     break
                 time.sleep(min(self._backoff, 1.0))
-            except ExpbookError:
-                continue  # the refused entry was moved; send the rest
+            except ExpbookError as exc:  # the server refuses the token: keep them
+                self._down_reason = str(exc)
+                break
         count, size = own.count()
         if count:
             print(
