@@ -457,3 +457,35 @@ def test_a_revoked_token_keeps_the_runs_writes_in_the_journal(
             assert list(local.series(run.id, "x").values) == [1.0, 2.0]
     finally:
         server.stop()
+
+
+def test_artifacts_logged_while_the_server_is_down_are_kept_and_sent(
+    store_url: str, tmp_path: Path
+) -> None:
+    server = ServerProcess(
+        store_url, tmp_path / "server.log", args=("--no-auth", "--artifacts", str(tmp_path / "a"))
+    )
+    checkpoint = tmp_path / "last.pt"
+    checkpoint.write_bytes(b"weights v1" * 1000)
+    remote = expbook.open_store(server.url)
+    run = expbook.start_run(store=remote, name="offline-artifacts")
+    run.log_artifact(checkpoint)  # the server is down: kept in the journal, training goes on
+    checkpoint.write_bytes(b"weights v2")  # overwritten right after, as each epoch does
+    run.log_artifact(checkpoint, name="later.pt")
+    run.finish()
+    remote.close()
+    status = json.loads(run_cli("sync", "--status", "--json", store=server.url).stdout)
+    assert len(status["artifact_files"]) == 2
+    server.start()
+    try:
+        synced = run_cli("sync", store=server.url)
+        assert synced.returncode == 0, synced.stderr
+        got = run_cli("artifact", "get", run.id[:8], "last.pt", "-o", str(tmp_path / "back.pt"),
+                      store=server.url)  # fmt: skip
+        assert got.returncode == 0, got.stderr
+        assert (tmp_path / "back.pt").read_bytes() == b"weights v1" * 1000
+        with expbook.open_store(server.url) as again:
+            assert again.blobs().remote.exists(again.list_artifacts(run.id)[1].sha256)
+        assert Journal(server.url).blobs() == []
+    finally:
+        server.stop()

@@ -38,6 +38,7 @@ def sync(*, status_only: bool, timeout: float, as_json: bool, store: str | None)
                 problem = str(exc)
         waiting = remote.journal.status()
         rejected = remote.journal.rejected()
+        blobs = remote.journal.blobs()
     finally:
         remote.close()
     if as_json:
@@ -47,26 +48,30 @@ def sync(*, status_only: bool, timeout: float, as_json: bool, store: str | None)
                 {"producer": os.path.basename(d), "entries": n, "bytes": size, "alive": alive}
                 for d, n, size, alive in waiting
             ],
+            "artifact_files": [{"path": path, "bytes": size} for path, size in blobs],
             "rejected": rejected, "error": problem,
         }, indent=2))  # fmt: skip
     else:
         out = console()
         entries = sum(n for _, n, _, _ in waiting)
         size = sum(s for _, _, s, _ in waiting)
-        if not waiting:
+        if not waiting and not blobs:
             out.print(f"nothing waits for {url}: everything was sent", highlight=False)
         else:
             live = sum(n for _, n, _, alive in waiting if alive)
             still = f" ({live} of them from running processes, which send them)" if live else ""
             out.print(f"{entries} writes ({size:,} bytes) wait for {url} in "
                       f"{remote.journal.directory}{still}", highlight=False)  # fmt: skip
+        if blobs:
+            out.print(f"{len(blobs)} artifact files ({sum(s for _, s in blobs):,} bytes) wait "
+                      f"in {remote.journal.blob_directory}", highlight=False)  # fmt: skip
         if rejected:
             out.print(f"{len(rejected)} writes the server refused are kept in "
                       f"{os.path.dirname(rejected[0])} (each with a .reason file)",
                       highlight=False)  # fmt: skip
         if problem:
             raise click.ClickException(f"{problem}; the writes stay in the journal")
-    return 1 if any(not alive for _, _, _, alive in waiting) else 0
+    return 1 if blobs or any(not alive for _, _, _, alive in waiting) else 0
 
 
 def login(*, url: str, token: str | None) -> None:

@@ -215,6 +215,7 @@ class HttpStore(Store):
         Raises:
             _Unavailable: the server cannot take them now (what is left stays).
         """
+        self._send_blobs()
         self._send_orphans()
         producer = self._own
         while producer is not None:
@@ -355,13 +356,32 @@ class HttpStore(Store):
         return f"{self.url}/api/blobs", "server"
 
     def blobs(self) -> Any:
+        """The server's blob proxy; content that cannot be sent now (the server is down) is
+        kept in the journal and sent before the writes that name it."""
         from expbook.remote.blobs import HttpBlobStore
 
         cached = getattr(self, "_blob_store", None)
         if cached is None:
-            cached = HttpBlobStore(self.url, dict(self.headers))
+            cached = JournaledBlobs(HttpBlobStore(self.url, dict(self.headers)), self.journal)
             self._blob_store = cached
         return cached
+
+    def _send_blobs(self) -> None:
+        """Send the artifact contents kept in the journal (any process's: they are named by
+        their hash, so two senders at once only repeat a request)."""
+        kept = self.journal.blobs()
+        if not kept:
+            return
+        remote = self.blobs().remote
+        for path, _ in kept:
+            try:
+                remote.put_file(path)
+            except StoreUnavailableError as exc:
+                raise _Unavailable(str(exc)) from None
+            except FileNotFoundError:  # sent by another process meanwhile
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
 
     # --- the background sender -----------------------------------------------------------------
 
@@ -561,3 +581,71 @@ def _is_hex(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+class JournaledBlobs:
+    """An ``HttpBlobStore`` whose uploads never fail for an outage: content the server cannot
+    take now is copied into the journal (``Journal.keep_blob``) and the sender sends it before
+    the journaled writes, so ``log_artifact`` goes on like ``log`` while the server is down.
+    Reads of such content are served from the journal until it is sent."""
+
+    def __init__(self, remote: Any, journal: Journal) -> None:
+        self.remote = remote
+        self.journal = journal
+        self.url = remote.url
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.remote, name)
+
+    def put_file(self, source: str | os.PathLike[str]) -> tuple[str, int]:
+        try:
+            return self.remote.put_file(source)
+        except StoreUnavailableError as exc:
+            from expbook.store.blobs import file_chunks
+
+            with open(source, "rb") as handle:
+                return self._keep(file_chunks(handle), exc)
+
+    def put_bytes(self, data: bytes) -> tuple[str, int]:
+        try:
+            return self.remote.put_bytes(data)
+        except StoreUnavailableError as exc:
+            return self._keep(iter([data]), exc)
+
+    def _keep(self, chunks: Any, problem: StoreUnavailableError) -> tuple[str, int]:
+        try:
+            return self.journal.keep_blob(chunks)
+        except OSError as exc:
+            raise StoreUnavailableError(
+                f"{problem}; and the journal cannot keep the content ({exc.strerror}: "
+                f"{self.journal.blob_directory})"
+            ) from None
+
+    def _kept(self, sha256: str) -> str | None:
+        path = os.path.join(self.journal.blob_directory, sha256)
+        return path if os.path.exists(path) else None
+
+    def exists(self, sha256: str) -> bool:
+        return self._kept(sha256) is not None or self.remote.exists(sha256)
+
+    def open(self, sha256: str) -> Any:
+        kept = self._kept(sha256)
+        if kept is not None:
+            with contextlib.suppress(FileNotFoundError):  # sent and removed meanwhile
+                return open(kept, "rb")
+        return self.remote.open(sha256)
+
+    def read(self, sha256: str) -> bytes:
+        with self.open(sha256) as handle:
+            return handle.read()
+
+    def get_file(self, sha256: str, target: str | os.PathLike[str]) -> None:
+        kept = self._kept(sha256)
+        if kept is None:
+            self.remote.get_file(sha256, target)
+            return
+        import shutil
+
+        target = os.fspath(target)
+        os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
+        shutil.copyfile(kept, target)

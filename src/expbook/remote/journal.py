@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 ENTRY_SUFFIX = ".op"
 REJECTED = "rejected"
+BLOBS = "blobs"
 
 
 def journal_root() -> str:
@@ -184,7 +185,7 @@ class Journal:
         return sorted(
             os.path.join(self.directory, n)
             for n in names
-            if n not in (REJECTED,) and os.path.isdir(os.path.join(self.directory, n))
+            if n not in (REJECTED, BLOBS) and os.path.isdir(os.path.join(self.directory, n))
         )
 
     def orphans(self, *, skip: str | None = None) -> Iterator[Producer]:
@@ -223,6 +224,53 @@ class Journal:
         with open(target[: -len(ENTRY_SUFFIX)] + ".reason", "w") as file:
             json.dump({"reason": reason, "rejected_at": time.time()}, file)
         return target
+
+    @property
+    def blob_directory(self) -> str:
+        """Artifact contents logged while the server could not take them (named by their
+        SHA-256), sent before the journal's entries."""
+        return os.path.join(self.directory, BLOBS)
+
+    def blobs(self) -> list[tuple[str, int]]:
+        """(path, size) of each kept artifact content."""
+        try:
+            names = os.listdir(self.blob_directory)
+        except FileNotFoundError:
+            return []
+        found = []
+        for name in sorted(names):
+            path = os.path.join(self.blob_directory, name)
+            if len(name) == 64 and not name.endswith(".tmp"):
+                with contextlib.suppress(OSError):
+                    found.append((path, os.path.getsize(path)))
+        return found
+
+    def keep_blob(self, chunks: Iterator[bytes]) -> tuple[str, int]:
+        """Copy content into the journal, fsynced, named by its SHA-256; returns (sha256,
+        size).
+
+        Raises:
+            OSError: it cannot be written (a full disk).
+        """
+        os.makedirs(self.blob_directory, mode=0o700, exist_ok=True)
+        temporary = os.path.join(self.blob_directory, f"{os.getpid()}-{time.time_ns()}.tmp")
+        digest, size = hashlib.sha256(), 0
+        try:
+            with open(temporary, "wb") as out:
+                for chunk in chunks:
+                    digest.update(chunk)
+                    size += len(chunk)
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            sha256 = digest.hexdigest()
+            os.replace(temporary, os.path.join(self.blob_directory, sha256))
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
+        _sync_directory(self.blob_directory)
+        return sha256, size
 
     def rejected(self) -> list[str]:
         directory = os.path.join(self.directory, REJECTED)
