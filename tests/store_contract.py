@@ -334,6 +334,10 @@ class StoreContract:
             store.resolve_run("last~3")
         with pytest.raises(RunNotFoundError, match="'last~x'"):
             store.resolve_run("last~x")  # not the keyword: looked up as a name
+        huge = "9" * 25  # beyond 64 bits: no run's number, not an error of the database
+        for ref in (huge, f"#{huge}", f"last~{huge}"):
+            with pytest.raises(RunNotFoundError):
+                store.resolve_run(ref)
 
     # --- params, tags, notes, names, experiments ----------------------------------------------
 

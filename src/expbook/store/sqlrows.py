@@ -162,6 +162,9 @@ def step_range(points: Points, step_min: int | None, step_max: int | None) -> Po
     return points.slice(lo, hi)
 
 
+_BIGGEST = 1 << 63
+
+
 def resolve_reference(connection: Connection, ref: str | int) -> str:
     text = str(ref).strip()
     if text_problem(text):  # no run has such a name (and it could not be sent in a query)
@@ -170,7 +173,9 @@ def resolve_reference(connection: Connection, ref: str | int) -> str:
     if last is not None:
         return _nth_newest(connection, int(last.group(1) or 0), text)
     by_number = text[1:] if text.startswith("#") else text
-    if by_number.isdigit():
+    # a number beyond 64 bits is no run's (the database could not even compare it); digits
+    # may still begin a UUID
+    if by_number.isascii() and by_number.isdigit() and int(by_number) < _BIGGEST:
         found = connection.scalar(sa.select(runs.c.uuid).where(runs.c.number == int(by_number)))
         if found is not None:
             return found
@@ -206,8 +211,12 @@ def resolve_reference(connection: Connection, ref: str | int) -> str:
 
 def _nth_newest(connection: Connection, back: int, text: str) -> str:
     """``last`` (the run with the highest number) or ``last~N`` (N runs before it)."""
-    found = connection.scalar(
-        sa.select(runs.c.uuid).order_by(runs.c.number.desc()).offset(back).limit(1)
+    found = (
+        None
+        if back >= _BIGGEST
+        else connection.scalar(
+            sa.select(runs.c.uuid).order_by(runs.c.number.desc()).offset(back).limit(1)
+        )
     )
     if found is None:
         count = connection.scalar(sa.select(sa.func.count()).select_from(runs))
