@@ -397,13 +397,24 @@ async def _too_large(send: Send, limit: int) -> None:
     await _error(send, 413, f"the request body is over the limit of {limit:,} bytes")
 
 
+_MLFLOW_CODES = {
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "ENDPOINT_NOT_FOUND",
+    503: "TEMPORARILY_UNAVAILABLE",
+}
+
+
 async def _error(
     send: Send,
     status: int,
     detail: str,
     extra: Iterable[tuple[bytes, bytes]] = (),
 ) -> None:
-    body = json.dumps({"detail": detail}).encode()
+    # ``detail`` for expbook's clients and pages; ``error_code`` and ``message`` as the MLflow
+    # tracking API answers, so an MLflow client raises UNAUTHENTICATED, not INTERNAL_ERROR
+    code = _MLFLOW_CODES.get(status, "INVALID_PARAMETER_VALUE")
+    body = json.dumps({"detail": detail, "error_code": code, "message": detail}).encode()
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
