@@ -25,7 +25,7 @@ from expbook.errors import (
 )
 from expbook.model import ArtifactRecord, RunStatus
 from expbook.remote import wire
-from expbook.remote.client import HttpStore
+from expbook.remote.client import CALLS, READS, HttpStore
 from expbook.remote.journal import Journal
 from expbook.store import RunQuery, RunSpec, WriteBatch
 from expbook.store.base import OutputText, SummaryValue
@@ -489,3 +489,52 @@ def test_artifacts_logged_while_the_server_is_down_are_kept_and_sent(
         assert Journal(server.url).blobs() == []
     finally:
         server.stop()
+
+
+# --- the store API never answers bad input with a 500 -------------------------------------------
+
+
+def test_the_store_api_answers_malformed_requests_with_4xx(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from expbook.server.app import create_app
+
+    store = expbook.open_store(tmp_path / "s.db")
+    run_id = store.create_run(RunSpec(name="a")).id
+    client = TestClient(create_app(store), base_url="http://127.0.0.1")
+    json_values = st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+        max_leaves=12,
+    )
+    tagged = st.sampled_from(["RunQuery", "WriteBatch", "tuple", "set", "bytes", "array",
+                              "RunStatus", "dict", "Popen"]).map(lambda t: {"$": t})  # fmt: skip
+    arguments = st.lists(json_values | tagged | st.just(run_id), max_size=3)
+    methods = st.sampled_from([*sorted(READS | CALLS), "write", "__init__", "close"])
+    names = st.sampled_from(["query", "run_id", "key", "ref", "name", "spec", "sweep_id"])
+    keywords = st.dictionaries(names, json_values | tagged, max_size=3)
+
+    @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(methods, arguments, keywords, st.sampled_from(["read", "call"]))
+    def check(method: str, args: list, kwargs: dict, endpoint: str) -> None:
+        body = json.dumps({"method": method, "args": args, "kwargs": kwargs})
+        answer = client.post(f"/api/store/{endpoint}", content=body)
+        assert answer.status_code < 500, (method, args, kwargs, answer.text)
+        assert "error" in answer.json() or answer.status_code == 200
+
+    check()
+
+    frames = st.lists(json_values | tagged, max_size=3).map(
+        lambda ops: wire.framed([wire.frame(op) for op in ops])
+    )
+
+    @settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.binary(max_size=64) | frames)
+    def check_ingest(body: bytes) -> None:
+        answer = client.post("/api/store/ingest", content=body)
+        assert answer.status_code < 500 or answer.json()["unavailable"], answer.text
+
+    check_ingest()
+    store.close()

@@ -63,8 +63,8 @@ CLOSE_TIMEOUT = 60.0
 RETRY_MAX = 30.0
 """The longest wait between two attempts to reach a server that did not answer."""
 CLOSE_RETRY = 5.0
-"""How long ``close`` retries a server that stops answering while it sends (one attempt when
-it was not answering already)."""
+"""How long ``close`` retries a server that does not answer (a restart) before it leaves the
+rest in the journal, saying so."""
 OUTAGE_NOTICE = 10.0
 """An outage is reported (one line) once it has lasted this long with writes waiting."""
 
@@ -125,6 +125,20 @@ class HttpStore(Store):
 
     def __repr__(self) -> str:
         return f"HttpStore({self.url!r})"
+
+    def after_fork(self) -> None:
+        """In a forked child (a DataLoader worker): the parent's locks, sender thread, journal
+        folder and connections are the parent's; this process starts its own when it writes."""
+        self._lock = threading.RLock()
+        self._append_lock = threading.Lock()
+        self._awaited = {}
+        self._own = None
+        self._sender = None
+        self._wake = threading.Event()
+        self._pid = os.getpid()
+        self._http = self._httpx.Client(
+            base_url=self.url, headers=self.headers, timeout=self._http.timeout
+        )
 
     # --- journaled writes ----------------------------------------------------------------------
 
@@ -203,9 +217,10 @@ class HttpStore(Store):
         return wire.decode(outcome.get("ok"))
 
     def _producer(self) -> Producer:
-        if self._own is None or self._pid != os.getpid():
+        if self._pid != os.getpid():  # forked without the tracker's hook
+            self.after_fork()
+        if self._own is None:
             self._own = self.journal.own()
-            self._pid = os.getpid()
         return self._own
 
     def _send_own(self) -> None:
@@ -470,7 +485,8 @@ class HttpStore(Store):
 
     def close(self) -> None:
         """Send what this process journaled (for up to ``CLOSE_TIMEOUT`` seconds while the
-        server answers; once when it does not), then say in one line what is left and where.
+        server answers; ``CLOSE_RETRY`` when it does not), then say in one line what is left
+        and where.
         A write after ``close`` is still journaled and sent at once when it can be."""
         atexit.unregister(self.close)
         self._closing = True
@@ -485,7 +501,7 @@ class HttpStore(Store):
                 own.close()
 
     def _drain(self, own: Producer) -> None:
-        """Send what this process journaled; once, quickly, when the server is down."""
+        """Send what this process journaled (see ``close``)."""
         self._own = own
         try:
             self._drain_own(own)
@@ -495,13 +511,12 @@ class HttpStore(Store):
     def _drain_own(self, own: Producer) -> None:
         start = time.monotonic()
         deadline = start + float(os.environ.get("EXPBOOK_CLOSE_TIMEOUT", CLOSE_TIMEOUT))
-        was_down = self._down_since is not None  # then one attempt: do not hold the exit
         while own.count()[0] and time.monotonic() < deadline:
             try:
                 self._retry_at = 0.0
                 self._send_own()
-            except _Unavailable:
-                if was_down or time.monotonic() - start > CLOSE_RETRY:
+            except _Unavailable:  # a restart takes seconds: wait that long, not a minute
+                if time.monotonic() - start > CLOSE_RETRY:
                     break
                 time.sleep(min(self._backoff, 1.0))
             except ExpbookError as exc:  # the server refuses the token: keep them

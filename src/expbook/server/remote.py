@@ -91,8 +91,8 @@ def _apply(store: Any, method: str, args: list[Any], kwargs: dict[str, Any]) -> 
             value = list(value)
     except ExpbookError as exc:
         return _failure(exc)
-    except TypeError as exc:  # arguments that do not fit the method
-        return _error(400, "InvalidValueError", f"{method}: {exc}")
+    except (TypeError, AttributeError, ValueError, KeyError) as exc:  # arguments that do not
+        return _error(400, "InvalidValueError", f"{method}: bad arguments: {exc!r}")  # fit
     return Response(wire.dumps({"value": value}), media_type="application/json")
 
 
