@@ -20,10 +20,16 @@ from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
 from expbook.errors import StoreError, StoreUnavailableError
-from expbook.store.blobs import CHUNK, ContentMismatchError, file_chunks, file_digest
+from expbook.store.blobs import (
+    CHUNK,
+    ContentMismatchError,
+    Reading,
+    file_chunks,
+    file_digest,
+)
 
 
-class HttpBlobStore:
+class HttpBlobStore(Reading):
     """Blobs on the server at ``base_url`` (``https://host:port``); ``headers`` carry the
     Authorization.
 
@@ -111,18 +117,6 @@ class HttpBlobStore:
         """
         response = self._request("GET", sha256, stream=True)
         return _Download(response, self.url)  # type: ignore[return-value]
-
-    def read(self, sha256: str) -> bytes:
-        with self.open(sha256) as handle:
-            return handle.read()
-
-    def get_file(self, sha256: str, target: str | os.PathLike[str]) -> None:
-        """Copy the blob to the local file ``target`` (its folder is made)."""
-        target = os.fspath(target)
-        os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
-        with self.open(sha256) as source, open(target, "wb") as out:
-            while chunk := source.read(CHUNK):
-                out.write(chunk)
 
     def list_blobs(self) -> Iterator[tuple[str, int, float | None]]:
         raise StoreError(self._server_side("listing"))

@@ -35,6 +35,7 @@ from expbook.remote import wire
 from expbook.remote.credentials import normalized, token_for
 from expbook.remote.journal import Entry, Journal, Producer
 from expbook.store.base import RunSpec, Store, WriteBatch
+from expbook.store.blobs import Reading
 from expbook.validation import check_run_fields
 
 READS = frozenset(
@@ -224,23 +225,29 @@ class HttpStore(Store):
         return self._own
 
     def _send_own(self) -> None:
-        """Send this process's entries, in order. The outcome of an entry a caller waits for
-        (``_awaited``) is left for it; an entry refused that nobody waits for is set aside.
+        """Send the kept artifact contents, what dead processes left, then this process's
+        entries, in order.
 
         Raises:
             _Unavailable: the server cannot take them now (what is left stays).
         """
         self._send_blobs()
         self._send_orphans()
-        producer = self._own
-        while producer is not None:
-            entries = producer.pending(self._request_bytes)
-            if not entries:
-                return
+        if self._own is not None:
+            self._send(self._own)
+
+    def _send(self, producer: Producer) -> None:
+        """Send ``producer``'s entries, in order. The outcome of an entry a caller waits for
+        (``_awaited``) is left for it; an entry refused that nobody waits for is set aside.
+
+        Raises:
+            _Unavailable: the server cannot take them now (what is left stays).
+        """
+        while entries := producer.pending(self._request_bytes):
             outcomes = self._post_entries(entries)
             for entry, outcome in zip(entries, outcomes, strict=False):
                 self._report_dropped(outcome)
-                if entry.name in self._awaited:
+                if producer is self._own and entry.name in self._awaited:
                     self._awaited[entry.name] = outcome
                     producer.remove([entry])
                 elif "error" in outcome:
@@ -261,16 +268,7 @@ class HttpStore(Store):
         skip = self._own.directory if self._own is not None else None
         for producer in self.journal.orphans(skip=skip):
             try:
-                while entries := producer.pending(self._request_bytes):
-                    outcomes = self._post_entries(entries)
-                    for entry, outcome in zip(entries, outcomes, strict=False):
-                        self._report_dropped(outcome)
-                        if "error" in outcome:
-                            self._reject(entry, outcome["error"])
-                        else:
-                            producer.remove([entry])
-                    if len(outcomes) < len(entries):
-                        raise _Unavailable("the server stopped taking writes part way")
+                self._send(producer)
             finally:
                 producer.close()
         self._orphans_done = True
@@ -598,7 +596,7 @@ def _is_hex(text: str) -> bool:
     return True
 
 
-class JournaledBlobs:
+class JournaledBlobs(Reading):
     """An ``HttpBlobStore`` whose uploads never fail for an outage: content the server cannot
     take now is copied into the journal (``Journal.keep_blob``) and the sender sends it before
     the journaled writes, so ``log_artifact`` goes on like ``log`` while the server is down.
@@ -649,18 +647,3 @@ class JournaledBlobs:
             with contextlib.suppress(FileNotFoundError):  # sent and removed meanwhile
                 return open(kept, "rb")
         return self.remote.open(sha256)
-
-    def read(self, sha256: str) -> bytes:
-        with self.open(sha256) as handle:
-            return handle.read()
-
-    def get_file(self, sha256: str, target: str | os.PathLike[str]) -> None:
-        kept = self._kept(sha256)
-        if kept is None:
-            self.remote.get_file(sha256, target)
-            return
-        import shutil
-
-        target = os.fspath(target)
-        os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
-        shutil.copyfile(kept, target)

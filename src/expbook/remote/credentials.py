@@ -40,26 +40,18 @@ def token_for(url: str) -> str | None:
 
 def save_token(url: str, token: str) -> str:
     """Remember ``token`` for ``url`` (readable by this user only); returns the file."""
-    path = credentials_path()
-    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
     data = _saved()
     data[normalized(url)] = {"token": token}
+    return _write(data)
+
+
+def _write(data: dict[str, dict[str, str]]) -> str:
+    """Replace the file with ``data``, readable by this user only; returns its path."""
+    path = credentials_path()
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
     temporary = path + ".tmp"
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as file:
         json.dump(data, file, indent=2)
     os.replace(temporary, path)
     return path
-
-
-def forget_token(url: str) -> bool:
-    data = _saved()
-    if data.pop(normalized(url), None) is None:
-        return False
-    path = credentials_path()
-    temporary = path + ".tmp"
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as file:
-        json.dump(data, file, indent=2)
-    os.replace(temporary, path)
-    return True

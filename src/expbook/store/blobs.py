@@ -62,7 +62,26 @@ def file_chunks(handle: IO[bytes]) -> Iterator[bytes]:
     return iter(lambda: handle.read(CHUNK), b"")
 
 
-class BlobStore:
+class Reading:
+    """``read`` and ``get_file`` for any blob store, through its ``open``."""
+
+    def open(self, sha256: str) -> IO[bytes]:
+        raise NotImplementedError
+
+    def read(self, sha256: str) -> bytes:
+        with self.open(sha256) as handle:
+            return handle.read()
+
+    def get_file(self, sha256: str, target: str | os.PathLike[str]) -> None:
+        """Copy the blob to the local file ``target`` (its folder is made)."""
+        target = os.fspath(target)
+        os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
+        with self.open(sha256) as source, open(target, "wb") as out:
+            while chunk := source.read(CHUNK):
+                out.write(chunk)
+
+
+class BlobStore(Reading):
     """Blobs under one fsspec URL (a local folder, ``memory://...``, ``s3://bucket/prefix``...).
 
     Raises (every method):
@@ -202,18 +221,6 @@ class BlobStore:
             raise StoreError(f"artifact blob {sha256[:12]}… is missing from {self.url}")
         handle = self._call(self.fs.open, self.path(sha256), "rb", block_size=BLOCK)
         return _Reading(handle, self._call)
-
-    def read(self, sha256: str) -> bytes:
-        with self.open(sha256) as handle:
-            return handle.read()
-
-    def get_file(self, sha256: str, target: str | os.PathLike[str]) -> None:
-        """Copy the blob to the local file ``target`` (its folder is made)."""
-        target = os.fspath(target)
-        os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
-        with self.open(sha256) as source, open(target, "wb") as out:
-            while chunk := source.read(CHUNK):
-                out.write(chunk)
 
     def list_blobs(self) -> Iterator[tuple[str, int, float | None]]:
         """Every blob as ``(sha256, size, modified)``; ``modified`` is Unix time, or None where
