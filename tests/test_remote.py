@@ -417,11 +417,16 @@ def test_login_saves_a_token_that_commands_and_runs_then_send(
         assert run_cli("show", run_id[:8], store=server.url).returncode == 0
         with expbook.open_store(server.url) as remote:
             _check_complete(remote, run_id, 100)
+        orphan = Journal(server.url).own()  # a write left by another token's dead process
+        left = WriteBatch(notes=[(1.0, "left")], batch_id="e" * 32)
+        orphan.append(wire.frame({"op": "write", "run": run_id, "batch": left}))
+        orphan.close(remove_if_empty=False)
         read_only = HttpStore(server.url, token=reader)
-        assert read_only.run(run_id).name == "remote"  # reads are allowed
+        assert read_only.run(run_id).name == "remote"  # reads go on; the write stays kept
+        assert [n for _, n, _, _ in read_only.journal.status()] == [1]
         with pytest.raises(expbook.StoreError, match="403"):
             read_only.add_note(run_id, "not allowed")  # told at the call, not kept
-        assert read_only.journal.status() == []
+        assert [n for _, n, _, _ in read_only.journal.status()] == [1]  # the orphan only
         read_only.close()
     finally:
         server.stop()

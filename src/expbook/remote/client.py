@@ -351,8 +351,10 @@ class HttpStore(Store):
 
     def _call(self, endpoint: str, method: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
         if self._own is not None or not self._orphans_done:
-            with self._lock, contextlib.suppress(_Unavailable):
-                self._send_own()  # read what this process wrote
+            # read what this process wrote; a read goes on when the journal cannot be sent
+            # now (the server is down, or refuses this token's writes: they stay kept)
+            with self._lock, contextlib.suppress(_Unavailable, ExpbookError):
+                self._send_own()
         body = json.dumps({"method": method, "args": wire.encode(args),
                            "kwargs": wire.encode(kwargs)})  # fmt: skip
         try:
