@@ -17,7 +17,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from expbook.columns import canonical
+from expbook.columns import MISSING, canonical, lower_is_better
 from expbook.model import RunRecord
 
 SEED_NAMES = frozenset({"seed", "random_seed", "manual_seed", "global_seed", "rng_seed"})
@@ -46,11 +46,38 @@ class Group:
         """``#4`` for one run, ``#4, #7, #9`` for repeats."""
         return ", ".join(run.ref for run in self.runs)
 
-    def values(self, metric: str) -> list[float]:
-        """The metric's latest value in each run that has it (NaN included: a diverged run is a
-        result)."""
-        found = [run.metric(metric) for run in self.runs]
+    def values(self, metric: str, which: str = "last") -> list[float]:
+        """The metric's value in each run that has it (NaN included: a diverged run is a
+        result): its latest value, or (``which``, see :func:`metric_value`) its min, max or
+        best."""
+        found = [metric_value(run, metric, which) for run in self.runs]
         return [value for value in found if value is not None]
+
+    def having(self, metric: str) -> tuple[RunRecord, ...]:
+        """The runs that have ``metric`` (those :meth:`values` reads, in the same order)."""
+        return tuple(run for run in self.runs if metric in run.metrics)
+
+
+VALUES = ("last", "min", "max", "best")
+"""Which value of a run's metric stands for the run (:func:`metric_value`)."""
+
+
+def metric_value(run: RunRecord, key: str, which: str = "last") -> float | None:
+    """A run's value of metric ``key`` from its summary (no series is read): ``last`` (the
+    latest value), ``min``, ``max``, or ``best`` (min for an error such as ``loss``, else max;
+    see :func:`expbook.columns.lower_is_better`). A metric without logged points (a value set
+    directly) or only NaN points has no min/max: its latest value stands in. None when the run
+    does not have the metric."""
+    summary = run.metrics.get(key)
+    if summary is None:
+        return None
+    if which == "best":
+        which = "min" if lower_is_better(key) else "max"
+    if which == "min" and summary.min is not None:
+        return summary.min
+    if which == "max" and summary.max is not None:
+        return summary.max
+    return summary.value
 
 
 def group_repeats(runs: Sequence[RunRecord], seed_params: Iterable[str] = ()) -> list[Group]:
@@ -70,6 +97,21 @@ def group_repeats(runs: Sequence[RunRecord], seed_params: Iterable[str] = ()) ->
         key = canonical(params) if seeded else f"\0run {run.id}"
         groups.setdefault(key, []).append(run)
         shared.setdefault(key, params)
+    return [Group(shared[key], tuple(members)) for key, members in groups.items()]
+
+
+def group_by_params(runs: Sequence[RunRecord], keys: Sequence[str]) -> list[Group]:
+    """Group runs by their values of the params ``keys`` (equal as
+    :func:`expbook.columns.canonical` sees them; a run without one of the params groups under
+    None for it). Unlike :func:`group_repeats`, every run belongs to a group of the runs that
+    share those values, seeded or not. A group's ``params`` leave out the keys its runs do not
+    have. Groups keep the order of their first run; runs inside a group keep theirs."""
+    groups: dict[tuple[str, ...], list[RunRecord]] = {}
+    shared: dict[tuple[str, ...], dict[str, object]] = {}
+    for run in runs:
+        key = tuple(canonical(run.params.get(k, MISSING)) for k in keys)
+        groups.setdefault(key, []).append(run)
+        shared.setdefault(key, {k: run.params[k] for k in keys if k in run.params})
     return [Group(shared[key], tuple(members)) for key, members in groups.items()]
 
 

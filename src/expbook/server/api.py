@@ -8,7 +8,7 @@ that names the offending value; a filter's syntax error carries its position.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request
@@ -122,7 +122,22 @@ def _read_only(request: Request) -> bool:
     return bool(request.app.state.read_only or (token is not None and token.read_only))
 
 
-@router.get("/runs", response_model=schemas.RunPage, summary="Runs, filtered, sorted and paged")
+GroupBy = Annotated[
+    list[str],
+    Query(description="group the selected runs by these params (repeat it): params.KEY, or * "
+          "for every param but the seeds (repeats of a configuration); the answer is then a "
+          "GroupPage: per group n, and per metric mean, std and the 95 % CI, as expbook "
+          "compare computes them; limit and offset page the groups"),
+]  # fmt: skip
+MetricValue = Annotated[
+    Literal["last", "min", "max", "best"],
+    Query(description="with group_by: which value of each run's metric is used (best: min for "
+          "an error like loss, else max)"),
+]  # fmt: skip
+
+
+@router.get("/runs", response_model=schemas.RunPage | schemas.GroupPage,
+            summary="Runs, filtered, sorted and paged; or grouped")  # fmt: skip
 def list_runs(
     store: StoreDep,
     where: Annotated[str | None, Query(description="filter expression (docs/filter.md)")] = None,
@@ -134,10 +149,14 @@ def list_runs(
     metrics: CsvQuery = None,
     params: CsvQuery = None,
     group: Annotated[str | None, Query(pattern="^experiment$")] = None,
+    group_by: GroupBy = [],  # noqa: B006
+    value: MetricValue = "last",
 ) -> dict[str, Any]:
     """A page of runs with the columns to show: the params that vary among them (or
     ``params``) and the metrics most of them have (or ``metrics``). With
-    ``group=experiment`` the runs come ordered by experiment first."""
+    ``group=experiment`` the runs come ordered by experiment first. With ``group_by``, every
+    run the query selects is grouped (see ``server/groups.py``) and a page of groups comes
+    back."""
     if group == "experiment":
         sort = "experiment, " + (sort or "-number")
     query = RunQuery(
@@ -145,9 +164,14 @@ def list_runs(
         sort=sort or None,
         experiments=tuple(experiment),
         statuses=tuple(parse_status(s) for s in status),
-        limit=limit,
-        offset=offset,
+        limit=None if group_by else limit,
+        offset=0 if group_by else offset,
     )
+    if group_by:
+        from expbook.server.groups import grouped_page
+
+        found = store.find_runs(query)
+        return grouped_page(store, found, group_by, _csv(metrics), value, limit, offset)
     found = store.find_runs(query)
     total = len(found) + offset
     if len(found) == limit or offset:

@@ -100,6 +100,50 @@ class RunPage(BaseModel):
     )
 
 
+class MetricEstimate(BaseModel):
+    """One metric over a group's runs, as ``expbook compare`` summarises a side."""
+
+    n: int = Field(description="the group's runs that have the metric")
+    mean: Number = Field(description="the mean of their values; null when n = 0")
+    std: Number = Field(description="the sample standard deviation; null when n < 2")
+    ci: list[Number] | None = Field(
+        description="[low, high]: the confidence interval of the mean (Student's t); null when "
+        "n < 2, where run-to-run noise is unknown"
+    )
+    runs: list[int] = Field(description="the numbers of the runs whose values these are")
+    values: list[Number] = Field(description="each of those runs' value, in the same order")
+
+
+class RunGroup(BaseModel):
+    params: dict[str, Any] = Field(
+        description="the params the group's runs share: the group_by keys (a key its runs do "
+        "not have is left out), or with group_by=* every param but the seeds"
+    )
+    n: int = Field(description="runs in the group")
+    noise_unknown: bool = Field(description="n = 1: nothing to estimate run-to-run noise from")
+    runs: list[int] = Field(description="the group's run numbers, in the order of the sort")
+    ids: list[str] = Field(description="the same runs' ids")
+    metrics: dict[str, MetricEstimate] = Field(description="per metric column")
+
+
+class GroupPage(BaseModel):
+    """``GET /api/runs`` with ``group_by``: the runs the query selects, grouped."""
+
+    group_by: list[str] = Field(description="the params grouped by, or ['*']")
+    total: int = Field(description="groups, all pages")
+    run_count: int = Field(description="runs the query selected (all of them are grouped)")
+    offset: int
+    limit: int
+    params: list[str] = Field(description="param columns: the group_by keys, or with * the "
+                              "params that differ between groups")  # fmt: skip
+    metrics: list[str] = Field(description="metric columns: those named, or those most runs "
+                               "have")  # fmt: skip
+    value: Literal["last", "min", "max", "best"] = Field(description="which value of each "
+                                                         "run's metric is used")  # fmt: skip
+    confidence: float = Field(description="the confidence level of each ci")
+    groups: list[RunGroup] = Field(description="in the order of each group's first run")
+
+
 class Summary(BaseModel):
     value: Number
     step: int | None = None
