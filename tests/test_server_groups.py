@@ -190,3 +190,33 @@ def test_bad_input_is_a_4xx_naming_it(sqlite_store, client, params, status, name
     answer = client.get("/api/runs", params=params)
     assert answer.status_code == status, answer.text
     assert named in json.dumps(answer.json()["detail"]).replace('\\"', '"')
+
+
+def test_find_run_values_is_find_runs_in_part(store: Store) -> None:
+    """The grouped table's light read (SqlStore.find_run_values) and the Store base's, which
+    reads whole runs, agree on both backends."""
+    from expbook.store.base import RunQuery
+
+    repeats(store)
+    store.add_tags("2", "seed:lr", "b")
+    query = RunQuery(where="number >= 2", sort="-metrics.valid/acc", statuses=())
+    whole = store.find_runs(query)
+    for params, metrics in ((None, None), (["lr"], ["valid/acc"]), ([], [])):
+        light = store.find_run_values(query, params, metrics)
+        base = Store.find_run_values(store, query, params, metrics)
+        assert [run.number for run in light] == [run.number for run in whole]
+        for mine, full, projected in zip(light, whole, base, strict=True):
+            assert (mine.id, mine.name, mine.status, mine.experiment, mine.kind) == (
+                full.id, full.name, full.status, full.experiment, full.kind
+            )  # fmt: skip
+            assert (mine.started_at, mine.ended_at, mine.tags) == (
+                full.started_at, full.ended_at, full.tags
+            )  # fmt: skip
+            assert dict(mine.params) == dict(projected.params)
+            assert list(mine.params) == list(projected.params)
+            assert mine.metrics.keys() == projected.metrics.keys()
+            for key, summary in mine.metrics.items():
+                other = projected.metrics[key]
+                assert (summary.value, summary.min, summary.max) == (
+                    other.value, other.min, other.max
+                )  # fmt: skip

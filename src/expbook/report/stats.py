@@ -91,8 +91,11 @@ def group_repeats(runs: Sequence[RunRecord], seed_params: Iterable[str] = ()) ->
     extra = (*seed_params, *seed_tags(runs))
     groups: dict[str, list[RunRecord]] = {}
     shared: dict[str, dict[str, object]] = {}
+    seeds: dict[str, bool] = {}  # is_seed per key, worked out once
     for run in runs:
-        params = {k: v for k, v in sorted(run.params.items()) if not is_seed(k, extra)}
+        for k in run.params.keys() - seeds.keys():
+            seeds[k] = is_seed(k, extra)
+        params = {k: v for k, v in sorted(run.params.items()) if not seeds[k]}
         seeded = len(params) < len(run.params)
         key = canonical(params) if seeded else f"\0run {run.id}"
         groups.setdefault(key, []).append(run)
@@ -108,8 +111,18 @@ def group_by_params(runs: Sequence[RunRecord], keys: Sequence[str]) -> list[Grou
     have. Groups keep the order of their first run; runs inside a group keep theirs."""
     groups: dict[tuple[str, ...], list[RunRecord]] = {}
     shared: dict[tuple[str, ...], dict[str, object]] = {}
+    seen: dict[tuple[type, object], str] = {}  # canonical() of scalars, read once each
+
+    def text(value: object) -> str:
+        if isinstance(value, list | dict) or value is MISSING:
+            return canonical(value)
+        known = seen.get((type(value), value))
+        if known is None:
+            known = seen[(type(value), value)] = canonical(value)
+        return known
+
     for run in runs:
-        key = tuple(canonical(run.params.get(k, MISSING)) for k in keys)
+        key = tuple(text(run.params.get(k, MISSING)) for k in keys)
         groups.setdefault(key, []).append(run)
         shared.setdefault(key, {k: run.params[k] for k in keys if k in run.params})
     return [Group(shared[key], tuple(members)) for key, members in groups.items()]

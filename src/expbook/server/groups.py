@@ -10,14 +10,14 @@ param but the seeds), ``group_by=params.X`` the runs that share X
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
 from fastapi import HTTPException
 
 from expbook.columns import MISSING, canonical, common_metrics, unknown_keys
-from expbook.model import RunRecord
-from expbook.store.base import Store
+from expbook.store.base import RunQuery, Store
 
 ALL_BUT_SEEDS = "*"
 
@@ -46,13 +46,18 @@ def group_keys(group_by: Sequence[str]) -> list[str] | None:
 
 
 def grouped_page(
-    store: Store, found: list[RunRecord], group_by: Sequence[str], metrics: list[str],
-    value: str, limit: int, offset: int,
+    store: Store, query: RunQuery, group_by: Sequence[str], metrics: list[str], value: str,
+    limit: int, offset: int,
 ) -> dict[str, Any]:  # fmt: skip
-    """The page of groups of ``found`` (the runs the query selected, all of them)."""
+    """The page of groups of every run ``query`` selects (its limit and offset page the
+    groups). Runs are read only in part (:meth:`~expbook.store.base.Store.find_run_values`):
+    the group_by params (all with ``*``, for the seeds) and the metrics named (without
+    ``metrics``, all, to choose the runs' common ones as the runs table does)."""
     from expbook.report.stats import CONFIDENCE, group_by_params, group_repeats
 
     keys = group_keys(group_by)
+    query = dataclasses.replace(query, limit=None, offset=0)
+    found = store.find_run_values(query, keys, metrics or None)
     metric_keys = metrics or common_metrics(found)
     wanted = [("param", key) for key in keys or ()] + [("metric", key) for key in metric_keys]
     unknown = unknown_keys(store, wanted, seen=found)

@@ -729,6 +729,31 @@ class Store(abc.ABC):
             )
         )
 
+    def find_run_values(
+        self, query: RunQuery, params: Sequence[str] | None, metrics: Sequence[str] | None
+    ) -> RunList:
+        """The runs ``query`` selects, read only as far as a table of many runs needs (the
+        grouped runs table): id, number, name, experiment, kind, status, start and end, tags,
+        the params named (every param with None), and of the metrics named (every metric with
+        None) only each one's ``value``, ``min`` and ``max``; nothing else (no notes, git,
+        host). This base reads whole runs with :meth:`find_runs` and drops the rest; a backend
+        may read less.
+
+        Raises:
+            FilterSyntaxError: ``query.where`` or ``query.sort`` cannot be parsed.
+        """
+        import dataclasses
+
+        return RunList(
+            dataclasses.replace(
+                run,
+                params={k: v for k, v in run.params.items() if params is None or k in params},
+                metrics={k: v for k, v in run.metrics.items() if metrics is None or k in metrics},
+                notes=(),
+            )
+            for run in self.find_runs(query)
+        )
+
     def run(self, ref: str | int) -> RunRecord:
         """The run ``ref`` names (``12``, ``"#12"``, a UUID prefix or a unique name)."""
         run_id = self.resolve_run(ref)

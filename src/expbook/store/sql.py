@@ -88,6 +88,18 @@ from expbook.store.sqltokens import SqlTokens
 from expbook.validation import check_run_fields, check_text, param_columns, text_problem
 
 _IN_BATCH = 5000
+
+
+def _tuples(connection: Connection, statement: sa.Select[Any]) -> list[tuple[Any, ...]]:
+    """The rows as the driver gives them, without a SQLAlchemy Row each (for columns that need
+    no conversion: numbers and text): a third of reading 70,000 rows."""
+    result = connection.execute(statement)
+    try:
+        return result.cursor.fetchall()  # type: ignore[union-attr]
+    finally:
+        result.close()
+
+
 KEEP_APPLIED = 100
 """Write ids kept per run (``applied_writes``): a batch retried after this many other writes to
 its run were applied could be applied twice. The run writer retries one batch alone."""
@@ -647,6 +659,80 @@ class SqlStore(SqlTokens, SqlSweeps, Store):
             pks = [row["id"] for row in rows]
             details = self._details(connection, pks)
             return RunList(run_record(row, *(d.get(row["id"]) for d in details)) for row in rows)
+
+        return self._query(read)
+
+    def find_run_values(
+        self, query: RunQuery, params: Sequence[str] | None, metrics: Sequence[str] | None
+    ) -> RunList:
+        """As the base says, in four queries that select the runs by a subquery: no IN list of
+        10,000 ids to bind, no JSON columns, only the summaries' values, the driver's tuples
+        (for 10,021 runs about half of find_runs' time; benchmarks/bench_ui_groups.py)."""
+        from types import MappingProxyType
+
+        from expbook.store.schema import params as param_rows
+        from expbook.store.sqlrows import nan
+
+        now = time.time()
+        chosen = self._run_filter(query, now)
+        columns = [runs.c[name] for name in ("id", "uuid", "number", "name", "kind")]
+        columns += [runs.c.started_at, runs.c.ended_at, status_expr(now), experiments.c.name]
+        statement = (
+            sa.select(*columns)
+            .select_from(runs.outerjoin(experiments, experiments.c.id == runs.c.experiment_id))
+            .where(chosen)
+            .order_by(*SqlCompiler(now, self.dialect).order_by(parse_sort(query.sort)))
+            .limit(query.limit)
+            .offset(query.offset or None)
+        )
+        pks = sa.select(runs.c.id).where(chosen).scalar_subquery()
+        read_params = (
+            sa.select(param_rows.c.run_id, param_rows.c.key, param_rows.c.value_json)
+            .where(param_rows.c.run_id.in_(pks))
+            .order_by(param_rows.c.run_id, param_rows.c.key)
+        )
+        if params is not None:
+            read_params = read_params.where(param_rows.c.key.in_(list(params)))
+        summaries = metric_summaries.c
+        read_metrics = sa.select(
+            summaries.run_id, summaries.key, summaries.value, summaries.min_value,
+            summaries.max_value,
+        ).where(summaries.run_id.in_(pks))  # fmt: skip
+        if metrics is not None:
+            read_metrics = read_metrics.where(summaries.key.in_(list(metrics)))
+
+        statuses = {status.value: status for status in RunStatus}  # 20x faster than calling it
+
+        def read(connection: Connection) -> RunList:
+            found = _tuples(connection, statement)
+            values: dict[int, dict[str, Any]] = {}
+            scalars: dict[str, Any] = {}  # the same few values recur: decoded once each
+            for pk, key, text in _tuples(connection, read_params):
+                if text[0] in "[{":  # a list or an object: each run its own
+                    values.setdefault(pk, {})[key] = json.loads(text)
+                    continue
+                if text not in scalars:
+                    scalars[text] = json.loads(text)
+                values.setdefault(pk, {})[key] = scalars[text]
+            labels: dict[int, list[str]] = {}
+            for pk, tag in _tuples(
+                connection,
+                sa.select(tags.c.run_id, tags.c.tag).where(tags.c.run_id.in_(pks))
+                .order_by(tags.c.run_id, tags.c.tag),
+            ):  # fmt: skip
+                labels.setdefault(pk, []).append(tag)
+            kept: dict[int, dict[str, MetricSummary]] = {}
+            for pk, key, value, low, high in _tuples(connection, read_metrics):
+                kept.setdefault(pk, {})[key] = MetricSummary(key, nan(value), min=low, max=high)
+            return RunList(
+                RunRecord(
+                    id=uuid_, number=number, name=name, kind=kind, started_at=started,
+                    ended_at=ended, status=statuses[status], experiment=experiment,
+                    params=MappingProxyType(values.get(pk, {})),
+                    tags=tuple(labels.get(pk, ())), metrics=MappingProxyType(kept.get(pk, {})),
+                )
+                for pk, uuid_, number, name, kind, started, ended, status, experiment in found
+            )  # fmt: skip
 
         return self._query(read)
 
