@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import zlib
 from array import array
 from pathlib import Path
 
@@ -98,6 +99,9 @@ def test_a_damaged_or_unknown_message_is_refused_clearly() -> None:
         list(wire.unframe(body[:4] + b"x" * (len(body) - 4)))
     with pytest.raises(wire.WireError, match="unknown type 'Popen'"):
         wire.decode({"$": "Popen", "f": {}})
+    newer = wire.framed([wire.frame({"op": "write"}), zlib.compress(b'{"$": "Popen", "f": {}}')])
+    first, second = wire.unframe(newer)  # an operation of a newer version: only it fails
+    assert first == {"op": "write"} and isinstance(second, wire.WireError)
     stand_in = wire.decode(wire.encode({"f": object()}))["f"]  # the store refuses it
     assert type(stand_in).__name__ == "object" and repr(stand_in).startswith("<object object")
 

@@ -236,7 +236,9 @@ def framed(frames: list[bytes]) -> bytes:
 
 
 def unframe(body: bytes) -> Iterator[Any]:
-    """The operations of a request body, decoded one at a time.
+    """The operations of a request body, decoded one at a time; an operation that cannot be
+    decoded (a type this version does not know) comes as its ``WireError``, so that the others
+    are applied and it is set aside, not retried forever.
 
     Raises:
         WireError: the body is not a sequence of whole frames, or a frame is damaged.
@@ -257,4 +259,7 @@ def unframe(body: bytes) -> Iterator[Any]:
         if inflater.unconsumed_tail:
             raise WireError(f"a frame is over {MAX_FRAME:,} bytes uncompressed")
         offset += length
-        yield loads(data)
+        try:
+            yield loads(data)
+        except WireError as exc:  # this operation only (a newer client's type): the rest goes on
+            yield exc

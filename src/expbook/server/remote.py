@@ -102,6 +102,8 @@ def _ingest(store: Any, body: bytes) -> Response:
     try:
         for op in wire.unframe(body):
             try:
+                if isinstance(op, Exception):
+                    raise op
                 results.append(_apply_op(store, op))
             except StoreUnavailableError as exc:
                 unavailable = str(exc)

@@ -737,7 +737,8 @@ class Store(abc.ABC):
         the params named (every param with None), and of the metrics named (every metric with
         None) only each one's ``value``, ``min`` and ``max``; nothing else (no notes, git,
         host). This base reads whole runs with :meth:`find_runs` and drops the rest; a backend
-        may read less.
+        may read less, and may give runs with equal list or object params the same (read-only)
+        value.
 
         Raises:
             FilterSyntaxError: ``query.where`` or ``query.sort`` cannot be parsed.
