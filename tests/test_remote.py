@@ -547,3 +547,9 @@ def test_the_store_api_answers_malformed_requests_with_4xx(tmp_path: Path) -> No
 
     check_ingest()
     store.close()
+
+
+def test_db_upgrade_through_a_server_says_where_to_run_it() -> None:
+    result = run_cli("db", "upgrade", "--store", "http://127.0.0.1:9")
+    assert result.returncode == 1 and result.stderr.count("\n") == 1
+    assert "is an expbook server: upgrade its database where it is" in result.stderr

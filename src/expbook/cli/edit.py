@@ -10,7 +10,7 @@ import click
 
 from expbook.cli.common import existing_store_url, open_cli_store
 from expbook.cli.output import console, fmt_metric
-from expbook.errors import ExpbookError, InvalidValueError
+from expbook.errors import ExpbookError, InvalidValueError, StoreError
 from expbook.model import RunStatus
 from expbook.store import migrate
 from expbook.store.base import RunQuery
@@ -97,9 +97,15 @@ def db_status(*, store: str | None) -> None:
 
 
 def db_upgrade(*, store: str | None) -> None:
+    from expbook.store import is_remote
     from expbook.store.engine import make_engine
 
     url = existing_store_url(store)
+    if is_remote(url):
+        raise StoreError(
+            f"{url} is an expbook server: upgrade its database where it is "
+            "(expbook db upgrade --store postgresql://...), then restart the server"
+        )
     engine = make_engine(url)
     try:
         old, new = migrate.upgrade(engine)
