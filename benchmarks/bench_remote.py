@@ -26,11 +26,12 @@ import sys
 import tempfile
 import textwrap
 import time
-import uuid
 from pathlib import Path
 
 import httpx
-import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import fresh_postgres_database
 
 POSTGRES = os.environ.get(
     "EXPBOOK_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -85,14 +86,7 @@ def free_port() -> int:
 
 
 def fresh_database() -> str:
-    name = "bench_remote_" + uuid.uuid4().hex[:8]
-    engine = sa.create_engine(
-        POSTGRES.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT"
-    )
-    with engine.connect() as connection:
-        connection.exec_driver_sql(f"CREATE DATABASE {name}")
-    engine.dispose()
-    return sa.make_url(POSTGRES).set(database=name).render_as_string(hide_password=False)
+    return fresh_postgres_database(POSTGRES, "bench_remote")
 
 
 def wait_for(url: str, process: subprocess.Popen, log: Path, timeout: float = 60) -> None:

@@ -11,26 +11,18 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
+from pathlib import Path
 
 import expbook
 from expbook.store import RunSpec, WriteBatch
 from expbook.store.chunks import Points
 from expbook.store.sql import SqlStore
 
-url = sys.argv[1]
-if url == "sqlite":
-    url = tempfile.mkdtemp() + "/s.db"
-else:
-    import sqlalchemy as sa
+sys.path.insert(0, str(Path(__file__).parent))
+from common import fresh_postgres_database
 
-    name = "bench_" + uuid.uuid4().hex[:8]
-    e = sa.create_engine(
-        url.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT"
-    )
-    with e.connect() as c:
-        c.exec_driver_sql(f"CREATE DATABASE {name}")
-    url = str(sa.make_url(url).set(database=name).render_as_string(hide_password=False))
+url = sys.argv[1]
+url = tempfile.mkdtemp() + "/s.db" if url == "sqlite" else fresh_postgres_database(url)
 store = expbook.open_store(url)
 run = store.create_run(RunSpec(name="b")).id
 step = 0
