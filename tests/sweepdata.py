@@ -118,3 +118,16 @@ def best_so_far(values: dict[int, float | None], ended: list[int]) -> list[float
     """The best finished value up to each of the ``ended`` trials (lowest: minimised)."""
     finished = set(finished_trials())
     return [min(values[m] for m in ended[: i + 1] if m in finished) for i in range(len(ended))]  # type: ignore[type-var]
+
+
+# A program for pruning tests (tests/test_sweep_agents.py, tests/test_sweep_ray.py): "bad" trials
+# print a flat, high loss slowly, others a falling one quickly (dedent it).
+PRUNE_PROGRAM = """
+    import argparse, time
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quality")
+    quality = parser.parse_args().quality
+    for step in range(1, 41):
+        print(f"step={step} loss={10.0 if quality == 'bad' else 1.0 / step:.4f}", flush=True)
+        time.sleep(0.5 if quality == "bad" else 0.01)
+"""

@@ -18,6 +18,7 @@ import pytest
 import expbook
 from expbook.model import RunStatus, TrialState
 from tests.helpers import EXPBOOK, run_cli
+from tests.sweepdata import PRUNE_PROGRAM
 from tests.test_run import recorded
 
 pytestmark = pytest.mark.slow
@@ -158,17 +159,6 @@ def test_workers_run_trials_at_once(tmp_path: Path) -> None:
     latest_start = max(start for start, _ in spans)
     earliest_end = min(end for _, end in spans)
     assert latest_start < earliest_end  # all four ran at the same time
-
-
-PRUNE_PROGRAM = """
-    import argparse, time
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--quality")
-    quality = parser.parse_args().quality
-    for step in range(1, 41):
-        print(f"step={step} loss={10.0 if quality == 'bad' else 1.0 / step:.4f}", flush=True)
-        time.sleep(0.5 if quality == "bad" else 0.01)
-"""
 
 
 def test_the_pruner_stops_a_hopeless_trial_and_lets_the_good_ones_finish(

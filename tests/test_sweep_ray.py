@@ -27,6 +27,7 @@ from expbook.model import RunStatus, TrialState
 from expbook.sweep.launch import ENTRY, Launch
 from expbook.sweep.ray import ray_options, run_trial
 from tests.helpers import run_cli, run_python
+from tests.sweepdata import PRUNE_PROGRAM
 
 ROOT = Path(__file__).resolve().parent.parent
 FRAMEWORKS_PYTHON = ROOT / ".venv-frameworks" / "bin" / "python"
@@ -188,16 +189,6 @@ needs_ray = pytest.mark.skipif(
     reason="needs Ray and expbook in one Python: pip install 'expbook[ray]', or "
     ".venv-frameworks/bin/pip install -c .venv-frameworks/torch-constraint.txt -e .",
 )
-
-PRUNE_PROGRAM = """
-    import argparse, time
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--quality")
-    quality = parser.parse_args().quality
-    for step in range(1, 41):
-        print(f"step={step} loss={10.0 if quality == 'bad' else 1.0 / step:.4f}", flush=True)
-        time.sleep(0.5 if quality == "bad" else 0.01)
-"""
 
 
 def _sweep(*args: str, cwd: Path, sigint_ignored: bool = False) -> subprocess.Popen[str]:
