@@ -164,11 +164,6 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--mlflow-python", default=str(ROOT / ".venv-mlflow" / "bin" / "python"))
     parser.add_argument("--mlflow-steps", type=int, default=500)
-    parser.add_argument(
-        "--profile",
-        action="store_true",
-        help="Run the server under cProfile (1 worker) and print its top.",
-    )
     options = parser.parse_args()
     counts = [int(c) for c in options.clients.split(",")]
     work = Path(tempfile.mkdtemp(prefix="bench-remote-"))
@@ -195,22 +190,6 @@ def main() -> None:
         "--workers",
         str(options.workers),
     ]
-    if options.profile:
-        server_command = [
-            sys.executable,
-            "-m",
-            "cProfile",
-            "-o",
-            str(work / "server.prof"),
-            "-m",
-            "expbook",
-            "server",
-            "--store",
-            database,
-            "--port",
-            str(port),
-            "--no-auth",
-        ]
     server = start(server_command, f"http://127.0.0.1:{port}/api/openapi.json", work / "eb.log")
     try:
         url = f"http://127.0.0.1:{port}"
@@ -231,15 +210,7 @@ def main() -> None:
                 flush=True,
             )
     finally:
-        if options.profile:
-            os.killpg(server.pid, signal.SIGINT)
-            server.wait(30)
-        else:
-            stop(server)
-    if options.profile:
-        import pstats
-
-        pstats.Stats(str(work / "server.prof")).sort_stats("cumulative").print_stats(30)
+        stop(server)
 
     # --- MLflow ---
     if not Path(options.mlflow_python).exists():
