@@ -220,3 +220,34 @@ def test_find_run_values_is_find_runs_in_part(store: Store) -> None:
                 assert (summary.value, summary.min, summary.max) == (
                     other.value, other.min, other.max
                 )  # fmt: skip
+
+
+WARM_UP = """
+import sys, threading
+from fastapi.testclient import TestClient
+from expbook.server import create_app
+from expbook.store import open_store
+store = open_store(sys.argv[1])
+app = create_app(store)
+before = "scipy.stats" in sys.modules
+with TestClient(app):
+    for thread in threading.enumerate():
+        if thread.name == "expbook-warm-up":
+            thread.join(60)
+    print(before, "scipy.stats" in sys.modules)
+"""
+
+
+def test_the_app_imports_the_statistics_once_it_serves(tmp_path: Path) -> None:
+    """The first grouped request does not wait for scipy's import, and creating the app (what
+    ``expbook ui`` does before it listens) does not import it."""
+    import subprocess
+    import sys
+
+    location = f"sqlite:///{tmp_path / 'expbook.db'}"
+    expbook.open_store(location).close()
+    done = subprocess.run(
+        [sys.executable, "-c", WARM_UP, location], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "True"]

@@ -3,6 +3,7 @@ computed here independently; and the commands that use them (compare, experiment
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import stat
@@ -17,6 +18,7 @@ from expbook.report.stats import (
     NOISE_UNKNOWN,
     compare_values,
     estimate,
+    group_by_params,
     group_repeats,
     is_seed,
 )
@@ -107,6 +109,31 @@ def test_runs_differing_only_by_seed_are_repeats(tracker: expbook.Tracker) -> No
     assert [[r.number for r in g.runs] for g in group_repeats(runs[:3] + runs[4:5])] == [
         [1, 2, 3], [5]]  # fmt: skip
 
+
+
+def test_grouping_compares_values_as_canonical_text_not_by_identity(
+    tracker: expbook.Tracker,
+) -> None:
+    """Equal list params group together whether or not the store shares one decoded object
+    between runs; 1, 1.0 and true stay three configurations."""
+    configs = [{"model": {"hidden": 64}, "layers": [1, 2], "seed": s} for s in range(2)]
+    configs += [{"model": {"hidden": 64}, "layers": [1, 2], "rng_seed": 7}]
+    configs += [{"model": {"hidden": 128}, "layers": [1, 2], "seed": 0}]
+    configs += [{"model": {"hidden": 64}, "layers": v, "seed": 0} for v in (1, 1.0, True)]
+    for params in configs:
+        with tracker.start_run(params=params, capture=False):
+            pass
+    runs = tracker.store().runs(sort="number")
+    copies = [  # the same values, each run with objects of its own
+        dataclasses.replace(run, params=json.loads(json.dumps(dict(run.params)))) for run in runs
+    ]
+    for found in (runs, copies):
+        groups = [[r.number for r in g.runs] for g in group_repeats(found)]
+        assert groups == [[1, 2, 3], [4], [5], [6], [7]]
+        by_model = [[r.number for r in g.runs] for g in group_by_params(found, ["model.hidden"])]
+        assert by_model == [[1, 2, 3, 5, 6, 7], [4]]
+        by_layers = [[r.number for r in g.runs] for g in group_by_params(found, ["layers"])]
+        assert by_layers == [[1, 2, 3, 4], [5], [6], [7]]
 
 def test_python_repeat_runs_one_configuration_with_seeds(tracker: expbook.Tracker) -> None:
     seen = []

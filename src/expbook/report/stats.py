@@ -89,18 +89,43 @@ def group_repeats(runs: Sequence[RunRecord], seed_params: Iterable[str] = ()) ->
     run-to-run noise stays unknown instead of reading as 0. Groups keep the order of their
     first run; runs inside a group keep theirs."""
     extra = (*seed_params, *seed_tags(runs))
-    groups: dict[str, list[RunRecord]] = {}
-    shared: dict[str, dict[str, object]] = {}
+    groups: dict[object, list[RunRecord]] = {}
+    shared: dict[object, dict[str, object]] = {}
     seeds: dict[str, bool] = {}  # is_seed per key, worked out once
+    text = _CanonicalTexts()
     for run in runs:
         for k in run.params.keys() - seeds.keys():
             seeds[k] = is_seed(k, extra)
         params = {k: v for k, v in sorted(run.params.items()) if not seeds[k]}
         seeded = len(params) < len(run.params)
-        key = canonical(params) if seeded else f"\0run {run.id}"
+        key = tuple((k, text(v)) for k, v in params.items()) if seeded else run.id
         groups.setdefault(key, []).append(run)
         shared.setdefault(key, params)
     return [Group(shared[key], tuple(members)) for key, members in groups.items()]
+
+
+class _CanonicalTexts:
+    """:func:`expbook.columns.canonical` of param values, worked out once per distinct
+    value: scalars by type and value, lists and objects by identity (a store decodes equal
+    texts once and shares the value, so 10,000 runs hold a few distinct objects). The values
+    must stay alive while this is used: they are held here."""
+
+    def __init__(self) -> None:
+        self.scalars: dict[tuple[type, object], str] = {}
+        self.objects: dict[int, tuple[object, str]] = {}
+
+    def __call__(self, value: object) -> str:
+        if value is MISSING:
+            return canonical(value)
+        if isinstance(value, list | dict):
+            known = self.objects.get(id(value))
+            if known is None:
+                known = self.objects[id(value)] = (value, canonical(value))
+            return known[1]
+        found = self.scalars.get((type(value), value))
+        if found is None:
+            found = self.scalars[(type(value), value)] = canonical(value)
+        return found
 
 
 def group_by_params(runs: Sequence[RunRecord], keys: Sequence[str]) -> list[Group]:
@@ -111,16 +136,7 @@ def group_by_params(runs: Sequence[RunRecord], keys: Sequence[str]) -> list[Grou
     have. Groups keep the order of their first run; runs inside a group keep theirs."""
     groups: dict[tuple[str, ...], list[RunRecord]] = {}
     shared: dict[tuple[str, ...], dict[str, object]] = {}
-    seen: dict[tuple[type, object], str] = {}  # canonical() of scalars, read once each
-
-    def text(value: object) -> str:
-        if isinstance(value, list | dict) or value is MISSING:
-            return canonical(value)
-        known = seen.get((type(value), value))
-        if known is None:
-            known = seen[(type(value), value)] = canonical(value)
-        return known
-
+    text = _CanonicalTexts()
     for run in runs:
         key = tuple(text(run.params.get(k, MISSING)) for k in keys)
         groups.setdefault(key, []).append(run)

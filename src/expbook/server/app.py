@@ -8,7 +8,9 @@ contract between the store and what the browser shows.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import threading
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from html import escape as html_escape
 from importlib import resources
 from pathlib import Path
@@ -79,10 +81,32 @@ def create_app(
     app.mount("/vendor/swagger", StaticFiles(directory=swagger_ui_dir()), name="swagger")
     _add_pages(app)
     _add_error_handlers(app)
+    _warm_up_when_serving(app)
     app.add_middleware(
         Guard, allowed_hosts=allowed_hosts, tokens=store if auth else None, read_only=read_only
     )
     return app
+
+
+def _warm_up_when_serving(app: FastAPI) -> None:
+    """Once the app serves, import scipy.stats in the background: the first grouped table or
+    comparison would otherwise wait the 0.4 to 0.6 s of that import, while ``expbook ui``
+    itself starts without it (benchmarks/bench_ui_groups.py)."""
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[Any]:
+        async with inner(app) as state:
+            warm_up = threading.Thread(target=_import_statistics, name="expbook-warm-up")
+            warm_up.daemon = True
+            warm_up.start()
+            yield state
+
+    app.router.lifespan_context = lifespan
+
+
+def _import_statistics() -> None:
+    import scipy.stats  # noqa: F401
 
 
 def plotly_js() -> Path:

@@ -17,7 +17,7 @@ from typing import Any
 from fastapi import HTTPException
 
 from expbook.columns import MISSING, canonical, common_metrics, unknown_keys
-from expbook.store.base import RunQuery, Store
+from expbook.store.base import RunQuery, Store, gc_paused
 
 ALL_BUT_SEEDS = "*"
 
@@ -53,10 +53,18 @@ def grouped_page(
     groups). Runs are read only in part (:meth:`~expbook.store.base.Store.find_run_values`):
     the group_by params (all with ``*``, for the seeds) and the metrics named (without
     ``metrics``, all, to choose the runs' common ones as the runs table does)."""
-    from expbook.report.stats import CONFIDENCE, group_by_params, group_repeats
-
     keys = group_keys(group_by)
     query = dataclasses.replace(query, limit=None, offset=0)
+    with gc_paused():
+        return _grouped(store, query, keys, metrics, value, limit, offset)
+
+
+def _grouped(
+    store: Store, query: RunQuery, keys: list[str] | None, metrics: list[str], value: str,
+    limit: int, offset: int,
+) -> dict[str, Any]:  # fmt: skip
+    from expbook.report.stats import CONFIDENCE, group_by_params, group_repeats
+
     found = store.find_run_values(query, keys, metrics or None)
     metric_keys = metrics or common_metrics(found)
     wanted = [("param", key) for key in keys or ()] + [("metric", key) for key in metric_keys]

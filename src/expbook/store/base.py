@@ -27,10 +27,12 @@ a UUID prefix, a unique name) into one.
 from __future__ import annotations
 
 import abc
+import gc
 import math
 import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
@@ -933,3 +935,20 @@ def _nan_to_none(value: float) -> float | None:
 def iter_chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while building many objects that all stay alive (every
+    run of a 10,000-run store with its params and summaries): each collection would walk them
+    all again, a third of the time of a grouped runs table (benchmarks/bench_ui_groups.py).
+    The collector is process-wide: concurrent callers may turn it back on early, which only
+    costs them the saving."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
