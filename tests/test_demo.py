@@ -45,3 +45,25 @@ def test_demo_trains_logs_and_prints_the_runs_table(tmp_path: Path) -> None:
     assert max(r.metrics["valid/acc"].value for r in runs) > 0.8
     table_rows = [line for line in out.splitlines() if line.strip().split(" ")[0].isdigit()]
     assert len(table_rows) == len(GRID)
+
+
+def test_demo_with_seeds_trains_each_configuration_once_per_seed(tmp_path: Path) -> None:
+    pytest.importorskip("sklearn")
+    from expbook.report.stats import group_repeats
+
+    result = run_cli("demo", "--epochs", "1", "--seeds", "2", cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert f"{len(GRID)} configurations x 2 seeds x 1 epochs" in result.stdout
+    assert "Next: expbook compare 1 3" in result.stdout
+    runs = expbook.open_store(tmp_path / ".expbook" / "expbook.db").runs(sort="number")
+    assert [run.params["seed"] for run in runs] == [0, 1] * len(GRID)
+    groups = group_repeats(runs)
+    assert [[run.number for run in group.runs] for group in groups] == [
+        [1, 2],
+        [3, 4],
+        [5, 6],
+        [7, 8],
+    ]
+    # the seed reaches the network: repeats of one configuration learn differently
+    first, second = groups[0].runs
+    assert first.metrics["valid/loss"].value != second.metrics["valid/loss"].value

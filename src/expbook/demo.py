@@ -3,7 +3,10 @@
 A small MLP (scikit-learn's ``MLPClassifier``, one ``partial_fit`` call per epoch) learns the
 bundled digits data set (8x8 images, 10 classes) for each point of a hidden-size x learning-rate
 grid. Every epoch logs train/valid loss and accuracy; each run ends with a test accuracy set as a
-summary value and a note, the way a person would write them in a lab log.
+summary value and a note, the way a person would write them in a lab log. With ``seeds`` above 1,
+each configuration is trained once per seed (the network's initialisation and the order of its
+batches; the data split stays fixed): repeats that ``expbook compare`` and the UI's groups turn
+into means with confidence intervals.
 """
 
 from __future__ import annotations
@@ -46,7 +49,9 @@ def load_data() -> dict[str, Any]:
     }
 
 
-def train(run: Any, data: dict[str, Any], hidden: int, lr: float, epochs: int) -> float:
+def train(
+    run: Any, data: dict[str, Any], hidden: int, lr: float, epochs: int, seed: int = SEED
+) -> float:
     """Train one configuration, logging every epoch to ``run``; returns the test accuracy."""
     from sklearn.metrics import accuracy_score, log_loss
     from sklearn.neural_network import MLPClassifier
@@ -55,7 +60,7 @@ def train(run: Any, data: dict[str, Any], hidden: int, lr: float, epochs: int) -
         hidden_layer_sizes=(hidden,),
         learning_rate_init=lr,
         batch_size=BATCH_SIZE,
-        random_state=SEED,
+        random_state=seed,
     )
     classes = data["classes"]
     x_train, y_train = data["train"]
@@ -79,7 +84,7 @@ def train(run: Any, data: dict[str, Any], hidden: int, lr: float, epochs: int) -
     return test_acc
 
 
-def main(*, epochs: int, experiment: str, store: str | None) -> None:
+def main(*, epochs: int, experiment: str, store: str | None, seeds: int = 1) -> None:
     from expbook.cli.output import console, fmt_duration
     from expbook.cli.runs import print_runs
     from expbook.tracking import Tracker
@@ -88,29 +93,36 @@ def main(*, epochs: int, experiment: str, store: str | None) -> None:
     data = load_data()
     tracker = Tracker(store)
     target = tracker.store()
-    out.print(f"expbook demo: {len(GRID)} configurations x {epochs} epochs -> {target.url}")
+    times = f" x {seeds} seeds" if seeds > 1 else ""
+    out.print(f"expbook demo: {len(GRID)} configurations{times} x {epochs} epochs -> {target.url}")
     numbers = []
-    for config in GRID:
+    for config, seed in ((config, SEED + s) for config in GRID for s in range(seeds)):
         params = {
             "model": {"type": "mlp", "hidden": config["hidden"], "activation": "relu"},
             "optimizer": {"name": "adam", "lr": config["lr"]},
             "batch_size": BATCH_SIZE,
             "epochs": epochs,
-            "seed": SEED,
+            "seed": seed,
         }
         name = f"mlp-h{config['hidden']}-lr{config['lr']:g}"
+        if seeds > 1:
+            name += f"-s{seed}"
         started = time.perf_counter()
         with tracker.start_run(  # a second of numpy: its system metrics would say nothing
             name, experiment=experiment, params=params, tags=["demo", "mlp"], system_metrics=False
         ) as run:
-            test_acc = train(run, data, config["hidden"], config["lr"], epochs)
+            test_acc = train(run, data, config["hidden"], config["lr"], epochs, seed)
         numbers.append(run.number)
         took = fmt_duration(time.perf_counter() - started)
         out.print(f"  #{run.number} {name}: test/acc {test_acc:.4f} ({took})")
     runs = target.runs(f"number >= {min(numbers)} and number <= {max(numbers)}")
     print_runs(out, runs, title=f"Runs of {experiment!r}")
-    out.print(
-        "Next: expbook show "
-        + str(max(numbers))
-        + f"   expbook diff {min(numbers)} {max(numbers)}"
-    )
+    if seeds > 1:
+        first, other = numbers[0], numbers[seeds]  # two configurations, each over its seeds
+        out.print(f"Next: expbook compare {first} {other}   expbook ui")
+    else:
+        out.print(
+            "Next: expbook show "
+            + str(max(numbers))
+            + f"   expbook diff {min(numbers)} {max(numbers)}"
+        )

@@ -616,6 +616,8 @@ def report_command(**options: Any) -> None:
               help="Epochs per configuration.")  # fmt: skip
 @click.option("--experiment", default="demo: hidden size x learning rate", show_default=True,
               help="Experiment to record the demo runs in.")  # fmt: skip
+@click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Train each configuration once per seed (repeats).")  # fmt: skip
 @store_option
 def demo_command(**options: Any) -> None:
     """Train a small MLP on scikit-learn's digits over a grid of configurations, log every
@@ -624,6 +626,7 @@ def demo_command(**options: Any) -> None:
     \b
     Example:
       expbook demo && expbook ls
+      expbook demo --seeds 3 && expbook compare 1 4
     """
     from expbook import demo
 
