@@ -110,7 +110,6 @@ def test_runs_differing_only_by_seed_are_repeats(tracker: expbook.Tracker) -> No
         [1, 2, 3], [5]]  # fmt: skip
 
 
-
 def test_grouping_compares_values_as_canonical_text_not_by_identity(
     tracker: expbook.Tracker,
 ) -> None:
@@ -134,6 +133,7 @@ def test_grouping_compares_values_as_canonical_text_not_by_identity(
         assert by_model == [[1, 2, 3, 5, 6, 7], [4]]
         by_layers = [[r.number for r in g.runs] for g in group_by_params(found, ["layers"])]
         assert by_layers == [[1, 2, 3, 4], [5], [6], [7]]
+
 
 def test_python_repeat_runs_one_configuration_with_seeds(tracker: expbook.Tracker) -> None:
     seen = []
