@@ -150,7 +150,20 @@ def test_journal_entries_keep_their_order_and_survive_their_process(tmp_path: Pa
 
 @pytest.fixture
 def server(store_url: str, tmp_path: Path):
+    """A server on each backend: for what the server's database decides (what is stored, which
+    errors, what is refused)."""
     process = ServerProcess(store_url, tmp_path / "server.log", **NO_AUTH).start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def sqlite_server(sqlite_url: str, tmp_path: Path):
+    """A server on SQLite: for what the client does (its journal, the CLI, ``expbook run``),
+    which does not depend on the server's database; the store contract runs through HTTP on
+    both backends (test_store_http.py), and these ran on PostgreSQL too until the suite needed
+    the time."""
+    process = ServerProcess(sqlite_url, tmp_path / "server.log", **NO_AUTH).start()
     yield process
     process.stop()
 
@@ -208,9 +221,9 @@ def test_the_servers_errors_are_raised_as_a_local_store_raises_them(
 
 
 def test_offline_writes_are_kept_and_sent_when_the_server_is_back(
-    store_url: str, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+    sqlite_url: str, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    server = ServerProcess(store_url, tmp_path / "server.log", **NO_AUTH)
+    server = ServerProcess(sqlite_url, tmp_path / "server.log", **NO_AUTH)
     remote = expbook.open_store(server.url)  # nothing listens there yet
     run_id = _log(remote, 5_000, name="offline")
     remote.close()
@@ -226,7 +239,7 @@ def test_offline_writes_are_kept_and_sent_when_the_server_is_back(
         synced = run_cli("sync", store=server.url)
         assert synced.returncode == 0, synced.stderr
         assert "nothing waits" in synced.stdout
-        with expbook.open_store(store_url) as local:
+        with expbook.open_store(sqlite_url) as local:
             _check_complete(local, run_id, 5_000)
             assert local.run(run_id).number == 1
     finally:
@@ -234,9 +247,9 @@ def test_offline_writes_are_kept_and_sent_when_the_server_is_back(
 
 
 def test_a_killed_clients_journal_is_sent_by_the_next_command(
-    store_url: str, tmp_path: Path
+    sqlite_url: str, tmp_path: Path
 ) -> None:
-    server = ServerProcess(store_url, tmp_path / "server.log", **NO_AUTH)
+    server = ServerProcess(sqlite_url, tmp_path / "server.log", **NO_AUTH)
     code = textwrap.dedent(f"""
         import os, signal, expbook
         run = expbook.start_run(name="killed", store={server.url!r})
@@ -253,7 +266,7 @@ def test_a_killed_clients_journal_is_sent_by_the_next_command(
         listed = run_cli("ls", store=server.url)  # any command on the store sends it first
         assert listed.returncode == 0, listed.stderr
         assert "killed" in listed.stdout
-        with expbook.open_store(store_url) as local:
+        with expbook.open_store(sqlite_url) as local:
             (record,) = local.runs()
             assert [n.text for n in record.notes] == ["before the kill"]
             assert list(local.series(record.id, "x").values) == [float(i) for i in range(1000)]
@@ -280,11 +293,11 @@ def test_a_write_refused_after_the_fact_is_kept_aside_with_its_reason(
     remote.close()
 
 
-def test_the_cli_works_against_a_server(server: ServerProcess) -> None:
+def test_the_cli_works_against_a_server(sqlite_server: ServerProcess) -> None:
     created = run_cli("experiment", "new", "lr-search", "--hypothesis", "smaller is better",
-                      store=server.url)  # fmt: skip
+                      store=sqlite_server.url)  # fmt: skip
     assert created.returncode == 0, created.stderr
-    with expbook.open_store(server.url) as remote:
+    with expbook.open_store(sqlite_server.url) as remote:
         run_id = remote.create_run(RunSpec(name="cli", experiment="lr-search")).id
         remote.set_metric(run_id, "acc", 0.75)
     for args, expected in (
@@ -293,10 +306,10 @@ def test_the_cli_works_against_a_server(server: ServerProcess) -> None:
         (("note", "1", "looks good"), ""),
         (("experiment", "ls"), "lr-search"),
     ):
-        result = run_cli(*args, store=server.url)
+        result = run_cli(*args, store=sqlite_server.url)
         assert result.returncode == 0, (args, result.stderr)
         assert expected in result.stdout
-    with expbook.open_store(server.url) as remote:
+    with expbook.open_store(sqlite_server.url) as remote:
         assert [n.text for n in remote.run(run_id).notes] == ["looks good"]
 
 
@@ -316,14 +329,14 @@ TRAIN = "for epoch in range(3):\n    print(f'epoch {epoch} loss {1 / (epoch + 1)
 
 
 def test_expbook_run_through_a_server_is_there_when_it_returns(
-    server: ServerProcess, tmp_path: Path
+    sqlite_server: ServerProcess, tmp_path: Path
 ) -> None:
     (tmp_path / "train.py").write_text(TRAIN)
-    result = run_cli("run", "--", sys.executable, "train.py", "--lr", "0.1", store=server.url,
-                     cwd=tmp_path)  # fmt: skip
+    result = run_cli("run", "--", sys.executable, "train.py", "--lr", "0.1",
+                     store=sqlite_server.url, cwd=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "run #1 finished" in result.stderr
-    shown = run_cli("show", "1", "--json", store=server.url)  # right away: no waiting
+    shown = run_cli("show", "1", "--json", store=sqlite_server.url)  # right away: no waiting
     assert shown.returncode == 0, shown.stderr
     record = json.loads(shown.stdout)
     assert record["status"] == "finished" and record["params"] == {"lr": 0.1}
@@ -331,9 +344,9 @@ def test_expbook_run_through_a_server_is_there_when_it_returns(
 
 
 def test_expbook_run_while_the_server_is_down_keeps_the_run_in_the_journal(
-    store_url: str, tmp_path: Path
+    sqlite_url: str, tmp_path: Path
 ) -> None:
-    server = ServerProcess(store_url, tmp_path / "server.log", **NO_AUTH)
+    server = ServerProcess(sqlite_url, tmp_path / "server.log", **NO_AUTH)
     (tmp_path / "train.py").write_text(TRAIN)
     result = run_cli("run", "--", sys.executable, "train.py", store=server.url, cwd=tmp_path)
     assert result.returncode == 0, result.stderr  # the program's status, not the server's
@@ -349,7 +362,7 @@ def test_expbook_run_while_the_server_is_down_keeps_the_run_in_the_journal(
     try:
         synced = run_cli("sync", store=server.url)
         assert synced.returncode == 0, synced.stderr
-        with expbook.open_store(store_url) as local:
+        with expbook.open_store(sqlite_url) as local:
             (record,) = local.runs()
             assert record.status is RunStatus.FINISHED and record.exit_code == 0
             assert list(local.series(record.id, "loss").values) == [1.0, 0.5, 0.333]
@@ -400,12 +413,12 @@ def test_only_the_item_the_servers_database_refuses_is_dropped(
 
 
 def test_login_saves_a_token_that_commands_and_runs_then_send(
-    store_url: str, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+    sqlite_url: str, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    with expbook.open_store(store_url) as local:
+    with expbook.open_store(sqlite_url) as local:
         _, secret = local.create_token("laptop")
         _, reader = local.create_token("dashboard", read_only=True)
-    server = ServerProcess(store_url, tmp_path / "server.log").start()  # with auth
+    server = ServerProcess(sqlite_url, tmp_path / "server.log").start()  # with auth
     try:
         refused = run_cli("ls", store=server.url)
         assert refused.returncode == 1 and refused.stderr.count("\n") == 1
@@ -437,30 +450,30 @@ def test_login_saves_a_token_that_commands_and_runs_then_send(
 
 
 def test_a_revoked_token_keeps_the_runs_writes_in_the_journal(
-    store_url: str, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+    sqlite_url: str, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    with expbook.open_store(store_url) as local:
+    with expbook.open_store(sqlite_url) as local:
         _, secret = local.create_token("trainer")
     server = ServerProcess(
-        store_url, tmp_path / "server.log", env={"EXPBOOK_TOKEN_CACHE": "0"}
+        sqlite_url, tmp_path / "server.log", env={"EXPBOOK_TOKEN_CACHE": "0"}
     ).start()
     try:
         remote = HttpStore(server.url, token=secret)
         run = expbook.start_run(store=remote, name="revoked")
         run.log({"x": 1.0}, step=0)
         assert run.flush(30)
-        with expbook.open_store(store_url) as local:
+        with expbook.open_store(sqlite_url) as local:
             local.revoke_token("trainer")
         run.log({"x": 2.0}, step=1)
         run.finish()
         remote.close()
         err = capfd.readouterr().err
         assert "refused the token" in err and "are kept in" in err
-        with expbook.open_store(store_url) as local:
+        with expbook.open_store(sqlite_url) as local:
             _, secret = local.create_token("trainer-2")
         synced = run_cli("sync", store=server.url, env={"EXPBOOK_TOKEN": secret})
         assert synced.returncode == 0, synced.stderr
-        with expbook.open_store(store_url) as local:
+        with expbook.open_store(sqlite_url) as local:
             record = local.run(run.id)
             assert record.status is RunStatus.FINISHED
             assert list(local.series(run.id, "x").values) == [1.0, 2.0]
@@ -469,10 +482,10 @@ def test_a_revoked_token_keeps_the_runs_writes_in_the_journal(
 
 
 def test_artifacts_logged_while_the_server_is_down_are_kept_and_sent(
-    store_url: str, tmp_path: Path
+    sqlite_url: str, tmp_path: Path
 ) -> None:
     server = ServerProcess(
-        store_url, tmp_path / "server.log", args=("--no-auth", "--artifacts", str(tmp_path / "a"))
+        sqlite_url, tmp_path / "server.log", args=("--no-auth", "--artifacts", str(tmp_path / "a"))
     )
     checkpoint = tmp_path / "last.pt"
     checkpoint.write_bytes(b"weights v1" * 1000)
