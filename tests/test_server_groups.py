@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -220,6 +221,29 @@ def test_find_run_values_is_find_runs_in_part(store: Store) -> None:
                 assert (summary.value, summary.min, summary.max) == (
                     other.value, other.min, other.max
                 )  # fmt: skip
+
+
+def test_key_counts_count_what_find_runs_reads(store: Store) -> None:
+    """SqlStore's counting queries and the base's count of read runs agree, filters and
+    statuses applied, limit and offset ignored; the columns and experiments-best API use it."""
+    from collections import Counter
+
+    from expbook.store.base import RunQuery
+
+    repeats(store)
+    store.set_metric("3", "extra/score", 1.0)
+    for query in (
+        RunQuery(),
+        RunQuery(where="number >= 2 and params.lr < 0.05", limit=1, offset=1),
+        RunQuery(statuses=(expbook.RunStatus.RUNNING,)),
+    ):
+        whole = store.find_runs(replace(query, limit=None, offset=0))
+        counts = store.key_counts(query)
+        assert counts == Store.key_counts(store, query)
+        assert counts.runs == len(whole)
+        assert counts.params == Counter(key for run in whole for key in run.params)
+        assert counts.metrics == Counter(key for run in whole for key in run.metrics)
+    assert store.key_counts(RunQuery()).metrics["extra/score"] == 1
 
 
 WARM_UP = """

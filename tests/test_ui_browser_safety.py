@@ -126,20 +126,35 @@ def test_the_api_docs_list_every_operation(ui: UiPage) -> None:
 # --- names and texts ----------------------------------------------------------------------------
 
 
+def plot_text(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def test_run_names_are_shown_as_text_in_chart_legends(ui: UiPage) -> None:
     page = ui.open("/compare?runs=1,2,3,4")
-    page.wait_for_selector(".chart-card .legend .traces")
-    legends = page.eval_on_selector_all(
-        ".chart-card .legend",
-        "ls => ls.map(l => [...l.querySelectorAll('.legendtext')].map(t => t.textContent))",
+    page.wait_for_selector(".chart-card .main-svg")
+    # one legend for the page (HTML, the names as text), and the charts' tooltips name the runs
+    legend = page.eval_on_selector_all(
+        ".chart-legend .legend-entry", "es => es.map(e => e.textContent)"
     )
     expected = [f"#{number} {name}" for number, name in enumerate(NAMES, 1)]
-    assert legends and all(sorted(texts) == sorted(expected) for texts in legends), legends
-    assert page.locator(".chart-card .legend a").count() == 0  # no link made of a name
-    bold = page.eval_on_selector_all(
-        ".chart-card .legend tspan", "ts => ts.filter(t => t.style.fontWeight === 'bold').length"
+    assert legend == expected
+    assert page.locator(".chart-legend a, .chart-legend b").count() == 0  # no markup of a name
+    names = page.eval_on_selector_all(
+        ".chart-card .chart", "gds => gds.map(gd => gd.data.map(t => [t.name, t.meta.key]))"
     )
-    assert bold == 0
+    plotted = [plot_text(f"{run} · ") for run in expected]  # Plotly reads entities as text
+    assert names and all(
+        sorted(name for name, _ in chart) == sorted(f"{run}{chart[0][1]}" for run in plotted)
+        for chart in names
+    ), names
+    page.hover(".chart-card .chart .nsewdrag")  # a tooltip: names as text, not markup
+    page.wait_for_selector(".chart-card .hoverlayer .legendtext")
+    texts = page.eval_on_selector_all(
+        ".chart-card .hoverlayer .legendtext", "ts => ts.map(t => t.textContent)"
+    )
+    assert texts and all(any(text.startswith(run) for run in expected) for text in texts), texts
+    assert page.locator(".chart-card .hoverlayer a").count() == 0
     ui.screenshot("compare-names")
     assert_clean(ui)
 

@@ -7,7 +7,7 @@ import dataclasses
 import difflib
 import json
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -275,8 +275,16 @@ def varying_params(runs: Sequence[RunRecord]) -> list[str]:
 
 def common_metrics(runs: Sequence[RunRecord], limit: int = DEFAULT_METRIC_COLUMNS) -> list[str]:
     """The metric keys most runs have (system metrics left out), alphabetically."""
-    counts = Counter(key for run in runs for key in run.metrics if not key.startswith("system/"))
-    chosen = [key for key, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]]
+    return most_common_metrics(Counter(key for run in runs for key in run.metrics), limit)
+
+
+def most_common_metrics(
+    counts: Mapping[str, int], limit: int = DEFAULT_METRIC_COLUMNS
+) -> list[str]:
+    """:func:`common_metrics` from how many runs have each metric key
+    (:meth:`expbook.store.base.Store.key_counts`)."""
+    counted = [(key, n) for key, n in counts.items() if not key.startswith("system/")]
+    chosen = [key for key, _ in sorted(counted, key=lambda kv: (-kv[1], kv[0]))[:limit]]
     return sorted(chosen)
 
 

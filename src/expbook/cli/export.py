@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import datetime as _dt
-import json
 import sys
 from collections.abc import Iterator, Sequence
 from typing import IO, Any
@@ -13,6 +11,7 @@ from typing import IO, Any
 from expbook.cli.common import check_experiments, open_cli_store, selection_query
 from expbook.cli.output import to_json
 from expbook.errors import ExpbookError
+from expbook.exports import parquet_table, pyarrow_module, run_rows, write_csv
 from expbook.model import RunRecord
 from expbook.store.base import Store
 
@@ -51,31 +50,6 @@ def export(
         print(f"exported {what} of {len(runs)} runs to {out}", file=sys.stderr)
 
 
-def run_rows(runs: Sequence[RunRecord]) -> tuple[list[str], list[dict[str, Any]]]:
-    """The flat runs table (``RunRecord.to_row``): columns in a stable order, times in ISO 8601
-    (UTC), tags joined with ``;``."""
-    rows = [run.to_row() for run in runs]
-    per_key = ("params.", "metrics.", "min(metrics.", "max(metrics.")
-    columns = [c for c in rows[0] if not c.startswith(per_key)] if rows else []
-    params = sorted({c for row in rows for c in row if c.startswith("params.")})
-    metrics = sorted(
-        {c[len("metrics.") :] for row in rows for c in row if c.startswith("metrics.")}
-    )
-    columns += params
-    for key in metrics:
-        columns += [f"metrics.{key}", f"min(metrics.{key})", f"max(metrics.{key})"]
-    for row in rows:
-        row.update(started_at=_iso(row["started_at"]), ended_at=_iso(row["ended_at"]))
-        row["tags"] = ";".join(row["tags"])
-    return columns, rows
-
-
-def _iso(epoch: float | None) -> str | None:
-    if epoch is None:
-        return None
-    return _dt.datetime.fromtimestamp(epoch, _dt.UTC).isoformat()
-
-
 @contextlib.contextmanager
 def _output(out: str | None, binary: bool = False) -> Iterator[IO[Any]]:
     if out is None:
@@ -98,43 +72,9 @@ def _export_runs(runs: Sequence[RunRecord], fmt: str, out: str | None) -> None:
     columns, rows = run_rows(runs)
     if fmt == "csv":
         with _output(out) as handle:
-            writer = csv.DictWriter(handle, fieldnames=columns)
-            writer.writeheader()
-            writer.writerows({k: _csv_cell(v) for k, v in row.items()} for row in rows)
+            write_csv(handle, columns, rows)
         return
-    pyarrow = _pyarrow()
-    data = {column: _parquet_column([row.get(column) for row in rows]) for column in columns}
-    _write_parquet(pyarrow, pyarrow.table(data), out)
-
-
-def _csv_cell(value: Any) -> Any:
-    if isinstance(value, list | dict):
-        return json.dumps(value)
-    return value
-
-
-def _parquet_column(values: list[Any]) -> list[Any]:
-    """Parquet columns have one type: ints mixed with floats become floats; any other mix
-    (a param that is 0.001 in one run and 'auto' in another), and lists, become JSON text."""
-    kinds = {type(v) for v in values if v is not None}
-    if kinds <= {int, float} and len(kinds) == 2:
-        return [None if v is None else float(v) for v in values]
-    if len(kinds) > 1 or kinds & {list, dict}:
-        return [
-            None if v is None else (v if isinstance(v, str) else json.dumps(v)) for v in values
-        ]
-    return values
-
-
-def _pyarrow() -> Any:
-    try:
-        import pyarrow
-        import pyarrow.parquet
-    except ModuleNotFoundError:
-        raise ExpbookError(
-            "parquet export needs pyarrow: pip install 'expbook[parquet]'"
-        ) from None
-    return pyarrow
+    _write_parquet(pyarrow_module(), parquet_table(columns, rows), out)
 
 
 def _write_parquet(pyarrow: Any, table: Any, out: str | None) -> None:
@@ -179,7 +119,7 @@ def _export_points(
 
 
 def _points_parquet(series: Iterator[tuple[RunRecord, Any]], out: str | None) -> None:
-    pyarrow = _pyarrow()
+    pyarrow = pyarrow_module()
     tables = []
     for run, points in series:
         n = len(points)

@@ -131,8 +131,9 @@ GroupBy = Annotated[
 ]  # fmt: skip
 MetricValue = Annotated[
     Literal["last", "min", "max", "best"],
-    Query(description="with group_by: which value of each run's metric is used (best: min for "
-          "an error like loss, else max)"),
+    Query(description="which value of each run's metric is shown (grouped: used): its latest, "
+          "min, max, or best (min for an error like loss, else max); a sort on metrics.KEY "
+          "sorts by that value"),
 ]  # fmt: skip
 
 
@@ -153,10 +154,13 @@ def list_runs(
     value: MetricValue = "last",
 ) -> dict[str, Any] | ApiJSON:
     """A page of runs with the columns to show: the params that vary among them (or
-    ``params``) and the metrics most of them have (or ``metrics``). With
-    ``group=experiment`` the runs come ordered by experiment first. With ``group_by``, every
+    ``params``) and the metrics most of them have (or ``metrics``), each metric's ``value``
+    (latest, min, max or best; a sort on ``metrics.KEY`` sorts by it: :func:`sort_by_value`).
+    With ``group=experiment`` the runs come ordered by experiment first. With ``group_by``, every
     run the query selects is grouped (see ``server/groups.py``) and a page of groups comes
     back."""
+    if value != "last" and sort:
+        sort = sort_by_value(sort, value)
     if group == "experiment":
         sort = "experiment, " + (sort or "-number")
     query = RunQuery(
@@ -184,9 +188,36 @@ def list_runs(
         "limit": limit,
         "params": param_keys,
         "metrics": metric_keys,
-        "runs": [run_row(run, param_keys, metric_keys) for run in found],
+        "runs": [run_row(run, param_keys, metric_keys, value) for run in found],
         "lists": list_params(found, param_keys),
     }
+
+
+def sort_by_value(sort: str, value: str) -> str:
+    """``sort`` with each ``metrics.KEY`` term sorting by the value the table shows: with
+    ``value`` min or max ``min(metrics.KEY)``/``max(metrics.KEY)``, with best the min of an
+    error like loss, else the max (:func:`expbook.columns.lower_is_better`).
+
+    Raises:
+        FilterSyntaxError: ``sort`` does not parse.
+    """
+    from expbook.query import parse_sort
+
+    terms = []
+    for key in parse_sort(sort):
+        field = key.field
+        text = field.label()
+        if field.scope in ("param", "metric"):
+            which = field.aggregate
+            if field.scope == "metric" and which == "last":
+                which = value
+                if value == "best":
+                    which = "min" if lower_is_better(field.name) else "max"
+            quoted = field.name.replace("\\", "\\\\").replace("'", "\\'")
+            text = f"{field.scope}s.'{quoted}'"
+            text = text if which == "last" else f"{which}({text})"
+        terms.append(("-" if key.descending else "") + text)
+    return ", ".join(terms)
 
 
 def list_params(runs: list[RunRecord], keys: list[str]) -> list[dict[str, Any]]:
@@ -232,8 +263,14 @@ def get_list_params(
     return {"lists": list_params(records, keys)}
 
 
-def run_row(run: RunRecord, param_keys: list[str], metric_keys: list[str]) -> dict[str, Any]:
-    """One line of the runs table: identity, status, times and the chosen columns."""
+def run_row(
+    run: RunRecord, param_keys: list[str], metric_keys: list[str], value: str = "last"
+) -> dict[str, Any]:
+    """One line of the runs table: identity, status, times and the chosen columns; each metric's
+    ``value`` is its latest, or (``value``: min, max, best) that of its summary, as the grouped
+    table and ``expbook compare`` read it (:func:`expbook.report.stats.metric_value`)."""
+    from expbook.report.stats import metric_value
+
     return {
         "id": run.id,
         "number": run.number,
@@ -250,7 +287,7 @@ def run_row(run: RunRecord, param_keys: list[str], metric_keys: list[str]) -> di
         "dirty": run.git.dirty,
         "params": {key: run.params[key] for key in param_keys if key in run.params},
         "metrics": {
-            key: {"value": run.metrics[key].value, "unit": run.metrics[key].unit}
+            key: {"value": metric_value(run, key, value), "unit": run.metrics[key].unit}
             for key in metric_keys
             if key in run.metrics
         },

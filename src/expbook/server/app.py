@@ -33,12 +33,16 @@ from expbook.errors import (
 )
 from expbook.server.api import router
 from expbook.server.blobs import install_blobs
+from expbook.server.bulk import install as install_bulk
+from expbook.server.compare import install as install_compare
 from expbook.server.encoding import ApiJSON
+from expbook.server.experiments_best import install as install_experiments_best
 from expbook.server.mlflow import install_mlflow
 from expbook.server.openapi import openapi_30
 from expbook.server.remote import install as install_remote
 from expbook.server.security import MAX_BODY_BYTES, Guard, content_security_policy
 from expbook.server.sweeps import install as install_sweeps
+from expbook.server.views import install as install_views
 from expbook.store.base import Store
 
 HERE = Path(__file__).parent
@@ -74,6 +78,10 @@ def create_app(
     app.state.read_only = read_only
     app.include_router(router)
     install_sweeps(app)
+    install_compare(app)
+    install_bulk(app)
+    install_experiments_best(app)
+    install_views(app)
     install_mlflow(app)
     install_remote(app)
     install_blobs(app)

@@ -37,6 +37,7 @@ from expbook.query import parse_filter, parse_sort
 from expbook.store import chunks as chunk_codec
 from expbook.store import migrate
 from expbook.store.base import (
+    KeyCounts,
     RunQuery,
     RunSpec,
     Store,
@@ -732,6 +733,28 @@ class SqlStore(SqlTokens, SqlSweeps, Store):
                 )
                 for pk, uuid_, number, name, kind, started, ended, status, experiment in found
             )  # fmt: skip
+
+        return self._query(read)
+
+    def key_counts(self, query: RunQuery) -> KeyCounts:
+        """As the base says, with three counting queries on the runs a subquery selects."""
+        from expbook.store.schema import params as param_rows
+
+        now = time.time()
+        chosen = self._run_filter(query, now)
+        pks = sa.select(runs.c.id).where(chosen).scalar_subquery()
+        count = sa.select(sa.func.count()).select_from(runs).where(chosen)
+
+        def per_key(table: sa.Table) -> sa.Select[Any]:
+            rows = sa.select(table.c.key, sa.func.count()).where(table.c.run_id.in_(pks))
+            return rows.group_by(table.c.key).order_by(table.c.key)
+
+        def read(connection: Connection) -> KeyCounts:
+            return KeyCounts(
+                connection.scalar(count) or 0,
+                dict(_tuples(connection, per_key(param_rows))),
+                dict(_tuples(connection, per_key(metric_summaries))),
+            )
 
         return self._query(read)
 

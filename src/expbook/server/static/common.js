@@ -225,6 +225,7 @@ export function storeInfo() {
  * hides every edit control (elements with class "edit", through the body's "read-only" class).
  */
 export async function startPage(nav) {
+  setupThemeToggle();
   $(`[data-nav="${nav}"]`)?.classList.add("active");
   const info = await storeInfo();
   const target = $("#store-info");
@@ -235,6 +236,80 @@ export async function startPage(nav) {
   }
   document.body.classList.toggle("read-only", Boolean(info.read_only));
   return info;
+}
+
+// --- the colour theme -------------------------------------------------------------------------
+
+const THEME_KEY = "expbook.theme";
+const THEMES = ["auto", "light", "dark"];
+const THEME_TITLES = {
+  auto: "Colour theme: auto, as the system's (click for light)",
+  light: "Colour theme: light (click for dark)",
+  dark: "Colour theme: dark (click for auto)",
+};
+
+/** The theme chosen in the header: "auto" (the system's), "light" or "dark". */
+export function chosenTheme() {
+  const theme = document.documentElement.dataset.theme;
+  return THEMES.includes(theme) ? theme : "auto";
+}
+
+/** The theme the page shows now: "light" or "dark" (auto resolved through the system's). */
+export function shownTheme() {
+  const theme = chosenTheme();
+  if (theme !== "auto") return theme;
+  return window.matchMedia?.("(prefers-color-scheme: dark)").matches ? "dark" : "light";
+}
+
+/**
+ * Show `theme` ("auto", "light" or "dark"), remember it in localStorage and tell the page:
+ * `document` gets a "themechange" event (charts draw again with the new colours).
+ */
+export function setTheme(theme) {
+  const chosen = THEMES.includes(theme) ? theme : "auto";
+  document.documentElement.dataset.theme = chosen;
+  try {
+    if (chosen === "auto") localStorage.removeItem(THEME_KEY);
+    else localStorage.setItem(THEME_KEY, chosen);
+  } catch {
+    // storage blocked: the choice lasts until the page is left
+  }
+  showThemeToggle();
+  document.dispatchEvent(new Event("themechange"));
+}
+
+function showThemeToggle() {
+  const button = $("#theme-toggle");
+  if (!button) return;
+  const theme = chosenTheme();
+  button.textContent = theme[0].toUpperCase() + theme.slice(1);
+  button.dataset.theme = theme;
+  button.title = THEME_TITLES[theme];
+  button.setAttribute("aria-label", THEME_TITLES[theme]);
+}
+
+let themeReady = false;
+
+/** The header's toggle (auto → light → dark), and "themechange" when the system's changes. */
+function setupThemeToggle() {
+  if (themeReady) return;
+  themeReady = true;
+  if (!document.documentElement.dataset.theme) {
+    document.documentElement.dataset.theme = "auto"; // a shell without theme.js
+  }
+  showThemeToggle();
+  $("#theme-toggle")?.addEventListener("click", () => {
+    setTheme(THEMES[(THEMES.indexOf(chosenTheme()) + 1) % THEMES.length]);
+  });
+  window.matchMedia?.("(prefers-color-scheme: dark)").addEventListener?.("change", () => {
+    if (chosenTheme() === "auto") document.dispatchEvent(new Event("themechange"));
+  });
+  window.addEventListener("storage", (event) => {
+    if (event.key !== THEME_KEY) return; // chosen in another tab of the UI
+    document.documentElement.dataset.theme = event.newValue || "auto";
+    showThemeToggle();
+    document.dispatchEvent(new Event("themechange"));
+  });
 }
 
 /** Whether the server refuses edits (known once `startPage` has run). */

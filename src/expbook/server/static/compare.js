@@ -1,6 +1,13 @@
 // The compare page (/compare?runs=1,2,3): the runs' curves overlaid (one chart per metric key,
 // one trace per run), their params side by side, a parallel-coordinates chart of the params
 // that vary against a metric, and a scatter of any param against any metric.
+//
+// Groups (?group_by=params.X or *, every param but the seeds): the charts draw each group's mean
+// with a 95 % CI or min-max band (?band=ci|minmax) from GET /api/compare/series, and a table
+// compares each group with a baseline group by Welch's t-test from GET /api/compare (the
+// numbers of `expbook compare`). ?color=params.X colours the runs by a param's value; the
+// metrics table shows last/min/max/best with deltas against a baseline run (?baseline=N).
+// Everything a user would share lives in the address; statistics come from the API.
 
 import {
   $,
@@ -15,8 +22,33 @@ import {
   startPage,
   toNumber,
 } from "./common.js";
-import { colorAt, fetchSeries, LineChart, loadPlotly, PLOT_CONFIG, plotText } from "./charts.js";
+import {
+  colorAt,
+  fetchSeries,
+  LineChart,
+  lineLayout,
+  loadPlotly,
+  mountChartToolbar,
+  PLOT_CONFIG,
+  plotText,
+  themeColors,
+} from "./charts.js";
 import { elementsHtml } from "./runtable.js";
+import {
+  bestIndex,
+  BANDS,
+  delta,
+  deltaText,
+  groupName,
+  groupTraces,
+  improves,
+  intervalText,
+  logSpaced,
+  meanText,
+  paramColors,
+  pText,
+  summaryValue,
+} from "./groupcharts.js";
 
 const plotlyLoaded = loadPlotly(); // parsed while the runs' data is fetched
 
@@ -27,6 +59,50 @@ let runs = []; // run details, in the order asked for
 let lists = {}; // key -> the list param element-wise (/api/list-params), for lists of words
 const charts = [];
 const chartOptions = { xMode: "step", logY: false };
+let runSeries = null; // GET /api/series of every run and key, fetched once
+const groupSeries = new Map(); // group_by -> GET /api/compare/series
+let compared = null; // GET /api/compare for the current group_by and value
+let coloring = null; // paramColors() of the colour-by param, or null: by run
+
+/** What the address says (and the controls change): grouping, band, colours, baselines. */
+const state = {
+  groupBy: "", // "" (each run), "*" or "params.KEY"
+  band: "ci",
+  color: "", // "" (by run) or "params.KEY"
+  value: "last",
+  baseline: null, // run number: the metrics table's deltas
+  baseGroup: 0, // index of the baseline group
+  groupMetric: "",
+  allValues: false, // the metrics table: all four values of each metric
+};
+
+function readState() {
+  const query = new URLSearchParams(window.location.search);
+  state.groupBy = query.get("group_by") || "";
+  state.band = query.get("band") === "minmax" ? "minmax" : "ci";
+  state.color = query.get("color") || "";
+  state.value = ["last", "min", "max", "best"].includes(query.get("value")) ? query.get("value") : "last";
+  state.baseline = Number(query.get("baseline")) || null;
+  state.baseGroup = Math.max(0, Number(query.get("base_group")) || 0);
+  state.groupMetric = query.get("metric") || "";
+  state.allValues = query.get("values") === "all";
+}
+
+/** Keep the address in step with the controls (replaceState: no reload, no history entry). */
+function writeState() {
+  const query = new URLSearchParams(window.location.search);
+  const set = (name, value, fallback) => (value && value !== fallback ? query.set(name, value) : query.delete(name));
+  set("group_by", state.groupBy, "");
+  set("band", state.band, "ci");
+  set("color", state.color, "");
+  set("value", state.value, "last");
+  set("baseline", state.baseline ? String(state.baseline) : "", String(runs[0]?.number ?? ""));
+  set("base_group", String(state.baseGroup), "0");
+  set("metric", state.groupMetric, "");
+  set("values", state.allValues ? "all" : "", "");
+  const text = query.toString().replace(/%2C/g, ",").replace(/%2F/g, "/").replace(/%2A/g, "*");
+  history.replaceState(null, "", `/compare?${text}`);
+}
 
 // --- the runs asked for -----------------------------------------------------------------------
 
@@ -35,32 +111,66 @@ function requestedRefs() {
   return [...new Set(text.split(",").map((part) => part.trim()).filter(Boolean))];
 }
 
-const colorOf = (number) => colorAt(runs.findIndex((run) => run.number === number));
+/** A run's colour: by its place in the comparison, or by its value of the colour-by param. */
+function colorOf(number) {
+  const index = runs.findIndex((run) => run.number === number);
+  if (!coloring || index < 0) return colorAt(index);
+  return coloring.color(runs[index].params[state.color.slice("params.".length)]);
+}
+
+const cssVar = (name) => getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+
+function setColoring() {
+  const key = state.color.startsWith("params.") ? state.color.slice("params.".length) : "";
+  coloring = key ? paramColors(runs.map((run) => run.params[key]), { missing: cssVar("--muted") || "#9ca3af" }) : null;
+}
 const startOf = (number) => runs.find((run) => run.number === number)?.started_at ?? 0;
 
+/** Compare other runs, keeping the page's other settings. */
 function setRefs(refs) {
-  const url = refs.length ? `/compare?runs=${refs.join(",")}` : "/compare";
+  const query = new URLSearchParams(window.location.search);
+  query.delete("runs");
+  query.delete("baseline");
+  query.delete("base_group");
+  const rest = query.toString();
+  const url = refs.length ? `/compare?runs=${refs.join(",")}${rest ? `&${rest}` : ""}` : "/compare";
   window.location.href = url;
 }
 
 function layout(failed) {
   $("#main").innerHTML = html`
     <div class="page-head"><h1>Compare ${runs.length} runs</h1></div>
-    ${failed.map((f) => html`<div class="alert">Run ${f.ref}: ${f.error.message}</div>`)}
-    <div class="run-chips">${runs.map(
-      (run) => html`<span class="run-chip"><span class="swatch" style="background:${colorOf(run.number)}"></span>
-        <a href="${runUrl(run.number)}">#${run.number} ${run.name}</a>${badge(run.status)}
-        <button type="button" class="remove-run" data-number="${run.number}" title="Leave out of the comparison">×</button></span>`,
-    )}</div>
+    ${failed.map((f) => html`<div class="alert">${f.what ?? `Run ${f.ref}`}: ${f.error.message}</div>`)}
+    <div class="run-chips" id="run-chips"></div>
+    <div class="compare-controls" id="compare-controls">
+      <label>group by <select id="group-by"></select></label>
+      <label id="band-label">band <select id="band">${Object.entries(BANDS).map(
+        ([value, text]) => html`<option value="${value}">${text}</option>`,
+      )}</select></label>
+      <label>colour by <select id="color-by"></select></label>
+      <label>value <select id="value"><option value="last">last</option><option value="min">min</option>
+        <option value="max">max</option><option value="best">best</option></select></label>
+      <span id="color-legend" class="color-legend"></span>
+    </div>
     <section class="section">
       <div class="chart-controls">
         <h2 style="margin:0">Metrics</h2>
-        <label>x axis <select id="x-mode"><option value="step">step</option><option value="epoch">epoch</option>
-          <option value="time">relative time</option></select></label>
+        <div id="chart-toolbar"></div>
         <label class="check-label"><input type="checkbox" id="log-y"> log y</label>
         <span class="muted small">drag to zoom · double-click to reset</span>
+        <span id="group-note" class="muted small"></span>
       </div>
+      <div id="group-legend" class="group-legend" hidden></div>
       <div id="charts" class="charts"><p class="muted">Loading series…</p></div>
+    </section>
+    <section class="card section" id="groups-card" hidden>
+      <h2>Groups <span id="groups-count" class="count small"></span> <span class="card-tools">
+        <label>metric <select id="group-metric"></select></label>
+        <label>baseline <select id="base-group"></select></label></span></h2>
+      <div id="groups-table" class="table-scroll"></div>
+      <p class="muted small">Each group's mean ± sample std and the 95 % confidence interval of the mean
+        (Student's t); each group against the baseline by Welch's t-test, as <code>expbook compare</code>
+        prints it. A group of one run has no noise estimate.</p>
     </section>
     <div class="cards cards-2">
       <section class="card" id="parcoords-card">
@@ -73,16 +183,36 @@ function layout(failed) {
         <div id="scatter" class="chart chart-wide"></div>
       </section>
     </div>
-    <div class="cards cards-2">
-      <section class="card" id="params-card">
-        <h2>Params <span class="card-tools"><label class="check-label"><input type="checkbox" id="only-differing"> only differing</label></span></h2>
-        <div id="params-table" class="table-scroll"></div>
-      </section>
-      <section class="card" id="metrics-card">
-        <h2>Metrics <span class="count small">latest values</span></h2>
-        <div id="metrics-table" class="table-scroll"></div>
-      </section>
-    </div>`;
+    <section class="card section compare-table-card" id="metrics-card">
+      <h2>Metrics <span id="metrics-value" class="count small"></span> <span class="card-tools">
+        <label class="check-label"><input type="checkbox" id="all-values"> last, min, max and best</label>
+        <label>deltas against <select id="baseline-run"></select></label></span></h2>
+      <div id="metrics-table" class="table-scroll"></div>
+    </section>
+    <section class="card section compare-table-card" id="params-card">
+      <h2>Params <span class="card-tools"><label class="check-label"><input type="checkbox" id="only-differing"> only differing</label></span></h2>
+      <div id="params-table" class="table-scroll"></div>
+    </section>`;
+  drawChips();
+}
+
+function drawChips() {
+  $("#run-chips").innerHTML = html`${runs.map(
+    (run) => html`<span class="run-chip" data-number="${run.number}"><span class="swatch" style="background:${chipColor(run.number)}"></span>
+      <a href="${runUrl(run.number)}">#${run.number} ${run.name}</a>${badge(run.status)}
+      <button type="button" class="remove-run" data-number="${run.number}" title="Leave out of the comparison">×</button></span>`,
+  )}`.text;
+  const legend = $("#color-legend");
+  if (!coloring) {
+    legend.innerHTML = "";
+    return;
+  }
+  const many = coloring.legend.length > 12; // a scale of many values: its two ends
+  const items = many ? [coloring.legend[0], null, coloring.legend[coloring.legend.length - 1]] : coloring.legend;
+  legend.innerHTML = html`<span class="muted">${state.color.slice("params.".length)}${coloring.log ? " (log scale)" : ""}:</span>
+    ${items.map((item) =>
+      item ? html`<span class="legend-item"><span class="swatch" style="background:${item.color}"></span>${item.text}</span>` : html`<span class="muted">…</span>`,
+    )}`.text;
 }
 
 // --- keys and values --------------------------------------------------------------------------
@@ -139,9 +269,17 @@ async function drawCurves() {
     container.innerHTML = html`<p class="muted">These runs logged no metric series.</p>`.text;
     return;
   }
+  if (state.groupBy) {
+    await drawGroupCurves(keys);
+    return;
+  }
+  $("#group-note").textContent = "";
+  $("#group-legend").hidden = true;
   const refs = runs.map((run) => String(run.number));
-  const [series] = await Promise.all([fetchSeries(refs, keys, { points: POINTS }), plotlyLoaded]);
+  if (!runSeries) [runSeries] = await Promise.all([fetchSeries(refs, keys, { points: POINTS }), plotlyLoaded]);
+  const series = runSeries;
   container.innerHTML = "";
+  charts.length = 0;
   // Up to 10 runs each chart has a legend; beyond, the run chips above are the legend (20
   // legends of 20 entries would crowd the charts and double their drawing time).
   const legend = runs.length <= 10;
@@ -149,6 +287,7 @@ async function drawCurves() {
   for (const key of keys) {
     const card = document.createElement("div");
     card.className = "chart-card";
+    card.dataset.key = key;
     card.innerHTML = html`<h3>${key}</h3><div class="chart" style="height:${height}px"></div>`.text;
     container.append(card);
     const chart = new LineChart($(".chart", card), {
@@ -168,12 +307,75 @@ async function drawCurves() {
   }
 }
 
+/** A run chip's colour: its group's when grouped (the charts draw groups), else its own. */
+function chipColor(number) {
+  const index = state.groupBy && compared ? compared.groups.findIndex((g) => g.runs.includes(number)) : -1;
+  return index >= 0 ? groupColor(index) : colorOf(number);
+}
+
+/** A group's colour: the colour-by param's when all its runs share it, else its place. */
+function groupColor(index) {
+  const group = compared?.groups[index];
+  if (coloring && group) {
+    const colours = new Set(group.runs.map(colorOf));
+    if (colours.size === 1) return [...colours][0];
+  }
+  return colorAt(index);
+}
+
+/** Each group's mean curve with its band, one chart per key (x is the step: runs are aligned
+ * by step on the server). */
+async function drawGroupCurves(keys) {
+  const container = $("#charts");
+  const query = { runs: runs.map((run) => run.number).join(","), group_by: state.groupBy, points: POINTS };
+  if (!groupSeries.has(state.groupBy)) {
+    const perRequest = Math.max(1, Math.floor(400 / runs.length)); // the API's runs x keys limit
+    const requests = [];
+    for (let k = 0; k < keys.length; k += perRequest) {
+      requests.push(api("/api/compare/series", { query: { ...query, key: keys.slice(k, k + perRequest) } }));
+    }
+    const answers = await Promise.all([...requests, plotlyLoaded]);
+    answers.pop();
+    groupSeries.set(state.groupBy, { groups: answers[0].groups, confidence: answers[0].confidence, series: answers.flatMap((a) => a.series) });
+  }
+  await plotlyLoaded;
+  const found = groupSeries.get(state.groupBy);
+  $("#group-note").textContent = `groups: mean with ${BANDS[state.band]} band · x is the step`;
+  container.innerHTML = "";
+  charts.length = 0;
+  // one legend for every chart: the groups, their n, and which have no noise estimate
+  const legend = $("#group-legend");
+  legend.hidden = false;
+  legend.innerHTML = html`${found.groups.map(
+    (group, i) => html`<span class="legend-item${group.n < 2 ? " noise-unknown-entry" : ""}" data-group="${i}">
+      <span class="line-swatch" style="border-color:${groupColor(i)}"></span>${groupName(group)}</span>`,
+  )}`.text;
+  const height = 280;
+  for (const key of keys) {
+    const card = document.createElement("div");
+    card.className = "chart-card group-chart";
+    card.dataset.key = key;
+    card.innerHTML = html`<h3>${key}</h3><div class="chart" style="height:${height}px"></div>`.text;
+    container.append(card);
+    const traces = groupTraces(
+      found.series.filter((s) => s.key === key),
+      found.groups,
+      { band: state.band, color: groupColor, confidence: found.confidence },
+    );
+    const layout = lineLayout({ xMode: "step", logY: chartOptions.logY, unit: { label: "seconds", scale: 1 }, legend: false });
+    layout.hovermode = "closest";
+    Plotly.react($(".chart", card), traces, layout, PLOT_CONFIG);
+  }
+}
+
 function bindChartControls() {
   const update = () => {
     chartOptions.xMode = $("#x-mode").value;
     chartOptions.logY = $("#log-y").checked;
     for (const chart of charts) chart.setOptions(chartOptions);
+    if (state.groupBy) drawCurves().catch(showFatal);
   };
+  mountChartToolbar($("#chart-toolbar"), { keys: union(runs.map((run) => run.series_keys)).sort(byMetric) });
   $("#x-mode").addEventListener("change", update);
   $("#log-y").addEventListener("change", update);
 }
@@ -223,22 +425,197 @@ function drawParamsTable() {
     return html`<tr class="${differs(key) ? "differs" : ""}"><th>${key}</th>${cells}</tr>`;
   });
   $("#params-table").innerHTML = keys.length
-    ? html`<table class="grid"><thead><tr><th>param</th>${runHeader()}</tr></thead><tbody>${rows}</tbody></table>`.text
+    ? html`<table class="grid compare-grid"><thead><tr><th>param</th>${runHeader()}</tr></thead><tbody>${rows}</tbody></table>`.text
     : html`<p class="muted">${only ? "No param differs between these runs." : "No params."}</p>`.text;
 }
 
+/** Whether lower is better for a metric, as the server judges it (GET /api/compare). */
+const lowerIsBetter = (key) => compared?.lower_is_better?.[key] ?? false;
+
+const VALUES = ["last", "min", "max", "best"];
+
+/** Metrics × runs: each run's last, min, max or best value (?value=; all four with
+ * ?values=all), the best run of each row marked, and every other run's delta against the
+ * baseline run (absolute and %). */
 function drawMetricsTable() {
   const keys = metricKeys();
-  const rows = keys.map(
-    (key) => html`<tr><th>${key}</th>${runs.map((run) => {
-      const value = metricValue(run, key);
-      const odd = value !== null && !Number.isFinite(value);
-      return html`<td class="num${odd ? " nonfinite" : ""}">${fmtNumber(value)}</td>`;
-    })}</tr>`,
-  );
+  const base = runs.find((run) => run.number === state.baseline) ?? runs[0];
+  const kinds = state.allValues ? VALUES : [state.value];
+  $("#metrics-value").textContent = `${state.allValues ? "last, min, max and best" : `${state.value} values`} · best marked ★ · deltas against #${base.number}`;
+  const rows = keys.flatMap((key) => kinds.map((kind, k) => metricRow(key, kind, base, k === 0, kinds.length)));
   $("#metrics-table").innerHTML = keys.length
-    ? html`<table class="grid"><thead><tr><th>metric</th>${runHeader()}</tr></thead><tbody>${rows}</tbody></table>`.text
+    ? html`<table class="grid compare-grid${state.allValues ? " all-values" : ""}"><thead><tr><th>metric</th>${runHeader()}</tr></thead><tbody>${rows}</tbody></table>`.text
     : html`<p class="muted">No metrics.</p>`.text;
+}
+
+function metricRow(key, kind, base, first, count) {
+  const lower = lowerIsBetter(key);
+  const values = runs.map((run) => summaryValue(run.metrics[key], kind, lower));
+  const best = runs.length > 1 ? bestIndex(values, lower) : -1;
+  const baseValue = values[runs.indexOf(base)];
+  const cells = runs.map((run, i) => {
+    const value = values[i];
+    const odd = value !== null && !Number.isFinite(value);
+    const classes = ["num", odd ? "nonfinite" : "", i === best ? "best-cell" : "", run === base ? "baseline-cell" : ""];
+    let change = "";
+    if (run !== base && value !== null) {
+      const found = delta(value, baseValue);
+      const better = improves(found, lower);
+      const tone = better === null ? "" : better ? "better" : "worse";
+      change = html`<div class="delta ${tone}">${deltaText(found)}</div>`;
+    } else if (run === base) {
+      change = html`<div class="delta muted">baseline</div>`;
+    }
+    return html`<td class="${classes.filter(Boolean).join(" ")}" data-run="${run.number}" data-value="${value ?? ""}">${fmtNumber(value)}${i === best ? html`<span class="star" title="best">★</span>` : ""}${change}</td>`;
+  });
+  const direction = html`<span class="muted small" title="${lower ? "lower is better" : "higher is better"}">${lower ? "↓" : "↑"}</span>`;
+  const name = count === 1 ? html`${key} ${direction}` : first ? html`${key} ${direction} <span class="value-kind">${kind}</span>` : html`<span class="value-kind">${kind}</span>`;
+  return html`<tr data-key="${key}" data-kind="${kind}" class="${count > 1 && first ? "metric-first" : ""}"><th>${name}</th>${cells}</tr>`;
+}
+
+// --- groups -----------------------------------------------------------------------------------
+
+/** GET /api/compare for the current grouping and value (each run alone when not grouped: the
+ * metrics table still reads which metrics are errors from it). */
+async function fetchCompared() {
+  const query = { runs: runs.map((run) => run.number).join(","), value: state.value };
+  if (state.groupBy) query.group_by = state.groupBy;
+  compared = await api("/api/compare", { query });
+  if (state.baseGroup >= compared.groups.length) state.baseGroup = 0;
+  if (state.baseGroup && compared.groups.length) {
+    compared = await api("/api/compare", { query: { ...query, baseline: state.baseGroup } });
+  }
+}
+
+function drawGroupsTable() {
+  const card = $("#groups-card");
+  card.hidden = !state.groupBy;
+  if (!state.groupBy || !compared) return;
+  const metrics = compared.metrics;
+  if (!metrics.includes(state.groupMetric)) state.groupMetric = defaultMetric(metrics) ?? "";
+  fillSelect($("#group-metric"), metrics, state.groupMetric);
+  const baseSelect = $("#base-group");
+  baseSelect.innerHTML = compared.groups.map((g, i) => html`<option value="${i}">${g.label}</option>`.text).join("");
+  baseSelect.value = String(state.baseGroup);
+  const key = state.groupMetric;
+  $("#groups-count").textContent = `${compared.groups.length} groups of ${runs.length} runs · ${key} (${compared.value}, ${lowerIsBetter(key) ? "lower" : "higher"} is better)`;
+  if (!key) {
+    $("#groups-table").innerHTML = html`<p class="muted">No metric the runs share.</p>`.text;
+    return;
+  }
+  const versus = new Map((compared.comparisons[key] || []).map((c) => [c.group, c]));
+  const rows = compared.groups.map((group, i) => {
+    const metric = group.metrics[key];
+    const c = versus.get(i);
+    const verdictClass = c ? (c.distinguishable === true ? "verdict-yes" : c.distinguishable === false ? "verdict-no" : "verdict-unknown") : "";
+    const noise = group.noise_unknown ? html` <span class="noise-unknown" title="one run: run-to-run noise unknown">noise unknown</span>` : "";
+    const compareCells = i === compared.baseline
+      ? html`<td colspan="4" class="muted">baseline</td>`
+      : html`<td class="num diff">${c ? fmtNumber(toNumber(c.difference)) : "—"}</td>
+          <td class="num diff-ci">${c ? intervalText(c.ci) : "—"}</td>
+          <td class="num p-value">${c ? pText(c.p_value) : "—"}</td>
+          <td class="verdict ${verdictClass}">${c ? c.verdict : ""}</td>`;
+    return html`<tr data-group="${i}" class="${i === compared.baseline ? "baseline-row" : ""}">
+      <th><span class="swatch" style="background:${groupColor(i)}"></span>${group.label}${noise}</th>
+      <td class="num">${group.n}</td>
+      <td class="runs-cell">${group.runs.map((n) => html`<a href="${runUrl(n)}">#${n}</a> `)}</td>
+      <td class="num mean">${meanText(metric)}</td>
+      <td class="num ci">${intervalText(metric?.ci)}</td>
+      ${compareCells}</tr>`;
+  });
+  $("#groups-table").innerHTML = html`<table class="grid compare-grid groups-grid"><thead><tr>
+      <th>group</th><th class="num">n</th><th>runs</th><th class="num">mean ± std</th>
+      <th class="num">${Math.round(compared.confidence * 100)} % CI</th>
+      <th class="num">Δ vs baseline</th><th class="num">Δ ${Math.round(compared.confidence * 100)} % CI</th>
+      <th class="num">p (Welch)</th><th>verdict</th></tr></thead><tbody>${rows}</tbody></table>`.text;
+}
+
+// --- controls ---------------------------------------------------------------------------------
+
+function fillControls() {
+  const varying = paramKeys().filter(differs);
+  const groupOptions = [["", "none (each run)"], ["*", "all params but the seed"], ...varying.map((k) => [`params.${k}`, k])];
+  if (state.groupBy && !groupOptions.some(([v]) => v === state.groupBy)) groupOptions.push([state.groupBy, state.groupBy]);
+  $("#group-by").innerHTML = groupOptions.map(([v, t]) => html`<option value="${v}">${t}</option>`.text).join("");
+  $("#group-by").value = state.groupBy;
+  const colorOptions = [["", "run"], ...varying.map((k) => [`params.${k}`, k])];
+  if (state.color && !colorOptions.some(([v]) => v === state.color)) colorOptions.push([state.color, state.color.slice(7)]);
+  $("#color-by").innerHTML = colorOptions.map(([v, t]) => html`<option value="${v}">${t}</option>`.text).join("");
+  $("#color-by").value = state.color;
+  $("#band").value = state.band;
+  $("#value").value = state.value;
+  $("#band-label").hidden = !state.groupBy;
+  $("#baseline-run").innerHTML = runs.map((run) => html`<option value="${run.number}">#${run.number} ${run.name}</option>`.text).join("");
+  if (!runs.some((run) => run.number === state.baseline)) state.baseline = runs[0].number;
+  $("#baseline-run").value = String(state.baseline);
+  $("#all-values").checked = state.allValues;
+}
+
+/** Redraw what depends on the colours: chips, table headers, curves, scatter, group table. */
+async function recolour() {
+  setColoring();
+  drawChips();
+  drawParamsTable();
+  drawMetricsTable();
+  drawGroupsTable();
+  await drawCurves();
+  if (window.Plotly && $("#scatter").data) drawScatter();
+}
+
+function bindControls() {
+  const change = (select, apply) =>
+    $(select).addEventListener("change", () => {
+      apply($(select).value);
+      writeState();
+      ready(false);
+      refreshGroups()
+        .then(() => ready(true))
+        .catch(showFatal);
+    });
+  change("#group-by", (v) => {
+    state.groupBy = v;
+    state.baseGroup = 0;
+    $("#band-label").hidden = !v;
+  });
+  change("#value", (v) => (state.value = v));
+  change("#base-group", (v) => (state.baseGroup = Number(v)));
+  const redraw = (select, apply, draw) =>
+    $(select).addEventListener("change", () => {
+      apply($(select).value);
+      writeState();
+      ready(false);
+      Promise.resolve(draw())
+        .then(() => ready(true))
+        .catch(showFatal);
+    });
+  redraw("#band", (v) => (state.band = v), drawCurves);
+  redraw("#color-by", (v) => (state.color = v), recolour);
+  redraw("#group-metric", (v) => (state.groupMetric = v), drawGroupsTable);
+  redraw("#baseline-run", (v) => (state.baseline = Number(v)), drawMetricsTable);
+  redraw("#all-values", () => (state.allValues = $("#all-values").checked), drawMetricsTable);
+  // the group charts take their colours from the theme when drawn (the runs' charts redraw
+  // themselves)
+  document.addEventListener("themechange", () => {
+    if (state.groupBy) drawCurves().catch(showFatal);
+    if ($("#scatter").data) drawScatter();
+    if ($("#parcoords").data) drawParcoords();
+  });
+}
+
+/** Fetch the groups' statistics again (grouping, value or baseline changed) and redraw. */
+async function refreshGroups() {
+  await fetchCompared();
+  drawChips();
+  drawGroupsTable();
+  drawMetricsTable();
+  await drawCurves();
+}
+
+/** body[data-ready]: set when the page has drawn what its controls asked for (the tests wait
+ * for it). */
+function ready(done) {
+  if (done) document.body.dataset.ready = "true";
+  else delete document.body.dataset.ready;
 }
 
 // --- parallel coordinates ---------------------------------------------------------------------
@@ -267,21 +644,6 @@ function dimension(label, values) {
     ticktext: labels.map(plotText),
     range: [-0.3, labels.length - 0.7], // lines off the axis' ends, where they would hide
   };
-}
-
-const spread = (xs) => {
-  const gaps = xs.slice(1).map((x, i) => x - xs[i]);
-  return Math.max(...gaps) / Math.min(...gaps);
-};
-
-/** Whether values are spread over decades or spaced evenly on a log scale (1e-4, 3e-4, 1e-3,
- * 3e-3: a learning-rate sweep), where a linear axis would crowd all but the largest. */
-function logSpaced(values) {
-  const distinct = [...new Set(values)].sort((a, b) => a - b);
-  const [min, max] = [distinct[0], distinct[distinct.length - 1]];
-  if (!(min > 0) || max / min < 10) return false;
-  if (max / min >= 100 || distinct.length === 2) return true;
-  return spread(distinct.map(Math.log10)) < spread(distinct);
 }
 
 /** A numeric dimension over exactly the data's range; log-spaced values on a log axis. */
@@ -342,7 +704,13 @@ function drawParcoords() {
     tickfont: { size: 10 },
   };
   target.innerHTML = "";
-  Plotly.react(target, [trace], { margin: { l: 60, r: 60, t: 50, b: 24 }, font: { size: 11 } }, PLOT_CONFIG);
+  Plotly.react(target, [trace], { margin: { l: 60, r: 60, t: 50, b: 24 }, ...themedLayout() }, PLOT_CONFIG);
+}
+
+/** Font and background in the theme's colours, read now (charts redraw on `themechange`). */
+function themedLayout() {
+  const colors = themeColors();
+  return { font: { size: 11, color: colors.text }, paper_bgcolor: colors.paper, plot_bgcolor: colors.paper };
 }
 
 // --- scatter ----------------------------------------------------------------------------------
@@ -370,18 +738,18 @@ function drawScatter() {
     textposition: "top center",
     customdata: shown.map((run) => plotText(run.name)),
     hovertemplate: `%{text} %{customdata}<br>${plotText(xKey)} = %{x}<br>${plotText(yKey)} = %{y:.4~g}<extra></extra>`,
-    marker: { size: 11, color: shown.map((run) => colorOf(run.number)), line: { color: "#fff", width: 1 } },
+    marker: { size: 11, color: shown.map((run) => colorOf(run.number)), line: { color: themeColors().paper, width: 1 } },
   };
   const layout = {
     margin: { l: 60, r: 16, t: 16, b: 48 },
-    font: { size: 11 },
+    ...themedLayout(),
     xaxis: {
       title: { text: plotText(xKey) },
       type: logX ? "log" : numeric ? "linear" : "category",
-      gridcolor: "#eef0f3",
+      gridcolor: themeColors().grid,
       automargin: true,
     },
-    yaxis: { title: { text: plotText(yKey) }, gridcolor: "#eef0f3", automargin: true },
+    yaxis: { title: { text: plotText(yKey) }, gridcolor: themeColors().grid, automargin: true },
   };
   target.innerHTML = "";
   Plotly.react(target, [trace], layout, PLOT_CONFIG);
@@ -443,17 +811,34 @@ async function main() {
     showFatal(failed[0].error);
     return;
   }
-  const found = await api("/api/list-params", { query: { run: runs.map((run) => run.number) } });
+  readState();
+  const [found, grouped] = await Promise.all([
+    api("/api/list-params", { query: { run: runs.map((run) => run.number) } }),
+    fetchCompared().then(
+      () => null,
+      (error) => error,
+    ),
+  ]);
   lists = Object.fromEntries(found.lists.map((list) => [list.key, list]));
   document.title = `Compare ${runs.map((run) => `#${run.number}`).join(" ")} · expbook`;
+  if (grouped) {
+    // a bad group_by in the address: say so, and compare the runs ungrouped
+    failed.push({ what: `group_by=${state.groupBy}`, error: grouped });
+    state.groupBy = "";
+    await fetchCompared();
+  }
+  setColoring();
   layout(failed);
   $("#main").addEventListener("click", (event) => {
     const button = event.target.closest(".remove-run");
     if (button) setRefs(runs.map((run) => run.number).filter((n) => n !== Number(button.dataset.number)));
   });
+  fillControls();
+  bindControls();
   bindChartControls();
   drawParamsTable();
   drawMetricsTable();
+  drawGroupsTable();
   await drawCurves(); // first: the curves are what people come for
   performance.mark("expbook:curves-drawn"); // (the tests time this)
   await plotlyLoaded; // also when no run logged a series (drawCurves did not wait for it)

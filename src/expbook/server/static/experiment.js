@@ -1,5 +1,7 @@
 // An experiment's page (/experiments/NAME): its question (the name), description, hypothesis
-// and conclusion (markdown, editable), its runs and the best of them by a chosen metric.
+// and conclusion (markdown, editable), its runs and the best of them by a chosen metric. The
+// runs table is the runs page's (runtable.js: columns, value, groups, bulk actions, keyboard),
+// 50 runs a page, its state in the address next to the ranking (?metric=&mode=).
 
 import {
   $,
@@ -19,7 +21,7 @@ import {
   startPage,
   timeHtml,
 } from "./common.js";
-import { bindTable, compareUrl, drawTable, headerKey, updateRows } from "./runtable.js";
+import { compareUrl, pagerHtml, readTableState, RunTable, tableQuery, toolbarHtml, writeTableState } from "./runtable.js";
 
 const REFRESH_MS = 3000;
 const FIELDS = [
@@ -30,8 +32,11 @@ const FIELDS = [
 
 let name = decodeURIComponent(window.location.pathname.replace(/^\/experiments\//, ""));
 let data = null; // GET /api/experiments/NAME
-const selected = new Set();
-let shownHeader = null;
+let runs = null; // GET /api/runs?experiment=NAME: the page of runs shown
+let table = null;
+let tableState = readTableState(new URLSearchParams(window.location.search));
+let loadSeq = 0;
+let wanted = null; // the table state being loaded: further changes build on it
 let refresher = null;
 
 /** ?metric= and ?mode= of the page: the ranking the user chose. */
@@ -41,6 +46,42 @@ function ranking() {
 }
 
 const fetchExperiment = () => api(experimentApi(name), { query: ranking() });
+const fetchRuns = (s = tableState) => api("/api/runs", { query: tableQuery(s, { experiment: [name] }) });
+
+/** The page's address for a table state (the ranking kept). */
+function pageUrl(s) {
+  const q = new URLSearchParams();
+  const { metric, mode } = ranking();
+  if (metric) q.set("metric", metric);
+  if (mode) q.set("mode", mode);
+  writeTableState(s, q);
+  const text = q.toString();
+  return experimentUrl(name) + (text ? `?${text}` : "");
+}
+
+/** Load the runs table for state `next`; on success it becomes the state and the address. */
+async function loadRuns(next, { push = true } = {}) {
+  const seq = ++loadSeq;
+  wanted = next;
+  let page;
+  try {
+    page = await fetchRuns(next);
+  } catch (error) {
+    if (seq !== loadSeq) return;
+    wanted = null;
+    notify(`Could not load the runs: ${error.message}`);
+    return;
+  }
+  if (seq !== loadSeq) return;
+  wanted = null;
+  const changed = pageUrl(next) !== pageUrl(tableState);
+  tableState = next;
+  if (push && changed) history.pushState(null, "", pageUrl(tableState));
+  runs = page;
+  drawRuns();
+  drawTitle();
+  watchRunning();
+}
 
 /** A filter expression's quoted text. */
 const quoted = (text) => `'${text.replace(/\\/g, "\\\\").replace(/'/g, "\\'")}'`;
@@ -66,14 +107,18 @@ function layout() {
       <select id="metric" aria-label="ranking metric"></select>
       <span id="best" class="best-run"></span>
     </div>
-    <div id="table" class="table-wrap"></div>`;
+    ${toolbarHtml()}
+    <div id="table" class="table-wrap"></div>
+    ${pagerHtml()}`;
 }
 
 function drawTitle() {
   $("#exp-name").textContent = data.name;
   $("#exp-count").textContent = `${fmtInt(data.run_count)} run${data.run_count === 1 ? "" : "s"} · updated `;
   $("#exp-count").insertAdjacentHTML("beforeend", timeHtml(data.updated_at).text);
-  $("#in-runs").href = `/?where=${encodeURIComponent(`experiment = ${quoted(data.name)}`)}`;
+  const q = writeTableState({ ...tableState, page: 1 }, new URLSearchParams());
+  q.set("where", `experiment = ${quoted(data.name)}`);
+  $("#in-runs").href = `/?${q}`; // with the table's columns, value and grouping
   document.title = `${data.name} · expbook`;
 }
 
@@ -90,7 +135,7 @@ function drawBest() {
   $("#metric").innerHTML = metrics.map((key) => html`<option value="${key}">${key}</option>`.text).join("");
   $("#metric").value = data.metric ?? "";
   $("#mode").value = data.mode;
-  const best = data.runs.find((run) => run.number === data.best);
+  const best = data.runs.find((run) => run.number === data.best); // its value by `metric`
   const value = best?.metrics[data.metric]?.value;
   const link = best && html`<a href="${runUrl(best.number)}"><b>#${best.number}</b> ${best.name}</a>`;
   const none = data.metric ? `no finished run has ${data.metric}` : "no metrics to rank by";
@@ -99,27 +144,12 @@ function drawBest() {
     : html`<span class="muted">${none}</span>`.text;
 }
 
-function tableOptions() {
-  return { best: data.best, selected, sortable: false, selectAll: true, showExperiment: false, group: false };
-}
-
 function drawRuns({ full = true } = {}) {
-  const container = $("#table");
-  const page = { runs: data.runs, params: data.params, metrics: data.metrics };
-  if (!data.runs.length) {
-    container.innerHTML = html`<p class="empty">No runs in this experiment yet.</p>`.text;
-    shownHeader = null;
-    return;
-  }
-  const options = tableOptions();
-  const header = headerKey(page, options);
-  if (full || header !== shownHeader || !updateRows(container, page, options)) {
-    drawTable(container, page, options);
-    shownHeader = header;
-  }
+  if (!runs) return;
+  table.draw(runs, { full, empty: runs.total ? "No runs on this page." : "No runs in this experiment yet." });
 }
 
-function showSelection() {
+function showSelection(selected) {
   const button = $("#compare");
   button.textContent = `Compare (${selected.size})`;
   button.disabled = selected.size < 2;
@@ -130,7 +160,6 @@ function drawAll() {
   for (const [field] of FIELDS) if (!$(`#field-${field} .editor`)) drawField(field);
   drawBest();
   drawRuns();
-  showSelection();
   watchRunning();
 }
 
@@ -201,7 +230,7 @@ async function changeRanking(event) {
 }
 
 function watchRunning() {
-  const running = data.runs.some((run) => run.status === "running");
+  const running = runs?.runs?.some((run) => run.status === "running");
   if (running && !refresher) refresher = poll(refresh, REFRESH_MS);
   else if (!running && refresher) {
     refresher.stop();
@@ -210,10 +239,11 @@ function watchRunning() {
 }
 
 async function refresh() {
-  const seq = rankingSeq;
-  const fresh = await fetchExperiment();
-  if (seq !== rankingSeq) return;
+  const [seq, runSeq] = [rankingSeq, loadSeq];
+  const [fresh, page] = await Promise.all([fetchExperiment(), fetchRuns()]);
+  if (seq !== rankingSeq || runSeq !== loadSeq) return;
   data = fresh;
+  runs = page;
   drawBest();
   drawRuns({ full: false });
   watchRunning();
@@ -231,15 +261,27 @@ function bind() {
   $("#metric").addEventListener("change", changeRanking);
   $("#mode").addEventListener("change", changeRanking);
   $("#compare").addEventListener("click", () => {
-    window.location.href = compareUrl(selected);
+    window.location.href = compareUrl(table.selected);
   });
-  bindTable($("#table"), { selected, onSelect: showSelection });
+  table = new RunTable($("#table"), {
+    getState: () => wanted || tableState,
+    change: (next) => loadRuns(next),
+    scope: () => ({ experiment: [name] }),
+    reload: () => loadRuns(tableState, { push: false }),
+    onSelect: showSelection,
+    best: () => data.best,
+    showExperiment: () => false,
+  });
+  window.addEventListener("popstate", () => {
+    tableState = readTableState(new URLSearchParams(window.location.search));
+    loadRuns(tableState, { push: false });
+  });
 }
 
 async function main() {
   const started = startPage("experiments"); // the header's request goes with the page's
   try {
-    data = await fetchExperiment();
+    [data, runs] = await Promise.all([fetchExperiment(), fetchRuns()]);
   } catch (error) {
     await started;
     showFatal(error);

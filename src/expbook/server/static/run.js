@@ -29,7 +29,7 @@ import {
   timeHtml,
   toNumber,
 } from "./common.js";
-import { colorAt, LineChart, loadPlotly } from "./charts.js";
+import { board, colorAt, LineChart, loadPlotly, mountChartToolbar } from "./charts.js";
 
 const plotlyLoaded = loadPlotly(); // parsed while the run's data is fetched
 
@@ -39,8 +39,8 @@ const OUTPUT_KEPT = 5000; // lines of a followed program's output kept on the pa
 
 let run = null; // the API's run detail
 let ref = decodeURIComponent(window.location.pathname.replace(/^\/runs\//, ""));
-const charts = new Map(); // chart title -> LineChart
-const chartOptions = { xMode: "step", logY: false };
+const cards = new Map(); // chart title -> { spec, card, chart: LineChart once drawn }
+let toolbar = null; // the charts' toolbar (x axis, smoothing, legend)
 let outputCursor = 0;
 let refresher = null;
 const drawnSignature = new Map(); // section -> JSON of what it shows (redraw only on change)
@@ -72,21 +72,23 @@ function layout() {
       </section>
     </div>
     <section class="card section" id="summary"></section>
-    <section class="section">
+    <section class="section" id="charts-section">
       <div class="chart-controls">
         <h2 style="margin:0">Charts</h2>
-        <label>x axis <select id="x-mode">
-          <option value="step">step</option><option value="epoch">epoch</option>
-          <option value="time">relative time</option></select></label>
-        <label class="check-label"><input type="checkbox" id="log-y"> log y</label>
+        <div id="chart-toolbar"></div>
+        <input type="search" id="chart-search" class="chart-search" placeholder="Search charts by key…" aria-label="search charts by key">
         <span class="muted small">drag to zoom (finer data is fetched) · double-click to reset</span>
       </div>
-      <div id="charts" class="charts"></div>
+      <div id="charts" class="panels"></div>
     </section>
-    <section class="section" id="system-section" hidden>
-      <h2>System <span class="muted small">sampled CPU, memory, I/O and GPUs (docs/system.md)</span></h2>
-      <ul id="system-lines" class="system-lines"></ul>
-      <div id="system-charts" class="charts"></div>
+    <section class="section panel" id="system-section" data-section="system" hidden>
+      <h2 class="panel-head"><button type="button" class="panel-toggle" aria-expanded="true">System</button>
+        <span class="count panel-count"></span>
+        <span class="muted small">sampled CPU, memory, I/O and GPUs (docs/system.md)</span></h2>
+      <div class="panel-body">
+        <ul id="system-lines" class="system-lines"></ul>
+        <div id="system-charts" class="charts"></div>
+      </div>
     </section>
     <section class="card section" id="output-card">
       <h2>Output <span id="output-note" class="count small"></span>
@@ -412,87 +414,314 @@ function drawSummary() {
   const count = `${keys.length} metric${keys.length === 1 ? "" : "s"}`;
   $("#summary").innerHTML = html`<h2>Summary <span class="count">${count}</span></h2>${
     keys.length
-      ? html`<table class="grid"><thead><tr><th>metric</th><th class="num">last</th><th class="num">step</th>
+      ? html`<div class="summary-scroll"><table class="grid"><thead><tr><th>metric</th><th class="num">last</th><th class="num">step</th>
           <th class="num">min @step</th><th class="num">max @step</th><th class="num">count</th><th>unit</th></tr></thead>
-          <tbody>${rows}</tbody></table>`
+          <tbody>${rows}</tbody></table></div>`
       : html`<p class="muted">No metrics.</p>`
   }`;
 }
 
 // --- charts -----------------------------------------------------------------------------------
+//
+// Charts sit in panels by key prefix: the metrics without one (train/ and valid/ splits of a
+// metric share a chart), then one panel per prefix (`layer3/`; `layer0/` ... `layer44/` share a
+// `layerN/` panel), then System. Pinned charts (localStorage, per store) come first in their own
+// panel; in each panel loss-like, then accuracy-like charts lead. A panel of more than
+// PANEL_OPEN_MAX charts starts closed, and a closed panel's charts are drawn when it opens.
+
+const PANEL_OPEN_MAX = 12;
+const SPLITS = ["train", "training", "valid", "validation", "val", "eval", "test", "dev"];
+const LOSS_LIKE = /loss|err|mse|mae|rmse|nll|ppl|perplexity/i;
+const ACC_LIKE = /acc|f1|auc|precision|recall|score|reward|bleu|iou|map/i;
+
+const panelOpen = new Map(); // panel name -> open, once the user chose
+const closedInSearch = new Set(); // panels the user closed during the current search
+const splitColors = new Map(); // a key's split ("" for none) -> its colour index on this page
+let pins = new Set(); // pinned chart titles
+let pinsKey = "expbook.pins";
+
+/** The shared legend's entries, the run's splits in a fixed order (train, then valid...), each
+ * with its colour on every chart; keys without a split come after, with no entry. */
+function noteSplits() {
+  const splits = new Set((run.series_keys || []).map(splitOf));
+  const order = (split) => (split ? SPLITS.indexOf(split.toLowerCase()) : SPLITS.length);
+  for (const split of [...splits].sort((a, b) => order(a) - order(b) || a.localeCompare(b))) {
+    const color = colorOfSplit(split);
+    if (split) board.note(split, split, color);
+  }
+}
+
+/** A key's split ("train", "valid", ...) or "" (as the server groups them). */
+function splitOf(key) {
+  for (const separator of ["/", "_"]) {
+    const at = key.indexOf(separator);
+    if (at > 0 && at < key.length - 1 && SPLITS.includes(key.slice(0, at).toLowerCase())) {
+      return key.slice(0, at);
+    }
+  }
+  return "";
+}
+
+function colorOfSplit(split) {
+  if (!splitColors.has(split)) splitColors.set(split, splitColors.size);
+  return colorAt(splitColors.get(split));
+}
+
+const splitColor = (key) => colorOfSplit(splitOf(key));
 
 /** The keys a chart draws, when they say more than its title. */
 const subtitle = (spec) =>
   spec.keys.length === 1 && spec.keys[0] === spec.title ? "" : spec.keys.join(" · ");
 
-/** Create a chart per entry of `run.charts` not shown yet (and update changed key lists).
- * Returns the charts that need loading. */
-function drawCharts() {
-  return [...drawChartsIn($("#charts"), run.charts, "No metric series logged."),
-    ...drawChartsIn($("#system-charts"), run.system_charts || [], "")];
+/** 0 for loss-like charts, 1 for accuracy-like, 2 for the rest. */
+function rank(title) {
+  const name = title.split("/").pop();
+  return LOSS_LIKE.test(name) ? 0 : ACC_LIKE.test(name) ? 1 : 2;
 }
 
-/** The System section: the summary lines (util mean / peak...) and its charts. */
+const byRank = (a, b) => rank(a.title) - rank(b.title) || a.title.localeCompare(b.title);
+
+function loadPins(store) {
+  pinsKey = `expbook.pins:${store}`;
+  try {
+    pins = new Set(JSON.parse(window.localStorage.getItem(pinsKey) || "[]"));
+  } catch {
+    pins = new Set();
+  }
+}
+
+function savePins() {
+  try {
+    window.localStorage.setItem(pinsKey, JSON.stringify([...pins].sort()));
+  } catch {
+    // private browsing: pins last as long as the page
+  }
+}
+
+/** The chart specs of the run: its metric charts, its system charts, and system keys that no
+ * system chart shows (each its own chart). */
+function chartSpecs() {
+  const system = run.system_charts || [];
+  const shown = new Set(system.flatMap((spec) => spec.keys));
+  const others = (run.series_keys || [])
+    .filter((key) => key.startsWith("system/") && !shown.has(key))
+    .map((key) => ({ title: key, keys: [key] }));
+  return [
+    ...run.charts.map((spec) => ({ ...spec, system: false })),
+    ...[...system, ...others].map((spec) => ({ ...spec, system: true })),
+  ];
+}
+
+/** The panels, in order: [{ name, label, specs }]. */
+function panelsOf(specs) {
+  const prefixOf = (spec) => (spec.title.includes("/") ? spec.title.split("/")[0] : "");
+  const prefixes = new Set(specs.filter((s) => !s.system).map(prefixOf));
+  const patterns = new Map(); // "layerN" -> how many prefixes have it
+  for (const prefix of prefixes) {
+    const pattern = prefix.replace(/\d+/g, "N");
+    if (pattern !== prefix) patterns.set(pattern, (patterns.get(pattern) ?? 0) + 1);
+  }
+  const panelOf = (spec) => {
+    if (pins.has(spec.title)) return "pinned";
+    if (spec.system) return "system";
+    const prefix = prefixOf(spec);
+    const pattern = prefix.replace(/\d+/g, "N");
+    return (patterns.get(pattern) ?? 0) > 1 ? `${pattern}/` : prefix ? `${prefix}/` : "";
+  };
+  const groups = new Map();
+  for (const spec of specs) {
+    const name = panelOf(spec);
+    if (!groups.has(name)) groups.set(name, []);
+    groups.get(name).push(spec);
+  }
+  const order = (name) => (name === "pinned" ? 0 : name === "" ? 1 : name === "system" ? 3 : 2);
+  const labels = { pinned: "Pinned", "": "Metrics", system: "System" };
+  return [...groups]
+    .sort(([a], [b]) => order(a) - order(b) || a.localeCompare(b))
+    .map(([name, list]) => ({ name, label: labels[name] ?? name, specs: list.sort(byRank) }));
+}
+
+function newCard(spec) {
+  const card = document.createElement("div");
+  card.className = "chart-card";
+  card.dataset.title = spec.title;
+  card.innerHTML = html`<h3><span class="chart-title">${spec.title}</span><span class="note-small">${subtitle(spec)}</span>
+    <span class="spacer"></span><button type="button" class="pin" aria-pressed="false" title="Pin: show first, on every run of this store">pin</button></h3>
+    <div class="chart"></div>`.text;
+  $(".pin", card).addEventListener("click", () => togglePin(spec.title));
+  return card;
+}
+
+/** Make cards for new chart specs and update changed key lists (a split appeared). */
+function updateCards() {
+  for (const spec of chartSpecs()) {
+    const entry = cards.get(spec.title);
+    if (!entry) {
+      cards.set(spec.title, { spec, card: newCard(spec), chart: null });
+      continue;
+    }
+    if (JSON.stringify(entry.spec.keys) !== JSON.stringify(spec.keys)) {
+      entry.spec = spec;
+      $(".note-small", entry.card).textContent = subtitle(spec);
+      if (entry.chart) entry.chart.keys = spec.keys; // valid/loss after train/loss
+    }
+  }
+}
+
+/** The panel element of `name` (System's is on the page; the others are made here). */
+function panelElement(name, label) {
+  if (name === "system") return $("#system-section");
+  let panel = [...$("#charts").children].find((p) => p.dataset.section === name);
+  if (!panel) {
+    panel = document.createElement("section");
+    panel.className = "panel";
+    panel.dataset.section = name;
+    panel.innerHTML = html`<h3 class="panel-head"><button type="button" class="panel-toggle" aria-expanded="true">${label}</button>
+      <span class="count panel-count"></span></h3><div class="panel-body"><div class="charts"></div></div>`.text;
+  }
+  return panel;
+}
+
+const panelCharts = (panel) => (panel.id === "system-section" ? $("#system-charts") : $(".charts", panel));
+
+const searchText = () => $("#chart-search").value.trim().toLowerCase();
+
+const matches = (spec, text) =>
+  !text || spec.title.toLowerCase().includes(text) || spec.keys.some((key) => key.toLowerCase().includes(text));
+
+/** Put every card in its panel, in order; open, close and filter the panels; draw the charts of
+ * open panels not drawn yet. Returns those charts' loads. */
+function arrangePanels() {
+  const text = searchText();
+  const panels = panelsOf([...cards.values()].map((entry) => entry.spec));
+  const keep = new Set();
+  const loads = [];
+  let previous = null;
+  for (const { name, label, specs } of panels) {
+    const panel = panelElement(name, label);
+    keep.add(panel);
+    if (name !== "system") {
+      const first = $("#charts").firstElementChild;
+      if (previous ? previous.nextElementSibling !== panel : first !== panel) {
+        if (previous) previous.after(panel);
+        else $("#charts").prepend(panel);
+      }
+      previous = panel;
+    }
+    const grid = panelCharts(panel);
+    const order = specs.map((spec) => cards.get(spec.title).card);
+    if (order.length !== grid.children.length || order.some((card, i) => grid.children[i] !== card)) {
+      grid.append(...order); // in order (moving a drawn chart keeps it); only when changed
+    }
+    let shown = 0;
+    for (const spec of specs) {
+      const { card } = cards.get(spec.title);
+      card.hidden = !matches(spec, text);
+      if (!card.hidden) shown += 1;
+      $(".pin", card).setAttribute("aria-pressed", String(pins.has(spec.title)));
+      $(".pin", card).textContent = pins.has(spec.title) ? "unpin" : "pin";
+    }
+    const open = text
+      ? shown > 0 && !closedInSearch.has(name)
+      : (panelOpen.get(name) ?? specs.length <= PANEL_OPEN_MAX);
+    const total = `${specs.length} chart${specs.length === 1 ? "" : "s"}`;
+    $(".panel-count", panel).textContent = text ? `${shown} of ${total}` : total;
+    $(".panel-toggle", panel).setAttribute("aria-expanded", String(open));
+    panel.classList.toggle("closed", !open);
+    $(".panel-body", panel).hidden = !open;
+    const empty = name === "system" && !specs.length && !(run.system || []).length;
+    panel.hidden = empty || (Boolean(text) && !shown);
+    if (!open) continue;
+    for (const spec of specs) {
+      const entry = cards.get(spec.title);
+      if (entry.card.hidden) continue;
+      if (!entry.chart) loads.push(makeChart(entry).load());
+      else if (entry.chart.stale) entry.chart.draw(); // changed while hidden
+    }
+  }
+  for (const panel of [...$("#charts").children]) {
+    if (panel.classList.contains("panel") && !keep.has(panel)) panel.remove();
+  }
+  if (!panels.some((p) => p.name === "system")) {
+    $("#system-section").hidden = !(run.system || []).length;
+  }
+  if (!cards.size && !$("#charts > p")) {
+    $("#charts").innerHTML = html`<p class="muted">No metric series logged.</p>`.text;
+  } else if (cards.size) {
+    $("#charts > p")?.remove();
+  }
+  return loads;
+}
+
+function makeChart(entry) {
+  const chart = new LineChart($(".chart", entry.card), {
+    runs: [ref],
+    keys: entry.spec.keys,
+    name: (s) => s.key,
+    legendOf: (s) => splitOf(s.key) || null, // the shared legend: train, valid, ...
+    color: (s) => splitColor(s.key),
+    startOf: () => run.started_at,
+    legend: false,
+  });
+  entry.chart = chart;
+  return chart;
+}
+
+function togglePin(title) {
+  if (pins.has(title)) pins.delete(title);
+  else pins.add(title);
+  savePins();
+  Promise.all(arrangePanels()).catch(showChartError);
+}
+
+function showChartError(error) {
+  console.warn("could not draw a chart:", error);
+}
+
+/** The System section's summary lines (util mean / peak...). */
 function drawSystem() {
   const lines = run.system || [];
-  $("#system-section").hidden = !lines.length && !(run.system_charts || []).length;
   if (!changed("system", lines)) return;
   $("#system-lines").innerHTML = html`${lines.map(
     (line) => html`<li><span class="muted">${line.label}:</span> ${line.text}</li>`,
   )}`.text;
 }
 
-function drawChartsIn(container, specs, emptyText) {
-  if (!specs.length) {
-    if (emptyText) container.innerHTML = html`<p class="muted">${emptyText}</p>`.text;
-    return [];
-  }
-  $("p.muted", container)?.remove();
-  const fresh = [];
-  for (const spec of specs) {
-    const existing = charts.get(spec.title);
-    if (existing) {
-      if (JSON.stringify(existing.keys) !== JSON.stringify(spec.keys)) {
-        existing.keys = spec.keys; // a split appeared (valid/loss after train/loss)
-        existing.legend = spec.keys.length > 1;
-        $(`.chart-card[data-title="${CSS.escape(spec.title)}"] .note-small`, container).textContent = subtitle(spec);
-      }
-      continue;
-    }
-    const card = document.createElement("div");
-    card.className = "chart-card";
-    card.dataset.title = spec.title;
-    card.innerHTML = html`<h3>${spec.title}<span class="note-small">${subtitle(spec)}</span></h3><div class="chart"></div>`.text;
-    container.append(card);
-    const chart = new LineChart($(".chart", card), {
-      runs: [ref],
-      keys: spec.keys,
-      name: (s) => s.key,
-      color: (s) => colorAt(chart.keys.indexOf(s.key)),
-      startOf: () => run.started_at,
-      legend: spec.keys.length > 1,
-    });
-    chart.options = { ...chartOptions };
-    charts.set(spec.title, chart);
-    fresh.push(chart);
-  }
-  return fresh;
+/** Cards for new series, charts for new open panels, and every drawn chart loaded again (for a
+ * running run). */
+async function refreshCharts() {
+  updateCards();
+  noteSplits();
+  const fresh = arrangePanels();
+  const drawn = [...cards.values()].filter((e) => e.chart && !fresh.includes(e.chart));
+  toolbar?.setKeys(metricKeys());
+  await Promise.all([...fresh, ...drawn.map((entry) => entry.chart.load())]);
 }
 
-/** Load new charts, and the others again (for a running run). */
-async function refreshCharts() {
-  drawCharts();
-  await Promise.all([...charts.values()].map((chart) => chart.load()));
-}
+/** The keys offered as an x axis: the run's metrics (system ones left out). */
+const metricKeys = () => (run.series_keys || []).filter((key) => !key.startsWith("system/"));
 
 function bindChartControls() {
-  const update = () => {
-    chartOptions.xMode = $("#x-mode").value;
-    chartOptions.logY = $("#log-y").checked;
-    for (const chart of charts.values()) chart.setOptions(chartOptions);
+  toolbar = mountChartToolbar($("#chart-toolbar"), { keys: metricKeys() });
+  $("#chart-search").addEventListener("input", () => {
+    closedInSearch.clear();
+    Promise.all(arrangePanels()).catch(showChartError);
+  });
+  const toggle = (event) => {
+    const button = event.target.closest(".panel-toggle");
+    if (!button) return;
+    const name = button.closest(".panel").dataset.section;
+    const open = button.getAttribute("aria-expanded") !== "true";
+    if (searchText()) {
+      if (open) closedInSearch.delete(name);
+      else closedInSearch.add(name);
+    } else {
+      panelOpen.set(name, open);
+    }
+    Promise.all(arrangePanels()).catch(showChartError);
   };
-  $("#x-mode").addEventListener("change", update);
-  $("#log-y").addEventListener("change", update);
+  $("#charts").addEventListener("click", toggle);
+  $("#system-section").addEventListener("click", toggle);
 }
 
 // --- output and files -------------------------------------------------------------------------
@@ -616,9 +845,10 @@ async function main() {
     showFatal(error);
     return;
   }
-  await started; // (read-only hides the edit controls)
+  const info = await started; // (read-only hides the edit controls)
+  loadPins(info?.store ?? "");
   ref = String(run.number); // a rename must not break the page's API calls
-  if (window.location.pathname !== runUrl(run.number)) history.replaceState(null, "", runUrl(run.number));
+  if (window.location.pathname !== runUrl(run.number)) history.replaceState(null, "", runUrl(run.number) + window.location.search);
   layout();
   drawAll();
   bindTags();
@@ -627,7 +857,9 @@ async function main() {
   $("#output-more").addEventListener("click", () => loadOutput(OUTPUT_KEPT));
   const output = loadOutput();
   await plotlyLoaded;
-  await Promise.all([...drawCharts().map((chart) => chart.load()), output]);
+  updateCards();
+  noteSplits();
+  await Promise.all([...arrangePanels(), output]);
   if (run.status === "running") refresher = poll(refresh, REFRESH_MS);
   document.body.dataset.ready = "true";
 }

@@ -1,11 +1,23 @@
-// The runs page (/): a filtered, sorted, paged table of runs. Its state (where, sort, page,
-// group, metrics) lives in the query string, so reloading and the back button work. While the
-// page shows a running run, the page is fetched again every 2 s and changed rows are redrawn.
+// The runs page (/): a filtered, sorted, paged table of runs (runtable.js: columns, metric
+// value, groups, bulk actions, keyboard). Its state (where, sort, page, grouping, columns,
+// value) lives in the query string, so reloading and the back button work; a state can be saved
+// under a name (a view, kept in the store). While the page shows a running run, the page is
+// fetched again every 2 s and changed rows are redrawn.
 
-import { $, api, ApiError, fmtInt, html, poll, startPage } from "./common.js";
-import { bindTable, compareUrl, drawTable, headerKey, updateRows } from "./runtable.js";
+import { $, api, ApiError, fmtInt, html, notify, poll, startPage } from "./common.js";
+import {
+  compareUrl,
+  fromView,
+  pagerHtml,
+  readTableState,
+  RunTable,
+  say,
+  tableQuery,
+  toolbarHtml,
+  toView,
+  writeTableState,
+} from "./runtable.js";
 
-const LIMIT = 50;
 const REFRESH_MS = 2000;
 const METRICS_PLACEHOLDER = "comma list: valid/acc, train/loss";
 
@@ -17,44 +29,28 @@ const EXAMPLES = [
 ];
 
 let state = readState();
-const selected = new Set();
-let shownHeader = null; // headerKey of the drawn table
+let wanted = null; // the state being loaded: further changes build on it
+let table = null;
 let loadSeq = 0; // answers to older requests are dropped
 let refresher = null;
 
 /** The page state from the URL. */
 function readState() {
   const q = new URLSearchParams(window.location.search);
-  return {
-    where: q.get("where") || "",
-    sort: q.get("sort") || "",
-    page: Math.max(1, parseInt(q.get("page") || "1", 10) || 1),
-    group: q.get("group") === "experiment",
-    metrics: q.get("metrics") || "",
-  };
+  return { ...readTableState(q), where: q.get("where") || "", group: q.get("group") === "experiment" };
 }
 
 function stateQuery(s) {
   const q = new URLSearchParams();
   if (s.where) q.set("where", s.where);
-  if (s.sort) q.set("sort", s.sort);
-  if (s.page > 1) q.set("page", String(s.page));
   if (s.group) q.set("group", "experiment");
-  if (s.metrics) q.set("metrics", s.metrics);
+  writeTableState(s, q);
   const text = q.toString();
   return text ? `?${text}` : window.location.pathname;
 }
 
-function apiQuery(s) {
-  return {
-    where: s.where,
-    sort: s.sort,
-    limit: LIMIT,
-    offset: (s.page - 1) * LIMIT,
-    group: s.group ? "experiment" : "",
-    metrics: s.metrics,
-  };
-}
+const scope = (s = state) => ({ where: s.where, group: s.group ? "experiment" : "" });
+const apiQuery = (s) => tableQuery(s, scope(s));
 
 function layout() {
   $("#main").innerHTML = html`
@@ -62,6 +58,16 @@ function layout() {
       <h1>Runs</h1>
       <span id="total" class="muted"></span>
       <span class="spacer"></span>
+      <div class="tool views-menu">
+        <button type="button" id="views-button" class="btn" aria-expanded="false" aria-controls="views-panel">Views ▾</button>
+        <div id="views-panel" class="tool-panel tool-panel-right" hidden>
+          <form id="view-save" class="edit view-save" autocomplete="off">
+            <input id="view-name" type="text" placeholder="save this view as…" aria-label="view name" maxlength="100" spellcheck="false">
+            <button type="submit" class="btn btn-small btn-primary">Save</button>
+          </form>
+          <ul id="views-list" class="views-list"></ul>
+        </div>
+      </div>
       <button type="button" id="compare" class="btn btn-primary" disabled>Compare (0)</button>
       <button type="button" id="clear-selection" class="btn btn-link" hidden>clear selection</button>
     </div>
@@ -78,6 +84,8 @@ function layout() {
               Operators: <code>= != &lt; &lt;= &gt; &gt;= ~ in</code>,
               <code>is null</code>, <code>and or not</code>. Click an example:</p>
             <ul>${EXAMPLES.map((e) => html`<li><code class="example">${e}</code></li>`)}</ul>
+            <p>Keys: <kbd>/</kbd> filter, <kbd>j</kbd>/<kbd>k</kbd> move, <kbd>Enter</kbd> open,
+              <kbd>x</kbd> select; Tab reaches the column headers (Enter sorts).</p>
           </div>
         </details>
       </div>
@@ -88,37 +96,39 @@ function layout() {
         placeholder="${METRICS_PLACEHOLDER}"></label>
       <label class="check-label"><input id="group" type="checkbox"> Group by experiment</label>
     </div>
+    ${toolbarHtml()}
     <div id="table" class="table-wrap"></div>
-    <div class="pager">
-      <button type="button" id="prev" class="btn">‹ Prev</button>
-      <span id="range" class="muted"></span>
-      <button type="button" id="next" class="btn">Next ›</button>
-    </div>`;
+    ${pagerHtml()}`;
 }
 
 /** Put the state into the controls (after a load or a back/forward). */
 function showState() {
   $("#where").value = state.where;
-  $("#metric-cols").value = state.metrics;
+  $("#metric-cols").value = state.metrics.join(", ");
   $("#group").checked = state.group;
+  $("#group").disabled = state.groupBy.length > 0;
 }
 
 /** Fetch the page for `next` state; on success it becomes the state (and the URL, if `push`). */
 async function load(next, { push = true } = {}) {
   const seq = ++loadSeq;
+  wanted = next;
   let page;
   try {
     page = await api("/api/runs", { query: apiQuery(next) });
   } catch (error) {
     if (seq !== loadSeq) return;
+    wanted = null;
     showLoadError(error, next);
     return;
   }
   if (seq !== loadSeq) return;
+  wanted = null;
   const changed = stateQuery(next) !== stateQuery(state);
   state = next;
   if (push && changed) history.pushState(null, "", stateQuery(state));
   hideFilterError();
+  showState();
   draw(page, { full: true });
   watchRunning(page);
 }
@@ -149,32 +159,12 @@ function hideFilterError() {
   $("#filter-error").textContent = "";
 }
 
-function tableOptions() {
-  return {
-    sort: state.sort,
-    group: state.group,
-    selected,
-    sortable: true,
-    selectAll: true,
-    showExperiment: !state.group, // grouped, the group rows say it
-  };
-}
-
 /** Draw the table and pager; with `full` false only changed rows are replaced. */
 function draw(page, { full }) {
-  const container = $("#table");
-  const options = tableOptions();
-  const header = headerKey(page, options);
-  if (page.runs.length === 0) {
-    container.innerHTML = html`<p class="empty">${emptyMessage(page)}</p>`.text;
-    shownHeader = null;
-  } else if (full || header !== shownHeader || !updateRows(container, page, options)) {
-    drawTable(container, page, options);
-    shownHeader = header;
-  }
+  table.draw(page, { full, empty: emptyMessage(page) });
   $("#metric-cols").placeholder = page.metrics.length ? page.metrics.join(", ") : METRICS_PLACEHOLDER;
-  drawPager(page);
-  showSelection();
+  const runs = `${fmtInt(page.groups ? page.run_count : page.total)} run${page.total === 1 ? "" : "s"}`;
+  $("#total").textContent = state.where ? `${runs} matching` : runs;
 }
 
 function emptyMessage(page) {
@@ -183,17 +173,7 @@ function emptyMessage(page) {
   return "No runs yet. Run `expbook demo` to make some.";
 }
 
-function drawPager(page) {
-  const first = page.total ? page.offset + 1 : 0;
-  const last = page.offset + page.runs.length;
-  $("#range").textContent = page.total ? `${fmtInt(first)}–${fmtInt(last)} of ${fmtInt(page.total)}` : "";
-  const runs = `${fmtInt(page.total)} run${page.total === 1 ? "" : "s"}`;
-  $("#total").textContent = state.where ? `${runs} matching` : runs;
-  $("#prev").disabled = page.offset === 0;
-  $("#next").disabled = last >= page.total;
-}
-
-function showSelection() {
+function showSelection(selected) {
   const button = $("#compare");
   button.textContent = `Compare (${selected.size})`;
   button.disabled = selected.size < 2;
@@ -203,7 +183,7 @@ function showSelection() {
 
 /** While the page shows a running run, fetch it again every 2 s and redraw changed rows. */
 function watchRunning(page) {
-  const running = page.runs.some((run) => run.status === "running");
+  const running = !page.groups && page.runs.some((run) => run.status === "running");
   if (running && !refresher) {
     refresher = poll(refresh, REFRESH_MS);
   } else if (!running && refresher) {
@@ -218,6 +198,79 @@ async function refresh() {
   if (seq !== loadSeq) return; // the user asked for something else meanwhile
   draw(page, { full: false });
   watchRunning(page);
+}
+
+// --- saved views ------------------------------------------------------------------------------
+
+async function drawViews() {
+  const list = $("#views-list");
+  let answer;
+  try {
+    answer = await api("/api/views");
+  } catch (error) {
+    list.innerHTML = html`<li class="filter-error">${error.message}</li>`.text;
+    return;
+  }
+  list.innerHTML = answer.views.length
+    ? answer.views
+        .map(
+          (view) => html`<li data-name="${view.name}"><button type="button" class="btn-link view-open">${view.name}</button>
+            <button type="button" class="btn-icon edit view-delete" title="Delete this view" aria-label="delete view ${view.name}">✕</button></li>`.text,
+        )
+        .join("")
+    : '<li class="muted small">No saved views yet.</li>';
+  drawViews.views = new Map(answer.views.map((view) => [view.name, view.state]));
+}
+
+function closeViews() {
+  $("#views-panel").hidden = true;
+  $("#views-button").setAttribute("aria-expanded", "false");
+}
+
+function bindViews() {
+  document.addEventListener("click", (event) => {
+    if (event.target.isConnected && !event.target.closest(".views-menu")) closeViews();
+  });
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape") closeViews();
+  });
+  $("#views-button").addEventListener("click", () => {
+    const panel = $("#views-panel");
+    panel.hidden = !panel.hidden;
+    $("#views-button").setAttribute("aria-expanded", String(!panel.hidden));
+    if (!panel.hidden) drawViews();
+  });
+  $("#view-save").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const name = $("#view-name").value.trim();
+    if (!name) return;
+    try {
+      await api(`/api/views/${encodeURIComponent(name)}`, { method: "PUT", body: toView(state) });
+    } catch (error) {
+      notify(`Could not save the view: ${error.message}`);
+      return;
+    }
+    $("#view-name").value = "";
+    say(`Saved the view “${name}”.`);
+    await drawViews();
+  });
+  $("#views-list").addEventListener("click", async (event) => {
+    const item = event.target.closest("li[data-name]");
+    if (!item) return;
+    const name = item.dataset.name;
+    if (event.target.closest(".view-open")) {
+      closeViews();
+      load(fromView(drawViews.views.get(name)));
+    } else if (event.target.closest(".view-delete")) {
+      try {
+        await api(`/api/views/${encodeURIComponent(name)}`, { method: "DELETE" });
+      } catch (error) {
+        notify(`Could not delete the view: ${error.message}`);
+        return;
+      }
+      await drawViews();
+    }
+  });
 }
 
 function bindControls() {
@@ -240,29 +293,25 @@ function bindControls() {
     const metrics = $("#metric-cols")
       .value.split(",")
       .map((key) => key.trim())
-      .filter(Boolean)
-      .join(",");
+      .filter(Boolean);
     load({ ...state, metrics });
   });
   $("#metric-cols").addEventListener("keydown", (event) => {
     if (event.key === "Enter") event.target.dispatchEvent(new Event("change"));
   });
   $("#group").addEventListener("change", () => load({ ...state, group: $("#group").checked, page: 1 }));
-  $("#prev").addEventListener("click", () => load({ ...state, page: Math.max(1, state.page - 1) }));
-  $("#next").addEventListener("click", () => load({ ...state, page: state.page + 1 }));
   $("#compare").addEventListener("click", () => {
-    window.location.href = compareUrl(selected);
+    window.location.href = compareUrl(table.selected);
   });
-  $("#clear-selection").addEventListener("click", () => {
-    selected.clear();
-    load(state, { push: false });
-  });
-  bindTable($("#table"), {
-    selected,
+  $("#clear-selection").addEventListener("click", () => $("#bulk-clear").click());
+  table = new RunTable($("#table"), {
+    getState: () => wanted || state,
+    change: (next) => load(next),
+    scope: () => ({ where: state.where }),
+    reload: () => load(state, { push: false }),
     onSelect: showSelection,
-    onSort: (sort) => load({ ...state, sort, page: 1 }),
-    getSort: () => state.sort,
   });
+  bindViews();
   window.addEventListener("popstate", () => {
     const next = readState();
     state = next;

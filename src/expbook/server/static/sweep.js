@@ -3,6 +3,11 @@
 // of the objective with the pruned ones marked where they stopped. Everything comes from
 // GET /api/sweeps/NAME (which computes best, importance and the axes) and GET /api/series.
 // While the sweep runs, the page refreshes every 3 s.
+//
+// When the sweep repeats configurations (`expbook.repeats`), its finished trials are grouped by
+// configuration: a table of configurations with n, mean ± std and the 95 % CI, each compared
+// with the best by Welch's t-test (GET /api/compare with explicit groups), and the trial curves
+// can show each configuration's mean with its band instead (GET /api/compare/series).
 
 import {
   $,
@@ -21,8 +26,9 @@ import {
   timeHtml,
   toNumber,
 } from "./common.js";
-import { fetchSeries, loadPlotly, PLOT_CONFIG, plotText, timeUnit } from "./charts.js";
+import { colorAt, fetchSeries, loadPlotly, PLOT_CONFIG, plotText, themeColors, timeUnit } from "./charts.js";
 import { countsHtml, stateBadge, sweepUrl } from "./sweeps.js";
+import { groupTraces, intervalText, meanText, pText } from "./groupcharts.js";
 
 const plotlyLoaded = loadPlotly(); // parsed while the sweep's data is fetched
 
@@ -39,8 +45,12 @@ const STATE_COLORS = {
   queued: "#9ca3af",
 };
 const BEST_COLOR = "#f59e0b";
-const FONT = { family: "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", size: 11, color: "#424a57" };
-const AXIS = { gridcolor: "#eef0f3", zeroline: false, automargin: true };
+// Colours of the page's theme, read when a chart is drawn (charts redraw on `themechange`).
+const FONT_FAMILY = "system-ui, -apple-system, Segoe UI, Roboto, sans-serif";
+const fontNow = () => ({ family: FONT_FAMILY, size: 11, color: themeColors().text });
+const axisNow = () => ({ gridcolor: themeColors().grid, linecolor: themeColors().grid, zeroline: false, automargin: true });
+/** The layout keys every chart of the page shares: font and background from the theme. */
+const themed = () => ({ font: fontNow(), paper_bgcolor: themeColors().paper, plot_bgcolor: themeColors().paper });
 
 const ref = decodeURIComponent(window.location.pathname.replace(/^\/sweeps\//, ""));
 let sweep = null; // GET /api/sweeps/REF
@@ -91,8 +101,15 @@ function layout() {
       <h2>Parallel coordinates <span id="parallel-note" class="count small"></span></h2>
       <div id="parallel" class="chart chart-wide"></div>
     </section>
+    <section class="card section" id="configs-card" hidden>
+      <h2>Configurations <span id="configs-note" class="count small"></span></h2>
+      <div id="configs" class="table-scroll"></div>
+    </section>
     <section class="card section" id="curves-card">
-      <h2>Trial curves <span id="curves-note" class="count small"></span></h2>
+      <h2>Trial curves <span id="curves-note" class="count small"></span>
+        <span class="card-tools" id="curves-tools" hidden><label>show <select id="curves-mode">
+          <option value="trials">each trial</option><option value="ci">configuration means, 95 % CI</option>
+          <option value="minmax">configuration means, min–max</option></select></label></span></h2>
       <div id="curves" class="chart chart-wide"></div>
     </section>
     <section class="card section" id="trials-card">
@@ -102,6 +119,12 @@ function layout() {
     <details class="card section" id="spec-card"><summary><b>Spec</b> <span class="muted small">as given</span></summary>
       <pre id="spec" class="sweep-spec"></pre></details>`.text;
   $("#bsf-x").addEventListener("change", drawBestSoFar);
+  $("#curves-mode").addEventListener("change", () => {
+    document.body.dataset.curves = "";
+    drawCurves()
+      .then(() => (document.body.dataset.curves = $("#curves-mode").value))
+      .catch(showFatal);
+  });
   $("#trials").addEventListener("click", (event) => {
     const header = event.target.closest("th[data-sort]");
     if (!header) return;
@@ -276,17 +299,15 @@ function drawBestSoFar() {
   ];
   const layout = {
     margin: { l: 56, r: 12, t: 8, b: 40 },
-    font: FONT,
-    paper_bgcolor: "#fff",
-    plot_bgcolor: "#fff",
+    ...themed(),
     showlegend: true,
     legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom" },
     xaxis: {
-      ...AXIS,
+      ...axisNow(),
       title: { text: byTime ? `time since the sweep started (${unit.label})` : "trials completed" },
       dtick: byTime ? undefined : integerStep(points.length),
     },
-    yaxis: { ...AXIS, title: { text: plotText(sweep.metric.name) }, type: logScale(points) ? "log" : "linear", exponentformat: "power" },
+    yaxis: { ...axisNow(), title: { text: plotText(sweep.metric.name) }, type: logScale(points) ? "log" : "linear", exponentformat: "power" },
   };
   return plot(target, traces, layout, PLOT_CONFIG);
 }
@@ -323,11 +344,9 @@ function drawImportance() {
   };
   const layout = {
     margin: { l: 12, r: 12, t: 8, b: 40 },
-    font: FONT,
-    paper_bgcolor: "#fff",
-    plot_bgcolor: "#fff",
-    xaxis: { ...AXIS, title: { text: "importance (normalised: they sum to 1)" }, rangemode: "tozero" },
-    yaxis: { ...AXIS, gridcolor: "rgba(0,0,0,0)" },
+    ...themed(),
+    xaxis: { ...axisNow(), title: { text: "importance (normalised: they sum to 1)" }, rangemode: "tozero" },
+    yaxis: { ...axisNow(), gridcolor: "rgba(0,0,0,0)" },
     bargap: 0.35,
   };
   return plot(target, [trace], layout, PLOT_CONFIG);
@@ -371,7 +390,7 @@ function drawParallel() {
     labelfont: { size: 12 },
     tickfont: { size: 10 },
   };
-  return plot(target, [trace], { margin: { l: 60, r: 60, t: 50, b: 24 }, font: FONT }, PLOT_CONFIG);
+  return plot(target, [trace], { margin: { l: 60, r: 60, t: 50, b: 24 }, ...themed() }, PLOT_CONFIG);
 }
 
 // --- curves -----------------------------------------------------------------------------------
@@ -379,6 +398,11 @@ function drawParallel() {
 async function drawCurves() {
   const target = $("#curves");
   const metric = sweep.metric?.name;
+  const mode = $("#curves-mode").value;
+  if (mode !== "trials" && metric && configGroups().length) {
+    await drawConfigCurves(target, metric, mode);
+    return;
+  }
   const trials = sweep.trials.filter((t) => t.run_number !== null);
   if (!metric || !trials.length) {
     say(target, html`${metric ? "No trial has a run yet." : "The sweep has no metric."}`);
@@ -439,13 +463,11 @@ async function drawCurves() {
   const log = values.length > 1 && Math.min(...values) > 0 && Math.max(...values) / Math.min(...values) > 100;
   const layout = {
     margin: { l: 56, r: 12, t: 8, b: 40 },
-    font: FONT,
-    paper_bgcolor: "#fff",
-    plot_bgcolor: "#fff",
+    ...themed(),
     hovermode: "closest",
     legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom" },
-    xaxis: { ...AXIS, title: { text: "step" }, dtick: integerStep(Math.max(...series.map((s) => s.steps[s.steps.length - 1] ?? 0))) },
-    yaxis: { ...AXIS, title: { text: plotText(metric) }, type: log ? "log" : "linear", exponentformat: "power" },
+    xaxis: { ...axisNow(), title: { text: "step" }, dtick: integerStep(Math.max(...series.map((s) => s.steps[s.steps.length - 1] ?? 0))) },
+    yaxis: { ...axisNow(), title: { text: plotText(metric) }, type: log ? "log" : "linear", exponentformat: "power" },
   };
   return plot(target, traces, layout, PLOT_CONFIG);
 }
@@ -457,6 +479,72 @@ function stopIndex(series, step) {
   let at = 0;
   for (let i = 0; i < series.steps.length && series.steps[i] <= step; i++) at = i;
   return at;
+}
+
+// --- configurations over repeats ---------------------------------------------------------------
+
+/** The finished trials with a run, grouped by configuration (their repeats), in configuration
+ * order; [] unless some configuration was repeated. */
+function configGroups() {
+  const groups = new Map();
+  for (const trial of sweep.trials) {
+    if (trial.state !== "finished" || trial.run_number === null) continue;
+    if (!groups.has(trial.config)) groups.set(trial.config, []);
+    groups.get(trial.config).push(trial);
+  }
+  const found = [...groups.entries()].sort((a, b) => a[0] - b[0]).map(([config, trials]) => ({ config, trials }));
+  return found.some((g) => g.trials.length > 1) ? found : [];
+}
+
+const groupQuery = (groups) => groups.map((g) => g.trials.map((t) => t.run_number).join(","));
+
+/** The configurations table: each one's n, mean ± std and CI of the metric over its repeats,
+ * compared with the best configuration (Welch), all computed by GET /api/compare. */
+async function drawConfigs() {
+  const groups = configGroups();
+  const card = $("#configs-card");
+  card.hidden = !groups.length || !sweep.metric;
+  $("#curves-tools").hidden = card.hidden;
+  if (card.hidden) return;
+  const metric = sweep.metric.name;
+  const bestIndex = Math.max(0, groups.findIndex((g) => g.config === sweep.best?.config));
+  const found = await api("/api/compare", { query: { group: groupQuery(groups), metrics: metric, baseline: bestIndex } });
+  const versus = new Map((found.comparisons[metric] || []).map((c) => [c.group, c]));
+  const level = `${Math.round(found.confidence * 100)} %`;
+  $("#configs-note").textContent = `${groups.length} configurations · ${metric} over their finished repeats (each run's last value) · each against the best by Welch's t-test`;
+  const rows = found.groups.map((group, i) => {
+    const c = versus.get(i);
+    const best = i === found.baseline;
+    return html`<tr data-config="${groups[i].config}" class="${best ? "best" : ""}">
+      <th><span class="swatch" style="background:${colorAt(i)}"></span>${group.label}${best ? html`<span class="star" title="best configuration">★</span>` : ""}</th>
+      <td class="num">${group.n}</td>
+      <td>${group.runs.map((n) => html`<a href="${runUrl(n)}">#${n}</a> `)}</td>
+      <td class="num mean">${meanText(group.metrics[metric])}</td>
+      <td class="num ci">${intervalText(group.metrics[metric]?.ci)}</td>
+      ${best ? html`<td colspan="3" class="muted">the best</td>` : html`<td class="num diff">${c ? fmtNumber(toNumber(c.difference)) : "—"}</td>
+        <td class="num p-value">${c ? pText(c.p_value) : "—"}</td><td class="verdict">${c ? c.verdict : ""}</td>`}</tr>`;
+  });
+  $("#configs").innerHTML = html`<table class="grid compare-grid sweep-configs"><thead><tr><th>configuration</th>
+    <th class="num">n</th><th>runs</th><th class="num">mean ± std</th><th class="num">${level} CI</th>
+    <th class="num">Δ vs best</th><th class="num">p (Welch)</th><th>verdict</th></tr></thead>
+    <tbody>${rows}</tbody></table>`.text;
+}
+
+/** Each configuration's mean curve with its band (GET /api/compare/series). */
+async function drawConfigCurves(target, metric, band) {
+  const groups = configGroups();
+  const found = await api("/api/compare/series", { query: { group: groupQuery(groups), key: metric, points: CURVE_POINTS } });
+  $("#curves-note").textContent = `${metric}: mean of each configuration's finished repeats with its ${band === "ci" ? "95 % CI" : "min–max"} band`;
+  const traces = groupTraces(found.series, found.groups, { band, color: colorAt, confidence: found.confidence });
+  const layout = {
+    margin: { l: 56, r: 12, t: 8, b: 40 },
+    ...themed(),
+    hovermode: "closest",
+    legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom" },
+    xaxis: { ...axisNow(), title: { text: "step" } },
+    yaxis: { ...axisNow(), title: { text: plotText(metric) }, exponentformat: "power" },
+  };
+  return plot(target, traces, layout, PLOT_CONFIG);
 }
 
 // --- the page ---------------------------------------------------------------------------------
@@ -488,7 +576,7 @@ async function drawAll() {
   const signature = trialsSignature();
   if (signature !== drawnTrials) {
     drawnTrials = signature;
-    await Promise.all([drawImportance(), drawParallel(), drawCurves()]);
+    await Promise.all([drawImportance(), drawParallel(), drawCurves(), drawConfigs()]);
   }
 }
 
@@ -508,6 +596,10 @@ async function main() {
   if (sweep.name !== ref) history.replaceState(null, "", sweepUrl(sweep.name)); // a UUID prefix
   layout();
   await drawAll();
+  document.addEventListener("themechange", () => {
+    drawnTrials = ""; // every chart again, in the new colours
+    drawAll().catch(showFatal);
+  });
   if (sweep.state === "running") refresher = poll(refresh, REFRESH_MS);
   document.body.dataset.ready = "true";
 }
