@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint bench corpus corpus-score clean
+.PHONY: demo test lint bench screenshots corpus corpus-score clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else \
@@ -21,17 +21,23 @@ demo: $(BIN)/python
 
 test: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks docs
+	$(BIN)/ruff format --check src tests benchmarks docs
 	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
 
 lint: $(BIN)/python
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks docs
+	$(BIN)/ruff format --check src tests benchmarks docs
 
 bench: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/bench_logging.py
+
+# docs/images/ui-*.png, the pictures of docs/ui.md: real programs fill a fresh store, a real
+# `expbook ui` serves it, Debian's Chromium takes them (apt-get install chromium).
+screenshots: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python docs/screenshots.py --out docs/images
 
 # The capture corpus (tests/corpus/): re-train every program in a venv of real frameworks, then
 # score what expbook run captures against the frameworks' own records. torch comes first, from

@@ -35,7 +35,13 @@ sys.path.insert(0, str(Path(__file__).parent))
 OUT = Path(__file__).parent / "out"
 EXPBOOK = str(Path(sys.executable).with_name("expbook"))
 CHROMIUM = os.environ.get("EXPBOOK_CHROMIUM", "/usr/bin/chromium")
-TARGETS = {"runs page": 1500.0, "series 1M": 300.0, "compare 20x4": 2000.0}
+TARGETS = {
+    "runs page": 1500.0,
+    "runs page grouped by all params but seed": 1500.0,
+    "experiments list with best runs": 1500.0,
+    "series 1M": 300.0,
+    "compare 20x4": 2000.0,
+}
 
 RUNS = 10_000
 COMPARE_RUNS, COMPARE_KEYS, COMPARE_STEPS = 20, 4, 10_000
@@ -197,7 +203,7 @@ def api_timings(base: str, big: int, repeats: int) -> dict[str, float]:
 def browser_timings(base: str, compare: list[int], repeats: int) -> dict[str, float]:
     from playwright.sync_api import sync_playwright
 
-    runs_page, compare_page = [], []
+    runs_page, compare_page, grouped_page, experiments_page = [], [], [], []
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1400, "height": 900})
@@ -207,12 +213,31 @@ def browser_timings(base: str, compare: list[int], repeats: int) -> dict[str, fl
                 "() => document.querySelectorAll('tbody tr').length >= 50", timeout=30_000
             )
             runs_page.append(page.evaluate("performance.now()") / 1000)
+            # the same page grouped over seeds: one row per configuration of all 10,021 runs
+            page.goto(base + "/?group_by=*", wait_until="commit")
+            page.wait_for_function(
+                "() => document.querySelectorAll('tbody tr[data-group]').length >= 50",
+                timeout=30_000,
+            )
+            grouped_page.append(page.evaluate("performance.now()") / 1000)
+            page.goto(base + "/experiments", wait_until="commit")  # with each one's best run
+            page.wait_for_function(
+                "() => document.body.dataset.ready && document.querySelectorAll("
+                "'tbody td.best-cell a').length >= 10",
+                timeout=30_000,
+            )
+            experiments_page.append(page.evaluate("performance.now()") / 1000)
             query = ",".join(str(n) for n in compare)
             page.goto(f"{base}/compare?runs={query}", wait_until="commit")
             page.wait_for_function(DRAWN, arg=[COMPARE_KEYS, COMPARE_RUNS], timeout=60_000)
             compare_page.append(page.evaluate("performance.now()") / 1000)
         browser.close()
-    return {"runs page": median_ms(runs_page[1:]), "compare 20x4": median_ms(compare_page[1:])}
+    return {
+        "runs page": median_ms(runs_page[1:]),
+        "runs page grouped by all params but seed": median_ms(grouped_page[1:]),
+        "experiments list with best runs": median_ms(experiments_page[1:]),
+        "compare 20x4": median_ms(compare_page[1:]),
+    }
 
 
 DRAWN = """([charts, traces]) => {
