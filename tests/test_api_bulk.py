@@ -303,3 +303,79 @@ def test_both_are_documented_in_the_openapi_schema(shared: Any) -> None:
     names = {p["name"] for p in export["parameters"]}
     assert names == {"format", "where", "sort", "experiment", "status", "params", "metrics",
                      "value"}  # fmt: skip
+
+
+# --- review fixes: unknown export keys, a failure midway, concurrent views, cells as they are ---
+
+
+def test_export_refuses_keys_no_run_has(shared: Any) -> None:
+    """A typo in params= or metrics= would be a column of empty cells: 400 naming each."""
+    _, client, _ = shared
+    answer = client.get("/api/export/runs", params={"params": "lr,nope", "metrics":
+                        "valid/acx,train/loss"}, headers=HOST)  # fmt: skip
+    assert answer.status_code == 400, answer.text
+    detail = answer.json()["detail"]
+    assert detail.startswith("no run has param 'nope'") and "\n" not in detail
+    assert "; no run has metric 'valid/acx' (did you mean 'valid/acc'?)" in detail
+    # keys some run has are columns, even where the runs selected lack them
+    known = client.get("/api/export/runs", params={"experiment": "width", "params": "lr"},
+                       headers=HOST)  # fmt: skip
+    assert known.status_code == 200, known.text
+    [row] = list(csv.DictReader(io.StringIO(known.text)))
+    assert row["name"] == "d" and row["params.lr"] == ""
+
+
+def test_a_store_failure_midway_names_the_runs_already_changed(served: Any) -> None:
+    """The database refuses run #4's tag (a trigger: a real SQLite failure, nothing mocked):
+    #1 and #2 stay tagged, #4 and #5 are not, and the answer says so in one line."""
+    import sqlite3
+
+    store, client, path = served
+    with sqlite3.connect(path) as raw:
+        raw.execute("CREATE TRIGGER refuse BEFORE INSERT ON tags WHEN NEW.run_id = (SELECT id "
+                    "FROM runs WHERE number = 4) BEGIN SELECT RAISE(ABORT, 'no tags on #4'); "
+                    "END")  # fmt: skip
+    raw.close()
+    answer = bulk(client, runs=[1, 2, 4, 5], action="tag", tags=["x"])
+    assert answer.status_code == 503, answer.text
+    detail = answer.json()["detail"]
+    assert detail.startswith("tag stopped at #4 (") and "no tags on #4" in detail
+    assert detail.endswith("); changed before it: #1, #2") and "\n" not in detail
+    assert [r.tags for r in store.runs(sort="number")] == [("x",), ("x",), (), (), ()]
+    first = bulk(client, runs=[4, 1], action="tag", tags=["y"])
+    assert first.json()["detail"].endswith("; no run was changed")
+
+
+def test_concurrent_saves_keep_every_view(served: Any) -> None:
+    """20 PUTs at once (the server runs them in its thread pool): all 20 views are kept."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    _, client, _ = served
+
+    def save(index: int) -> int:
+        state = {"where": f"params.lr > {index}", "sort": "-metrics.valid/acc"}
+        return client.put(f"/api/views/view {index}", json=state, headers=HOST).status_code
+
+    with ThreadPoolExecutor(20) as pool:
+        assert set(pool.map(save, range(20))) == {200}
+    views = client.get("/api/views", headers=HOST).json()["views"]
+    assert sorted(view["name"] for view in views) == sorted(f"view {i}" for i in range(20))
+    with ThreadPoolExecutor(10) as pool:  # deletes too
+        gone = pool.map(lambda i: client.delete(f"/api/views/view {i}", headers=HOST), range(10))
+        assert {answer.status_code for answer in gone} == {200}
+    left = client.get("/api/views", headers=HOST).json()["views"]
+    assert sorted(view["name"] for view in left) == sorted(f"view {i}" for i in range(10, 20))
+
+
+def test_cells_are_exported_as_they_are_and_the_schema_says_so(served: Any) -> None:
+    """A name, tag or param starting with = + - @ is data, exported unchanged (as expbook
+    export writes it); the schema warns that a spreadsheet may read it as a formula."""
+    store, client, _ = served
+    store.update_run(store.run(1).id, name="=1+2")
+    store.add_tags(store.run(1).id, "@x")
+    answer = client.get("/api/export/runs", params={"sort": "number"}, headers=HOST)
+    first = next(csv.DictReader(io.StringIO(answer.text)))
+    assert (first["name"], first["tags"]) == ("=1+2", "@x")
+    schema = client.get("/api/openapi.json", headers=HOST).json()
+    described = schema["paths"]["/api/export/runs"]["get"]["responses"]["200"]["description"]
+    assert "not escaped for spreadsheets" in described

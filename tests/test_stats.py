@@ -287,3 +287,73 @@ def test_compare_of_two_runs_that_differ_in_nothing_says_noise_is_unknown(tmp_pa
     assert data["verdict"] == NOISE_UNKNOWN
     text = run_cli("compare", "1", "2", store=store).stdout
     assert NOISE_UNKNOWN in text and "± 0" not in text
+
+
+def test_estimate_columns_equals_estimate_over_random_inputs() -> None:
+    """The vectorised estimate (the compare page's bands) is :func:`estimate` per column: random
+    matrices with missing values, columns of n = 0 and n = 1, NaN and infinities."""
+    from expbook.report.stats import estimate_columns
+
+    rng = np.random.default_rng(15)
+    columns_seen = {"n0": 0, "n1": 0, "nan": 0, "inf": 0}
+    for trial in range(300):
+        rows, cols = int(rng.integers(0, 7)), int(rng.integers(1, 12))
+        matrix = rng.normal(rng.uniform(-5, 5), rng.uniform(1e-3, 10), (rows, cols))
+        present = rng.random((rows, cols)) < rng.uniform(0.2, 1.0)
+        specials = rng.random((rows, cols))
+        matrix[specials < 0.04] = math.nan
+        matrix[(specials >= 0.04) & (specials < 0.06)] = math.inf
+        matrix[(specials >= 0.06) & (specials < 0.07)] = -math.inf
+        confidence = (0.5, 0.9, 0.95, 0.99)[trial % 4]
+        found = estimate_columns(matrix, present, confidence)
+        assert found.confidence == confidence
+        for column in range(cols):
+            values = [float(v) for v, there in zip(matrix[:, column], present[:, column],
+                                                   strict=True) if there]  # fmt: skip
+            one = estimate(values, confidence)
+            got = [found.n[column], found.mean[column], found.std[column], found.low[column],
+                   found.high[column]]  # fmt: skip
+            expected = [one.n, one.mean, one.std, one.low, one.high]
+            assert got[0] == expected[0]
+            for a, b in zip(got[1:], expected[1:], strict=True):
+                assert (math.isnan(a) and math.isnan(b)) or a == pytest.approx(b, rel=1e-12), (
+                    values, got, expected)  # fmt: skip
+            columns_seen["n0"] += one.n == 0
+            columns_seen["n1"] += one.n == 1
+            columns_seen["nan"] += any(math.isnan(v) for v in values)
+            columns_seen["inf"] += any(math.isinf(v) for v in values)
+    assert min(columns_seen.values()) >= 20, columns_seen  # every case was met
+    every = estimate_columns([[1.0, 2.0], [3.0, 5.0]])  # no mask: every value counts
+    assert every.n.tolist() == [2, 2] and every.mean.tolist() == [2.0, 3.5]
+    assert estimate([math.inf, -math.inf]).n == 2  # no ValueError from math.fsum
+    assert math.isnan(estimate([math.inf, -math.inf]).mean)
+    with pytest.raises(ValueError, match="2-d"):
+        estimate_columns([1.0, 2.0])
+
+
+def test_best_is_one_rule_for_the_table_its_sort_the_export_and_the_statistics(
+    tracker: expbook.Tracker,
+) -> None:
+    """``best`` is the min of an error-like metric, else the max: decided by
+    :func:`resolve_value` alone, which the runs table's sort, the export's columns and
+    :func:`metric_value` all follow."""
+    from expbook.exports import run_rows
+    from expbook.report.stats import metric_value, resolve_value
+    from expbook.server.api import sort_by_value
+
+    keys = ["valid/loss", "valid/acc", "test_mae", "train/err_rate", "lr_final"]
+    run = tracker.start_run(system_metrics=False, capture=False)
+    for step, factor in enumerate((3.0, 1.0, 2.0)):
+        run.log({key: factor * (index + 1) for index, key in enumerate(keys)}, step=step)
+    run.finish()
+    record = tracker.store().run(run.id)
+    assert [resolve_value(key, "best") for key in keys] == ["min", "max", "min", "min", "max"]
+    assert [resolve_value("valid/loss", w) for w in ("last", "min", "max", None)] == [
+        "last", "min", "max", None,
+    ]  # fmt: skip
+    for index, key in enumerate(keys):
+        which = resolve_value(key, "best")
+        assert metric_value(record, key, "best") == (index + 1) * (1.0 if which == "min" else 3.0)
+        columns, _ = run_rows([record], params=[], metrics=[key], value="best")
+        assert columns[-1] == f"{which}(metrics.{key})"
+        assert sort_by_value(f"-metrics.{key}", "best") == f"-{which}(metrics.'{key}')"

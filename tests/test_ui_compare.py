@@ -316,6 +316,67 @@ def test_colour_by_param_and_metrics_deltas(ui: UiPage, store_path: Path) -> Non
     ui.assert_no_errors()
 
 
+def test_a_slow_older_answer_never_draws_over_a_newer_choice(ui: UiPage, server: str) -> None:
+    """Grouped by model.hidden, then back to each run before the groups' series came: when they
+    come, they are dropped (the page shows the runs, not the groups)."""
+    page = ui.open(f"/compare?runs={ALL}")
+    held: list[Any] = []
+
+    def slow(url: str) -> bool:
+        return "/api/compare/series?" in url and "group_by=params.model.hidden" in url
+
+    page.route(slow, lambda route: route.continue_() if held else held.append(route))
+    page.select_option("#group-by", label="model.hidden")
+    while not held:
+        page.wait_for_timeout(20)
+    assert "group_by=params.model.hidden" in page.evaluate("() => location.href")
+    page.select_option("#group-by", label="none (each run)")
+    page.wait_for_function(READY)
+    with page.expect_response(lambda response: slow(response.url)):
+        held[0].continue_()
+    page.unroute(slow)
+    page.wait_for_timeout(300)  # the old answer is in: it must draw nothing
+    assert page.locator("#groups-card").is_hidden() and page.locator("#group-legend").is_hidden()
+    traces = page.evaluate(CHART_OF, "valid/acc")
+    assert sorted(t["meta"]["run"] for t in traces) == list(range(1, 11))  # the runs' lines
+    assert page.locator("#main .alert").count() == 0
+
+    # the baseline group from the address goes in the first request; one it lacks: group 0
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url) if "/api/compare?" in r.url else None)
+    page = ui.open(GROUPED + "&base_group=2")
+    assert len(asked) == 1 and "baseline=2" in asked[0]
+    assert page.inner_text("#groups-table tr.baseline-row th").startswith("model.hidden=256")
+    assert page.input_value("#base-group") == "2"
+    asked.clear()
+    page = ui.open(GROUPED + "&base_group=9")
+    assert len(asked) == 2 and "baseline=9" in asked[0] and "baseline" not in asked[1]
+    assert page.inner_text("#groups-table tr.baseline-row th").startswith("model.hidden=64")
+    assert page.locator("#main .alert").count() == 0
+    ui.screenshot("compare-baseline-fallback")
+    ui.assert_no_errors("status of 400")
+
+
+def test_several_group_by_in_the_address_are_honoured_and_shown(ui: UiPage, server: str) -> None:
+    page = ui.open(f"/compare?runs={ALL}&group_by=params.model.hidden&group_by=params.lr")
+    answer = get(server, "/api/compare", runs=ALL,
+                 group_by=["params.model.hidden", "params.lr"]).json()  # fmt: skip
+    shown = page.eval_on_selector_all("#groups-table tbody tr th", TEXTS)
+    assert len(shown) == len(answer["groups"]) == 4
+    labels = [g["label"] for g in answer["groups"]]
+    assert [t.split("noise unknown")[0].strip() for t in shown] == labels
+    selected = page.eval_on_selector("#group-by", "s => s.selectedOptions[0].textContent")
+    assert selected == "model.hidden, lr"
+    assert "by model.hidden, lr" in page.inner_text("#groups-count")
+    assert "groups by model.hidden, lr" in page.inner_text("#group-note")
+    level = f"{round(answer['confidence'] * 100)} % CI"
+    assert level in page.inner_text("#groups-table thead")
+    assert page.eval_on_selector("#band option[value=ci]", "o => o.textContent") == level
+    href = page.evaluate("() => location.href")
+    assert "group_by=params.model.hidden&group_by=params.lr" in href
+    ui.assert_no_errors()
+
+
 # --- the sweep page ---------------------------------------------------------------------------
 
 
@@ -346,3 +407,18 @@ def test_sweep_page_groups_repeated_configurations(ui: UiPage, filled: tuple[Pat
     assert names[0] == f"layers=2 lr=0.03 (n={REPEATS})"
     ui.screenshot("sweep-configurations")
     ui.assert_no_errors()
+
+
+def test_api_marks_noise_unknown_per_metric(server: str, filled: tuple[Path, Made]) -> None:
+    """A group of two runs where only one has valid/acc (the other is a sweep trial, which
+    logs valid/loss only): noise is unknown for valid/acc (n = 1) though the group has n = 2."""
+    trial = filled[1].runs[0]
+    answer = get(server, "/api/compare", group=["1,2,3", f"4,{trial}"], metrics="valid/acc")
+    assert answer.status_code == 200, answer.text
+    first, mixed = answer.json()["groups"]
+    assert (mixed["n"], mixed["noise_unknown"]) == (2, False)  # two runs...
+    acc_of = mixed["metrics"]["valid/acc"]
+    assert (acc_of["n"], acc_of["noise_unknown"], acc_of["ci"]) == (1, True, None)  # ...one value
+    assert acc_of["runs"] == [4]
+    repeated = first["metrics"]["valid/acc"]
+    assert (repeated["n"], repeated["noise_unknown"]) == (3, False)

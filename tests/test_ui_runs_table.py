@@ -307,8 +307,21 @@ def test_a_view_is_saved_opened_and_deleted(ui: UiPage, store_path: Path) -> Non
     assert shown_rows(page) == saved_rows
     assert query(page)["value"] == ["max"] and page.input_value("#where") == "experiment = 'grid'"
     page.click("#views-button")
+    asked: list[str] = []
+
+    def answer(dialog: Any, accept: bool) -> None:
+        asked.append(dialog.message)
+        dialog.accept() if accept else dialog.dismiss()
+
+    page.once("dialog", lambda dialog: answer(dialog, False))  # cancelled: the view stays
+    page.click("#views-list li[data-name='best acc'] .view-delete")
+    assert asked == ["Delete the saved view \u201cbest acc\u201d?"]
+    with open_store(store_path) as store:
+        assert "best acc" in json.loads(store.get_setting("ui.views") or "{}")
+    page.once("dialog", lambda dialog: answer(dialog, True))
     page.click("#views-list li[data-name='best acc'] .view-delete")
     page.locator("#views-list", has_text="No saved views").wait_for()
+    assert len(asked) == 2
     with open_store(store_path) as store:
         assert "best acc" not in json.loads(store.get_setting("ui.views") or "{}")
     ui.screenshot("views-deleted")
@@ -427,6 +440,13 @@ def test_an_experiment_of_many_runs_pages_its_table(ui: UiPage, store_path: Path
     assert page.input_value("#value") == "min"
     assert query(page)["sort"] == ["-metrics.score"]
     assert page.inner_text("#best")  # the ranking line still works
+    page = ui.open("/experiments/big?group_by=params.i")  # Compare keeps the grouping
+    boxes = page.locator("tbody tr[data-group] td.check input")
+    boxes.nth(0).check()
+    boxes.nth(1).check()
+    page.click("#compare")
+    page.wait_for_url("**/compare?*")
+    assert query(page)["group_by"] == ["params.i"] and len(query(page)["runs"][0].split(",")) == 2
     ui.assert_no_errors()
 
 
@@ -474,17 +494,36 @@ def test_bulk_actions_change_the_store(ui: UiPage, store_path: Path, server: str
         assert {r.number for r in store.runs("tags has 'picked'")} == set(spare[:2])
     ui.screenshot("bulk-tagged")
 
+    page.click("#bulk-bar [data-bulk=move]")  # no experiment named: nothing moves
+    assert page.inner_text("#notice") == "Type an experiment name"
+    with open_store(store_path) as store:
+        assert {store.run(str(n)).experiment for n in spare[:2]} == {"spare"}
     page.fill("#bulk-experiment", "moved here")
     page.click("#bulk-bar [data-bulk=move]")
     page.wait_for_function(f"() => document.querySelectorAll('tbody tr').length === {1}")
     with open_store(store_path) as store:
         assert {r.number for r in store.runs("experiment = 'moved here'")} == set(spare[:2])
+    # the two moved runs left the filtered table but stay selected: the bar says so
+    assert page.inner_text("#bulk-count") == "2 runs selected (2 not shown)"
 
     page.check(f"tr[data-number='{spare[2]}'] input.select")
-    page.click("#bulk-bar [data-bulk=delete]")
+    assert page.inner_text("#bulk-count") == "3 runs selected (2 not shown)"
+    page.click("#bulk-bar [data-bulk=remove]")  # out of their experiments: asked first
     dialog = page.locator("#confirm-delete")
     dialog.wait_for()
-    assert "Delete 3 runs" in dialog.inner_text()
+    assert dialog.inner_text().startswith("Remove 3 runs (2 not shown)")
+    page.click("#confirm-cancel")
+    with open_store(store_path) as store:
+        assert {r.number for r in store.runs("experiment = 'moved here'")} == set(spare[:2])
+    page.click("#bulk-bar [data-bulk=remove]")
+    page.click("#confirm-ok")
+    page.locator("#table-status", has_text="Removed 3 runs.").wait_for()
+    with open_store(store_path) as store:
+        assert {store.run(str(n)).experiment for n in spare[:3]} == {None}
+    assert page.inner_text("#bulk-count") == "3 runs selected (3 not shown)"
+    page.click("#bulk-bar [data-bulk=delete]")
+    dialog.wait_for()
+    assert dialog.inner_text().startswith("Delete 3 runs (3 not shown)")
     ui.screenshot("bulk-confirm")
     page.click("#confirm-cancel")  # nothing deleted
     with open_store(store_path) as store:

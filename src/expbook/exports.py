@@ -34,9 +34,9 @@ def run_rows(
     value), ``min(metrics.KEY)`` and ``max(metrics.KEY)``. ``params`` and ``metrics`` choose
     the keys and their order instead; ``value`` keeps one column per metric: ``last``
     (``metrics.KEY``), ``min``, ``max``, or ``best`` (min for an error such as ``loss``, else
-    max; :func:`expbook.columns.lower_is_better`), named as the column it is.
+    max; :func:`expbook.report.stats.resolve_value`), named as the column it is.
     """
-    from expbook.columns import lower_is_better
+    from expbook.report.stats import resolve_value
 
     if value is not None and value not in METRIC_VALUES:
         raise ExpbookError(f"unknown metric value {value!r}: one of {', '.join(METRIC_VALUES)}")
@@ -51,9 +51,7 @@ def run_rows(
         metrics = sorted({c[8:] for row in rows for c in row if c.startswith("metrics.")})
     columns += [f"params.{key}" for key in params]
     for key in metrics:
-        which = value
-        if which == "best":
-            which = "min" if lower_is_better(key) else "max"
+        which = resolve_value(key, value)
         if which in (None, "last"):
             columns.append(f"metrics.{key}")
         if which in (None, "min"):

@@ -13,9 +13,11 @@ scipy is imported inside the functions that need it.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from expbook.columns import MISSING, canonical, lower_is_better
 from expbook.model import RunRecord
@@ -62,6 +64,16 @@ VALUES = ("last", "min", "max", "best")
 """Which value of a run's metric stands for the run (:func:`metric_value`)."""
 
 
+def resolve_value(key: str, which: str | None) -> str | None:
+    """The value of metric ``key`` that ``which`` names: ``best`` is ``min`` for an error
+    (``loss``, ``err``...; :func:`expbook.columns.lower_is_better`), else ``max``; any other
+    ``which`` (``last``, ``min``, ``max``, None) is itself. The one place that rule lives: the
+    runs table, its sort, the export and the statistics all ask here."""
+    if which == "best":
+        return "min" if lower_is_better(key) else "max"
+    return which
+
+
 def metric_value(run: RunRecord, key: str, which: str = "last") -> float | None:
     """A run's value of metric ``key`` from its summary (no series is read): ``last`` (the
     latest value), ``min``, ``max``, or ``best`` (min for an error such as ``loss``, else max;
@@ -71,8 +83,7 @@ def metric_value(run: RunRecord, key: str, which: str = "last") -> float | None:
     summary = run.metrics.get(key)
     if summary is None:
         return None
-    if which == "best":
-        which = "min" if lower_is_better(key) else "max"
+    which = resolve_value(key, which)
     if which == "min" and summary.min is not None:
         return summary.min
     if which == "max" and summary.max is not None:
@@ -183,18 +194,89 @@ class Estimate:
 
 
 def estimate(values: Sequence[float], confidence: float = CONFIDENCE) -> Estimate:
-    """Summarise repeated measurements (NaN values make the result NaN, as they should)."""
+    """Summarise repeated measurements (NaN values make the result NaN, as they should).
+
+    The same numbers as :func:`estimate_columns` gives for one column (a test checks it); the
+    sums here are exact (:func:`math.fsum`), and n < 2 needs neither numpy nor scipy."""
     n = len(values)
     if n == 0:
         return Estimate(0, math.nan, math.nan, math.nan, math.nan, confidence)
-    mean = math.fsum(values) / n
+    mean = _sum(values) / n
     if n < 2:
         return Estimate(1, mean, math.nan, math.nan, math.nan, confidence)
+    std = math.sqrt(_sum([(v - mean) ** 2 for v in values]) / (n - 1))
+    margin = t_quantile(n, confidence) * std / math.sqrt(n)
+    return Estimate(n, mean, std, mean - margin, mean + margin, confidence)
+
+
+def _sum(values: Sequence[float]) -> float:
+    """The exact sum; inf - inf is NaN and an overflow is inf, as a plain sum has them."""
+    try:
+        return math.fsum(values)
+    except (ValueError, OverflowError):
+        return sum(values, 0.0)
+
+
+def t_quantile(n: Any, confidence: float = CONFIDENCE) -> Any:
+    """Student's t quantile that a ``confidence`` interval of the mean of ``n`` values spans
+    (n - 1 degrees of freedom); NaN where n < 2. ``n`` is a count (a float comes back,
+    remembered: a grouped table asks for the same few counts thousands of times) or an array
+    of counts (an array)."""
+    if isinstance(n, int):
+        return _t_quantile(n, float(confidence))
+    import numpy as np
     from scipy import stats
 
-    std = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1))
-    margin = float(stats.t.ppf((1 + confidence) / 2, n - 1)) * std / math.sqrt(n)
-    return Estimate(n, mean, std, mean - margin, mean + margin, confidence)
+    counts = np.asarray(n)
+    with np.errstate(invalid="ignore"):
+        found = stats.t.ppf((1 + confidence) / 2, np.maximum(counts - 1, 1))
+    return np.where(counts >= 2, found, np.nan)
+
+
+@functools.lru_cache(maxsize=4096)
+def _t_quantile(n: int, confidence: float) -> float:
+    if n < 2:
+        return math.nan
+    from scipy import stats
+
+    return float(stats.t.ppf((1 + confidence) / 2, n - 1))
+
+
+@dataclass(frozen=True, slots=True)
+class Estimates:
+    """:class:`Estimate` for many columns at once (numpy arrays, one entry per column)."""
+
+    n: Any
+    mean: Any
+    std: Any
+    low: Any
+    high: Any
+    confidence: float = CONFIDENCE
+
+
+def estimate_columns(
+    matrix: Any, present: Any = None, confidence: float = CONFIDENCE
+) -> Estimates:
+    """:func:`estimate` of each column of ``matrix`` (rows: repeats, such as runs; columns:
+    what is estimated, such as steps), vectorised. ``present`` (a boolean array of the same
+    shape) marks the values there are; the others are left out (default: every value). As in
+    :func:`estimate`, a NaN value that is present makes its column's results NaN; n = 0 gives
+    NaN everywhere, n = 1 the mean only."""
+    import numpy as np
+
+    values = np.asarray(matrix, dtype=float)
+    if values.ndim != 2:
+        raise ValueError(f"estimate_columns takes a 2-d matrix, not {values.ndim}-d")
+    there = np.ones(values.shape, bool) if present is None else np.asarray(present, bool)
+    n = there.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        mean = np.where(there, values, 0.0).sum(axis=0) / n
+        deviations = np.where(there, (values - mean) ** 2, 0.0).sum(axis=0)
+        spread = n >= 2
+        std = np.where(spread, np.sqrt(deviations / np.maximum(n - 1, 1)), np.nan)
+        margin = t_quantile(n, confidence) * std / np.sqrt(n)
+    mean = np.where(n > 0, mean, np.nan)
+    return Estimates(n, mean, std, mean - margin, mean + margin, confidence)
 
 
 @dataclass(frozen=True, slots=True)

@@ -196,12 +196,13 @@ def list_runs(
 def sort_by_value(sort: str, value: str) -> str:
     """``sort`` with each ``metrics.KEY`` term sorting by the value the table shows: with
     ``value`` min or max ``min(metrics.KEY)``/``max(metrics.KEY)``, with best the min of an
-    error like loss, else the max (:func:`expbook.columns.lower_is_better`).
+    error like loss, else the max (:func:`expbook.report.stats.resolve_value`).
 
     Raises:
         FilterSyntaxError: ``sort`` does not parse.
     """
     from expbook.query import parse_sort
+    from expbook.report.stats import resolve_value
 
     terms = []
     for key in parse_sort(sort):
@@ -210,9 +211,7 @@ def sort_by_value(sort: str, value: str) -> str:
         if field.scope in ("param", "metric"):
             which = field.aggregate
             if field.scope == "metric" and which == "last":
-                which = value
-                if value == "best":
-                    which = "min" if lower_is_better(field.name) else "max"
+                which = resolve_value(field.name, value)
             quoted = field.name.replace("\\", "\\\\").replace("'", "\\'")
             text = f"{field.scope}s.'{quoted}'"
             text = text if which == "last" else f"{which}({text})"

@@ -5,20 +5,25 @@ untag, move to an experiment, delete the runs selected in the runs table) and
 A bulk change checks everything it was given before it changes anything: an unknown run is 404
 and a bad action, tag or experiment name 400, each naming the value, and then no run has
 changed. It does what the CLI does for one run (``expbook tag``, ``expbook experiment move``,
-``expbook rm``), through the same store methods. The export writes the table ``expbook export``
-writes, with the code it uses (``expbook.exports``), for the query ``GET /api/runs`` takes.
+``expbook rm``), through the same store methods: tag, untag and move change one run at a time
+(a store failure midway leaves the runs before it changed, and the error names them), delete
+removes the runs in one transaction. The export writes the table ``expbook export`` writes,
+with the code it uses (``expbook.exports``), for the query ``GET /api/runs`` takes; cells are
+written as they are (not escaped for spreadsheets).
 """
 
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from expbook.model import RunStatus
+from expbook.errors import ExpbookError, StoreError
+from expbook.model import RunRecord, RunStatus
 from expbook.server.api import INT64_MAX, StoreDep, errors
 from expbook.server.encoding import ApiJSON
 from expbook.server.schemas import Error
@@ -68,10 +73,13 @@ class BulkResult(BaseModel):
     responses=errors(403, 404, 409, 413),
 )  # fmt: skip
 def bulk_change(change: BulkChange, store: StoreDep, request: Request) -> dict[str, Any]:
-    """All or nothing as far as checks go: every run is looked up and every value checked
-    before the first change. ``delete`` removes the runs as ``expbook rm`` does (their notes,
-    series, attachments, and the artifact files no other run holds) and refuses a run that is
-    still running (409), as ``expbook rm`` does without ``--force``."""
+    """Every run is looked up and every value checked before anything changes (a bad request
+    changes nothing). Then tag, untag and move change one run at a time, in order: a store
+    failure midway (503; 404 for a run deleted meanwhile) leaves the runs before it changed,
+    and its detail names them and the run it stopped at. ``delete`` removes the runs in one
+    transaction, as ``expbook rm`` does (their notes, series, attachments, and the artifact
+    files no other run holds), and refuses a run that is still running (409), as ``expbook
+    rm`` does without ``--force``."""
     if request.app.state.read_only:  # the Guard refuses it first; this is the second lock
         raise HTTPException(403, "this server is read-only (started with --read-only)")
     tags, experiment = _check(change)
@@ -80,16 +88,13 @@ def bulk_change(change: BulkChange, store: StoreDep, request: Request) -> dict[s
     found = [by_id[run_id] for run_id in ids if run_id in by_id]
     if change.action == "tag":
         changed = [r for r in found if not set(tags) <= set(r.tags)]
-        for record in changed:
-            store.add_tags(record.id, *tags)
+        _each("tag", changed, lambda record: store.add_tags(record.id, *tags))
     elif change.action == "untag":
         changed = [r for r in found if set(tags) & set(r.tags)]
-        for record in changed:
-            store.remove_tags(record.id, *tags)
+        _each("untag", changed, lambda record: store.remove_tags(record.id, *tags))
     elif change.action == "move":
         changed = [r for r in found if r.experiment != experiment]
-        for record in changed:
-            store.update_run(record.id, experiment=experiment)
+        _each("move", changed, lambda record: store.update_run(record.id, experiment=experiment))
     else:
         running = [f"#{r.number}" for r in found if r.status is RunStatus.RUNNING]
         if running:
@@ -100,6 +105,25 @@ def bulk_change(change: BulkChange, store: StoreDep, request: Request) -> dict[s
         count = store.delete_runs([r.id for r in found])
         return {"action": "delete", "changed": count, "runs": [r.number for r in found]}
     return {"action": change.action, "changed": len(changed), "runs": [r.number for r in found]}
+
+
+def _each(action: str, records: list[RunRecord], change: Callable[[RunRecord], None]) -> None:
+    """``change`` each run in order; an error midway is an HTTPException naming the runs
+    changed before it (they stay changed) and the run it stopped at."""
+    done: list[str] = []
+    for record in records:
+        try:
+            change(record)
+        except ExpbookError as exc:
+            status = 400  # as the app answers each: the store failed, a run deleted meanwhile
+            if isinstance(exc, StoreError | LookupError):
+                status = 503 if isinstance(exc, StoreError) else 404
+            before = f"changed before it: {', '.join(done)}" if done else "no run was changed"
+            reason = " ".join(str(exc).split())  # one line
+            raise HTTPException(
+                status, f"{action} stopped at #{record.number} ({reason}); {before}"
+            ) from None
+        done.append(f"#{record.number}")
 
 
 def _check(change: BulkChange) -> tuple[list[str], str | None]:
@@ -141,7 +165,9 @@ EXPORT_RESPONSES: dict[int | str, dict[str, Any]] = {
         "description": "The runs table as `expbook export` writes it: number, id, name, "
         "experiment, status, kind, parent, started_at, ended_at, duration_s, commit, branch, "
         "dirty, host, tags, then params.KEY and metrics.KEY, min(metrics.KEY), "
-        "max(metrics.KEY); as a download (Content-Disposition: attachment)",
+        "max(metrics.KEY); as a download (Content-Disposition: attachment). Cells are "
+        "written as they are: a name, tag or param starting with = + - @ is not escaped for "
+        "spreadsheets (import the file as text)",
         "content": {
             "text/csv": {"schema": {"type": "string"}},
             PARQUET_TYPE: {"schema": {"type": "string", "format": "binary"}},
@@ -178,7 +204,9 @@ def export_runs(
     """Every run the query selects (not a page; ``GET /api/runs``'s query: ``where``,
     ``sort``, ``experiment``, ``status``, ``params``, ``metrics``, ``value``), as the file
     ``expbook export --format csv|parquet`` writes for the same selection. An experiment no
-    experiment has is 404, as in ``expbook export -e``."""
+    experiment has is 404, as in ``expbook export -e``; a param or metric key no run in the
+    store has is 400 naming it (with the closest keys runs have)."""
+    from expbook.columns import unknown_keys
     from expbook.exports import (
         MissingDependencyError,
         parquet_table,
@@ -201,12 +229,13 @@ def export_runs(
         statuses=tuple(parse_status(s) for s in status),
     )
     runs = store.find_runs(query)
-    columns, rows = run_rows(
-        runs,
-        params=_keys(params),
-        metrics=_keys(metrics),
-        value=value,
-    )
+    param_keys, metric_keys = _keys(params), _keys(metrics)
+    wanted = [("param", key) for key in param_keys or ()]
+    wanted += [("metric", key) for key in metric_keys or ()]
+    unknown = unknown_keys(store, wanted, seen=runs)  # a typo would be an empty column
+    if unknown:
+        raise HTTPException(400, "; ".join(problem.message() for problem in unknown))
+    columns, rows = run_rows(runs, params=param_keys, metrics=metric_keys, value=value)
     if format == "csv":
         text = io.StringIO(newline="")
         write_csv(text, columns, rows)

@@ -80,13 +80,21 @@ PointsQuery = Annotated[
 # --- responses ----------------------------------------------------------------------------------
 
 
+class GroupMetric(schemas.MetricEstimate):
+    noise_unknown: bool = Field(
+        description="n < 2 for this metric (the group's other runs lack it, or the group has "
+        "one run): nothing to estimate run-to-run noise from"
+    )
+
+
 class CompareGroup(BaseModel):
     label: str = Field(description="the group's params as text (hidden=128), or its run")
     params: dict[str, Any] = Field(description="the params its runs share (the grouping keys)")
     n: int = Field(description="runs in the group")
-    noise_unknown: bool = Field(description="n = 1: nothing to estimate run-to-run noise from")
+    noise_unknown: bool = Field(description="n = 1: nothing to estimate run-to-run noise from "
+                                "(per metric: metrics.KEY.noise_unknown)")  # fmt: skip
     runs: list[int] = Field(description="the group's run numbers")
-    metrics: dict[str, schemas.MetricEstimate] = Field(description="per metric")
+    metrics: dict[str, GroupMetric] = Field(description="per metric")
 
 
 class Comparison(BaseModel):
@@ -343,6 +351,7 @@ def _side(est: Any, values: list[float], runs: list[int]) -> dict[str, Any]:
         "ci": [est.low, est.high] if spread else None,
         "runs": runs,
         "values": values,
+        "noise_unknown": not spread,
     }
 
 
@@ -402,9 +411,11 @@ def step_band(
     store: Store, runs: Sequence[RunRecord], key: str, points: int, confidence: float
 ) -> dict[str, Any] | None:
     """The runs' series of ``key`` aligned by step: per step n, mean, std, the t interval of the
-    mean and min/max; None when no run logged ``key``."""
+    mean (:func:`expbook.report.stats.estimate_columns`, :func:`~expbook.report.stats.estimate`
+    for every step at once) and min/max; None when no run logged ``key``."""
     import numpy as np
-    from scipy import stats
+
+    from expbook.report.stats import estimate_columns
 
     curves = []
     for run in runs:
@@ -443,17 +454,9 @@ def step_band(
             count[row, at] = 1
     present = count > 0
     matrix = np.where(present, total / np.where(present, count, 1), 0.0)
-    n = present.sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(present, matrix, 0.0).sum(axis=0) / n
-        deviations = np.where(present, (matrix - mean) ** 2, 0.0).sum(axis=0)
-        std = np.sqrt(deviations / (n - 1))
-        spread = n >= 2
-        t = np.where(spread, stats.t.ppf((1 + confidence) / 2, np.maximum(n - 1, 1)), np.nan)
-        margin = t * std / np.sqrt(n)
-    low = np.where(spread, mean - margin, np.nan)
-    high = np.where(spread, mean + margin, np.nan)
-    std = np.where(spread, std, np.nan)
+    found = estimate_columns(matrix, present, confidence)  # the statistics module's numbers
+    n = found.n
+    spread = n >= 2
     lowest = np.where(present, matrix, np.inf).min(axis=0)
     highest = np.where(present, matrix, -np.inf).max(axis=0)
     nan_seen = (np.isnan(matrix) & present).any(axis=0)  # a diverged run: no min or max
@@ -462,10 +465,10 @@ def step_band(
     return {
         "steps": [int(s) for s in x],
         "n": n.astype(int).tolist(),
-        "mean": float_list(mean),
-        "std": _nullable(std, spread),
-        "low": _nullable(low, spread),
-        "high": _nullable(high, spread),
+        "mean": float_list(found.mean),
+        "std": _nullable(found.std, spread),
+        "low": _nullable(found.low, spread),
+        "high": _nullable(found.high, spread),
         "min": float_list(lowest),
         "max": float_list(highest),
     }

@@ -5,7 +5,8 @@ The rule is the experiment page's (``GET /api/experiments/{name}``): only finish
 the metric's value per run is its latest (or ``value``: min, max, best, as
 :func:`expbook.report.stats.metric_value` reads it), and the best is the lowest for an error
 (``loss``, ``err``... :func:`expbook.columns.lower_is_better`), else the highest; ties go to the
-run with the lower number. NaN never wins.
+run with the lower number. NaN never wins. A metric no run in an experiment has is a 400
+naming it (a typo would otherwise name no best run anywhere).
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ import math
 from dataclasses import replace
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, FastAPI, Query
+from fastapi import APIRouter, FastAPI, HTTPException, Query
 from pydantic import BaseModel, Field
 
-from expbook.columns import key_metric, lower_is_better, most_common_metrics
+from expbook.columns import did_you_mean, key_metric, lower_is_better, most_common_metrics
 from expbook.model import RunStatus
 from expbook.server.api import StoreDep, errors
 from expbook.server.encoding import ApiJSON
@@ -72,6 +73,9 @@ def experiments_best(
     in_experiments = RunQuery(experiments=names)
     counts = store.key_counts(in_experiments).metrics if names else {}  # counted, not read
     keys = sorted(key for key in counts if not key.startswith("system/"))
+    if metric and metric not in counts:  # a typo would name no best run, silently
+        hint = did_you_mean(metric, keys)
+        raise HTTPException(400, f"no run in an experiment has metric {metric!r}{hint}")
     metric = metric or key_metric(most_common_metrics(counts))
     mode = mode or ("min" if metric and lower_is_better(metric) else "max")
     if not names:

@@ -5,11 +5,18 @@ A view is what the runs page shows, under a name: its filter, sort, columns (cho
 pinned, hidden), metric value and grouping. The views of a store are kept in the store itself
 (one JSON setting, ``ui.views``: ``{name: state}``), so everyone who opens the store sees them.
 Every field of a view is checked when it is saved: a bad one is a 400 naming it.
+
+Saving or deleting a view reads the setting, changes it and writes it back; a lock makes that
+one step for the requests of one server process (they run in a thread pool), so concurrent
+saves keep every view. The store has no compare-and-set for settings: two processes (``expbook
+server --workers N``, or two servers on one store) saving views at the same moment can still
+lose one of the two.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, FastAPI, HTTPException, Path, Query, Request
@@ -30,6 +37,9 @@ FIXED_COLUMNS = ("status", "experiment", "started", "duration")
 """The run columns a view may hide (the number and the name always show)."""
 
 router = APIRouter(prefix="/api", default_response_class=ApiJSON, responses=errors(400, 422, 503))
+
+_CHANGING = threading.Lock()
+"""Held while a request reads, changes and writes back the views setting."""
 
 
 class ViewState(BaseModel):
@@ -186,12 +196,13 @@ def save_view(
     _writable(request)
     name = check_name(name)
     saved = check_state(state)
-    views = read_views(store)
-    if name not in views and len(views) >= MAX_VIEWS:
-        raise HTTPException(409, f"this store has {len(views)} views, the most it keeps: "
-                            "delete one first")  # fmt: skip
-    views[name] = saved
-    store.set_setting(SETTING, json.dumps(views, sort_keys=True))
+    with _CHANGING:  # read, change, write back: one step (see the module's docstring)
+        views = read_views(store)
+        if name not in views and len(views) >= MAX_VIEWS:
+            raise HTTPException(409, f"this store has {len(views)} views, the most it keeps: "
+                                "delete one first")  # fmt: skip
+        views[name] = saved
+        store.set_setting(SETTING, json.dumps(views, sort_keys=True))
     return {"name": name, "state": saved}
 
 
@@ -200,12 +211,13 @@ def save_view(
 def delete_view(name: ViewName, store: StoreDep, request: Request) -> dict[str, Any]:
     """Delete the view ``name``; the answer is the view as it was (404: no such view)."""
     _writable(request)
-    views = read_views(store)
     key = name.strip()
-    if key not in views:
-        raise HTTPException(404, f"no view named {name!r}")
-    state = views.pop(key)
-    store.set_setting(SETTING, json.dumps(views, sort_keys=True) if views else None)
+    with _CHANGING:  # read, change, write back: one step (see the module's docstring)
+        views = read_views(store)
+        if key not in views:
+            raise HTTPException(404, f"no view named {name!r}")
+        state = views.pop(key)
+        store.set_setting(SETTING, json.dumps(views, sort_keys=True) if views else None)
     return {"name": key, "state": state}
 
 

@@ -90,10 +90,28 @@ export function timeUnit(seconds) {
   return { label: "seconds", scale: 1 };
 }
 
-const finiteOrNull = (value) => {
+/** A number for Plotly, or null (a gap) for missing, NaN and infinities. */
+export const finite = (value) => {
   const x = toNumber(value);
   return x === null || !Number.isFinite(x) ? null : x;
 };
+
+/** The splits a metric key may start with (`valid/loss`, `train_acc`), as the server knows them. */
+export const SPLITS = ["train", "training", "valid", "validation", "val", "eval", "test", "dev"];
+
+/** [split, metric] of a key: "valid/loss" -> ["valid", "loss"] (as the server groups them). */
+export function splitKey(key) {
+  for (const separator of ["/", "_"]) {
+    const at = key.indexOf(separator);
+    if (at > 0 && at < key.length - 1 && SPLITS.includes(key.slice(0, at).toLowerCase())) {
+      return [key.slice(0, at), key.slice(at + 1)];
+    }
+  }
+  return [null, key];
+}
+
+/** A confidence level as text: 0.95 -> "95 %", 0.9 -> "90 %", 0.995 -> "99.5 %". */
+export const levelText = (confidence = 0.95) => `${Number((Number(confidence) * 100).toPrecision(4))} %`;
 
 const pad = (n, width = 2) => String(n).padStart(width, "0");
 
@@ -113,15 +131,15 @@ export const xMetric = (mode) => (mode.startsWith("metric:") ? mode.slice(7) : n
  * "wall" (dates) or "metric:KEY" (`pairs`: step -> that metric's value at the same step).
  */
 export function xValues(series, mode, t0 = 0, unit = { scale: 1 }, pairs = null) {
-  if (mode === "epoch") return series.epochs.map(finiteOrNull);
+  if (mode === "epoch") return series.epochs.map(finite);
   if (mode === "time") return series.times.map((t) => (toNumber(t) - t0) / unit.scale);
   if (mode === "wall") return series.times.map((t) => wallText(toNumber(t)));
-  if (xMetric(mode)) return series.steps.map((step) => finiteOrNull(pairs?.get(step)));
+  if (xMetric(mode)) return series.steps.map((step) => finite(pairs?.get(step)));
   return series.steps;
 }
 
 /** Plotly's y values: NaN and infinities become gaps. */
-export const yValues = (series) => series.values.map(finiteOrNull);
+export const yValues = (series) => series.values.map(finite);
 
 /**
  * An exponential moving average debiased as TensorBoard's: the running average starts at 0 and
@@ -550,7 +568,7 @@ export class LineChart {
   /** The series drawn: on an epoch axis, those that have epochs. */
   shown() {
     if (this.options.xMode !== "epoch") return this.series;
-    return this.series.filter((s) => s.epochs.some((e) => finiteOrNull(e) !== null));
+    return this.series.filter((s) => s.epochs.some((e) => finite(e) !== null));
   }
 
   /** What a tooltip calls a series: run number, run name and key. */
@@ -722,7 +740,7 @@ export class LineChart {
     let low = Infinity;
     let high = -Infinity;
     for (const s of this.overview) {
-      const xs = mode === "wall" ? s.times.map(finiteOrNull) : xValues(s, mode, this.startOf(s.run), unit);
+      const xs = mode === "wall" ? s.times.map(finite) : xValues(s, mode, this.startOf(s.run), unit);
       if (!xs.some((x) => x !== null)) continue;
       let before = 0;
       let after = xs.length - 1;

@@ -2,11 +2,12 @@
 // one trace per run), their params side by side, a parallel-coordinates chart of the params
 // that vary against a metric, and a scatter of any param against any metric.
 //
-// Groups (?group_by=params.X or *, every param but the seeds): the charts draw each group's mean
-// with a 95 % CI or min-max band (?band=ci|minmax) from GET /api/compare/series, and a table
-// compares each group with a baseline group by Welch's t-test from GET /api/compare (the
-// numbers of `expbook compare`). ?color=params.X colours the runs by a param's value; the
-// metrics table shows last/min/max/best with deltas against a baseline run (?baseline=N).
+// Groups (?group_by=params.X, repeated for several params, or *, every param but the seeds): the
+// charts draw each group's mean with a CI (at the API's confidence level) or min-max band
+// (?band=ci|minmax) from GET /api/compare/series, and a table compares each group with a
+// baseline group by Welch's t-test from GET /api/compare (the numbers of `expbook compare`).
+// ?color=params.X colours the runs by a param's value; the metrics table shows
+// last/min/max/best with deltas against a baseline run (?baseline=N).
 // Everything a user would share lives in the address; statistics come from the API.
 
 import {
@@ -14,8 +15,10 @@ import {
   api,
   badge,
   fmtNumber,
+  field,
   fmtParam,
   html,
+  notify,
   runApi,
   runUrl,
   showFatal,
@@ -25,18 +28,20 @@ import {
 import {
   colorAt,
   fetchSeries,
+  levelText,
   LineChart,
   lineLayout,
   loadPlotly,
   mountChartToolbar,
   PLOT_CONFIG,
   plotText,
+  splitKey,
   themeColors,
 } from "./charts.js";
-import { elementsHtml } from "./runtable.js";
+import { elementsHtml, VALUES } from "./runtable.js";
 import {
+  bandsFor,
   bestIndex,
-  BANDS,
   delta,
   deltaText,
   groupName,
@@ -60,13 +65,16 @@ let lists = {}; // key -> the list param element-wise (/api/list-params), for li
 const charts = [];
 const chartOptions = { xMode: "step", logY: false };
 let runSeries = null; // GET /api/series of every run and key, fetched once
-const groupSeries = new Map(); // group_by -> GET /api/compare/series
+const groupSeries = new Map(); // groupingKey(group_by) -> GET /api/compare/series
+// Each request's number: an answer to an older request (the user changed the grouping while it
+// was under way) is dropped, not drawn over the newer one.
+const sequence = { compared: 0, curves: 0, change: 0 };
 let compared = null; // GET /api/compare for the current group_by and value
 let coloring = null; // paramColors() of the colour-by param, or null: by run
 
 /** What the address says (and the controls change): grouping, band, colours, baselines. */
 const state = {
-  groupBy: "", // "" (each run), "*" or "params.KEY"
+  groupBy: [], // [] (each run), ["*"] or ["params.KEY", ...]
   band: "ci",
   color: "", // "" (by run) or "params.KEY"
   value: "last",
@@ -78,7 +86,7 @@ const state = {
 
 function readState() {
   const query = new URLSearchParams(window.location.search);
-  state.groupBy = query.get("group_by") || "";
+  state.groupBy = [...new Set(query.getAll("group_by").map((v) => v.trim()).filter(Boolean))];
   state.band = query.get("band") === "minmax" ? "minmax" : "ci";
   state.color = query.get("color") || "";
   state.value = ["last", "min", "max", "best"].includes(query.get("value")) ? query.get("value") : "last";
@@ -92,7 +100,8 @@ function readState() {
 function writeState() {
   const query = new URLSearchParams(window.location.search);
   const set = (name, value, fallback) => (value && value !== fallback ? query.set(name, value) : query.delete(name));
-  set("group_by", state.groupBy, "");
+  query.delete("group_by");
+  for (const key of state.groupBy) query.append("group_by", key);
   set("band", state.band, "ci");
   set("color", state.color, "");
   set("value", state.value, "last");
@@ -103,6 +112,12 @@ function writeState() {
   const text = query.toString().replace(/%2C/g, ",").replace(/%2F/g, "/").replace(/%2A/g, "*");
   history.replaceState(null, "", `/compare?${text}`);
 }
+
+/** The grouping as one text (a Map key, a select's value). */
+const groupingKey = (groupBy) => JSON.stringify(groupBy);
+/** The grouping as a person reads it: "model.hidden, lr" or "all params but the seed". */
+const groupingText = (groupBy) =>
+  groupBy[0] === "*" ? "all params but the seed" : groupBy.map((k) => k.replace(/^params\./, "").replace(/^`(.*)`$/, "$1")).join(", ");
 
 // --- the runs asked for -----------------------------------------------------------------------
 
@@ -144,7 +159,7 @@ function layout(failed) {
     <div class="run-chips" id="run-chips"></div>
     <div class="compare-controls" id="compare-controls">
       <label>group by <select id="group-by"></select></label>
-      <label id="band-label">band <select id="band">${Object.entries(BANDS).map(
+      <label id="band-label">band <select id="band">${Object.entries(bandsFor(compared?.confidence)).map(
         ([value, text]) => html`<option value="${value}">${text}</option>`,
       )}</select></label>
       <label>colour by <select id="color-by"></select></label>
@@ -168,7 +183,7 @@ function layout(failed) {
         <label>metric <select id="group-metric"></select></label>
         <label>baseline <select id="base-group"></select></label></span></h2>
       <div id="groups-table" class="table-scroll"></div>
-      <p class="muted small">Each group's mean ± sample std and the 95 % confidence interval of the mean
+      <p class="muted small">Each group's mean ± sample std and the <span id="groups-level">${levelText(compared?.confidence)}</span> confidence interval of the mean
         (Student's t); each group against the baseline by Welch's t-test, as <code>expbook compare</code>
         prints it. A group of one run has no noise estimate.</p>
     </section>
@@ -217,19 +232,6 @@ function drawChips() {
 
 // --- keys and values --------------------------------------------------------------------------
 
-const SPLITS = ["train", "training", "valid", "validation", "val", "eval", "test", "dev"];
-
-/** [split, metric] of a key: "valid/loss" -> ["valid", "loss"] (as the server groups them). */
-function splitKey(key) {
-  for (const separator of ["/", "_"]) {
-    const at = key.indexOf(separator);
-    if (at > 0 && at < key.length - 1 && SPLITS.includes(key.slice(0, at).toLowerCase())) {
-      return [key.slice(0, at), key.slice(at + 1)];
-    }
-  }
-  return [null, key];
-}
-
 /** Keys ordered by metric, then split: train/loss next to valid/loss. */
 const byMetric = (a, b) => splitKey(a)[1].localeCompare(splitKey(b)[1]) || a.localeCompare(b);
 
@@ -269,14 +271,16 @@ async function drawCurves() {
     container.innerHTML = html`<p class="muted">These runs logged no metric series.</p>`.text;
     return;
   }
-  if (state.groupBy) {
+  if (state.groupBy.length) {
     await drawGroupCurves(keys);
     return;
   }
-  $("#group-note").textContent = "";
-  $("#group-legend").hidden = true;
+  const seq = ++sequence.curves; // a group chart still under way draws nothing now
   const refs = runs.map((run) => String(run.number));
   if (!runSeries) [runSeries] = await Promise.all([fetchSeries(refs, keys, { points: POINTS }), plotlyLoaded]);
+  if (seq !== sequence.curves) return; // grouped again meanwhile
+  $("#group-note").textContent = "";
+  $("#group-legend").hidden = true;
   const series = runSeries;
   container.innerHTML = "";
   charts.length = 0;
@@ -309,7 +313,7 @@ async function drawCurves() {
 
 /** A run chip's colour: its group's when grouped (the charts draw groups), else its own. */
 function chipColor(number) {
-  const index = state.groupBy && compared ? compared.groups.findIndex((g) => g.runs.includes(number)) : -1;
+  const index = state.groupBy.length && compared ? compared.groups.findIndex((g) => g.runs.includes(number)) : -1;
   return index >= 0 ? groupColor(index) : colorOf(number);
 }
 
@@ -326,9 +330,15 @@ function groupColor(index) {
 /** Each group's mean curve with its band, one chart per key (x is the step: runs are aligned
  * by step on the server). */
 async function drawGroupCurves(keys) {
+  // what this drawing is for, read once: the controls may change while the series load
+  const seq = ++sequence.curves;
+  const groupBy = [...state.groupBy];
+  const band = state.band;
+  const key = groupingKey(groupBy);
   const container = $("#charts");
-  const query = { runs: runs.map((run) => run.number).join(","), group_by: state.groupBy, points: POINTS };
-  if (!groupSeries.has(state.groupBy)) {
+  const query = { runs: runs.map((run) => run.number).join(","), group_by: groupBy, points: POINTS };
+  let found = groupSeries.get(key);
+  if (!found) {
     const perRequest = Math.max(1, Math.floor(400 / runs.length)); // the API's runs x keys limit
     const requests = [];
     for (let k = 0; k < keys.length; k += perRequest) {
@@ -336,11 +346,12 @@ async function drawGroupCurves(keys) {
     }
     const answers = await Promise.all([...requests, plotlyLoaded]);
     answers.pop();
-    groupSeries.set(state.groupBy, { groups: answers[0].groups, confidence: answers[0].confidence, series: answers.flatMap((a) => a.series) });
+    found = { groups: answers[0].groups, confidence: answers[0].confidence, series: answers.flatMap((a) => a.series) };
+    groupSeries.set(key, found);
   }
   await plotlyLoaded;
-  const found = groupSeries.get(state.groupBy);
-  $("#group-note").textContent = `groups: mean with ${BANDS[state.band]} band · x is the step`;
+  if (seq !== sequence.curves) return; // a newer drawing took over
+  $("#group-note").textContent = `groups by ${groupingText(groupBy)}: mean with ${bandsFor(found.confidence)[band]} band · x is the step`;
   container.innerHTML = "";
   charts.length = 0;
   // one legend for every chart: the groups, their n, and which have no noise estimate
@@ -360,7 +371,7 @@ async function drawGroupCurves(keys) {
     const traces = groupTraces(
       found.series.filter((s) => s.key === key),
       found.groups,
-      { band: state.band, color: groupColor, confidence: found.confidence },
+      { band, color: groupColor, confidence: found.confidence },
     );
     const layout = lineLayout({ xMode: "step", logY: chartOptions.logY, unit: { label: "seconds", scale: 1 }, legend: false });
     layout.hovermode = "closest";
@@ -373,7 +384,7 @@ function bindChartControls() {
     chartOptions.xMode = $("#x-mode").value;
     chartOptions.logY = $("#log-y").checked;
     for (const chart of charts) chart.setOptions(chartOptions);
-    if (state.groupBy) drawCurves().catch(showFatal);
+    if (state.groupBy.length) drawCurves().catch((error) => notify(error.message));
   };
   mountChartToolbar($("#chart-toolbar"), { keys: union(runs.map((run) => run.series_keys)).sort(byMetric) });
   $("#x-mode").addEventListener("change", update);
@@ -432,8 +443,6 @@ function drawParamsTable() {
 /** Whether lower is better for a metric, as the server judges it (GET /api/compare). */
 const lowerIsBetter = (key) => compared?.lower_is_better?.[key] ?? false;
 
-const VALUES = ["last", "min", "max", "best"];
-
 /** Metrics × runs: each run's last, min, max or best value (?value=; all four with
  * ?values=all), the best run of each row marked, and every other run's delta against the
  * baseline run (absolute and %). */
@@ -478,19 +487,26 @@ function metricRow(key, kind, base, first, count) {
 /** GET /api/compare for the current grouping and value (each run alone when not grouped: the
  * metrics table still reads which metrics are errors from it). */
 async function fetchCompared() {
-  const query = { runs: runs.map((run) => run.number).join(","), value: state.value };
-  if (state.groupBy) query.group_by = state.groupBy;
-  compared = await api("/api/compare", { query });
-  if (state.baseGroup >= compared.groups.length) state.baseGroup = 0;
-  if (state.baseGroup && compared.groups.length) {
-    compared = await api("/api/compare", { query: { ...query, baseline: state.baseGroup } });
+  const seq = ++sequence.compared;
+  const query = { runs: runs.map((run) => run.number).join(","), value: state.value, group_by: [...state.groupBy] };
+  let answer;
+  try {
+    answer = await api("/api/compare", { query: { ...query, baseline: state.baseGroup || undefined } });
+  } catch (error) {
+    // a baseline group from the address that this grouping does not have: the first group
+    if (!state.baseGroup || error.status !== 400) throw error;
+    answer = await api("/api/compare", { query });
   }
+  if (seq !== sequence.compared) return false; // a newer request took over
+  compared = answer;
+  state.baseGroup = compared.baseline;
+  return true;
 }
 
 function drawGroupsTable() {
   const card = $("#groups-card");
-  card.hidden = !state.groupBy;
-  if (!state.groupBy || !compared) return;
+  card.hidden = !state.groupBy.length;
+  if (!state.groupBy.length || !compared) return;
   const metrics = compared.metrics;
   if (!metrics.includes(state.groupMetric)) state.groupMetric = defaultMetric(metrics) ?? "";
   fillSelect($("#group-metric"), metrics, state.groupMetric);
@@ -498,7 +514,8 @@ function drawGroupsTable() {
   baseSelect.innerHTML = compared.groups.map((g, i) => html`<option value="${i}">${g.label}</option>`.text).join("");
   baseSelect.value = String(state.baseGroup);
   const key = state.groupMetric;
-  $("#groups-count").textContent = `${compared.groups.length} groups of ${runs.length} runs · ${key} (${compared.value}, ${lowerIsBetter(key) ? "lower" : "higher"} is better)`;
+  $("#groups-level").textContent = levelText(compared.confidence);
+  $("#groups-count").textContent = `${compared.groups.length} groups of ${runs.length} runs by ${groupingText(state.groupBy)} · ${key} (${compared.value}, ${lowerIsBetter(key) ? "lower" : "higher"} is better)`;
   if (!key) {
     $("#groups-table").innerHTML = html`<p class="muted">No metric the runs share.</p>`.text;
     return;
@@ -525,8 +542,8 @@ function drawGroupsTable() {
   });
   $("#groups-table").innerHTML = html`<table class="grid compare-grid groups-grid"><thead><tr>
       <th>group</th><th class="num">n</th><th>runs</th><th class="num">mean ± std</th>
-      <th class="num">${Math.round(compared.confidence * 100)} % CI</th>
-      <th class="num">Δ vs baseline</th><th class="num">Δ ${Math.round(compared.confidence * 100)} % CI</th>
+      <th class="num">${levelText(compared.confidence)} CI</th>
+      <th class="num">Δ vs baseline</th><th class="num">Δ ${levelText(compared.confidence)} CI</th>
       <th class="num">p (Welch)</th><th>verdict</th></tr></thead><tbody>${rows}</tbody></table>`.text;
 }
 
@@ -534,17 +551,20 @@ function drawGroupsTable() {
 
 function fillControls() {
   const varying = paramKeys().filter(differs);
-  const groupOptions = [["", "none (each run)"], ["*", "all params but the seed"], ...varying.map((k) => [`params.${k}`, k])];
-  if (state.groupBy && !groupOptions.some(([v]) => v === state.groupBy)) groupOptions.push([state.groupBy, state.groupBy]);
-  $("#group-by").innerHTML = groupOptions.map(([v, t]) => html`<option value="${v}">${t}</option>`.text).join("");
-  $("#group-by").value = state.groupBy;
+  // each option's value is its grouping as JSON: [], ["*"], ["params.KEY"], or several keys
+  // from the address (?group_by=params.A&group_by=params.B), shown as "A, B"
+  const groupOptions = [[[], "none (each run)"], [["*"], "all params but the seed"], ...varying.map((k) => [[field("params", k)], k])];
+  const current = groupingKey(state.groupBy);
+  if (!groupOptions.some(([v]) => groupingKey(v) === current)) groupOptions.push([state.groupBy, groupingText(state.groupBy)]);
+  $("#group-by").innerHTML = groupOptions.map(([v, t]) => html`<option value="${groupingKey(v)}">${t}</option>`.text).join("");
+  $("#group-by").value = current;
   const colorOptions = [["", "run"], ...varying.map((k) => [`params.${k}`, k])];
   if (state.color && !colorOptions.some(([v]) => v === state.color)) colorOptions.push([state.color, state.color.slice(7)]);
   $("#color-by").innerHTML = colorOptions.map(([v, t]) => html`<option value="${v}">${t}</option>`.text).join("");
   $("#color-by").value = state.color;
   $("#band").value = state.band;
   $("#value").value = state.value;
-  $("#band-label").hidden = !state.groupBy;
+  $("#band-label").hidden = !state.groupBy.length;
   $("#baseline-run").innerHTML = runs.map((run) => html`<option value="${run.number}">#${run.number} ${run.name}</option>`.text).join("");
   if (!runs.some((run) => run.number === state.baseline)) state.baseline = runs[0].number;
   $("#baseline-run").value = String(state.baseline);
@@ -563,19 +583,30 @@ async function recolour() {
 }
 
 function bindControls() {
+  // a change's drawing is done (body[data-ready]) when the last change's is; an error says so
+  // in a notice and keeps the page
+  const settle = (promise) => {
+    const seq = ++sequence.change;
+    promise
+      .then(() => seq === sequence.change && ready(true))
+      .catch((error) => {
+        if (seq !== sequence.change) return;
+        console.warn(error);
+        notify(error.message);
+        ready(true);
+      });
+  };
   const change = (select, apply) =>
     $(select).addEventListener("change", () => {
       apply($(select).value);
       writeState();
       ready(false);
-      refreshGroups()
-        .then(() => ready(true))
-        .catch(showFatal);
+      settle(refreshGroups());
     });
   change("#group-by", (v) => {
-    state.groupBy = v;
+    state.groupBy = JSON.parse(v);
     state.baseGroup = 0;
-    $("#band-label").hidden = !v;
+    $("#band-label").hidden = !state.groupBy.length;
   });
   change("#value", (v) => (state.value = v));
   change("#base-group", (v) => (state.baseGroup = Number(v)));
@@ -584,9 +615,7 @@ function bindControls() {
       apply($(select).value);
       writeState();
       ready(false);
-      Promise.resolve(draw())
-        .then(() => ready(true))
-        .catch(showFatal);
+      settle(Promise.resolve().then(draw));
     });
   redraw("#band", (v) => (state.band = v), drawCurves);
   redraw("#color-by", (v) => (state.color = v), recolour);
@@ -596,7 +625,7 @@ function bindControls() {
   // the group charts take their colours from the theme when drawn (the runs' charts redraw
   // themselves)
   document.addEventListener("themechange", () => {
-    if (state.groupBy) drawCurves().catch(showFatal);
+    if (state.groupBy.length) drawCurves().catch((error) => notify(error.message));
     if ($("#scatter").data) drawScatter();
     if ($("#parcoords").data) drawParcoords();
   });
@@ -604,7 +633,7 @@ function bindControls() {
 
 /** Fetch the groups' statistics again (grouping, value or baseline changed) and redraw. */
 async function refreshGroups() {
-  await fetchCompared();
+  if (!(await fetchCompared())) return; // a newer change is under way: it draws
   drawChips();
   drawGroupsTable();
   drawMetricsTable();
@@ -823,8 +852,8 @@ async function main() {
   document.title = `Compare ${runs.map((run) => `#${run.number}`).join(" ")} · expbook`;
   if (grouped) {
     // a bad group_by in the address: say so, and compare the runs ungrouped
-    failed.push({ what: `group_by=${state.groupBy}`, error: grouped });
-    state.groupBy = "";
+    failed.push({ what: `group_by=${state.groupBy.join(",")}`, error: grouped });
+    state.groupBy = [];
     await fetchCompared();
   }
   setColoring();

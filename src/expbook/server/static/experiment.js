@@ -21,7 +21,7 @@ import {
   startPage,
   timeHtml,
 } from "./common.js";
-import { compareUrl, pagerHtml, readTableState, RunTable, tableQuery, toolbarHtml, writeTableState } from "./runtable.js";
+import { pagerHtml, readTableState, RunTable, tableQuery, toolbarHtml, writeTableState } from "./runtable.js";
 
 const REFRESH_MS = 3000;
 const FIELDS = [
@@ -261,7 +261,7 @@ function bind() {
   $("#metric").addEventListener("change", changeRanking);
   $("#mode").addEventListener("change", changeRanking);
   $("#compare").addEventListener("click", () => {
-    window.location.href = compareUrl(table.selected);
+    window.location.href = table.compareUrl();
   });
   table = new RunTable($("#table"), {
     getState: () => wanted || tableState,

@@ -14,6 +14,7 @@ import {
   fmtInt,
   fmtNumber,
   html,
+  notify,
   runUrl,
   showFatal,
   startPage,
@@ -179,8 +180,15 @@ function merge(rows) {
   });
 }
 
+let bestSeq = 0; // the latest /api/experiments-best request: an older, slower answer is dropped
+
+/** GET /api/experiments-best for the chosen metric; false when a newer request took over. */
 async function loadBest() {
-  best = await api("/api/experiments-best", { query: { metric: state.metric || undefined } });
+  const seq = ++bestSeq;
+  const answer = await api("/api/experiments-best", { query: { metric: state.metric || undefined } });
+  if (seq !== bestSeq) return false;
+  best = answer;
+  return true;
 }
 
 function draw(rows) {
@@ -212,10 +220,22 @@ function draw(rows) {
   $("#best-metric").addEventListener("change", async (event) => {
     state.metric = event.target.value;
     writeAddress();
-    await loadBest();
+    delete document.body.dataset.ready;
+    try {
+      if (!(await loadBest())) return; // a newer choice is under way: it draws
+    } catch (error) {
+      // the table keeps the metric it shows, and the select says which that is
+      notify(error.message);
+      state.metric = best?.metric ?? "";
+      event.target.value = state.metric;
+      writeAddress();
+      document.body.dataset.ready = "true";
+      return;
+    }
     merge(rows);
     showMode();
     drawTable();
+    document.body.dataset.ready = "true";
   });
 }
 

@@ -5,13 +5,9 @@
 // server (expbook.report.stats), the browser only draws them.
 
 import { fmtNumber, fmtParam, toNumber } from "./common.js";
-import { colorAt, plotText } from "./charts.js";
+import { colorAt, finite, levelText, plotText } from "./charts.js";
 
-/** A number for Plotly, or null (a gap) for missing, NaN and infinities. */
-export const finite = (value) => {
-  const x = toNumber(value);
-  return x === null || !Number.isFinite(x) ? null : x;
-};
+export { finite, levelText };
 
 /** `#4e79a7` (or `rgb(...)`) with an alpha: the fill of a band in its line's colour. */
 export function withAlpha(color, alpha) {
@@ -32,7 +28,8 @@ export function groupName(group) {
   return group.n < 2 ? `${group.label} (n=1, noise unknown)` : `${group.label} (n=${group.n})`;
 }
 
-export const BANDS = { ci: "95 % CI", minmax: "min–max" };
+/** The band choices, with the CI's level as the API answered it (0.95 -> "95 % CI"). */
+export const bandsFor = (confidence = 0.95) => ({ ci: `${levelText(confidence)} CI`, minmax: "min–max" });
 
 /**
  * Plotly traces for the group curves of one chart: per series of GET /api/compare/series (one
@@ -43,7 +40,7 @@ export const BANDS = { ci: "95 % CI", minmax: "min–max" };
 export function groupTraces(series, groups, { band = "ci", color = colorAt, confidence = 0.95 } = {}) {
   const bands = [];
   const lines = [];
-  const level = `${Math.round(confidence * 100)} % CI`;
+  const level = `${levelText(confidence)} CI`;
   for (const s of series) {
     const group = groups[s.group];
     const colour = color(s.group);
@@ -229,11 +226,19 @@ export function intervalText(ci) {
   return low === null || high === null ? "—" : `[${fmtNumber(low)}, ${fmtNumber(high)}]`;
 }
 
+/** A group's mean and std as texts ({mean: "0.853", std: "0.0184"}; std null when unknown, as
+ * for n < 2), or null when the group has no value. */
+export function meanParts(metric) {
+  if (!metric || metric.n === 0) return null;
+  const std = metric.std === null || metric.std === undefined || metric.n < 2 ? null : fmtNumber(toNumber(metric.std));
+  return { mean: fmtNumber(toNumber(metric.mean)), std };
+}
+
 /** `0.853 ± 0.0184`, or the mean alone for n < 2. */
 export function meanText(metric) {
-  if (!metric || metric.n === 0) return "—";
-  const mean = fmtNumber(toNumber(metric.mean));
-  return metric.std === null ? mean : `${mean} ± ${fmtNumber(toNumber(metric.std))}`;
+  const parts = meanParts(metric);
+  if (!parts) return "—";
+  return parts.std === null ? parts.mean : `${parts.mean} ± ${parts.std}`;
 }
 
 /** A p-value as `expbook compare` prints it (3 significant digits), or —. */

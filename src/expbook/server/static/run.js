@@ -29,7 +29,7 @@ import {
   timeHtml,
   toNumber,
 } from "./common.js";
-import { board, colorAt, LineChart, loadPlotly, mountChartToolbar } from "./charts.js";
+import { board, colorAt, LineChart, loadPlotly, mountChartToolbar, SPLITS } from "./charts.js";
 
 const plotlyLoaded = loadPlotly(); // parsed while the run's data is fetched
 
@@ -430,7 +430,6 @@ function drawSummary() {
 // PANEL_OPEN_MAX charts starts closed, and a closed panel's charts are drawn when it opens.
 
 const PANEL_OPEN_MAX = 12;
-const SPLITS = ["train", "training", "valid", "validation", "val", "eval", "test", "dev"];
 const LOSS_LIKE = /loss|err|mse|mae|rmse|nll|ppl|perplexity/i;
 const ACC_LIKE = /acc|f1|auc|precision|recall|score|reward|bleu|iou|map/i;
 

@@ -6,7 +6,6 @@
 
 import { $, api, ApiError, fmtInt, html, notify, poll, startPage } from "./common.js";
 import {
-  compareUrl,
   fromView,
   pagerHtml,
   readTableState,
@@ -262,6 +261,7 @@ function bindViews() {
       closeViews();
       load(fromView(drawViews.views.get(name)));
     } else if (event.target.closest(".view-delete")) {
+      if (!window.confirm(`Delete the saved view “${name}”?`)) return;
       try {
         await api(`/api/views/${encodeURIComponent(name)}`, { method: "DELETE" });
       } catch (error) {
@@ -301,7 +301,7 @@ function bindControls() {
   });
   $("#group").addEventListener("change", () => load({ ...state, group: $("#group").checked, page: 1 }));
   $("#compare").addEventListener("click", () => {
-    window.location.href = compareUrl(table.selected);
+    window.location.href = table.compareUrl(); // with the table's grouping
   });
   $("#clear-selection").addEventListener("click", () => $("#bulk-clear").click());
   table = new RunTable($("#table"), {

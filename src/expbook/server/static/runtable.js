@@ -26,6 +26,7 @@ import {
   timeHtml,
   toNumber,
 } from "./common.js";
+import { intervalText, levelText, meanParts } from "./groupcharts.js";
 
 export const LIMIT = 50;
 export const VALUES = ["last", "min", "max", "best"];
@@ -314,17 +315,18 @@ export function rows(page, options) {
 /** A group's identity on the page: its params, canonically. */
 const groupKey = (group) => JSON.stringify(Object.entries(group.params).sort());
 
-function statHtml(stat) {
-  if (!stat || stat.n === 0) return html`<td class="num muted">—</td>`;
-  const mean = fmtNumber(stat.mean);
-  if (stat.n < 2) {
-    return html`<td class="num stat" data-n="${stat.n}" data-mean="${stat.mean}"><span class="mean">${mean}</span>
-      <div class="ci muted">n = 1</div></td>`;
+/** A group's cell of a metric: mean ± std and the CI at the API's `confidence` (the texts of
+ * the compare page's groups table, groupcharts.js). */
+function statHtml(stat, confidence) {
+  const parts = meanParts(stat);
+  if (!parts) return html`<td class="num muted">—</td>`;
+  if (stat.n < 2 || !stat.ci) {
+    return html`<td class="num stat" data-n="${stat.n}" data-mean="${stat.mean}"><span class="mean">${parts.mean}</span>
+      <div class="ci muted">n = ${stat.n}</div></td>`;
   }
   const [low, high] = stat.ci;
-  return html`<td class="num stat" data-n="${stat.n}" data-mean="${stat.mean}" data-std="${stat.std}" data-ci="${low},${high}" title="mean ± std over ${stat.n} runs; 95 % CI of the mean [${low}, ${high}]"><span class="mean">${mean}</span> <span class="std">± ${fmtNumber(
-    stat.std,
-  )}</span><div class="ci">95 % CI [${fmtNumber(low)}, ${fmtNumber(high)}]</div></td>`;
+  const level = levelText(confidence);
+  return html`<td class="num stat" data-n="${stat.n}" data-mean="${stat.mean}" data-std="${stat.std}" data-ci="${low},${high}" title="mean ± std over ${stat.n} runs; ${level} CI of the mean [${low}, ${high}]"><span class="mean">${parts.mean}</span> <span class="std">± ${parts.std}</span><div class="ci">${level} CI ${intervalText(stat.ci)}</div></td>`;
 }
 
 function groupRowHtml(group, index, cols, options, expanded) {
@@ -349,7 +351,7 @@ function groupRowHtml(group, index, cols, options, expanded) {
         ? html`<td class="param ellipsis" title="${text}">${text}</td>`
         : html`<td class="param muted">—</td>`;
     }
-    return statHtml(group.metrics[col.key]);
+    return statHtml(group.metrics[col.key], options.confidence);
   });
   const box = html`<input type="checkbox" class="select-group" value="${numbers}"
     aria-label="select the ${group.n} runs of this group"${all ? " checked" : ""}>`;
@@ -512,8 +514,14 @@ export function bindTable(container, { selected, onSelect, onSort, getSort, onEx
   });
 }
 
-/** "/compare?runs=3,7,9" for a set of run numbers (in ascending order). */
-export const compareUrl = (selected) => `/compare?runs=${[...selected].sort((a, b) => a - b).join(",")}`;
+/** "/compare?runs=3,7,9" for a set of run numbers (in ascending order), with the table's grouping
+ * (`groupBy`: ["params.X", ...] or ["*"]) as repeated group_by, so the compare page groups them
+ * the same way. */
+export function compareUrl(selected, groupBy = []) {
+  const runs = [...selected].sort((a, b) => a - b).join(",");
+  const grouping = groupBy.map((key) => `&group_by=${encodeURIComponent(key).replace(/%2F/g, "/").replace(/%2A/g, "*")}`);
+  return `/compare?runs=${runs}${grouping.join("")}`;
+}
 
 // --- RunTable: the table with its controls ----------------------------------------------------
 
@@ -550,9 +558,10 @@ export function toolbarHtml() {
       <input id="bulk-tag" type="text" placeholder="tag" aria-label="tag" size="12" spellcheck="false">
       <button type="button" class="btn btn-small" data-bulk="tag">Tag</button>
       <button type="button" class="btn btn-small" data-bulk="untag">Untag</button>
-      <input id="bulk-experiment" type="text" placeholder="experiment (empty: none)" aria-label="experiment" list="bulk-experiments" size="22" spellcheck="false">
+      <input id="bulk-experiment" type="text" placeholder="experiment" aria-label="experiment" list="bulk-experiments" size="22" spellcheck="false">
       <datalist id="bulk-experiments"></datalist>
       <button type="button" class="btn btn-small" data-bulk="move">Move</button>
+      <button type="button" class="btn btn-small" data-bulk="remove">Remove from experiment…</button>
       <button type="button" class="btn btn-small btn-danger" data-bulk="delete">Delete…</button>
     </span>
     <button type="button" id="bulk-clear" class="btn btn-link">clear selection</button>
@@ -610,6 +619,7 @@ export class RunTable {
       value: s.value,
       best: this.best(),
       members: this.members,
+      confidence: this.page?.confidence,
     };
   }
 
@@ -651,7 +661,7 @@ export class RunTable {
       ? "none"
       : s.groupBy[0] === ALL_BUT_SEEDS
         ? "all params but seed"
-        : s.groupBy.map((key) => key.replace(/^params\./, "")).join(", ");
+        : s.groupBy.map((key) => key.replace(/^params\./, "").replace(/^`(.*)`$/, "$1")).join(", ");
     $("#groupby-button").textContent = `Group by: ${label} ▾`;
     const q = queryString({
       ...this.scope(),
@@ -667,11 +677,47 @@ export class RunTable {
     if (!$("#groupby-panel").hidden) this.drawGroupPanel();
   }
 
+  /** How many selected runs the table does not show now (selected before a filter, sort or
+   * page change): bulk actions apply to them too, so the bar and the confirmations say so. */
+  hiddenSelected() {
+    const page = this.page;
+    if (!page) return 0;
+    const shown = new Set(page.groups ? page.groups.flatMap((g) => g.runs) : page.runs.map((run) => run.number));
+    let hidden = 0;
+    for (const number of this.selected) if (!shown.has(number)) hidden++;
+    return hidden;
+  }
+
+  /** "3 runs selected (2 not shown)" */
+  selectionText() {
+    const n = this.selected.size;
+    const hidden = this.hiddenSelected();
+    return `${fmtInt(n)} run${n === 1 ? "" : "s"} selected${hidden ? ` (${fmtInt(hidden)} not shown)` : ""}`;
+  }
+
   showSelection() {
     const n = this.selected.size;
     $("#bulk-bar").hidden = n === 0;
-    $("#bulk-count").textContent = `${fmtInt(n)} run${n === 1 ? "" : "s"} selected`;
+    $("#bulk-count").textContent = this.selectionText();
     this.onSelectPage?.(this.selected);
+  }
+
+  /** The table's Compare address: the selected runs, grouped as the table is. */
+  compareUrl() {
+    return compareUrl(this.selected, this.getState().groupBy || []);
+  }
+
+  /** Ask before a change that cannot be taken back; resolves to whether the user agreed. */
+  async confirm(text, ok) {
+    const dialog = $("#confirm-delete");
+    $("#confirm-text").textContent = text;
+    $("#confirm-ok").textContent = ok;
+    dialog.returnValue = "";
+    dialog.showModal();
+    const answer = await new Promise((resolve) =>
+      dialog.addEventListener("close", () => resolve(dialog.returnValue), { once: true }),
+    );
+    return answer === "delete"; // the OK button's value
   }
 
   // --- columns and groups panels ----------------------------------------------------------
@@ -912,19 +958,26 @@ export class RunTable {
       }
       body.tags = [tag];
     } else if (action === "move") {
-      body.experiment = $("#bulk-experiment").value.trim() || null;
-    } else if (action === "delete") {
-      const dialog = $("#confirm-delete");
-      $("#confirm-text").textContent = `Delete ${runs.length} run${runs.length === 1 ? "" : "s"} (${runs
+      const experiment = $("#bulk-experiment").value.trim();
+      if (!experiment) {
+        notify("Type an experiment name");
+        $("#bulk-experiment").focus();
+        return;
+      }
+      body.experiment = experiment;
+    } else if (action === "remove" || action === "delete") {
+      const hidden = this.hiddenSelected();
+      const count = `${fmtInt(runs.length)} run${runs.length === 1 ? "" : "s"}${hidden ? ` (${fmtInt(hidden)} not shown)` : ""}`;
+      const list = runs
         .map((n) => `#${n}`)
         .join(", ")
-        .slice(0, 200)})? Their metrics, notes and artifacts go too; this cannot be undone.`;
-      dialog.returnValue = "";
-      dialog.showModal();
-      const answer = await new Promise((resolve) =>
-        dialog.addEventListener("close", () => resolve(dialog.returnValue), { once: true }),
-      );
-      if (answer !== "delete") return;
+        .slice(0, 200);
+      const text =
+        action === "delete"
+          ? `Delete ${count} (${list})? Their metrics, notes and artifacts go too; this cannot be undone.`
+          : `Remove ${count} (${list}) from their experiments? The runs stay, in no experiment.`;
+      if (!(await this.confirm(text, action === "delete" ? "Delete" : "Remove"))) return;
+      if (action === "remove") Object.assign(body, { action: "move", experiment: null });
     }
     let result;
     try {
@@ -933,7 +986,7 @@ export class RunTable {
       notify(`Could not ${action} the runs: ${error.message}`);
       return;
     }
-    const done = { tag: "Tagged", untag: "Untagged", move: "Moved", delete: "Deleted" }[action];
+    const done = { tag: "Tagged", untag: "Untagged", move: "Moved", remove: "Removed", delete: "Deleted" }[action];
     say(`${done} ${result.changed} run${result.changed === 1 ? "" : "s"}.`);
     if (action === "delete") this.selected.clear();
     this.members.clear();

@@ -5,8 +5,9 @@
 // While the sweep runs, the page refreshes every 3 s.
 //
 // When the sweep repeats configurations (`expbook.repeats`), its finished trials are grouped by
-// configuration: a table of configurations with n, mean ± std and the 95 % CI, each compared
-// with the best by Welch's t-test (GET /api/compare with explicit groups), and the trial curves
+// configuration: a table of configurations with n, mean ± std and the CI (at the API's
+// confidence), each compared with the best by Welch's t-test (GET /api/compare with explicit
+// groups; only the best configurations when their runs exceed its 400), and the trial curves
 // can show each configuration's mean with its band instead (GET /api/compare/series).
 
 import {
@@ -26,7 +27,7 @@ import {
   timeHtml,
   toNumber,
 } from "./common.js";
-import { colorAt, fetchSeries, loadPlotly, PLOT_CONFIG, plotText, themeColors, timeUnit } from "./charts.js";
+import { colorAt, fetchSeries, finite, levelText, loadPlotly, PLOT_CONFIG, plotText, themeColors, timeUnit } from "./charts.js";
 import { countsHtml, stateBadge, sweepUrl } from "./sweeps.js";
 import { groupTraces, intervalText, meanText, pText } from "./groupcharts.js";
 
@@ -67,10 +68,6 @@ function fmtValue(value) {
 }
 
 const sweepApi = () => `/api/sweeps/${encodeURIComponent(ref)}`;
-const finite = (value) => {
-  const x = toNumber(value);
-  return x !== null && Number.isFinite(x) ? x : null;
-};
 
 // --- layout -----------------------------------------------------------------------------------
 
@@ -108,7 +105,7 @@ function layout() {
     <section class="card section" id="curves-card">
       <h2>Trial curves <span id="curves-note" class="count small"></span>
         <span class="card-tools" id="curves-tools" hidden><label>show <select id="curves-mode">
-          <option value="trials">each trial</option><option value="ci">configuration means, 95 % CI</option>
+          <option value="trials">each trial</option><option value="ci">configuration means, CI</option>
           <option value="minmax">configuration means, min–max</option></select></label></span></h2>
       <div id="curves" class="chart chart-wide"></div>
     </section>
@@ -498,20 +495,68 @@ function configGroups() {
 
 const groupQuery = (groups) => groups.map((g) => g.trials.map((t) => t.run_number).join(","));
 
+/** The most runs one GET /api/compare (or /api/compare/series, of one key) takes (the API's
+ * MAX_RUNS). */
+const MAX_COMPARED_RUNS = 400;
+
+/** The configurations to compare: all of them while their runs fit in one request, else the
+ * best ones (by the mean of their trials' values, the sweep's goal deciding) that fit, the
+ * sweep's best first among them; in configuration order. -> {shown, total} */
+function comparedConfigs(groups) {
+  const runs = (list) => list.reduce((sum, g) => sum + g.trials.length, 0);
+  if (runs(groups) <= MAX_COMPARED_RUNS) return { shown: groups, total: groups.length };
+  const sign = sweep.metric?.goal === "maximize" ? -1 : 1;
+  const mean = (g) => {
+    const values = g.trials.map((t) => finite(t.value)).filter((v) => v !== null);
+    return values.length ? values.reduce((a, b) => a + b, 0) / values.length : null;
+  };
+  const score = (g) => (g.config === sweep.best?.config ? -Infinity : mean(g) === null ? Infinity : sign * mean(g));
+  const ranked = [...groups].sort((a, b) => score(a) - score(b) || a.config - b.config);
+  const chosen = [];
+  let count = 0;
+  for (const g of ranked) {
+    if (count + g.trials.length > MAX_COMPARED_RUNS) continue;
+    chosen.push(g);
+    count += g.trials.length;
+  }
+  return { shown: chosen.sort((a, b) => a.config - b.config), total: groups.length };
+}
+
+/** "6 configurations", or "best 40 of 250 configurations" when only the best fit. */
+const configsText = ({ shown, total }) =>
+  shown.length === total ? `${total} configurations` : `best ${shown.length} of ${total} configurations`;
+
+/** The CI's level in the curves' choice, once an answer says it. */
+function showLevel(confidence) {
+  const option = $('#curves-mode option[value="ci"]');
+  if (option) option.textContent = `configuration means, ${levelText(confidence)} CI`;
+}
+
 /** The configurations table: each one's n, mean ± std and CI of the metric over its repeats,
  * compared with the best configuration (Welch), all computed by GET /api/compare. */
 async function drawConfigs() {
-  const groups = configGroups();
+  const all = configGroups();
   const card = $("#configs-card");
-  card.hidden = !groups.length || !sweep.metric;
+  card.hidden = !all.length || !sweep.metric;
   $("#curves-tools").hidden = card.hidden;
   if (card.hidden) return;
+  const compared = comparedConfigs(all);
+  const groups = compared.shown;
   const metric = sweep.metric.name;
   const bestIndex = Math.max(0, groups.findIndex((g) => g.config === sweep.best?.config));
-  const found = await api("/api/compare", { query: { group: groupQuery(groups), metrics: metric, baseline: bestIndex } });
+  let found;
+  try {
+    found = await api("/api/compare", { query: { group: groupQuery(groups), metrics: metric, baseline: bestIndex } });
+  } catch (error) {
+    // said in the card, in one line; the rest of the page stays
+    $("#configs-note").textContent = configsText(compared);
+    $("#configs").innerHTML = html`<p class="alert configs-error">Could not compare the configurations: ${error.message}</p>`.text;
+    return;
+  }
+  showLevel(found.confidence);
   const versus = new Map((found.comparisons[metric] || []).map((c) => [c.group, c]));
-  const level = `${Math.round(found.confidence * 100)} %`;
-  $("#configs-note").textContent = `${groups.length} configurations · ${metric} over their finished repeats (each run's last value) · each against the best by Welch's t-test`;
+  const level = levelText(found.confidence);
+  $("#configs-note").textContent = `${configsText(compared)} · ${metric} over their finished repeats (each run's last value) · each against the best by Welch's t-test`;
   const rows = found.groups.map((group, i) => {
     const c = versus.get(i);
     const best = i === found.baseline;
@@ -532,9 +577,19 @@ async function drawConfigs() {
 
 /** Each configuration's mean curve with its band (GET /api/compare/series). */
 async function drawConfigCurves(target, metric, band) {
-  const groups = configGroups();
-  const found = await api("/api/compare/series", { query: { group: groupQuery(groups), key: metric, points: CURVE_POINTS } });
-  $("#curves-note").textContent = `${metric}: mean of each configuration's finished repeats with its ${band === "ci" ? "95 % CI" : "min–max"} band`;
+  const compared = comparedConfigs(configGroups());
+  let found;
+  try {
+    found = await api("/api/compare/series", { query: { group: groupQuery(compared.shown), key: metric, points: CURVE_POINTS } });
+  } catch (error) {
+    $("#curves-note").textContent = "";
+    say(target, html`Could not draw the configurations' means: ${error.message}`);
+    return;
+  }
+  showLevel(found.confidence);
+  const bandText = band === "ci" ? `${levelText(found.confidence)} CI` : "min–max";
+  const subset = compared.shown.length === compared.total ? "" : ` · ${configsText(compared)}`;
+  $("#curves-note").textContent = `${metric}: mean of each configuration's finished repeats with its ${bandText} band${subset}`;
   const traces = groupTraces(found.series, found.groups, { band, color: colorAt, confidence: found.confidence });
   const layout = {
     margin: { l: 56, r: 12, t: 8, b: 40 },
