@@ -145,6 +145,41 @@ def test_journal_entries_keep_their_order_and_survive_their_process(tmp_path: Pa
     assert journal.producers() == []
 
 
+RACE = """
+import sys, time
+from expbook.remote.journal import Journal
+journal = Journal("http://x:1", sys.argv[1])
+end = time.monotonic() + float(sys.argv[2])
+made = 0
+while time.monotonic() < end:
+    own = journal.own()  # what a client does as it starts
+    own.append(b"x")
+    for orphan in journal.orphans(skip=own.directory):  # what it does next: send the dead's
+        orphan.remove(orphan.pending())
+        orphan.close()
+    own.remove(own.pending())
+    own.close()
+    made += 1
+print(made)
+"""
+
+
+def test_clients_starting_at_once_never_take_each_others_new_folder(tmp_path: Path) -> None:
+    """A producer folder is made and locked under a name senders skip, then renamed: an empty
+    unlocked folder would be another process's orphan to remove (one of eight clients starting
+    together died that way)."""
+    command = [sys.executable, "-c", RACE, str(tmp_path), "3"]
+    racers = [
+        subprocess.Popen(command, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for _ in range(6)
+    ]
+    for racer in racers:
+        out, err = racer.communicate(timeout=60)
+        assert racer.returncode == 0, err
+        assert int(out) > 10
+    assert Journal("http://x:1", str(tmp_path)).producers() == []
+
+
 # --- HttpStore against a real server ----------------------------------------------------------
 
 

@@ -69,11 +69,20 @@ def _check_exactly_once(store_url: str, count: int, n: int) -> None:
             assert record.metrics["loss"].count == n
 
 
-def _wait_for_runs(store_url: str, count: int, timeout: float = 120) -> None:
+def _wait_for_runs(
+    store_url: str, count: int, clients: list, server_log: Path, timeout: float = 120
+) -> None:
     deadline = time.monotonic() + timeout
     with expbook.open_store(store_url) as store:
-        while store.count_runs(RunQuery()) < count:
-            assert time.monotonic() < deadline, "the clients did not start"
+        while (found := store.count_runs(RunQuery())) < count:
+            if time.monotonic() > deadline:  # what the clients and the server said, to see why
+                for client in clients:
+                    client.kill()
+                said = [client.communicate()[1][-2000:] for client in clients]
+                raise AssertionError(
+                    f"{found} of {count} clients started in {timeout:.0f} s; clients said: "
+                    f"{said}; the server said: {server_log.read_text()[-3000:]}"
+                )
             time.sleep(0.1)
 
 
@@ -96,7 +105,7 @@ def test_eight_clients_while_the_server_is_killed_and_restarted(
     ).start()  # with auth: every request of every client checks the token
     try:
         clients = _start_clients(server.url, 8, 3000, 0.003, tmp_path, token)
-        _wait_for_runs(postgres_url, 8)  # every client is logging
+        _wait_for_runs(postgres_url, 8, clients, tmp_path / "server.log")  # all are logging
         time.sleep(1.0)
         server.kill()
         time.sleep(2.0)
@@ -117,7 +126,7 @@ def test_a_minute_without_the_server_is_replayed_by_the_running_clients(
     server = ServerProcess(postgres_url, tmp_path / "server.log", args=("--no-auth",)).start()
     try:
         clients = _start_clients(server.url, 4, 7000, 0.01, tmp_path)  # ~75 s of logging
-        _wait_for_runs(postgres_url, 4)
+        _wait_for_runs(postgres_url, 4, clients, tmp_path / "server.log")
         server.stop()  # the network is cut: nothing answers at that address
         time.sleep(60.0)
         server.start()

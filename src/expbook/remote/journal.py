@@ -25,6 +25,7 @@ import fcntl
 import hashlib
 import json
 import os
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,6 +33,10 @@ from dataclasses import dataclass
 ENTRY_SUFFIX = ".op"
 REJECTED = "rejected"
 BLOBS = "blobs"
+NEW = ".new"
+"""The suffix of a producer folder being made (see :meth:`Journal.own`)."""
+UNFINISHED_AFTER = 60.0
+"""Seconds after which an unlocked folder being made is taken for its dead maker's."""
 
 
 def journal_root() -> str:
@@ -170,11 +175,17 @@ class Journal:
         if not os.path.exists(url_file):
             with open(url_file, "w") as file:
                 file.write(self.url + "\n")
-        name = f"{time.time_ns():x}-{os.getpid()}"
+        # Made and locked under a name no sender looks at, then renamed into place: a folder
+        # that appeared unlocked, even for an instant, is an empty orphan to another process's
+        # sender, which removes it (eight clients starting at once lost one that way).
+        name = f"{time.time_ns():x}-{os.getpid()}-{threading.get_ident():x}"
         directory = os.path.join(self.directory, name)
-        os.makedirs(directory, mode=0o700)
-        fd = _lock(directory, blocking=True)
-        assert fd is not None
+        making = directory + NEW
+        os.makedirs(making, mode=0o700)
+        fd = _lock(making, blocking=True)
+        if fd is None:  # only a removal of a NEW folder can do it, and no one removes a locked one
+            raise OSError(f"the journal folder {making} went away as it was made")
+        os.rename(making, directory)
         return Producer(directory, fd)
 
     def producers(self) -> list[str]:
@@ -185,13 +196,16 @@ class Journal:
         return sorted(
             os.path.join(self.directory, n)
             for n in names
-            if n not in (REJECTED, BLOBS) and os.path.isdir(os.path.join(self.directory, n))
+            if n not in (REJECTED, BLOBS)
+            and not n.endswith(NEW)
+            and os.path.isdir(os.path.join(self.directory, n))
         )
 
     def orphans(self, *, skip: str | None = None) -> Iterator[Producer]:
         """The producers whose process has died, each locked by this process while the caller
         uses it (the caller closes it). Live ones, and ones another process is sending, are
         skipped."""
+        self._remove_unfinished()
         for directory in self.producers():
             if directory == skip:
                 continue
@@ -199,6 +213,26 @@ class Journal:
             if fd is None:
                 continue
             yield Producer(directory, fd)
+
+    def _remove_unfinished(self) -> None:
+        """Remove the folders of producers that died while making them (empty by then): those
+        a minute old that no one holds (a folder is briefly unlocked right after it is made)."""
+        try:
+            names = [n for n in os.listdir(self.directory) if n.endswith(NEW)]
+        except FileNotFoundError:
+            return
+        for name in names:
+            making = os.path.join(self.directory, name)
+            with contextlib.suppress(OSError):
+                if time.time() - os.stat(making).st_mtime < UNFINISHED_AFTER:
+                    continue
+            fd = _lock(making, blocking=False)
+            if fd is None:  # its maker is alive and about to rename it
+                continue
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(making, "lock"))
+                os.rmdir(making)
+            os.close(fd)
 
     def status(self) -> list[tuple[str, int, int, bool]]:
         """(producer folder, entries, bytes, alive) for each producer with entries waiting."""
