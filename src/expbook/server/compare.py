@@ -18,12 +18,13 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, FastAPI, HTTPException, Query
 from pydantic import BaseModel, Field
 
-from expbook.columns import MISSING, canonical, common_metrics, lower_is_better, unknown_keys
+from expbook.columns import canonical, common_metrics, lower_is_better, unknown_keys
 from expbook.errors import MetricNotFoundError
 from expbook.model import RunRecord
 from expbook.server import schemas
 from expbook.server.api import READ, StoreDep, errors
 from expbook.server.encoding import ApiJSON, float_list
+from expbook.server.groups import differing_keys
 from expbook.store.base import Store
 
 MAX_RUNS = 400
@@ -190,11 +191,6 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else canonical(value)
 
 
-def _differing(params: list[dict[str, Any]]) -> list[str]:
-    keys = sorted({key for each in params for key in each})
-    return [k for k in keys if len({canonical(each.get(k, MISSING)) for each in params}) > 1]
-
-
 Groups = list[tuple[dict[str, Any], tuple[RunRecord, ...]]]
 """Each group's shared params and its runs."""
 
@@ -222,7 +218,7 @@ def resolve_groups(
             raise HTTPException(400, f"at most {MAX_RUNS} runs per request")
         found = [tuple({r.id: r for r in map(store.run, refs)}.values()) for refs in sides]
         params = [_shared([run.params for run in members]) for members in found]
-        differing = _differing(params)
+        differing = differing_keys(params)
         return None, list(zip(params, found, strict=True)), differing
     refs = _csv(runs or "")
     if not refs:
@@ -231,7 +227,7 @@ def resolve_groups(
         raise HTTPException(400, f"at most {MAX_RUNS} runs per request")
     records = list({record.id: record for record in map(store.run, refs)}.values())
     if not group_by:
-        every = _differing([run.params for run in records])
+        every = differing_keys([run.params for run in records])
         return [], [({}, (run,)) for run in records], every
     keys = group_keys(group_by)
     if keys is None:
@@ -246,7 +242,8 @@ def resolve_groups(
         grouped = group_by_params(records, keys)
         params = [group.params for group in grouped]
         answer = [f"params.{key}" for key in keys]
-    return answer, [(p, g.runs) for p, g in zip(params, grouped, strict=True)], _differing(params)
+    pairs = [(p, g.runs) for p, g in zip(params, grouped, strict=True)]
+    return answer, pairs, differing_keys(params)
 
 
 def _shared(params: list[dict[str, Any]]) -> dict[str, Any]:

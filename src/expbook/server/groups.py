@@ -79,7 +79,7 @@ def _grouped(
         "run_count": len(found),
         "offset": offset,
         "limit": limit,
-        "params": _differing([g.params for g in groups]) if keys is None else keys,
+        "params": differing_keys([g.params for g in groups]) if keys is None else keys,
         "metrics": metric_keys,
         "value": value,
         "confidence": CONFIDENCE,
@@ -114,7 +114,8 @@ def _metric(group: Any, key: str, value: str) -> dict[str, Any]:
     }
 
 
-def _differing(params: list[dict[str, Any]]) -> list[str]:
-    """The keys whose value differs between these param sets (or is missing in some)."""
+def differing_keys(params: list[dict[str, Any]]) -> list[str]:
+    """The keys whose value differs between these param sets (or is missing in some): the
+    params that tell groups apart (also the compare page's, ``server/compare.py``)."""
     keys = sorted({key for each in params for key in each})
     return [k for k in keys if len({canonical(each.get(k, MISSING)) for each in params}) > 1]
