@@ -12,6 +12,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import sqlalchemy as sa
@@ -21,6 +22,9 @@ from expbook.store import Store
 
 from .pgproxy import CommitDropper
 from .s3server import S3Server
+
+if TYPE_CHECKING:
+    from tests.browser import UiPage
 
 POSTGRES_URL = os.environ.get(
     "EXPBOOK_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -139,3 +143,24 @@ def s3_url(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> str:
     for name, value in s3_server.env.items():
         monkeypatch.setenv(name, value)
     return f"s3://{s3_server.create_bucket()}/expbook"
+
+
+# --- browser tests (tests/browser.py) -----------------------------------------------------------
+# A module of browser tests defines ``server`` (the base URL of its ``expbook ui``); these give it
+# one Chromium for the module and a fresh tab per test. A module may define its own instead.
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from tests.browser import chromium
+
+    with chromium() as launched:
+        yield launched
+
+
+@pytest.fixture
+def ui(browser: Any, server: str, tmp_path: Path) -> Iterator[UiPage]:
+    from tests.browser import ui_page
+
+    with ui_page(browser, server, tmp_path) as tab:
+        yield tab

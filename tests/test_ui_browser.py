@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 import expbook
-from tests.browser import UiPage, chromium, require_chromium, ui_page, ui_server
+from tests.browser import UiPage, require_chromium, ui_page, ui_server
 from tests.helpers import run_cli
 
 pytestmark = pytest.mark.slow
@@ -44,18 +44,6 @@ def demo_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def server(demo_store: Path) -> Iterator[str]:
     with ui_server(demo_store) as base:
         yield base
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as launched:
-        yield launched
-
-
-@pytest.fixture
-def ui(browser: Any, server: str, tmp_path: Path) -> Iterator[UiPage]:
-    with ui_page(browser, server, tmp_path) as tab:
-        yield tab
 
 
 def shown_rows(page: Any) -> list[int]:

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 import expbook
-from tests.browser import UiPage, chromium, require_chromium, ui_page, ui_server
+from tests.browser import UiPage, require_chromium, ui_page, ui_server
 
 pytestmark = pytest.mark.slow
 
@@ -57,12 +57,6 @@ def store_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def server(store_path: Path) -> Iterator[str]:
     with ui_server(store_path) as base:
         yield base
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as launched:
-        yield launched
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 import expbook
-from tests.browser import UiPage, chromium, require_chromium, ui_page, ui_server
+from tests.browser import UiPage, require_chromium, ui_server
 
 pytestmark = pytest.mark.slow
 
@@ -102,18 +102,6 @@ def stored(store: Path) -> dict[str, Any]:
 def server(store: Path) -> Iterator[str]:
     with ui_server(store) as base:
         yield base
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as launched:
-        yield launched
-
-
-@pytest.fixture
-def ui(browser: Any, server: str, tmp_path: Path) -> Iterator[UiPage]:
-    with ui_page(browser, server, tmp_path) as tab:
-        yield tab
 
 
 def traces(page: Any) -> dict[str, list[dict[str, Any]]]:

@@ -20,7 +20,7 @@ import pytest
 
 import expbook
 from expbook.report.stats import estimate
-from tests.browser import UiPage, chromium, require_chromium, ui_page, ui_server
+from tests.browser import UiPage, require_chromium, ui_server
 from tests.helpers import run_cli
 from tests.sweepdata import Made, make_sweep
 
@@ -75,18 +75,6 @@ def store_path(filled: tuple[Path, Made]) -> Path:
 def server(store_path: Path) -> Iterator[str]:
     with ui_server(store_path) as base:
         yield base
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as launched:
-        yield launched
-
-
-@pytest.fixture
-def ui(browser: Any, server: str, tmp_path: Path) -> Iterator[UiPage]:
-    with ui_page(browser, server, tmp_path) as tab:
-        yield tab
 
 
 def get(base: str, path: str, **params: Any) -> httpx.Response:

@@ -17,7 +17,7 @@ import pytest
 import expbook
 from expbook.columns import lower_is_better
 from expbook.report.stats import metric_value
-from tests.browser import UiPage, chromium, require_chromium, ui_page, ui_server
+from tests.browser import UiPage, require_chromium, ui_server
 
 pytestmark = pytest.mark.slow
 
@@ -65,18 +65,6 @@ def store_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def server(store_path: Path) -> Iterator[str]:
     with ui_server(store_path) as base:
         yield base
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as launched:
-        yield launched
-
-
-@pytest.fixture
-def ui(browser: Any, server: str, tmp_path: Path) -> Iterator[UiPage]:
-    with ui_page(browser, server, tmp_path) as tab:
-        yield tab
 
 
 def expected_best(store_path: Path, metric: str) -> dict[str, str | None]:

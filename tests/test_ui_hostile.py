@@ -25,7 +25,7 @@ import expbook
 from expbook.model import TrialState
 from expbook.store.base import RunSpec, WriteBatch
 from expbook.store.chunks import Points
-from tests.browser import UiPage, chromium, require_chromium, ui_page, ui_server
+from tests.browser import UiPage, require_chromium, ui_server
 
 pytestmark = pytest.mark.slow
 
@@ -107,18 +107,6 @@ def _big_sweep(store: expbook.Store) -> None:
 def server(store_path: Path) -> Iterator[str]:
     with ui_server(store_path) as base:
         yield base
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as launched:
-        yield launched
-
-
-@pytest.fixture
-def ui(browser: Any, server: str, tmp_path: Path) -> Iterator[UiPage]:
-    with ui_page(browser, server, tmp_path) as tab:
-        yield tab
 
 
 def harmless(page: Any) -> None:

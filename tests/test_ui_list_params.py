@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.browser import UiPage, chromium, require_chromium, ui_page, ui_server
+from tests.browser import UiPage, chromium, require_chromium, ui_server
 from tests.helpers import run_cli
 
 BASE = "cli ml_train ml_remote"
@@ -64,12 +64,6 @@ def browser() -> Iterator[Any]:
     require_chromium()
     with chromium() as launched:
         yield launched
-
-
-@pytest.fixture
-def ui(browser: Any, server: str, tmp_path: Path) -> Iterator[UiPage]:
-    with ui_page(browser, server, tmp_path) as tab:
-        yield tab
 
 
 ELEMENTS = (

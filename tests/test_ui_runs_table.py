@@ -22,7 +22,7 @@ import pytest
 import expbook
 from expbook.store.base import RunQuery, RunSpec, WriteBatch
 from expbook.store.chunks import Points
-from tests.browser import UiPage, chromium, require_chromium, ui_page, ui_server
+from tests.browser import UiPage, require_chromium, ui_page, ui_server
 
 pytestmark = pytest.mark.slow
 
@@ -77,18 +77,6 @@ def store_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def server(store_path: Path) -> Iterator[str]:
     with ui_server(store_path) as base:
         yield base
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as launched:
-        yield launched
-
-
-@pytest.fixture
-def ui(browser: Any, server: str, tmp_path: Path) -> Iterator[UiPage]:
-    with ui_page(browser, server, tmp_path) as tab:
-        yield tab
 
 
 def open_store(path: Path) -> expbook.Store:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import expbook
-from tests.browser import UiPage, chromium, require_chromium, ui_server
+from tests.browser import UiPage, require_chromium, ui_server
 from tests.test_server_safety import few_runs
 
 pytestmark = pytest.mark.slow
@@ -51,12 +51,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         few_runs(opened)  # 3 runs of an experiment, a failed one, a sweep over them
     with ui_server(store) as base:
         yield base
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as launched:
-        yield launched
 
 
 def tab(browser: Any, base: str, shots: Path, scheme: str) -> tuple[Any, UiPage]:
