@@ -24,7 +24,7 @@ from expbook.model import RunRecord
 from expbook.server import schemas
 from expbook.server.api import READ, StoreDep, errors
 from expbook.server.encoding import ApiJSON, float_list
-from expbook.server.groups import differing_keys
+from expbook.server.groups import differing_keys, estimate_fields
 from expbook.store.base import Store
 
 MAX_RUNS = 400
@@ -354,16 +354,7 @@ def compare_groups(
 
 
 def _side(est: Any, values: list[float], runs: list[int]) -> dict[str, Any]:
-    spread = est.n >= 2
-    return {
-        "n": est.n,
-        "mean": est.mean if est.n else None,
-        "std": est.std if spread else None,
-        "ci": [est.low, est.high] if spread else None,
-        "runs": runs,
-        "values": values,
-        "noise_unknown": not spread,
-    }
+    return {**estimate_fields(est, values, runs), "noise_unknown": est.n < 2}
 
 
 def _cli_side(runs: list[int], values: list[float], est: Any) -> dict[str, Any]:

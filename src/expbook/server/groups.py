@@ -102,14 +102,19 @@ def _metric(group: Any, key: str, value: str) -> dict[str, Any]:
     from expbook.report.stats import estimate
 
     values = group.values(key, value)
-    found = estimate(values)
+    return estimate_fields(estimate(values), values, [run.number for run in group.having(key)])
+
+
+def estimate_fields(found: Any, values: list[float], runs: list[int]) -> dict[str, Any]:
+    """An :class:`~expbook.report.stats.Estimate` as the API answers it (also for
+    ``/api/compare``): n and mean, and std and ci only with two values or more."""
     spread = found.n >= 2
     return {
         "n": found.n,
         "mean": found.mean if found.n else None,
         "std": found.std if spread else None,
         "ci": [found.low, found.high] if spread else None,
-        "runs": [run.number for run in group.having(key)],
+        "runs": runs,
         "values": values,
     }
 
